@@ -1,0 +1,400 @@
+/*
+ * forkqueue: run jobs in parallel in forked worker processes.
+ *
+ * This is the one public header of libforkqueue. Everything not declared here
+ * is internal and may change without notice.
+ *
+ * The model
+ * ---------
+ * A queue owns N worker processes, forked from the caller. Because workers are
+ * forks, they inherit the caller's memory: a job is a plain C function pointer
+ * plus a block of argument bytes, and the function may read any data that
+ * existed when the worker was forked, without serialisation.
+ *
+ * The caller submits jobs, then drives the queue with fq_poll(), fq_wait() or
+ * fq_take(), in the style of libcurl's multi interface: nothing blocks unless
+ * asked to, and results come back as completion records that carry the job id.
+ *
+ * Every submitted job gets exactly one outcome, reported by fq_take(): a
+ * result, an error raised by the job, a crash of the worker that ran it, a
+ * timeout, or a cancellation. A worker that dies is reaped and replaced; the
+ * other jobs go on.
+ *
+ * Handles
+ * -------
+ * fq_queue is a small struct holding a numeric id, passed by value (as in
+ * NNG). Ids are never reused, so a handle used after fq_queue_free() is
+ * detected and answered with FQ_ECLOSED instead of touching freed memory. A
+ * zero-initialised handle is invalid (FQ_EINVAL).
+ *
+ * Threads
+ * -------
+ * Different queues may be used from different threads at the same time. One
+ * queue must be used by one thread at a time. Forking from a multi-threaded
+ * program is subject to the usual POSIX rules: only the forking thread exists
+ * in a worker, so a job must not rely on locks that other threads of the
+ * parent may have held at fork time.
+ *
+ * Signals
+ * -------
+ * The library installs no signal handler. Writes use MSG_NOSIGNAL, so a dead
+ * worker never raises SIGPIPE in the parent. Workers start with default signal
+ * dispositions, in a process group of their own (so a terminal's Ctrl-C
+ * reaches only the parent, which decides what to do), and on Linux they are
+ * killed when the thread that forked them exits (PR_SET_PDEATHSIG): create
+ * and drive a queue from a thread that outlives it. Workers are reaped with
+ * waitpid() on their own pid only; a host that ignores SIGCHLD or reaps with
+ * waitpid(-1) still gets correct outcomes, but crash reports then lack the
+ * exit status.
+ *
+ * Return values
+ * -------------
+ * Functions return 0 (or a count) on success and a negative FQ_E* code on
+ * failure; fq_strerror() gives its text.
+ */
+#ifndef FORKQUEUE_H
+#define FORKQUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FQ_VERSION_MAJOR 0
+#define FQ_VERSION_MINOR 1
+#define FQ_VERSION_PATCH 0
+#define FQ_VERSION_STRING "0.1.0"
+
+/* Returns FQ_VERSION_STRING of the library actually linked. */
+const char *fq_version(void);
+
+/*
+ * Error codes. All are negative. XX(name, text).
+ *
+ * The job outcome codes (FQ_EJOB, FQ_ECRASHED, FQ_ETIMEDOUT, FQ_ECANCELED,
+ * FQ_EINIT, FQ_EPROTO, FQ_ETOOBIG, FQ_EFORK) also appear in fq_result.status.
+ */
+#define FQ_ERRNO_MAP(XX)                                                     \
+    XX(EINVAL, -1, "invalid argument")                                       \
+    XX(ENOMEM, -2, "out of memory")                                          \
+    XX(ECLOSED, -3, "handle is closed or unknown")                           \
+    XX(EFINISHED, -4, "queue is finished or cancelled")                      \
+    XX(EEXIST, -5, "duplicate job id")                                       \
+    XX(ETIMEDOUT, -6, "timed out")                                           \
+    XX(EINTR, -7, "interrupted by a signal")                                 \
+    XX(EFORK, -8, "could not start a worker process")                        \
+    XX(ESYS, -9, "system call failed")                                       \
+    XX(EJOB, -10, "job reported an error")                                   \
+    XX(ECRASHED, -11, "worker died while running the job")                   \
+    XX(ECANCELED, -12, "job cancelled")                                      \
+    XX(EPROTO, -13, "protocol error on a worker channel")                    \
+    XX(ETOOBIG, -14, "message too large")                                    \
+    XX(EINIT, -15, "worker init function failed")                            \
+    XX(EFOREIGN, -16, "handle belongs to another process")                   \
+    XX(EBUSY, -17, "operation not allowed now")
+
+typedef enum fq_errno {
+#define FQ__XX(name, value, text) FQ_##name = value,
+    FQ_ERRNO_MAP(FQ__XX)
+#undef FQ__XX
+        FQ_OK = 0
+} fq_errno;
+
+/* Text of an error code ("unknown error" for anything else). Never NULL. */
+const char *fq_strerror(int err);
+
+/* Name of an error code, such as "FQ_ECRASHED". Never NULL. */
+const char *fq_err_name(int err);
+
+/* A queue handle. Zero-initialise it; fq_queue_new() fills it in. */
+typedef struct fq_queue {
+    uint32_t id;
+} fq_queue;
+
+/* The worker-side context of the job being run. Only valid inside a job. */
+typedef struct fq_ctx fq_ctx;
+
+/*
+ * A job. Runs in a worker with the argument bytes given to fq_submit(). It
+ * sets its result with fq_reply() (no call means an empty result) and returns
+ * 0. Any other return value makes the job's outcome FQ_EJOB with that value as
+ * fq_result.code; fq_fail() also sets a message. `arg` is valid only during
+ * the call and is suitably aligned for any type (malloc alignment).
+ */
+typedef int (*fq_job_fn)(fq_ctx *ctx, const void *arg, size_t len);
+
+/*
+ * Runs once in each worker, after fork and before its first job. A non-zero
+ * return marks the init as failed: every job not yet finished then ends with
+ * FQ_EINIT (message from fq_init_fail(), if called) and the queue stops.
+ */
+typedef int (*fq_init_fn)(void *udata);
+
+/*
+ * Fork hooks, for hosts that must prepare for fork() (an interpreter, say).
+ * prepare runs in the parent just before each fork of a worker, parent just
+ * after it in the parent, child first thing in the new worker. Any may be
+ * NULL. They receive fq_options.hook_arg. Workers are also forked to replace
+ * dead ones, so these may run inside fq_poll(), fq_wait() and friends.
+ */
+typedef struct fq_fork_hooks {
+    void (*prepare)(void *arg);
+    void (*parent)(void *arg);
+    void (*child)(void *arg);
+} fq_fork_hooks;
+
+/*
+ * Queue options. Zero-initialise and set what you need; every zero field
+ * means the default given in its comment.
+ */
+typedef struct fq_options {
+    /* Number of worker processes. 0: the number of online CPUs. Negative
+     * values are rejected with FQ_EINVAL. */
+    int workers;
+
+    /* Non-zero: fq_take() returns results in submission order. Zero: in
+     * completion order (lower latency, less buffering). */
+    int ordered;
+
+    /* Runs once in each worker before its first job. */
+    fq_init_fn init;
+
+    /* Passed to init and available to jobs through fq_ctx_udata(). */
+    void *udata;
+
+    /* Default time limit of a job, in milliseconds, measured from the moment
+     * the worker starts it. 0: no limit. A job over its limit is killed
+     * together with its worker's process group (any processes it started),
+     * its outcome is FQ_ETIMEDOUT and a fresh worker replaces the old one. */
+    int timeout_ms;
+
+    /* Maximum number of jobs sent ahead to one worker. More in flight hides
+     * the round trip for tiny jobs; fewer balances long jobs better. 0: adapt
+     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of a
+     * millisecond or more). */
+    int inflight;
+
+    /* Replace a worker after it has run this many jobs (bounds the memory of
+     * leaky jobs). 0: never. */
+    uint64_t max_jobs_per_worker;
+
+    /* fq_cancel() and fq_queue_free() send SIGTERM, wait this long, then
+     * SIGKILL. 0: 1000 ms. Negative: SIGKILL at once. */
+    int grace_ms;
+
+    /* Results larger than this fail with FQ_ETOOBIG instead of being
+     * buffered in the parent. 0: no limit besides available memory (a result
+     * that cannot be allocated ends as FQ_ENOMEM; the queue goes on). */
+    uint64_t max_result_bytes;
+
+    /* Non-zero: a wait interrupted by a caught signal returns FQ_EINTR
+     * instead of resuming. Interactive hosts (Python) use this to react to
+     * Ctrl-C; the default resumes, as a plain C program expects. */
+    int return_on_eintr;
+
+    /* Called around every fork of a worker. */
+    fq_fork_hooks hooks;
+    void *hook_arg;
+} fq_options;
+
+/* Per-job options for fq_submit(). Zero-initialise. */
+typedef struct fq_job_options {
+    /* With FQ_JOB_ID in flags: the job's id. It must not be the id of
+     * another job of this queue whose result has not been taken yet
+     * (FQ_EEXIST). Otherwise an automatic id is used: a counter that starts
+     * at 0 and skips ids still in use. */
+    uint64_t id;
+    unsigned flags;
+    /* Time limit of this job in ms. 0: the queue's timeout_ms. Negative: no
+     * limit. */
+    int timeout_ms;
+} fq_job_options;
+
+#define FQ_JOB_ID 0x1u
+
+/*
+ * The outcome of one job, filled in by fq_take().
+ *
+ * status is 0 for a result, else the reason the job has none:
+ *   FQ_EJOB       the job returned non-zero; code is that value, data holds
+ *                 the message given to fq_fail() (maybe empty).
+ *   FQ_ECRASHED   the worker died while running it; signo is the signal that
+ *                 killed it, or 0 with exit_status its exit status (-1 when
+ *                 the status could not be collected).
+ *   FQ_ETIMEDOUT  it ran past its time limit and was killed.
+ *   FQ_ECANCELED  fq_cancel() or fq_queue_free() dropped it.
+ *   FQ_EINIT      the init function failed in a worker; data holds its
+ *                 message.
+ *   FQ_EPROTO     its worker sent bytes that are not a valid frame.
+ *   FQ_ETOOBIG    its result exceeded max_result_bytes.
+ *   FQ_ENOMEM     its result could not be allocated in the parent.
+ *   FQ_EFORK      no worker could be started to run it.
+ * For every error, data is a NUL-terminated, human-readable description
+ * (len excludes the NUL), for instance
+ * "worker 4242 killed by signal 9 (SIGKILL)".
+ *
+ * data stays valid until the next fq_take() on the same queue or until
+ * fq_queue_free(), whichever comes first. It is aligned for any type.
+ */
+typedef struct fq_result {
+    uint64_t id;
+    int status;
+    int code;
+    int signo;
+    int exit_status;
+    const void *data;
+    size_t len;
+} fq_result;
+
+/* Counters, for progress bars and tests. */
+typedef struct fq_stats {
+    uint64_t submitted; /* jobs accepted by fq_submit() */
+    uint64_t finished;  /* jobs with an outcome (taken or not) */
+    uint64_t taken;     /* outcomes returned by fq_take() */
+    uint64_t pending;   /* accepted, not yet sent to a worker */
+    uint64_t running;   /* sent to a worker, no outcome yet */
+    uint64_t crashed;   /* outcomes FQ_ECRASHED */
+    uint64_t timedout;  /* outcomes FQ_ETIMEDOUT */
+    uint64_t respawns;  /* workers started after the initial ones */
+    int workers;        /* worker processes alive now */
+} fq_stats;
+
+/* ---- The queue (parent side) ------------------------------------------- */
+
+/*
+ * Creates a queue and forks its workers; they exist when this returns.
+ * opts may be NULL for all defaults. On error *q is zeroed and no process is
+ * left behind. Errors: FQ_EINVAL, FQ_ENOMEM, FQ_EFORK, FQ_ESYS.
+ */
+int fq_queue_new(fq_queue *q, const fq_options *opts);
+
+/*
+ * Submits a job: fn(ctx, arg, len) will run in a worker. The argument bytes
+ * are copied, so the caller's buffer may be reused at once; any size works.
+ * jopts may be NULL. On success the job id is stored in *id if id is not
+ * NULL. Never blocks: the job is queued and sent to a worker as soon as one
+ * has room, by this call or by the next fq_poll(), fq_wait() or fq_take().
+ * Errors: FQ_EINVAL, FQ_ECLOSED, FQ_EFINISHED, FQ_EEXIST, FQ_ENOMEM, FQ_EINIT.
+ */
+int fq_submit(fq_queue q, fq_job_fn fn, const void *arg, size_t len,
+              const fq_job_options *jopts, uint64_t *id);
+
+/*
+ * Takes one outcome without blocking (it drives pending I/O once, without
+ * waiting). Returns 1 and fills *r, or 0 when no outcome is ready: in ordered
+ * mode, when the oldest job not yet taken is not finished. Negative on error.
+ */
+int fq_take(fq_queue q, fq_result *r);
+
+/*
+ * Drives the queue until at least one outcome can be taken or timeout_ms has
+ * passed (-1: no limit; 0: do not wait). Returns how many outcomes can be
+ * taken now (0 on timeout, or when there is no job left at all), or a
+ * negative error (FQ_EINTR with return_on_eintr).
+ */
+int fq_poll(fq_queue q, int timeout_ms);
+
+/*
+ * Drives the queue until every submitted job has an outcome (taken or not),
+ * or timeout_ms has passed (-1: no limit). Returns 0 when all are finished,
+ * FQ_ETIMEDOUT on timeout, or another negative error.
+ */
+int fq_wait(fq_queue q, int timeout_ms);
+
+/*
+ * Producer of a stream: submits zero or more jobs with fq_submit() (usually
+ * one) and returns 1, or returns 0 when it has no more, or a negative value
+ * to stop the stream with that error.
+ */
+typedef int (*fq_producer_fn)(fq_queue q, void *udata);
+
+/* Consumer of a stream: receives each outcome. A non-zero return stops the
+ * stream and fq_stream() returns that value. */
+typedef int (*fq_consumer_fn)(fq_queue q, const fq_result *r, void *udata);
+
+/*
+ * Runs a possibly endless stream of jobs with bounded memory: calls produce
+ * while fewer than `lookahead` jobs are outstanding (submitted, outcome not
+ * yet consumed), hands every outcome to consume (in the queue's order), and
+ * returns when the producer is exhausted and all its jobs are consumed.
+ * lookahead 0 means 4 per worker times the in-flight depth, at least 64.
+ * Outcomes of jobs submitted before the call are also consumed. Returns 0,
+ * the consumer's or producer's stop value, or a negative error.
+ */
+int fq_stream(fq_queue q, fq_producer_fn produce, fq_consumer_fn consume,
+              void *udata, size_t lookahead);
+
+/*
+ * Replaces every worker by a fresh fork of the caller as it is now. Jobs
+ * already sent to the old workers finish there; jobs sent afterwards run in
+ * the new workers, which see memory as it was at this call. Use it when a job
+ * needs data or code created after the queue (Python uses it for lambdas).
+ */
+int fq_refork(fq_queue q);
+
+/*
+ * Runs every queued job to its outcome, then stops the workers and reaps
+ * them. Outcomes not yet taken can still be taken afterwards. Further
+ * submissions fail with FQ_EFINISHED. Calling it twice is harmless.
+ */
+int fq_finish(fq_queue q);
+
+/*
+ * Cancels: jobs not yet sent get outcome FQ_ECANCELED; running workers get
+ * SIGTERM, then SIGKILL after grace_ms, and their unfinished jobs end as
+ * FQ_ECANCELED. All workers are reaped before it returns. The queue is then
+ * finished (as after fq_finish()).
+ */
+int fq_cancel(fq_queue q);
+
+/*
+ * Frees the queue. Workers still running are stopped as by fq_cancel() with
+ * no grace (SIGKILL) and reaped. The handle becomes invalid (FQ_ECLOSED).
+ */
+int fq_queue_free(fq_queue q);
+
+/* Fills *st with the queue's counters. */
+int fq_stats_get(fq_queue q, fq_stats *st);
+
+/*
+ * Stores the pids of the live workers in pids (at most max) and returns how
+ * many there are (which may exceed max). For tests and monitoring.
+ */
+int fq_worker_pids(fq_queue q, pid_t *pids, int max);
+
+/* ---- Inside a job (worker side) ---------------------------------------- */
+
+/*
+ * Sets the result of the running job to a copy of len bytes. Large results
+ * are written straight from data, without a copy. Only the first of
+ * fq_reply() and fq_fail() counts; later calls return FQ_EBUSY.
+ */
+int fq_reply(fq_ctx *ctx, const void *data, size_t len);
+
+/*
+ * Makes the running job fail with outcome FQ_EJOB, the given code (non-zero)
+ * and message (may be NULL). Returns code, so a job can end with
+ * `return fq_fail(ctx, 3, "bad input");`.
+ */
+int fq_fail(fq_ctx *ctx, int code, const char *msg);
+
+/* The id of the running job. */
+uint64_t fq_ctx_id(const fq_ctx *ctx);
+
+/* fq_options.udata of the job's queue. */
+void *fq_ctx_udata(const fq_ctx *ctx);
+
+/*
+ * From an init function: sets the message that the failed init reports with
+ * FQ_EINIT. Returns -1 so that init can `return fq_init_fail("...");`.
+ */
+int fq_init_fail(const char *msg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FORKQUEUE_H */

@@ -1,0 +1,67 @@
+/*
+ * The wire format between the parent and its workers.
+ *
+ * Every message is a frame: a fixed 32-byte header followed by `len` payload
+ * bytes. Integers are little-endian so that the format can later cross
+ * machines (remote workers); today both ends are the same program.
+ *
+ *   offset size  field
+ *   0      2     magic 0x71 0x66 ("qf")
+ *   2      1     version (1)
+ *   3      1     type (FQ__FRAME_*)
+ *   4      4     s32: RESULT status (0 or FQ_EJOB); zero in other frames
+ *   8      8     JOB: function address; RESULT: s32 code + 4 zero bytes;
+ *                zero in other frames
+ *   16     8     JOB: job id; RESULT: run time in ns; zero otherwise
+ *   24     8     payload length
+ *
+ * The decoder is the only code that reads bytes from another process; it
+ * validates every field and never reads past what it is given.
+ */
+#ifndef FQ_WIRE_H
+#define FQ_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FQ__WIRE_HDR 32u
+#define FQ__WIRE_VERSION 1u
+
+/* Largest payload accepted from the wire (1 TiB): a sanity bound, far above
+ * anything memory allows, that rejects garbage lengths. */
+#define FQ__WIRE_MAX_PAYLOAD (UINT64_C(1) << 40)
+
+enum fq__frame_type {
+    FQ__FRAME_JOB = 1,       /* parent -> worker: run fn(arg) */
+    FQ__FRAME_RESULT = 2,    /* worker -> parent: outcome of the oldest job */
+    FQ__FRAME_INIT_FAIL = 3, /* worker -> parent: init failed; payload text */
+};
+
+typedef struct fq__frame {
+    unsigned type;
+    int32_t status;
+    int32_t code;
+    uint64_t fn;     /* JOB: function address */
+    uint64_t id;     /* JOB: job id */
+    uint64_t run_ns; /* RESULT: time the job ran */
+    uint64_t len;    /* payload length */
+} fq__frame;
+
+/* Which frame types a side accepts. */
+#define FQ__ACCEPT_JOB (1u << FQ__FRAME_JOB)
+#define FQ__ACCEPT_FROM_WORKER                                               \
+    ((1u << FQ__FRAME_RESULT) | (1u << FQ__FRAME_INIT_FAIL))
+
+/* Writes the header of f into out[FQ__WIRE_HDR]. */
+void fq__frame_encode(const fq__frame *f, unsigned char *out);
+
+/*
+ * Decodes a header from buf[0..avail). Returns FQ__WIRE_HDR when a valid
+ * header of an accepted type was decoded into *f (the payload may still be
+ * incomplete), 0 when fewer than FQ__WIRE_HDR bytes are available, or
+ * FQ_EPROTO for anything invalid.
+ */
+int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
+                     fq__frame *f);
+
+#endif
