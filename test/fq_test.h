@@ -1,0 +1,364 @@
+/*
+ * Helpers shared by the C tests of forkqueue.
+ *
+ * Rules these helpers follow (see /work/shared/TOOLING.md): nothing here
+ * asserts inside a forked process, and every wait is a poll for a condition
+ * with a deadline, never a fixed sleep.
+ */
+#ifndef FQ_TEST_H
+#define FQ_TEST_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "forkqueue.h"
+
+/* Sanitizer builds run slower and use more memory per allocation; some
+ * tests scale down (never below what still exercises the behaviour). */
+#if defined(FQ_TEST_SANITIZE)
+#define FQT_SANITIZE 1
+#else
+#define FQT_SANITIZE 0
+#endif
+
+static inline int64_t fqt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asserts that an fq_* call returned `want`, printing both names if not. */
+#define FQT_EQ(call, want)                                                     \
+    do {                                                                       \
+        int fqt_rc_ = (call);                                                  \
+        int fqt_want_ = (want);                                                \
+        if (fqt_rc_ != fqt_want_)                                              \
+            print_error("%s returned %d (%s), want %d (%s)\n", #call, fqt_rc_, \
+                        fq_err_name(fqt_rc_), fqt_want_,                       \
+                        fq_err_name(fqt_want_));                               \
+        assert_int_equal(fqt_rc_, fqt_want_);                                  \
+    } while (0)
+
+#define FQT_OK(call) FQT_EQ(call, 0)
+
+/* A queue with the given worker count and ordering; other options default. */
+static inline fq_queue fqt_queue(int workers, int ordered)
+{
+    fq_options o;
+    memset(&o, 0, sizeof o);
+    o.workers = workers;
+    o.ordered = ordered;
+    fq_queue q = {0};
+    FQT_OK(fq_queue_new(&q, &o));
+    assert_int_not_equal(q.id, 0);
+    return q;
+}
+
+static inline fq_queue fqt_queue_opts(const fq_options *o)
+{
+    fq_queue q = {0};
+    FQT_OK(fq_queue_new(&q, o));
+    assert_int_not_equal(q.id, 0);
+    return q;
+}
+
+/* A pipe whose ends are close-on-exec (forked workers still inherit them:
+ * fork keeps every descriptor). */
+static inline void fqt_pipe(int fds[2])
+{
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+}
+
+static inline void fqt_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Writes all of buf; for use in workers too (no assert). */
+static inline int fqt_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Blocking read of exactly len bytes; for use in workers (no assert).
+ * Returns 0, or -1 on EOF or error. */
+static inline int fqt_read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Reads exactly len bytes from fd, driving q (if q.id != 0) meanwhile so
+ * that jobs get sent, until deadline_ms from now. Returns 0, or -1 on
+ * timeout/EOF. Used to wait for a job to signal that it has started.
+ */
+static inline int fqt_read_driving(fq_queue q, int fd, void *buf, size_t len,
+                                   int deadline_ms)
+{
+    char *p = buf;
+    int64_t end = fqt_now_ms() + deadline_ms;
+    while (len > 0) {
+        int64_t left = end - fqt_now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = poll(&pfd, 1, q.id ? 0 : (int)left);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n > 0) {
+            ssize_t r = read(fd, p, len);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return -1;
+            p += r;
+            len -= (size_t)r;
+            continue;
+        }
+        if (q.id) {
+            /* fq_poll returns at once when an outcome is ready; the job
+             * under watch may be blocked while others finish. */
+            int rc = fq_poll(q, 10);
+            if (rc > 0) {
+                pfd.revents = 0;
+                if (poll(&pfd, 1, 10) < 0 && errno != EINTR)
+                    return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Takes one outcome, waiting up to timeout_ms. Returns 1, 0 on timeout. */
+static inline int fqt_take_wait(fq_queue q, fq_result *r, int timeout_ms)
+{
+    int64_t end = fqt_now_ms() + timeout_ms;
+    for (;;) {
+        int rc = fq_take(q, r);
+        if (rc != 0)
+            return rc;
+        int64_t left = end - fqt_now_ms();
+        if (left <= 0)
+            return 0;
+        rc = fq_poll(q, (int)left);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Fields 3 (state), 4 (ppid) and 22 (starttime) of /proc/<pid>/stat.
+ * Returns 0, or -1 when the process does not exist. */
+static inline int fqt_proc_stat(pid_t pid, char *state, pid_t *ppid,
+                                unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    /* comm may hold spaces and parentheses: parse after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    char st = 0;
+    int pp = 0;
+    unsigned long long t = 0;
+    if (sscanf(p + 2,
+               "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+               "%*d %*d %*d %*d %llu",
+               &st, &pp, &t) != 3)
+        return -1;
+    if (state)
+        *state = st;
+    if (ppid)
+        *ppid = pp;
+    if (start)
+        *start = t;
+    return 0;
+}
+
+/* True while the process with this pid and start time runs (a zombie, or
+ * another process that reused the pid, counts as gone). start 0: any. */
+static inline int fqt_proc_alive(pid_t pid, unsigned long long start)
+{
+    char st;
+    unsigned long long t;
+    if (fqt_proc_stat(pid, &st, NULL, &t) != 0)
+        return 0;
+    if (st == 'Z' || st == 'X')
+        return 0;
+    if (start && t != start)
+        return 0;
+    return 1;
+}
+
+static inline unsigned long long fqt_proc_start(pid_t pid)
+{
+    unsigned long long t = 0;
+    if (fqt_proc_stat(pid, NULL, NULL, &t) != 0)
+        return 0;
+    return t;
+}
+
+/* Polls until the process is gone; returns 1 if it went within
+ * deadline_ms. */
+static inline int fqt_wait_gone(pid_t pid, unsigned long long start,
+                                int deadline_ms)
+{
+    int64_t end = fqt_now_ms() + deadline_ms;
+    for (;;) {
+        if (!fqt_proc_alive(pid, start))
+            return 1;
+        if (fqt_now_ms() >= end)
+            return 0;
+        struct timespec ts = {0, 2 * 1000 * 1000}; /* polling interval */
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Counts the processes whose parent is this process; zombies counts those
+ * in state Z. Reads /proc only, so it reaps nothing. */
+static inline int fqt_count_children(int *zombies)
+{
+    pid_t me = getpid();
+    int n = 0, z = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char st;
+        pid_t pp;
+        if (fqt_proc_stat((pid_t)pid, &st, &pp, NULL) != 0 || pp != me)
+            continue;
+        n++;
+        if (st == 'Z')
+            z++;
+    }
+    closedir(d);
+    if (zombies)
+        *zombies = z;
+    return n;
+}
+
+/* Waits for a forked helper process and returns its exit status, or
+ * 1000 + signal number when a signal killed it. */
+static inline int fqt_wait_child(pid_t pid)
+{
+    int st;
+    pid_t r;
+    do
+        r = waitpid(pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    if (r != pid)
+        return -1;
+    if (WIFSIGNALED(st))
+        return 1000 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* Cheap deterministic pattern: byte i of a stream seeded with seed. */
+static inline uint64_t fqt_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return x;
+}
+
+static inline void fqt_fill(void *buf, size_t len, uint64_t seed)
+{
+    unsigned char *p = buf;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = fqt_mix(seed + i);
+        memcpy(p + i, &v, 8);
+    }
+    if (i < len) {
+        uint64_t v = fqt_mix(seed + i);
+        memcpy(p + i, &v, len - i);
+    }
+}
+
+/* Returns the offset of the first byte that differs from the pattern, or
+ * len when all match. */
+static inline size_t fqt_check(const void *buf, size_t len, uint64_t seed)
+{
+    const unsigned char *p = buf;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = fqt_mix(seed + i);
+        if (memcmp(p + i, &v, 8) != 0)
+            return i;
+    }
+    if (i < len) {
+        uint64_t v = fqt_mix(seed + i);
+        if (memcmp(p + i, &v, len - i) != 0)
+            return i;
+    }
+    return len;
+}
+
+/* Checks the description every error outcome carries. */
+static inline void fqt_assert_msg(const fq_result *r)
+{
+    assert_non_null(r->data);
+    assert_int_equal(((const char *)r->data)[r->len], '\0');
+    assert_int_equal(strlen((const char *)r->data), r->len);
+}
+
+#endif

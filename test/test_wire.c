@@ -1,0 +1,419 @@
+/* The frame codec: round trips, byte layout and every rejection path. */
+#include "fq_test.h"
+
+#include "wire.h"
+
+static void encode(const fq__frame *f, unsigned char out[FQ__WIRE_HDR])
+{
+    memset(out, 0xEE, FQ__WIRE_HDR);
+    fq__frame_encode(f, out);
+}
+
+static int decode(const unsigned char *buf, unsigned accept, fq__frame *f)
+{
+    return fq__frame_decode(buf, FQ__WIRE_HDR, accept, f);
+}
+
+static void put64le(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put32le(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void test_job_round_trip(void **state)
+{
+    (void)state;
+    const uint64_t fns[] = {1, 0x00007f0012345678u, UINT64_MAX};
+    const uint64_t ids[] = {0, 1, 0x0123456789abcdefu, UINT64_MAX};
+    const uint64_t lens[] = {0, 1, 31, 32, 1u << 28, FQ__WIRE_MAX_PAYLOAD};
+    for (size_t a = 0; a < sizeof fns / sizeof *fns; a++)
+        for (size_t b = 0; b < sizeof ids / sizeof *ids; b++)
+            for (size_t c = 0; c < sizeof lens / sizeof *lens; c++) {
+                fq__frame in = {.type = FQ__FRAME_JOB,
+                                .fn = fns[a],
+                                .id = ids[b],
+                                .len = lens[c]};
+                unsigned char buf[FQ__WIRE_HDR];
+                encode(&in, buf);
+                fq__frame out;
+                memset(&out, 0xAB, sizeof out);
+                assert_int_equal(decode(buf, FQ__ACCEPT_JOB, &out),
+                                 FQ__WIRE_HDR);
+                assert_int_equal(out.type, FQ__FRAME_JOB);
+                assert_int_equal(out.status, 0);
+                assert_int_equal(out.code, 0);
+                assert_true(out.fn == fns[a]);
+                assert_true(out.id == ids[b]);
+                assert_true(out.len == lens[c]);
+                assert_true(out.run_ns == 0);
+            }
+}
+
+static void test_result_round_trip(void **state)
+{
+    (void)state;
+    struct {
+        int32_t status, code;
+    } cases[] = {{0, 0},
+                 {FQ_EJOB, 1},
+                 {FQ_EJOB, -1},
+                 {FQ_EJOB, INT32_MAX},
+                 {FQ_EJOB, INT32_MIN},
+                 {FQ_EJOB, 0}};
+    const uint64_t runs[] = {0, 123456789, UINT64_MAX};
+    for (size_t a = 0; a < sizeof cases / sizeof *cases; a++)
+        for (size_t b = 0; b < sizeof runs / sizeof *runs; b++) {
+            fq__frame in = {.type = FQ__FRAME_RESULT,
+                            .status = cases[a].status,
+                            .code = cases[a].code,
+                            .run_ns = runs[b],
+                            .len = 4096 + a};
+            unsigned char buf[FQ__WIRE_HDR];
+            encode(&in, buf);
+            fq__frame out;
+            memset(&out, 0xAB, sizeof out);
+            assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out),
+                             FQ__WIRE_HDR);
+            assert_int_equal(out.type, FQ__FRAME_RESULT);
+            assert_int_equal(out.status, cases[a].status);
+            assert_int_equal(out.code, cases[a].code);
+            assert_true(out.run_ns == runs[b]);
+            assert_true(out.len == 4096 + a);
+            assert_true(out.fn == 0);
+            assert_true(out.id == 0);
+        }
+}
+
+static void test_init_fail_round_trip(void **state)
+{
+    (void)state;
+    fq__frame in = {.type = FQ__FRAME_INIT_FAIL, .len = 17};
+    unsigned char buf[FQ__WIRE_HDR];
+    encode(&in, buf);
+    fq__frame out;
+    memset(&out, 0xAB, sizeof out);
+    assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out), FQ__WIRE_HDR);
+    assert_int_equal(out.type, FQ__FRAME_INIT_FAIL);
+    assert_true(out.len == 17);
+    assert_int_equal(out.status, 0);
+    assert_int_equal(out.code, 0);
+    assert_true(out.fn == 0 && out.id == 0 && out.run_ns == 0);
+}
+
+/* The layout documented in wire.h, byte for byte (little-endian). */
+static void test_layout(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    fq__frame job = {.type = FQ__FRAME_JOB,
+                     .fn = 0x1122334455667788u,
+                     .id = 0x0102030405060708u,
+                     .len = 0xa1a2a3a4a5a6a7a8u};
+    encode(&job, buf);
+    const unsigned char want_job[FQ__WIRE_HDR] = {
+        0x71, 0x66, 1,    1,    0,    0,    0,    0,    0x88, 0x77, 0x66,
+        0x55, 0x44, 0x33, 0x22, 0x11, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03,
+        0x02, 0x01, 0xa8, 0xa7, 0xa6, 0xa5, 0xa4, 0xa3, 0xa2, 0xa1};
+    assert_memory_equal(buf, want_job, FQ__WIRE_HDR);
+
+    fq__frame res = {.type = FQ__FRAME_RESULT,
+                     .status = FQ_EJOB,
+                     .code = -2,
+                     .run_ns = 0x0807060504030201u,
+                     .len = 5};
+    encode(&res, buf);
+    const unsigned char want_res[FQ__WIRE_HDR] = {
+        0x71, 0x66, 1, 2, 0xf6, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff,
+        0xff, 0,    0, 0, 0,    0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        0x07, 0x08, 5, 0, 0,    0,    0,    0,    0,    0};
+    assert_memory_equal(buf, want_res, FQ__WIRE_HDR);
+
+    /* Fields that do not belong to a frame type are written as zero even
+     * when the struct holds garbage in them. */
+    fq__frame fail = {.type = FQ__FRAME_INIT_FAIL,
+                      .fn = 99,
+                      .id = 98,
+                      .run_ns = 97,
+                      .code = 96,
+                      .len = 3};
+    encode(&fail, buf);
+    for (int i = 8; i < 24; i++)
+        assert_int_equal(buf[i], 0);
+    fq__frame out;
+    assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out), FQ__WIRE_HDR);
+}
+
+static void test_short_input(void **state)
+{
+    (void)state;
+    fq__frame in = {.type = FQ__FRAME_JOB, .fn = 5, .id = 6, .len = 7};
+    unsigned char buf[FQ__WIRE_HDR];
+    encode(&in, buf);
+    fq__frame out;
+    for (size_t n = 0; n < FQ__WIRE_HDR; n++) {
+        /* Exactly n bytes on the heap, so ASan catches any read past them. */
+        unsigned char *p = malloc(n ? n : 1);
+        assert_non_null(p);
+        memcpy(p, buf, n);
+        assert_int_equal(fq__frame_decode(p, n, FQ__ACCEPT_JOB, &out), 0);
+        free(p);
+    }
+    /* More than a header is fine: the payload follows. */
+    unsigned char big[FQ__WIRE_HDR + 10];
+    memcpy(big, buf, FQ__WIRE_HDR);
+    memset(big + FQ__WIRE_HDR, 0x55, 10);
+    assert_int_equal(fq__frame_decode(big, sizeof big, FQ__ACCEPT_JOB, &out),
+                     FQ__WIRE_HDR);
+    assert_true(out.id == 6);
+}
+
+/* Exactly FQ__WIRE_HDR bytes on the heap at an odd address. */
+static void test_unaligned(void **state)
+{
+    (void)state;
+    fq__frame in = {.type = FQ__FRAME_RESULT, .run_ns = 77, .len = 9};
+    unsigned char *p = malloc(FQ__WIRE_HDR + 1);
+    assert_non_null(p);
+    fq__frame_encode(&in, p + 1);
+    fq__frame out;
+    assert_int_equal(
+        fq__frame_decode(p + 1, FQ__WIRE_HDR, FQ__ACCEPT_FROM_WORKER, &out),
+        FQ__WIRE_HDR);
+    assert_true(out.run_ns == 77 && out.len == 9);
+    free(p);
+}
+
+static void valid_job(unsigned char *buf)
+{
+    fq__frame in = {.type = FQ__FRAME_JOB, .fn = 0x1000, .id = 3, .len = 8};
+    fq__frame_encode(&in, buf);
+}
+
+static void valid_result(unsigned char *buf)
+{
+    fq__frame in = {.type = FQ__FRAME_RESULT, .len = 8};
+    fq__frame_encode(&in, buf);
+}
+
+static void valid_init_fail(unsigned char *buf)
+{
+    fq__frame in = {.type = FQ__FRAME_INIT_FAIL, .len = 8};
+    fq__frame_encode(&in, buf);
+}
+
+#define REJECT(buf, accept)                                                    \
+    do {                                                                       \
+        fq__frame out_;                                                        \
+        assert_int_equal(decode((buf), (accept), &out_), FQ_EPROTO);           \
+    } while (0)
+
+static void test_bad_magic_version(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    void (*makers[])(unsigned char *) = {valid_job, valid_result,
+                                         valid_init_fail};
+    const unsigned accepts[] = {FQ__ACCEPT_JOB, FQ__ACCEPT_FROM_WORKER,
+                                FQ__ACCEPT_FROM_WORKER};
+    for (int m = 0; m < 3; m++) {
+        for (int byte = 0; byte < 3; byte++) {
+            for (int v = 0; v < 256; v++) {
+                makers[m](buf);
+                if (buf[byte] == v)
+                    continue;
+                buf[byte] = (unsigned char)v;
+                REJECT(buf, accepts[m]);
+            }
+        }
+    }
+}
+
+static void test_bad_type(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    fq__frame out;
+    for (int t = 0; t < 256; t++) {
+        valid_init_fail(buf); /* all-zero fields: only the type decides */
+        buf[3] = (unsigned char)t;
+        int ok_job = t == FQ__FRAME_JOB;
+        int ok_worker = t == FQ__FRAME_RESULT || t == FQ__FRAME_INIT_FAIL;
+        /* A JOB frame with fn 0 is invalid; give it a function. */
+        if (t == FQ__FRAME_JOB)
+            put64le(buf + 8, 0x1000);
+        assert_int_equal(decode(buf, FQ__ACCEPT_JOB, &out),
+                         ok_job ? (int)FQ__WIRE_HDR : FQ_EPROTO);
+        assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out),
+                         ok_worker ? (int)FQ__WIRE_HDR : FQ_EPROTO);
+        assert_int_equal(decode(buf, 0, &out), FQ_EPROTO);
+        /* Accepting every bit still refuses unknown types. */
+        assert_int_equal(decode(buf, ~0u, &out),
+                         ok_job || ok_worker ? (int)FQ__WIRE_HDR : FQ_EPROTO);
+    }
+}
+
+static void test_bad_len(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    fq__frame out;
+    const uint64_t bad[] = {FQ__WIRE_MAX_PAYLOAD + 1, UINT64_MAX,
+                            UINT64_C(1) << 63, UINT64_C(1) << 41};
+    void (*makers[])(unsigned char *) = {valid_job, valid_result,
+                                         valid_init_fail};
+    const unsigned accepts[] = {FQ__ACCEPT_JOB, FQ__ACCEPT_FROM_WORKER,
+                                FQ__ACCEPT_FROM_WORKER};
+    for (int m = 0; m < 3; m++) {
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            makers[m](buf);
+            put64le(buf + 24, bad[i]);
+            REJECT(buf, accepts[m]);
+        }
+        makers[m](buf);
+        put64le(buf + 24, FQ__WIRE_MAX_PAYLOAD);
+        assert_int_equal(decode(buf, accepts[m], &out), FQ__WIRE_HDR);
+        assert_true(out.len == FQ__WIRE_MAX_PAYLOAD);
+    }
+}
+
+static void test_job_rules(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    /* status must be zero */
+    for (int bit = 0; bit < 32; bit++) {
+        valid_job(buf);
+        put32le(buf + 4, UINT32_C(1) << bit);
+        REJECT(buf, FQ__ACCEPT_JOB);
+    }
+    valid_job(buf);
+    put32le(buf + 4, (uint32_t)FQ_EJOB);
+    REJECT(buf, FQ__ACCEPT_JOB);
+    /* a job needs a function */
+    valid_job(buf);
+    put64le(buf + 8, 0);
+    REJECT(buf, FQ__ACCEPT_JOB);
+}
+
+static void test_result_rules(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    fq__frame out;
+    /* Reserved bytes 12..15 must be zero. */
+    for (int i = 12; i < 16; i++) {
+        valid_result(buf);
+        buf[i] = 1;
+        REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    }
+    /* Status: only 0 and FQ_EJOB. */
+    const int32_t bad_status[] = {1,         -1,           FQ_ECRASHED,
+                                  FQ_EPROTO, FQ_ETIMEDOUT, INT32_MIN,
+                                  INT32_MAX, FQ_EINIT};
+    for (size_t i = 0; i < sizeof bad_status / sizeof *bad_status; i++) {
+        valid_result(buf);
+        put32le(buf + 4, (uint32_t)bad_status[i]);
+        put32le(buf + 8, 1);
+        REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    }
+    /* A success carries no code. */
+    valid_result(buf);
+    put32le(buf + 8, 5);
+    REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    /* A job error may carry any code. */
+    valid_result(buf);
+    put32le(buf + 4, (uint32_t)FQ_EJOB);
+    put32le(buf + 8, 5);
+    assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out), FQ__WIRE_HDR);
+    assert_int_equal(out.status, FQ_EJOB);
+    assert_int_equal(out.code, 5);
+}
+
+static void test_init_fail_rules(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    valid_init_fail(buf);
+    put32le(buf + 4, (uint32_t)FQ_EJOB);
+    REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    for (int i = 8; i < 24; i++) {
+        valid_init_fail(buf);
+        buf[i] = 0x80;
+        REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    }
+}
+
+/*
+ * Random headers: the decoder never reads beyond its input, and every header
+ * it accepts is canonical (encoding the decoded frame gives the same bytes),
+ * so two different byte strings never mean the same frame.
+ */
+static void test_random_canonical(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    int accepted = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        unsigned char *buf = malloc(FQ__WIRE_HDR);
+        assert_non_null(buf);
+        fqt_fill(buf, FQ__WIRE_HDR, seed += 1000);
+        uint64_t r = fqt_mix(seed);
+        /* Mostly well-formed prefixes, so that the later checks run. */
+        if (r & 1) {
+            buf[0] = 0x71;
+            buf[1] = 0x66;
+            buf[2] = FQ__WIRE_VERSION;
+            buf[3] = (unsigned char)(1 + (r >> 1) % 3);
+        }
+        if (r & 2)
+            memset(buf + 4, 0, 4);
+        if (r & 4)
+            memset(buf + 12, 0, 4);
+        if (r & 8)
+            memset(buf + 8, 0, 16);
+        if (r & 16)
+            memset(buf + 29, 0, 3);
+        if (r & 32)
+            memset(buf + 8, 0, 4);
+        unsigned accept = (r & 64) ? FQ__ACCEPT_JOB : FQ__ACCEPT_FROM_WORKER;
+        fq__frame out;
+        int rc = fq__frame_decode(buf, FQ__WIRE_HDR, accept, &out);
+        assert_true(rc == FQ_EPROTO || rc == (int)FQ__WIRE_HDR);
+        if (rc == (int)FQ__WIRE_HDR) {
+            accepted++;
+            unsigned char again[FQ__WIRE_HDR];
+            fq__frame_encode(&out, again);
+            assert_memory_equal(again, buf, FQ__WIRE_HDR);
+            assert_true(accept & (1u << out.type));
+        }
+        free(buf);
+    }
+    /* The generator must actually reach the accepting paths. */
+    assert_true(accepted > 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_job_round_trip),
+        cmocka_unit_test(test_result_round_trip),
+        cmocka_unit_test(test_init_fail_round_trip),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_short_input),
+        cmocka_unit_test(test_unaligned),
+        cmocka_unit_test(test_bad_magic_version),
+        cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_bad_len),
+        cmocka_unit_test(test_job_rules),
+        cmocka_unit_test(test_result_rules),
+        cmocka_unit_test(test_init_fail_rules),
+        cmocka_unit_test(test_random_canonical),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
