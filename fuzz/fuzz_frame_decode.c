@@ -1,0 +1,84 @@
+/*
+ * Fuzzes the frame header decoder, the first code to look at bytes written by
+ * another process, with each set of frame types a side accepts.
+ *
+ * Besides "no crash, no out-of-bounds read" it checks the decoder's contract:
+ * a short buffer is "need more" (0), and every accepted header is canonical,
+ * i.e. re-encoding the decoded frame gives back exactly the input bytes. That
+ * last property means no two byte strings decode to the same frame, so no
+ * field can be silently ignored (a field the decoder forgot to validate would
+ * break the round trip).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forkqueue.h"
+#include "wire.h"
+
+static const unsigned accept_sets[] = {
+    FQ__ACCEPT_JOB,
+    FQ__ACCEPT_FROM_WORKER,
+    FQ__ACCEPT_JOB | FQ__ACCEPT_FROM_WORKER,
+};
+
+static int same_frame(const fq__frame *a, const fq__frame *b)
+{
+    return a->type == b->type && a->status == b->status && a->code == b->code &&
+           a->fn == b->fn && a->id == b->id && a->run_ns == b->run_ns &&
+           a->len == b->len;
+}
+
+static int check(const uint8_t *data, size_t size, unsigned accept)
+{
+    fq__frame f;
+    int rc = fq__frame_decode(data, size, accept, &f);
+
+    if (size < FQ__WIRE_HDR)
+        return rc == 0 ? 0 : -1;
+    if (rc == FQ_EPROTO)
+        return 0;
+    if (rc != (int)FQ__WIRE_HDR)
+        return -1;
+    if (f.type > 31 || !(accept & (1u << f.type)))
+        return -1;
+    if (f.len > FQ__WIRE_MAX_PAYLOAD)
+        return -1;
+    if (f.type == FQ__FRAME_JOB && f.fn == 0)
+        return -1;
+    if (f.type == FQ__FRAME_RESULT && f.status != 0 && f.status != FQ_EJOB)
+        return -1;
+
+    unsigned char out[FQ__WIRE_HDR];
+    fq__frame_encode(&f, out);
+    if (memcmp(out, data, FQ__WIRE_HDR) != 0)
+        return -1;
+    fq__frame g;
+    if (fq__frame_decode(out, sizeof out, accept, &g) != (int)FQ__WIRE_HDR ||
+        !same_frame(&f, &g))
+        return -1;
+    return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int ok[3];
+
+    for (int i = 0; i < 3; i++) {
+        ok[i] = check(data, size, accept_sets[i]);
+        if (ok[i] < 0)
+            abort();
+    }
+    /* The union of the two sides accepts exactly what one of them accepts. */
+    if (ok[2] != (ok[0] || ok[1]))
+        abort();
+    /* Truncating a header never turns garbage into "need more" wrongly:
+     * every prefix shorter than a header asks for more bytes. */
+    if (size >= FQ__WIRE_HDR) {
+        fq__frame f;
+        for (size_t n = 0; n < FQ__WIRE_HDR; n += 7)
+            if (fq__frame_decode(data, n, accept_sets[2], &f) != 0)
+                abort();
+    }
+    return 0;
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets into fuzz/corpus/<target>/.
+
+The seeds are a few valid frames of each type (so the fuzzer starts past the
+magic bytes) and a few near misses. Run it again after a wire format change;
+the files are checked in so that CI needs no Python step.
+"""
+import os
+import struct
+import sys
+
+HDR = 32
+EJOB = -10
+
+
+def frame(ftype, status=0, f8=0, f16=0, payload=b"", length=None, magic=b"qf",
+          version=1):
+    if length is None:
+        length = len(payload)
+    return (magic + bytes([version, ftype]) + struct.pack("<iQQQ", status, f8,
+                                                          f16, length)
+            + payload)
+
+
+def job(fn, jid, payload=b""):
+    return frame(1, 0, fn, jid, payload)
+
+
+def result(payload=b"", status=0, code=0, run_ns=1234, length=None):
+    return frame(2, status, code & 0xFFFFFFFF, run_ns, payload, length)
+
+
+def init_fail(text=b"init failed"):
+    return frame(3, 0, 0, 0, text)
+
+
+def write(target, name, data):
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus",
+                     target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    headers = {
+        "job": job(0x401000, 7)[:HDR],
+        "result_ok": result(b"x" * 5)[:HDR],
+        "result_ejob": result(b"bad input", EJOB, 3)[:HDR],
+        "init_fail": init_fail()[:HDR],
+        "bad_magic": frame(2, magic=b"fq")[:HDR],
+        "bad_version": frame(2, version=2)[:HDR],
+        "bad_type": frame(9)[:HDR],
+        "huge_len": result(length=(1 << 40) + 1)[:HDR],
+        "max_len": result(length=1 << 40)[:HDR],
+        "short": result()[:HDR - 1],
+    }
+    for name, h in headers.items():
+        write("frame_decode", name, h)
+
+    # rbuf_stream: byte 0 selects the side (bit 0: frames from a worker).
+    to_worker = job(0x401000, 1, b"arg") + job(0x401000, 2) + job(0x1, 3,
+                                                                  b"z" * 40)
+    from_worker = (result(b"42") + result(b"no", EJOB, 5) + result()
+                   + init_fail(b"boom"))
+    streams = {
+        "jobs": b"\x00" + to_worker,
+        "results": b"\x01" + from_worker,
+        "results_split": b"\x07" + from_worker,
+        "results_then_garbage": b"\x01" + result(b"ok") + b"\x00" * 40,
+        "truncated_payload": b"\x03" + result(b"abcdef")[:-2],
+        "wrong_side": b"\x00" + result(b"x"),
+        "big_payload": b"\x05" + result(bytes(range(256)) * 8),
+    }
+    for name, s in streams.items():
+        write("rbuf_stream", name, s)
+
+    # worker_garbage: raw bytes a worker writes into its channel.
+    garbage = {
+        "valid_result": result(b"hello"),
+        "valid_ejob": result(b"failed", EJOB, 2),
+        "two_results": result(b"a") + result(b"b"),
+        "half_header": result(b"abc")[:20],
+        "half_payload": result(b"abcdefgh")[:-3],
+        "init_fail": init_fail(b"forged"),
+        "job_frame": job(0x401000, 1),
+        "text": b"Traceback (most recent call last):\n",
+        "huge_len": result(length=1 << 39),
+        "empty": b"",
+    }
+    for name, g in garbage.items():
+        write("worker_garbage", name, g)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
