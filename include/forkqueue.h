@@ -77,23 +77,23 @@ const char *fq_version(void);
  * The job outcome codes (FQ_EJOB, FQ_ECRASHED, FQ_ETIMEDOUT, FQ_ECANCELED,
  * FQ_EINIT, FQ_EPROTO, FQ_ETOOBIG, FQ_EFORK) also appear in fq_result.status.
  */
-#define FQ_ERRNO_MAP(XX)                                                     \
-    XX(EINVAL, -1, "invalid argument")                                       \
-    XX(ENOMEM, -2, "out of memory")                                          \
-    XX(ECLOSED, -3, "handle is closed or unknown")                           \
-    XX(EFINISHED, -4, "queue is finished or cancelled")                      \
-    XX(EEXIST, -5, "duplicate job id")                                       \
-    XX(ETIMEDOUT, -6, "timed out")                                           \
-    XX(EINTR, -7, "interrupted by a signal")                                 \
-    XX(EFORK, -8, "could not start a worker process")                        \
-    XX(ESYS, -9, "system call failed")                                       \
-    XX(EJOB, -10, "job reported an error")                                   \
-    XX(ECRASHED, -11, "worker died while running the job")                   \
-    XX(ECANCELED, -12, "job cancelled")                                      \
-    XX(EPROTO, -13, "protocol error on a worker channel")                    \
-    XX(ETOOBIG, -14, "message too large")                                    \
-    XX(EINIT, -15, "worker init function failed")                            \
-    XX(EFOREIGN, -16, "handle belongs to another process")                   \
+#define FQ_ERRNO_MAP(XX)                                                       \
+    XX(EINVAL, -1, "invalid argument")                                         \
+    XX(ENOMEM, -2, "out of memory")                                            \
+    XX(ECLOSED, -3, "handle is closed or unknown")                             \
+    XX(EFINISHED, -4, "queue is finished or cancelled")                        \
+    XX(EEXIST, -5, "duplicate job id")                                         \
+    XX(ETIMEDOUT, -6, "timed out")                                             \
+    XX(EINTR, -7, "interrupted by a signal")                                   \
+    XX(EFORK, -8, "could not start a worker process")                          \
+    XX(ESYS, -9, "system call failed")                                         \
+    XX(EJOB, -10, "job reported an error")                                     \
+    XX(ECRASHED, -11, "worker died while running the job")                     \
+    XX(ECANCELED, -12, "job cancelled")                                        \
+    XX(EPROTO, -13, "protocol error on a worker channel")                      \
+    XX(ETOOBIG, -14, "message too large")                                      \
+    XX(EINIT, -15, "worker init function failed")                              \
+    XX(EFOREIGN, -16, "handle belongs to another process")                     \
     XX(EBUSY, -17, "operation not allowed now")
 
 typedef enum fq_errno {

@@ -49,7 +49,7 @@ typedef struct fq__frame {
 
 /* Which frame types a side accepts. */
 #define FQ__ACCEPT_JOB (1u << FQ__FRAME_JOB)
-#define FQ__ACCEPT_FROM_WORKER                                               \
+#define FQ__ACCEPT_FROM_WORKER                                                 \
     ((1u << FQ__FRAME_RESULT) | (1u << FQ__FRAME_INIT_FAIL))
 
 /* Writes the header of f into out[FQ__WIRE_HDR]. */

@@ -1,0 +1,164 @@
+/* Channels: see channel.h. */
+#include "channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "forkqueue.h"
+
+void fq__rbuf_init(fq__rbuf *rb)
+{
+    memset(rb, 0, sizeof(*rb));
+}
+
+void fq__rbuf_free(fq__rbuf *rb)
+{
+    free(rb->buf);
+    fq__rbuf_init(rb);
+}
+
+int fq__rbuf_reserve(fq__rbuf *rb, size_t need)
+{
+    size_t have = rb->end - rb->start;
+
+    if (rb->cap - rb->start >= need)
+        return 0;
+    if (rb->start > 0) { /* compact: the frame start is aligned again */
+        memmove(rb->buf, rb->buf + rb->start, have);
+        rb->start = 0;
+        rb->end = have;
+        if (rb->cap >= need)
+            return 0;
+    }
+    size_t ncap = rb->cap ? rb->cap : 4096;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return FQ_ENOMEM;
+        ncap *= 2;
+    }
+    unsigned char *n = realloc(rb->buf, ncap);
+    if (!n)
+        return FQ_ENOMEM;
+    rb->buf = n;
+    rb->cap = ncap;
+    return 0;
+}
+
+int fq__rbuf_append(fq__rbuf *rb, const void *data, size_t len)
+{
+    int rc = fq__rbuf_reserve(rb, rb->end - rb->start + len);
+    if (rc)
+        return rc;
+    memcpy(rb->buf + rb->end, data, len);
+    rb->end += len;
+    return 0;
+}
+
+ssize_t fq__rbuf_read(fq__rbuf *rb, int fd, size_t min_free)
+{
+    if (rb->cap - rb->end < min_free) {
+        int rc = fq__rbuf_reserve(rb, rb->end - rb->start + min_free);
+        if (rc)
+            return rc;
+    }
+    for (;;) {
+        ssize_t n = read(fd, rb->buf + rb->end, rb->cap - rb->end);
+        if (n >= 0) {
+            rb->end += (size_t)n;
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FQ_ETIMEDOUT;
+        if (errno == ECONNRESET)
+            return 0;
+        return FQ_ESYS;
+    }
+}
+
+int fq__rbuf_frame(fq__rbuf *rb, unsigned accept, fq__frame *f,
+                   const unsigned char **payload)
+{
+    size_t have = rb->end - rb->start;
+    int rc = fq__frame_decode(rb->buf + rb->start, have, accept, f);
+
+    if (rc <= 0)
+        return rc;
+    if (f->len > have - FQ__WIRE_HDR)
+        return 0;
+    *payload = rb->buf + rb->start + FQ__WIRE_HDR;
+    return 1;
+}
+
+void fq__rbuf_consume(fq__rbuf *rb, size_t n)
+{
+    rb->start += n;
+    if (rb->start >= rb->end)
+        rb->start = rb->end = 0;
+}
+
+int fq__channel_pair(int fds[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return FQ_ESYS;
+    int fl = fcntl(fds[0], F_GETFL);
+    if (fl < 0 || fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return FQ_ESYS;
+    }
+    /* Bigger socket buffers mean fewer wake-ups for batched small frames;
+     * the kernel caps the value, failure is harmless. */
+    int sz = 1 << 20;
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    return 0;
+}
+
+ssize_t fq__send_iov(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr mh;
+
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)n;
+    for (;;) {
+        ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FQ_ETIMEDOUT;
+        if (errno == EPIPE || errno == ECONNRESET)
+            return FQ_ECLOSED;
+        return FQ_ESYS;
+    }
+}
+
+int fq__send_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t r = fq__send_iov(fd, iov, n);
+        if (r < 0)
+            return (int)r;
+        size_t left = (size_t)r;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}

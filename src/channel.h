@@ -1,0 +1,75 @@
+/*
+ * A channel: one end of a socketpair between the parent and one worker, with
+ * a receive buffer that turns a byte stream into frames and a send queue of
+ * iovecs that goes out with as few system calls as possible.
+ *
+ * The parent's end is non-blocking and always drained by the poll loop; the
+ * worker's end is blocking. Both ends are close-on-exec, and every send uses
+ * MSG_NOSIGNAL so that a dead peer is an error code, never SIGPIPE.
+ */
+#ifndef FQ_CHANNEL_H
+#define FQ_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "wire.h"
+
+/* Receive buffer: bytes [start, end) of buf are received and not yet
+ * consumed. */
+typedef struct fq__rbuf {
+    unsigned char *buf;
+    size_t cap;
+    size_t start;
+    size_t end;
+} fq__rbuf;
+
+void fq__rbuf_init(fq__rbuf *rb);
+void fq__rbuf_free(fq__rbuf *rb);
+
+/* Makes room for at least `need` unconsumed bytes in total (compacting
+ * first). Returns 0 or FQ_ENOMEM. */
+int fq__rbuf_reserve(fq__rbuf *rb, size_t need);
+
+/* Appends len bytes (for tests and fuzzing). Returns 0 or FQ_ENOMEM. */
+int fq__rbuf_append(fq__rbuf *rb, const void *data, size_t len);
+
+/*
+ * Reads once from fd into the free space (growing it to at least `min_free`
+ * bytes). Returns the number of bytes read, 0 at end of file, FQ_ETIMEDOUT
+ * when a non-blocking fd has nothing (EAGAIN), or FQ_ESYS / FQ_ENOMEM.
+ * EINTR is retried.
+ */
+ssize_t fq__rbuf_read(fq__rbuf *rb, int fd, size_t min_free);
+
+/*
+ * Looks at the next frame. Returns 1 when a whole frame (header and payload)
+ * is buffered: *f is filled and *payload points at its payload inside the
+ * buffer (valid until the buffer changes); 0 when more bytes are needed (if
+ * a valid header is already buffered, *f is filled in, so the caller can
+ * size a direct read of a large payload); FQ_EPROTO for invalid bytes. The
+ * frame stays buffered until fq__rbuf_consume(rb, FQ__WIRE_HDR + f->len).
+ */
+int fq__rbuf_frame(fq__rbuf *rb, unsigned accept, fq__frame *f,
+                   const unsigned char **payload);
+
+void fq__rbuf_consume(fq__rbuf *rb, size_t n);
+
+/* Creates a socketpair, both ends close-on-exec; fds[0] is made
+ * non-blocking (the parent's end). Returns 0 or FQ_ESYS. */
+int fq__channel_pair(int fds[2]);
+
+/*
+ * Sends iov[0..n) with one sendmsg (MSG_NOSIGNAL). Returns the number of
+ * bytes sent, FQ_ETIMEDOUT on EAGAIN, FQ_ECLOSED when the peer is gone
+ * (EPIPE/ECONNRESET), FQ_ESYS otherwise. EINTR is retried.
+ */
+ssize_t fq__send_iov(int fd, const struct iovec *iov, int n);
+
+/* Sends all of iov[0..n) on a blocking fd, however many calls it takes.
+ * Modifies iov. Returns 0 or a negative code as fq__send_iov(). */
+int fq__send_all(int fd, struct iovec *iov, int n);
+
+#endif

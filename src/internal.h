@@ -1,0 +1,191 @@
+/*
+ * Internal structures of the parent side, shared by the queue, the worker
+ * lifecycle and the poll loop. Nothing here is visible to users.
+ *
+ * Life of a job: fq_submit() allocates an fq__job and puts it on the pending
+ * list; dispatch moves it to the in-flight FIFO of a worker (which runs jobs
+ * in the order received and answers in that order, so the FIFO head is
+ * always the job the next result belongs to); its outcome moves it to the
+ * ready list (completion order) or marks it done in the submission list
+ * (ordered mode); fq_take() hands it out and frees it at the next take.
+ */
+#ifndef FQ_INTERNAL_H
+#define FQ_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "channel.h"
+#include "forkqueue.h"
+#include "jobtable.h"
+#include "wire.h"
+
+#define FQ__INLINE_RESULT 32
+
+enum fq__job_state {
+    FQ__JOB_PENDING = 1, /* on q->pend list */
+    FQ__JOB_SENT,        /* in a worker's in-flight FIFO */
+    FQ__JOB_DONE,        /* has its outcome; waiting to be taken */
+    FQ__JOB_TAKEN,       /* handed out; freed at the next take */
+};
+
+typedef struct fq__job {
+    struct fq__job *next;  /* pending list or in-flight FIFO */
+    struct fq__job *onext; /* submission order (ordered) or ready list */
+    uint64_t id;
+    uint64_t wseq; /* position in its worker's stream of jobs */
+    int state;
+    int timeout_ms; /* 0: none */
+    unsigned requeues;
+    int status, code, signo, exit_status;
+    void *res; /* outcome payload: inline_res, or malloc'd */
+    size_t res_len;
+    union {
+        max_align_t align;
+        unsigned char bytes[FQ__INLINE_RESULT];
+    } inline_res;
+    size_t arg_len;
+    /* The frame header and the argument bytes are contiguous, so that one
+     * iovec sends a whole job. */
+    unsigned char hdr[FQ__WIRE_HDR];
+    unsigned char arg[];
+} fq__job;
+
+/*
+ * A page shared between the parent and one worker, written only by the
+ * worker. It tells the parent which job is running (for timeouts and for
+ * blaming the right job when the worker dies) without any message.
+ */
+typedef struct fq__wstat {
+    _Atomic uint64_t started; /* wseq+1 of the job started last, 0: none */
+    _Atomic uint64_t done;    /* wseq+1 of the job finished last, 0: none */
+    _Atomic int64_t start_ns; /* CLOCK_MONOTONIC start of job started-1 */
+    _Atomic int ready;        /* init has run */
+} fq__wstat;
+
+enum {
+    FQ__W_RETIRING = 1 << 0, /* takes no new jobs; stops when idle */
+    FQ__W_SHUT = 1 << 1,     /* write side shut down: worker will exit */
+    FQ__W_EOF = 1 << 2,      /* channel closed by the worker */
+    FQ__W_KILLED = 1 << 3,   /* we sent SIGKILL */
+    FQ__W_DEAD = 1 << 4,     /* reaped */
+    FQ__W_PROTO = 1 << 5,    /* sent garbage */
+};
+
+typedef struct fq__worker {
+    pid_t pid;
+    int fd;    /* parent's end of the channel */
+    int pidfd; /* readable when the worker exits; -1 if unsupported */
+    unsigned flags;
+    fq__wstat *stat;
+    fq__rbuf rb;
+    /* In-flight FIFO; jobs from `unsent` on are not fully written yet. */
+    fq__job *head, *tail, *unsent;
+    size_t unsent_off;
+    unsigned inflight;
+    unsigned ntimed; /* in-flight jobs with a time limit */
+    uint64_t next_wseq;
+    uint64_t jobs_sent;
+    uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
+    int64_t eof_deadline;   /* kill if still alive after EOF by then */
+    int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
+    /* A large payload read straight into its final buffer. */
+    fq__job *direct_job;
+    unsigned char *direct_buf; /* NULL while discarding */
+    uint64_t direct_have, direct_len;
+    int direct_status; /* outcome status of the frame being read */
+    fq__frame direct_frame;
+} fq__worker;
+
+enum fq__qstate {
+    FQ__Q_RUNNING = 1,
+    FQ__Q_STOPPING, /* finish/cancel in progress: no respawn */
+    FQ__Q_FINISHED,
+};
+
+typedef struct fq__queue {
+    uint32_t id;
+    pid_t owner;
+    fq_options opts;
+    int nworkers; /* target number of active workers */
+    int state;
+    int canceling;   /* unfinished jobs of dying workers become ECANCELED */
+    int init_deaths; /* workers that died in init, since the last result */
+    int broken;      /* an init failed: every job ends FQ_EINIT */
+    char *broken_msg;
+
+    fq__worker **w; /* active and retiring workers */
+    int nw, capw;
+
+    fq__job *pend_head, *pend_tail;
+    uint64_t npending;
+
+    /* Ordered: every untaken job in submission order; ord_scan is the
+     * first one not done. Unordered: done jobs in completion order. */
+    fq__job *ord_head, *ord_tail, *ord_scan;
+    uint64_t nready;
+
+    fq__jobtable table;
+    uint64_t next_auto;
+    fq__job *last_taken;
+
+    fq_stats st;
+    int64_t avg_run_ns; /* moving average of job run time, -1: unknown */
+    unsigned inflight_limit;
+
+    int64_t respawn_at; /* after a failed fork, retry at this time */
+    unsigned fork_failures;
+    int fork_errno;
+
+    void *pfd_mem; /* poll set cache */
+    size_t pfd_cap;
+} fq__queue;
+
+/* handle.c */
+int fq__handle_add(fq__queue *q);
+void fq__handle_remove(fq__queue *q);
+int fq__handle_get(fq_queue h, fq__queue **qp);
+/* Calls fn for every queue of this process (used in a new worker to close
+ * the descriptors of all queues). Called without the lock: only from a
+ * freshly forked child, where no other thread exists. */
+void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
+
+/* time */
+int64_t fq__now_ns(void);
+
+/* worker.c (parent side) */
+int fq__worker_spawn(fq__queue *q, fq__worker **wp);
+void fq__worker_free(fq__worker *w);
+void fq__worker_kill(fq__worker *w, int sig);
+/* Describes how a worker ended, for outcome messages. */
+void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
+                       int exit_status);
+
+/* worker.c (child side) */
+__attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
+                                               int fd);
+
+/* loop.c */
+typedef int (*fq__cond_fn)(fq__queue *q);
+/* Moves jobs and results until cond(q) holds or timeout_ms passes (-1: no
+ * limit). Returns 0, FQ_ETIMEDOUT, FQ_EINTR (only with return_on_eintr and
+ * !uninterruptible) or another error. */
+int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
+              int uninterruptible);
+
+/* queue.c, used by the loop */
+void fq__dispatch(fq__queue *q);
+void fq__flush_worker(fq__queue *q, fq__worker *w);
+int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
+                const unsigned char *copy, int override);
+void fq__fail_pending(fq__queue *q, int status, const char *msg);
+void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
+                    const char *msg);
+void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);
+int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
+                     const unsigned char *payload);
+void fq__refill_workers(fq__queue *q);
+
+#endif

@@ -1,0 +1,409 @@
+/*
+ * The poll loop over the channels and pidfds of a queue's workers: sends
+ * queued jobs, reads and decodes results, notices deaths, enforces time
+ * limits, and starts replacement workers. It blocks only in poll(), with a
+ * timeout computed from the nearest deadline, so a hung or stopped worker
+ * can never hang the parent beyond the limits the caller chose.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Payloads at least this big are read straight into their own buffer. */
+#define DIRECT_READ (1u << 20)
+#define READ_CHUNK (256u * 1024)
+#define MAX_IOV 256
+/* How long a worker that closed its channel may take to exit. */
+#define EOF_GRACE_NS INT64_C(1000000000)
+
+/* ---- Sending ----------------------------------------------------------- */
+
+void fq__flush_worker(fq__queue *q, fq__worker *w)
+{
+    (void)q;
+    while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF | FQ__W_DEAD))) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        size_t off = w->unsent_off;
+        for (fq__job *j = w->unsent; j && n < MAX_IOV; j = j->next) {
+            iov[n].iov_base = j->hdr + off;
+            iov[n].iov_len = FQ__WIRE_HDR + j->arg_len - off;
+            off = 0;
+            n++;
+        }
+        ssize_t r = fq__send_iov(w->fd, iov, n);
+        if (r == FQ_ETIMEDOUT)
+            return; /* socket full: POLLOUT will bring us back */
+        if (r < 0) {
+            /* The worker is gone or going; its death requeues the jobs. */
+            w->flags |= FQ__W_SHUT;
+            return;
+        }
+        size_t left = (size_t)r;
+        while (w->unsent) {
+            size_t rem = FQ__WIRE_HDR + w->unsent->arg_len - w->unsent_off;
+            if (left < rem) {
+                w->unsent_off += left;
+                break;
+            }
+            left -= rem;
+            w->unsent = w->unsent->next;
+            w->unsent_off = 0;
+        }
+    }
+}
+
+/* ---- Receiving --------------------------------------------------------- */
+
+static void proto_error(fq__worker *w)
+{
+    w->flags |= FQ__W_PROTO | FQ__W_EOF;
+    w->eof_deadline = fq__now_ns() + EOF_GRACE_NS;
+    fq__worker_kill(w, SIGKILL);
+}
+
+static void saw_eof(fq__worker *w)
+{
+    if (!(w->flags & FQ__W_EOF)) {
+        w->flags |= FQ__W_EOF;
+        w->eof_deadline = fq__now_ns() + EOF_GRACE_NS;
+    }
+}
+
+/* Continues a payload that is being read into its own buffer (or dropped,
+ * when it could not be kept). Returns 1 if progress, 0 if no data, -1 at
+ * EOF or error. */
+static int read_direct(fq__queue *q, fq__worker *w)
+{
+    uint64_t want = w->direct_len - w->direct_have;
+    ssize_t n;
+
+    if (w->direct_buf) {
+        n = read(w->fd, w->direct_buf + w->direct_have, (size_t)want);
+    } else {
+        if (fq__rbuf_reserve(&w->rb, READ_CHUNK) < 0)
+            return -1;
+        n = read(w->fd, w->rb.buf, want < w->rb.cap ? (size_t)want : w->rb.cap);
+    }
+    if (n < 0) {
+        if (errno == EINTR)
+            return 1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -1;
+    }
+    if (n == 0)
+        return -1;
+    w->direct_have += (uint64_t)n;
+    if (w->direct_have == w->direct_len) {
+        void *buf = w->direct_buf;
+        fq__job *job = w->direct_job;
+        w->direct_buf = NULL;
+        w->direct_job = NULL;
+        (void)job;
+        if (fq__deliver(q, w, &w->direct_frame, buf, NULL, w->direct_status) <
+            0)
+            proto_error(w);
+    }
+    return 1;
+}
+
+/* Starts a direct read of a large payload whose header is buffered. */
+static void start_direct(fq__queue *q, fq__worker *w, const fq__frame *f)
+{
+    size_t have = w->rb.end - w->rb.start - FQ__WIRE_HDR;
+
+    w->direct_frame = *f;
+    w->direct_len = f->len;
+    w->direct_have = have;
+    w->direct_status = 0;
+    w->direct_job = w->head;
+    if (f->status == 0 && q->opts.max_result_bytes &&
+        f->len > q->opts.max_result_bytes) {
+        w->direct_status = FQ_ETOOBIG;
+        w->direct_buf = NULL;
+    } else if (f->len >= SIZE_MAX ||
+               !(w->direct_buf = malloc((size_t)f->len + 1))) {
+        w->direct_status = FQ_ENOMEM;
+        w->direct_buf = NULL;
+    }
+    if (w->direct_buf)
+        memcpy(w->direct_buf, w->rb.buf + w->rb.start + FQ__WIRE_HDR, have);
+    fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + have);
+}
+
+/* Reads what a worker sent and handles every complete frame. With `all`,
+ * reads until the channel is empty (the worker is dead, nothing more can
+ * come); otherwise a bounded amount, so one chatty worker cannot starve the
+ * others. */
+static void read_worker(fq__queue *q, fq__worker *w, int all)
+{
+    for (int rounds = 0; all || rounds < 8; rounds++) {
+        if (w->flags & FQ__W_EOF)
+            return;
+        if (w->direct_len) {
+            int r = read_direct(q, w);
+            if (r < 0) {
+                saw_eof(w);
+                return;
+            }
+            if (r == 0)
+                return;
+            if (w->direct_have == w->direct_len)
+                w->direct_len = w->direct_have = 0;
+            continue;
+        }
+        ssize_t n = fq__rbuf_read(&w->rb, w->fd, READ_CHUNK);
+        if (n == FQ_ETIMEDOUT)
+            return;
+        if (n <= 0) {
+            saw_eof(w);
+            return;
+        }
+        for (;;) {
+            fq__frame f;
+            const unsigned char *payload;
+            int rc =
+                fq__rbuf_frame(&w->rb, FQ__ACCEPT_FROM_WORKER, &f, &payload);
+            if (rc < 0) {
+                proto_error(w);
+                return;
+            }
+            if (rc == 0) {
+                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
+                    f.len >= DIRECT_READ && f.type == FQ__FRAME_RESULT) {
+                    if (!w->head || w->head == w->unsent) {
+                        proto_error(w);
+                        return;
+                    }
+                    start_direct(q, w, &f);
+                }
+                break;
+            }
+            if (fq__handle_frame(q, w, &f, payload) < 0) {
+                proto_error(w);
+                return;
+            }
+            fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + (size_t)f.len);
+        }
+    }
+}
+
+/* The worker has exited (its pidfd fired) or must be collected: take the
+ * results it flushed before dying, reap it, settle its jobs. */
+static void reap_worker(fq__queue *q, fq__worker *w)
+{
+    int st = 0, have = 1;
+
+    read_worker(q, w, 1);
+    for (;;) {
+        pid_t r = waitpid(w->pid, &st, 0);
+        if (r == w->pid)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        have = 0; /* ECHILD: the host reaped it or ignores SIGCHLD */
+        break;
+    }
+    free(w->direct_buf);
+    w->direct_buf = NULL;
+    w->direct_len = w->direct_have = 0;
+    fq__worker_gone(q, w, st, have);
+}
+
+/* Without pidfd: collect a worker that closed its channel, if it exited. */
+static int try_reap(fq__queue *q, fq__worker *w)
+{
+    int st;
+    pid_t r = waitpid(w->pid, &st, WNOHANG);
+    if (r == 0)
+        return 0;
+    read_worker(q, w, 1);
+    fq__worker_gone(q, w, st, r == w->pid);
+    return 1;
+}
+
+/* ---- Housekeeping ------------------------------------------------------ */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Kills the worker of a job past its time limit; returns the next time a
+ * limit could expire for this worker. */
+static int64_t check_timeouts(fq__worker *w, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    uint64_t started =
+        atomic_load_explicit(&w->stat->started, memory_order_acquire);
+    uint64_t done = atomic_load_explicit(&w->stat->done, memory_order_acquire);
+    int64_t start_ns =
+        atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
+
+    for (fq__job *j = w->head; j; j = j->next) {
+        if (j->timeout_ms <= 0 || j->wseq + 1 < started)
+            continue;
+        int64_t limit = (int64_t)j->timeout_ms * 1000000;
+        if (j->wseq + 1 == started && done < started) {
+            if (now - start_ns >= limit) {
+                w->timedout_wseq = started;
+                fq__worker_kill(w, SIGKILL);
+                return INT64_MAX;
+            }
+            next = min64(next, start_ns + limit);
+        } else {
+            /* Not started: it cannot expire before `limit` from now. */
+            next = min64(next, now + limit);
+        }
+    }
+    return next;
+}
+
+/* Everything that does not wait: returns the next time something is due. */
+static int64_t maintain(fq__queue *q)
+{
+    int64_t now = fq__now_ns(), next = INT64_MAX;
+
+    if (q->broken) {
+        fq__fail_pending(q, FQ_EINIT, q->broken_msg);
+        for (int i = 0; i < q->nw; i++)
+            if (!(q->w[i]->flags & FQ__W_KILLED))
+                fq__worker_kill(q->w[i], SIGKILL);
+    }
+    fq__refill_workers(q);
+    if (q->npending && q->respawn_at > now)
+        next = q->respawn_at;
+    fq__dispatch(q);
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (w->unsent)
+            fq__flush_worker(q, w);
+        if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
+            !(w->flags & FQ__W_SHUT)) {
+            shutdown(w->fd, SHUT_WR);
+            w->flags |= FQ__W_SHUT;
+        }
+        if (w->flags & FQ__W_KILLED)
+            continue;
+        if (w->ntimed)
+            next = min64(next, check_timeouts(w, now));
+        if (w->kill_at) {
+            if (now >= w->kill_at)
+                fq__worker_kill(w, SIGKILL);
+            else
+                next = min64(next, w->kill_at);
+        }
+        if ((w->flags & FQ__W_EOF) && !(w->flags & FQ__W_KILLED)) {
+            if (now >= w->eof_deadline)
+                fq__worker_kill(w, SIGKILL);
+            else
+                next = min64(next, w->eof_deadline);
+        }
+    }
+    /* Without pidfds, poll for exits of workers whose channel closed. */
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (w->pidfd < 0 && (w->flags & (FQ__W_EOF | FQ__W_KILLED))) {
+            if (try_reap(q, w))
+                i--;
+            else
+                next = min64(next, now + 1000000);
+        }
+    }
+    return next;
+}
+
+/* ---- The loop ---------------------------------------------------------- */
+
+struct slot {
+    fq__worker *w;
+    int fd_idx, pid_idx;
+};
+
+int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
+              int uninterruptible)
+{
+    int64_t deadline = timeout_ms < 0
+                           ? INT64_MAX
+                           : fq__now_ns() + (int64_t)timeout_ms * 1000000;
+
+    for (;;) {
+        int64_t next = maintain(q);
+        if (cond(q))
+            return 0;
+        int64_t now = fq__now_ns();
+        if (now >= deadline)
+            return FQ_ETIMEDOUT;
+        next = min64(next, deadline);
+
+        size_t need =
+            (size_t)q->nw * (2 * sizeof(struct pollfd) + sizeof(struct slot));
+        if (need > q->pfd_cap) {
+            void *m = realloc(q->pfd_mem, need);
+            if (!m)
+                return FQ_ENOMEM;
+            q->pfd_mem = m;
+            q->pfd_cap = need;
+        }
+        struct pollfd *pfd = q->pfd_mem;
+        struct slot *slots = (struct slot *)(pfd + 2 * q->nw);
+        int nfd = 0, nslot = q->nw;
+        for (int i = 0; i < q->nw; i++) {
+            fq__worker *w = q->w[i];
+            slots[i].w = w;
+            slots[i].fd_idx = slots[i].pid_idx = -1;
+            if (!(w->flags & FQ__W_EOF)) {
+                pfd[nfd].fd = w->fd;
+                pfd[nfd].events = POLLIN;
+                if (w->unsent && !(w->flags & FQ__W_SHUT))
+                    pfd[nfd].events |= POLLOUT;
+                pfd[nfd].revents = 0;
+                slots[i].fd_idx = nfd++;
+            }
+            if (w->pidfd >= 0) {
+                pfd[nfd].fd = w->pidfd;
+                pfd[nfd].events = POLLIN;
+                pfd[nfd].revents = 0;
+                slots[i].pid_idx = nfd++;
+            }
+        }
+        if (nfd == 0 && next == INT64_MAX)
+            return FQ_EBUSY; /* nothing could ever happen: never hang */
+
+        int tmo = -1;
+        if (next != INT64_MAX) {
+            int64_t ms = (next - now + 999999) / 1000000;
+            tmo = ms > INT_MAX ? INT_MAX : (int)ms;
+        }
+        int n = poll(pfd, (nfds_t)nfd, tmo);
+        if (n < 0) {
+            if (errno == EINTR) {
+                if (q->opts.return_on_eintr && !uninterruptible)
+                    return FQ_EINTR;
+                continue;
+            }
+            return FQ_ESYS;
+        }
+        for (int i = 0; i < nslot && n > 0; i++) {
+            fq__worker *w = slots[i].w;
+            short fre = slots[i].fd_idx >= 0 ? pfd[slots[i].fd_idx].revents : 0;
+            short pre =
+                slots[i].pid_idx >= 0 ? pfd[slots[i].pid_idx].revents : 0;
+            if (fre & (POLLIN | POLLHUP | POLLERR))
+                read_worker(q, w, 0);
+            if ((fre & POLLOUT) && w->unsent)
+                fq__flush_worker(q, w);
+            if (pre)
+                reap_worker(q, w); /* frees w */
+        }
+    }
+}

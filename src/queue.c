@@ -1,0 +1,821 @@
+/*
+ * The queue: job table, dispatch to workers, outcomes and their order, and
+ * the public API. The poll loop that moves bytes lives in loop.c; process
+ * creation in worker.c.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define FQ__EXPORT __attribute__((visibility("default")))
+
+/* A job that lost its worker this many times without being the one that
+ * killed it ends as FQ_ECRASHED instead of being retried again. */
+#define MAX_REQUEUES 16
+#define DEFAULT_GRACE_MS 1000
+#define MAX_INFLIGHT 256u
+
+/* ---- Outcomes ---------------------------------------------------------- */
+
+static void job_free(fq__job *j)
+{
+    if (j->res && j->res != (void *)j->inline_res.bytes)
+        free(j->res);
+    free(j);
+}
+
+/* Stores len bytes (plus a NUL) as the job's outcome payload. */
+static int set_payload(fq__job *j, const void *data, size_t len)
+{
+    if (len < FQ__INLINE_RESULT) {
+        j->res = j->inline_res.bytes;
+    } else {
+        j->res = malloc(len + 1);
+        if (!j->res)
+            return FQ_ENOMEM;
+    }
+    if (len)
+        memcpy(j->res, data, len);
+    ((char *)j->res)[len] = '\0';
+    j->res_len = len;
+    return 0;
+}
+
+static void publish(fq__queue *q, fq__job *j)
+{
+    j->state = FQ__JOB_DONE;
+    q->st.finished++;
+    if (j->status == FQ_ECRASHED)
+        q->st.crashed++;
+    else if (j->status == FQ_ETIMEDOUT)
+        q->st.timedout++;
+    if (q->opts.ordered) {
+        while (q->ord_scan && q->ord_scan->state == FQ__JOB_DONE) {
+            q->nready++;
+            q->ord_scan = q->ord_scan->onext;
+        }
+    } else {
+        j->onext = NULL;
+        if (q->ord_tail)
+            q->ord_tail->onext = j;
+        else
+            q->ord_head = j;
+        q->ord_tail = j;
+        q->nready++;
+    }
+}
+
+void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
+                    const char *msg)
+{
+    j->status = status;
+    j->code = code;
+    if (!msg)
+        msg = fq_strerror(status);
+    if (set_payload(j, msg, strlen(msg)) < 0) {
+        /* Out of memory for the message: keep the outcome, drop text. */
+        j->res = j->inline_res.bytes;
+        j->inline_res.bytes[0] = '\0';
+        j->res_len = 0;
+    }
+    publish(q, j);
+}
+
+/* ---- Dispatch ---------------------------------------------------------- */
+
+static unsigned inflight_limit(const fq__queue *q)
+{
+    if (q->opts.inflight > 0)
+        return (unsigned)q->opts.inflight;
+    if (q->avg_run_ns < 0)
+        return 4;
+    if (q->avg_run_ns < 20000)
+        return MAX_INFLIGHT;
+    int64_t n = 2 + 200000 / q->avg_run_ns;
+    return n > (int64_t)MAX_INFLIGHT ? MAX_INFLIGHT : (unsigned)n;
+}
+
+static int accepts_jobs(const fq__worker *w)
+{
+    return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
+                         FQ__W_KILLED | FQ__W_DEAD | FQ__W_PROTO));
+}
+
+static fq__job *pend_pop(fq__queue *q)
+{
+    fq__job *j = q->pend_head;
+    q->pend_head = j->next;
+    if (!q->pend_head)
+        q->pend_tail = NULL;
+    j->next = NULL;
+    q->npending--;
+    return j;
+}
+
+void fq__dispatch(fq__queue *q)
+{
+    unsigned limit = inflight_limit(q);
+
+    while (q->pend_head) {
+        fq__worker *best = NULL;
+        for (int i = 0; i < q->nw; i++) {
+            fq__worker *w = q->w[i];
+            if (accepts_jobs(w) && w->inflight < limit &&
+                (!best || w->inflight < best->inflight))
+                best = w;
+        }
+        if (!best)
+            return;
+        fq__job *j = pend_pop(q);
+        j->state = FQ__JOB_SENT;
+        j->wseq = best->next_wseq++;
+        if (best->tail)
+            best->tail->next = j;
+        else
+            best->head = j;
+        best->tail = j;
+        if (!best->unsent) {
+            best->unsent = j;
+            best->unsent_off = 0;
+        }
+        best->inflight++;
+        if (j->timeout_ms > 0)
+            best->ntimed++;
+        best->jobs_sent++;
+        if (q->opts.max_jobs_per_worker &&
+            best->jobs_sent >= q->opts.max_jobs_per_worker)
+            best->flags |= FQ__W_RETIRING;
+    }
+}
+
+/* ---- Results from workers ---------------------------------------------- */
+
+static fq__job *fifo_pop(fq__worker *w)
+{
+    fq__job *j = w->head;
+    w->head = j->next;
+    if (!w->head)
+        w->tail = NULL;
+    j->next = NULL;
+    w->inflight--;
+    if (j->timeout_ms > 0)
+        w->ntimed--;
+    return j;
+}
+
+int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
+                const unsigned char *copy, int override)
+{
+    fq__job *j = w->head;
+    char msg[128];
+
+    if (!j || j == w->unsent) {
+        free(owned);
+        return FQ_EPROTO; /* a result for a job we did not send */
+    }
+    fifo_pop(w);
+    int64_t run = (int64_t)(f->run_ns > INT64_MAX ? INT64_MAX : f->run_ns);
+    q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
+    q->fork_failures = 0;
+
+    if (override) {
+        free(owned);
+        snprintf(msg, sizeof(msg), "result of %llu bytes %s",
+                 (unsigned long long)f->len,
+                 override == FQ_ETOOBIG ? "exceeds max_result_bytes"
+                                        : "could not be allocated");
+        fq__job_finish(q, j, override, 0, msg);
+    } else if (f->status == 0 && q->opts.max_result_bytes &&
+               f->len > q->opts.max_result_bytes) {
+        free(owned);
+        snprintf(msg, sizeof(msg), "result of %llu bytes exceeds %llu",
+                 (unsigned long long)f->len,
+                 (unsigned long long)q->opts.max_result_bytes);
+        fq__job_finish(q, j, FQ_ETOOBIG, 0, msg);
+    } else {
+        j->status = f->status;
+        j->code = f->code;
+        if (owned) {
+            ((char *)owned)[f->len] = '\0';
+            j->res = owned;
+            j->res_len = (size_t)f->len;
+        } else if (set_payload(j, copy, (size_t)f->len) < 0) {
+            j->status = FQ_ENOMEM;
+            j->code = 0;
+            j->res = j->inline_res.bytes;
+            snprintf((char *)j->res, FQ__INLINE_RESULT, "result too big");
+            j->res_len = strlen((char *)j->res);
+        }
+        publish(q, j);
+    }
+    if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
+        !(w->flags & FQ__W_SHUT)) {
+        shutdown(w->fd, SHUT_WR);
+        w->flags |= FQ__W_SHUT;
+    }
+    return 0;
+}
+
+static void set_broken(fq__queue *q, const char *msg)
+{
+    if (q->broken)
+        return;
+    q->broken = 1;
+    free(q->broken_msg);
+    q->broken_msg = strdup(msg && *msg ? msg : "init function failed");
+}
+
+int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
+                     const unsigned char *payload)
+{
+    if (f->type == FQ__FRAME_INIT_FAIL) {
+        char buf[1024];
+        size_t n = f->len < sizeof(buf) - 1 ? (size_t)f->len : sizeof(buf) - 1;
+        memcpy(buf, payload, n);
+        buf[n] = '\0';
+        set_broken(q, buf);
+        return 0;
+    }
+    return fq__deliver(q, w, f, NULL, payload, 0);
+}
+
+/* ---- Worker death ------------------------------------------------------ */
+
+void fq__fail_pending(fq__queue *q, int status, const char *msg)
+{
+    while (q->pend_head) {
+        fq__job *j = pend_pop(q);
+        fq__job_finish(q, j, status, 0, msg);
+    }
+}
+
+static void remove_worker(fq__queue *q, fq__worker *w)
+{
+    for (int i = 0; i < q->nw; i++) {
+        if (q->w[i] == w) {
+            memmove(&q->w[i], &q->w[i + 1],
+                    (size_t)(q->nw - i - 1) * sizeof(*q->w));
+            q->nw--;
+            break;
+        }
+    }
+    fq__worker_free(w);
+}
+
+void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
+{
+    int signo = 0, exit_status = -1;
+    char msg[256];
+    fq__job *rq_head = NULL, *rq_tail = NULL;
+    uint64_t started = atomic_load(&w->stat->started);
+    uint64_t done = atomic_load(&w->stat->done);
+    int ready = atomic_load(&w->stat->ready);
+
+    if (have && WIFSIGNALED(wstatus))
+        signo = WTERMSIG(wstatus);
+    else if (have && WIFEXITED(wstatus))
+        exit_status = WEXITSTATUS(wstatus);
+    w->flags |= FQ__W_DEAD;
+    fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
+
+    /* A worker that died before its init finished, on its own, points at
+     * the init function; a few in a row (not one unlucky kill) break the
+     * queue rather than respawning forever. */
+    if (!ready && q->opts.init && !q->canceling && q->state == FQ__Q_RUNNING &&
+        !(w->flags & FQ__W_KILLED)) {
+        if (++q->init_deaths >= 3) {
+            char m[300];
+            snprintf(m, sizeof(m), "init function: %s", msg);
+            set_broken(q, m);
+        }
+    }
+
+    while (w->head) {
+        fq__job *j = fifo_pop(w);
+        if (q->canceling) {
+            fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
+        } else if (q->broken) {
+            fq__job_finish(q, j, FQ_EINIT, 0, q->broken_msg);
+        } else if (w->timedout_wseq && j->wseq + 1 == w->timedout_wseq) {
+            char m[128];
+            snprintf(m, sizeof(m), "job exceeded its time limit of %d ms",
+                     j->timeout_ms);
+            fq__job_finish(q, j, FQ_ETIMEDOUT, 0, m);
+        } else if (j->wseq + 1 == started && done < started) {
+            int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
+            fq__job_finish(q, j, st, 0, msg);
+            j->signo = signo;
+            j->exit_status = signo ? -1 : exit_status;
+        } else if (++j->requeues > MAX_REQUEUES) {
+            char m[300];
+            snprintf(m, sizeof(m), "job lost %u workers; last: %s",
+                     j->requeues - 1, msg);
+            fq__job_finish(q, j, FQ_ECRASHED, 0, m);
+            j->signo = signo;
+            j->exit_status = signo ? -1 : exit_status;
+        } else {
+            /* Never started, or ran but its result died with the worker:
+             * run it again elsewhere, ahead of newer jobs. */
+            j->state = FQ__JOB_PENDING;
+            j->next = NULL;
+            if (rq_tail)
+                rq_tail->next = j;
+            else
+                rq_head = j;
+            rq_tail = j;
+            q->npending++;
+        }
+    }
+    if (rq_head) {
+        rq_tail->next = q->pend_head;
+        q->pend_head = rq_head;
+        if (!q->pend_tail)
+            q->pend_tail = rq_tail;
+    }
+    if (q->broken)
+        fq__fail_pending(q, FQ_EINIT, q->broken_msg);
+    remove_worker(q, w);
+}
+
+/* ---- Worker supply ----------------------------------------------------- */
+
+static int active_workers(const fq__queue *q)
+{
+    int n = 0;
+    for (int i = 0; i < q->nw; i++)
+        if (!(q->w[i]->flags & (FQ__W_RETIRING | FQ__W_DEAD)))
+            n++;
+    return n;
+}
+
+static int add_worker(fq__queue *q)
+{
+    fq__worker *w;
+
+    if (q->nw == q->capw) {
+        int ncap = q->capw ? q->capw * 2 : 8;
+        fq__worker **n = realloc(q->w, (size_t)ncap * sizeof(*n));
+        if (!n)
+            return FQ_ENOMEM;
+        q->w = n;
+        q->capw = ncap;
+    }
+    int rc = fq__worker_spawn(q, &w);
+    if (rc)
+        return rc;
+    q->w[q->nw++] = w;
+    return 0;
+}
+
+void fq__refill_workers(fq__queue *q)
+{
+    if (q->state != FQ__Q_RUNNING || q->broken)
+        return;
+    int64_t now = fq__now_ns();
+    if (now < q->respawn_at)
+        return;
+    for (int n = active_workers(q); n < q->nworkers; n++) {
+        if (add_worker(q) < 0) {
+            unsigned f = q->fork_failures < 7 ? q->fork_failures : 7;
+            q->fork_failures++;
+            q->respawn_at = now + (INT64_C(10000000) << f); /* to ~1.3 s */
+            if (active_workers(q) == 0) {
+                char m[160];
+                snprintf(m, sizeof(m), "could not fork a worker: %s",
+                         strerror(q->fork_errno));
+                fq__fail_pending(q, FQ_EFORK, m);
+            }
+            return;
+        }
+        q->st.respawns++;
+    }
+}
+
+/* ---- Conditions for the loop ------------------------------------------- */
+
+static int cond_ready(fq__queue *q)
+{
+    return q->nready > 0 || q->st.finished == q->st.submitted;
+}
+
+static int cond_all_done(fq__queue *q)
+{
+    return q->st.finished == q->st.submitted;
+}
+
+static int cond_no_workers(fq__queue *q)
+{
+    return q->nw == 0;
+}
+
+/* ---- Public API -------------------------------------------------------- */
+
+#define LOOKUP(h, q)                                                           \
+    fq__queue *q;                                                              \
+    do {                                                                       \
+        int rc_ = fq__handle_get(h, &q);                                       \
+        if (rc_)                                                               \
+            return rc_;                                                        \
+    } while (0)
+
+static void kill_all_and_reap(fq__queue *q)
+{
+    for (int i = 0; i < q->nw; i++)
+        fq__worker_kill(q->w[i], SIGKILL);
+    for (int i = 0; i < q->nw; i++) {
+        int st;
+        while (waitpid(q->w[i]->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        fq__worker_free(q->w[i]);
+    }
+    q->nw = 0;
+}
+
+static void free_list(fq__job *j, int by_onext)
+{
+    while (j) {
+        fq__job *n = by_onext ? j->onext : j->next;
+        job_free(j);
+        j = n;
+    }
+}
+
+static void queue_destroy(fq__queue *q)
+{
+    /* Ordered: every untaken job is on the submission list. Unordered:
+     * pending, in flight and ready jobs are on three kinds of list. */
+    if (q->opts.ordered) {
+        for (int i = 0; i < q->nw; i++)
+            q->w[i]->head = NULL;
+        free_list(q->ord_head, 1);
+    } else {
+        free_list(q->pend_head, 0);
+        for (int i = 0; i < q->nw; i++) {
+            free_list(q->w[i]->head, 0);
+            q->w[i]->head = NULL;
+        }
+        free_list(q->ord_head, 1);
+    }
+    kill_all_and_reap(q);
+    if (q->last_taken)
+        job_free(q->last_taken);
+    fq__jobtable_free(&q->table);
+    free(q->w);
+    free(q->broken_msg);
+    free(q->pfd_mem);
+    free(q);
+}
+
+FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
+{
+    fq_options defaults = {0};
+
+    if (!h)
+        return FQ_EINVAL;
+    h->id = 0;
+    if (!opts)
+        opts = &defaults;
+    if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0)
+        return FQ_EINVAL;
+    fq__queue *q = calloc(1, sizeof(*q));
+    if (!q)
+        return FQ_ENOMEM;
+    q->opts = *opts;
+    q->nworkers = opts->workers;
+    if (q->nworkers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        q->nworkers = n > 0 ? (int)n : 1;
+    }
+    if (q->opts.inflight > (int)MAX_INFLIGHT)
+        q->opts.inflight = (int)MAX_INFLIGHT;
+    q->state = FQ__Q_RUNNING;
+    q->avg_run_ns = -1;
+    fq__jobtable_init(&q->table);
+    int rc = fq__handle_add(q);
+    if (rc) {
+        free(q);
+        return rc;
+    }
+    for (int i = 0; i < q->nworkers; i++) {
+        rc = add_worker(q);
+        if (rc) {
+            fq__handle_remove(q);
+            queue_destroy(q);
+            return rc;
+        }
+    }
+    h->id = q->id;
+    return 0;
+}
+
+/* Sends queued jobs to a worker now when it would otherwise sit idle, or
+ * when enough have piled up; the rest go out in the next drive, batched. */
+static void eager_flush(fq__queue *q)
+{
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (!w->unsent)
+            continue;
+        if (w->unsent == w->head || w->inflight >= 64)
+            fq__flush_worker(q, w);
+    }
+}
+
+FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
+                         const fq_job_options *jopts, uint64_t *id_out)
+{
+    LOOKUP(h, q);
+    uint64_t id;
+    int rc;
+
+    if (!fn || (!arg && len))
+        return FQ_EINVAL;
+    if (jopts && (jopts->flags & ~FQ_JOB_ID))
+        return FQ_EINVAL;
+    if (q->broken)
+        return FQ_EINIT;
+    if (q->state != FQ__Q_RUNNING)
+        return FQ_EFINISHED;
+    if (len > FQ__WIRE_MAX_PAYLOAD ||
+        len > SIZE_MAX - sizeof(fq__job) - FQ__INLINE_RESULT)
+        return FQ_ETOOBIG;
+    if (jopts && (jopts->flags & FQ_JOB_ID)) {
+        id = jopts->id;
+    } else {
+        while (fq__jobtable_has(&q->table, q->next_auto))
+            q->next_auto++;
+        id = q->next_auto++;
+    }
+    rc = fq__jobtable_add(&q->table, id);
+    if (rc)
+        return rc;
+    fq__job *j = malloc(sizeof(*j) + len);
+    if (!j) {
+        fq__jobtable_del(&q->table, id);
+        return FQ_ENOMEM;
+    }
+    memset(j, 0, sizeof(*j));
+    j->id = id;
+    j->state = FQ__JOB_PENDING;
+    j->exit_status = -1;
+    int tmo = jopts ? jopts->timeout_ms : 0;
+    j->timeout_ms = tmo > 0 ? tmo : tmo < 0 ? 0 : q->opts.timeout_ms;
+    j->arg_len = len;
+    fq__frame f = {0};
+    f.type = FQ__FRAME_JOB;
+    f.fn = (uint64_t)(uintptr_t)fn;
+    f.id = id;
+    f.len = len;
+    fq__frame_encode(&f, j->hdr);
+    if (len)
+        memcpy(j->arg, arg, len);
+
+    if (q->pend_tail)
+        q->pend_tail->next = j;
+    else
+        q->pend_head = j;
+    q->pend_tail = j;
+    q->npending++;
+    if (q->opts.ordered) {
+        if (q->ord_tail)
+            q->ord_tail->onext = j;
+        else
+            q->ord_head = j;
+        q->ord_tail = j;
+        if (!q->ord_scan)
+            q->ord_scan = j;
+    }
+    q->st.submitted++;
+    fq__dispatch(q);
+    eager_flush(q);
+    if (id_out)
+        *id_out = id;
+    return 0;
+}
+
+FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
+{
+    LOOKUP(h, q);
+
+    if (!r)
+        return FQ_EINVAL;
+    if (q->last_taken) {
+        job_free(q->last_taken);
+        q->last_taken = NULL;
+    }
+    if (q->nready == 0 && q->nw > 0) {
+        int rc = fq__drive(q, 0, cond_ready, 0);
+        if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
+            return rc;
+    }
+    if (q->nready == 0)
+        return 0;
+    fq__job *j = q->ord_head;
+    q->ord_head = j->onext;
+    if (!q->ord_head)
+        q->ord_tail = NULL;
+    q->nready--;
+    fq__jobtable_del(&q->table, j->id);
+    q->st.taken++;
+    j->state = FQ__JOB_TAKEN;
+    q->last_taken = j;
+    r->id = j->id;
+    r->status = j->status;
+    r->code = j->code;
+    r->signo = j->signo;
+    r->exit_status = j->exit_status;
+    r->data = j->res;
+    r->len = j->res_len;
+    return 1;
+}
+
+FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
+{
+    LOOKUP(h, q);
+
+    if (q->nw > 0 || q->npending) {
+        int rc = fq__drive(q, timeout_ms, cond_ready, 0);
+        if (rc < 0 && rc != FQ_ETIMEDOUT)
+            return rc;
+    }
+    return q->nready > INT32_MAX ? INT32_MAX : (int)q->nready;
+}
+
+FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
+{
+    LOOKUP(h, q);
+    return fq__drive(q, timeout_ms, cond_all_done, 0);
+}
+
+FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
+                         fq_consumer_fn consume, void *udata, size_t lookahead)
+{
+    LOOKUP(h, q);
+    fq_result r;
+    int exhausted = 0, rc;
+
+    if (!produce || !consume)
+        return FQ_EINVAL;
+    if (lookahead == 0) {
+        size_t depth =
+            q->opts.inflight > 0 ? (size_t)q->opts.inflight : MAX_INFLIGHT;
+        lookahead = 4 * (size_t)q->nworkers * depth;
+        if (lookahead < 64)
+            lookahead = 64;
+    }
+    for (;;) {
+        while (!exhausted && q->st.submitted - q->st.taken < lookahead) {
+            if (q->state != FQ__Q_RUNNING || q->broken) {
+                exhausted = 1;
+                break;
+            }
+            rc = produce(h, udata);
+            if (rc == 0)
+                exhausted = 1;
+            else if (rc < 0)
+                return rc;
+        }
+        while ((rc = fq_take(h, &r)) == 1) {
+            int stop = consume(h, &r, udata);
+            if (stop)
+                return stop;
+        }
+        if (rc < 0)
+            return rc;
+        if (exhausted && q->st.submitted == q->st.taken)
+            return q->broken ? FQ_EINIT : 0;
+        rc = fq__drive(q, -1, cond_ready, 0);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+FQ__EXPORT int fq_refork(fq_queue h)
+{
+    LOOKUP(h, q);
+
+    if (q->broken)
+        return FQ_EINIT;
+    if (q->state != FQ__Q_RUNNING)
+        return FQ_EFINISHED;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        w->flags |= FQ__W_RETIRING;
+        if (w->inflight == 0 && !(w->flags & FQ__W_SHUT)) {
+            shutdown(w->fd, SHUT_WR);
+            w->flags |= FQ__W_SHUT;
+        }
+    }
+    q->respawn_at = 0;
+    int before = q->nw;
+    fq__refill_workers(q);
+    if (active_workers(q) == 0 && q->nw >= before)
+        return FQ_EFORK;
+    fq__dispatch(q);
+    eager_flush(q);
+    return 0;
+}
+
+static int stop_workers(fq__queue *q, int sig)
+{
+    int64_t now = fq__now_ns();
+    int grace = q->opts.grace_ms ? q->opts.grace_ms : DEFAULT_GRACE_MS;
+
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (sig == 0) {
+            if (!(w->flags & FQ__W_SHUT)) {
+                shutdown(w->fd, SHUT_WR);
+                w->flags |= FQ__W_SHUT;
+            }
+        } else if (grace < 0) {
+            fq__worker_kill(w, SIGKILL);
+        } else {
+            fq__worker_kill(w, sig);
+        }
+        if (grace >= 0 && !w->kill_at)
+            w->kill_at = now + (int64_t)grace * 1000000;
+    }
+    return fq__drive(q, -1, cond_no_workers, 1);
+}
+
+FQ__EXPORT int fq_finish(fq_queue h)
+{
+    LOOKUP(h, q);
+    int rc;
+
+    if (q->state == FQ__Q_FINISHED)
+        return 0;
+    if (q->state == FQ__Q_RUNNING && !q->broken) {
+        rc = fq__drive(q, -1, cond_all_done, 0);
+        if (rc < 0)
+            return rc;
+    }
+    q->state = FQ__Q_STOPPING;
+    rc = stop_workers(q, q->broken ? SIGKILL : 0);
+    q->state = FQ__Q_FINISHED;
+    return rc;
+}
+
+FQ__EXPORT int fq_cancel(fq_queue h)
+{
+    LOOKUP(h, q);
+
+    if (q->state == FQ__Q_FINISHED)
+        return 0;
+    q->state = FQ__Q_STOPPING;
+    q->canceling = 1;
+    fq__fail_pending(q, FQ_ECANCELED, "job cancelled");
+    int rc = stop_workers(q, SIGTERM);
+    q->state = FQ__Q_FINISHED;
+    return rc;
+}
+
+FQ__EXPORT int fq_queue_free(fq_queue h)
+{
+    LOOKUP(h, q);
+
+    fq__handle_remove(q);
+    queue_destroy(q);
+    return 0;
+}
+
+FQ__EXPORT int fq_stats_get(fq_queue h, fq_stats *st)
+{
+    LOOKUP(h, q);
+
+    if (!st)
+        return FQ_EINVAL;
+    *st = q->st;
+    st->pending = q->npending;
+    st->running = q->st.submitted - q->st.finished - q->npending;
+    st->workers = 0;
+    for (int i = 0; i < q->nw; i++)
+        if (!(q->w[i]->flags & FQ__W_DEAD))
+            st->workers++;
+    return 0;
+}
+
+FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
+{
+    LOOKUP(h, q);
+    int n = 0;
+
+    if (max < 0 || (!pids && max > 0))
+        return FQ_EINVAL;
+    for (int i = 0; i < q->nw; i++) {
+        if (q->w[i]->flags & FQ__W_DEAD)
+            continue;
+        if (n < max)
+            pids[n] = q->w[i]->pid;
+        n++;
+    }
+    return n;
+}

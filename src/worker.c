@@ -1,0 +1,446 @@
+/*
+ * Worker lifecycle: forking a worker with clean process hygiene, the loop a
+ * worker runs, and the job context API used inside jobs.
+ *
+ * Fork follows git's run-command and musl's posix_spawn: all signals are
+ * blocked around fork() so that no handler of the parent runs in the child
+ * before dispositions are reset; the child then closes every channel it
+ * inherited except its own, joins a process group of its own, asks to be
+ * killed with its parent, and only then runs user code. A worker never
+ * returns into the caller's stack: it ends with _exit().
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "internal.h"
+
+#define FQ__EXPORT __attribute__((visibility("default")))
+
+/* Results are flushed to the parent when this many bytes are buffered, when
+ * the oldest buffered result is this old, or when the worker runs out of
+ * input. Small batches amortise system calls; the age bound keeps results
+ * streaming and bounds what a killed worker loses. */
+#define FLUSH_BYTES (64 * 1024)
+#define FLUSH_AGE_NS (50 * 1000)
+/* Results at least this big are written straight from the job's buffer. */
+#define DIRECT_BYTES (64 * 1024)
+
+/* Exit statuses of a worker that ends on its own. */
+#define EXIT_OK 0
+#define EXIT_IO 120    /* channel failed */
+#define EXIT_PROTO 121 /* parent sent garbage */
+#define EXIT_INIT 122  /* init failed (after reporting it) */
+#define EXIT_NOMEM 123
+
+/* ---- Parent side ------------------------------------------------------- */
+
+static int open_pidfd(pid_t pid)
+{
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    /* pidfd_open fds are always close-on-exec. */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+struct close_arg {
+    int keep;
+};
+
+static void close_queue_fds(fq__queue *q, void *arg)
+{
+    struct close_arg *ca = arg;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (w->fd >= 0 && w->fd != ca->keep)
+            close(w->fd);
+        if (w->pidfd >= 0 && w->pidfd != ca->keep)
+            close(w->pidfd);
+    }
+}
+
+static void child_setup(fq__queue *q, int parent_end, int my_end, pid_t parent,
+                        const sigset_t *oldmask)
+{
+    struct close_arg ca = {my_end};
+
+    /* Default dispositions, as a new process would have (SIG_IGN is kept
+     * except for the signals we rely on or a job may wait on). */
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction sa;
+        if (s == SIGKILL || s == SIGSTOP)
+            continue;
+        if (sigaction(s, NULL, &sa) < 0)
+            continue;
+        if (sa.sa_handler == SIG_IGN && s != SIGTERM && s != SIGINT &&
+            s != SIGCHLD && s != SIGHUP)
+            continue;
+        if (sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO))
+            continue;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        sigaction(s, &sa, NULL);
+    }
+    close(parent_end);
+    fq__handle_each_unlocked(close_queue_fds, &ca);
+    setpgid(0, 0);
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    /* The parent may have died before PDEATHSIG was armed. */
+    if (getppid() != parent)
+        _exit(EXIT_IO);
+    if (q->opts.hooks.child)
+        q->opts.hooks.child(q->opts.hook_arg);
+    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
+}
+
+int fq__worker_spawn(fq__queue *q, fq__worker **wp)
+{
+    int fds[2];
+    sigset_t all, old;
+    fq__worker *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return FQ_ENOMEM;
+    w->fd = w->pidfd = -1;
+    fq__rbuf_init(&w->rb);
+    w->stat = mmap(NULL, sizeof(fq__wstat), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w->stat == MAP_FAILED) {
+        free(w);
+        return FQ_ENOMEM;
+    }
+    int rc = fq__channel_pair(fds);
+    if (rc) {
+        munmap(w->stat, sizeof(fq__wstat));
+        free(w);
+        return rc;
+    }
+    pid_t parent = getpid();
+    if (q->opts.hooks.prepare)
+        q->opts.hooks.prepare(q->opts.hook_arg);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_setup(q, fds[0], fds[1], parent, &old);
+        fq__worker_main(q, w, fds[1]);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (q->opts.hooks.parent)
+        q->opts.hooks.parent(q->opts.hook_arg);
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        munmap(w->stat, sizeof(fq__wstat));
+        free(w);
+        q->fork_errno = fork_errno;
+        return FQ_EFORK;
+    }
+    setpgid(pid, pid); /* also done by the child; whoever runs first wins */
+    w->pid = pid;
+    w->fd = fds[0];
+    w->pidfd = open_pidfd(pid);
+    *wp = w;
+    return 0;
+}
+
+void fq__worker_kill(fq__worker *w, int sig)
+{
+    if (w->flags & FQ__W_DEAD)
+        return;
+    /* The whole process group: a job's own children go too. Fall back to
+     * the pid in case the group was never formed. */
+    if (kill(-w->pid, sig) < 0)
+        kill(w->pid, sig);
+    if (sig == SIGKILL)
+        w->flags |= FQ__W_KILLED;
+}
+
+void fq__worker_free(fq__worker *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    fq__rbuf_free(&w->rb);
+    free(w->direct_buf);
+    munmap(w->stat, sizeof(fq__wstat));
+    free(w);
+}
+
+static const char *signame(int s)
+{
+    switch (s) {
+#define S(x)                                                                   \
+    case x:                                                                    \
+        return #x
+        S(SIGHUP);
+        S(SIGINT);
+        S(SIGQUIT);
+        S(SIGILL);
+        S(SIGTRAP);
+        S(SIGABRT);
+        S(SIGBUS);
+        S(SIGFPE);
+        S(SIGKILL);
+        S(SIGUSR1);
+        S(SIGSEGV);
+        S(SIGUSR2);
+        S(SIGPIPE);
+        S(SIGALRM);
+        S(SIGTERM);
+        S(SIGCHLD);
+        S(SIGCONT);
+        S(SIGSTOP);
+        S(SIGTSTP);
+        S(SIGTTIN);
+        S(SIGTTOU);
+        S(SIGURG);
+        S(SIGXCPU);
+        S(SIGXFSZ);
+        S(SIGVTALRM);
+        S(SIGPROF);
+        S(SIGSYS);
+#undef S
+    }
+    return "unknown signal";
+}
+
+void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
+                       int exit_status)
+{
+    if (signo)
+        snprintf(buf, n, "worker %ld killed by signal %d (%s)", (long)pid,
+                 signo, signame(signo));
+    else if (exit_status >= 0)
+        snprintf(buf, n, "worker %ld exited with status %d", (long)pid,
+                 exit_status);
+    else
+        snprintf(buf, n, "worker %ld died (exit status not available)",
+                 (long)pid);
+}
+
+/* ---- Child side -------------------------------------------------------- */
+
+struct fq_ctx {
+    uint64_t id;
+    void *udata;
+    int replied;
+    int fd;
+    uint64_t wseq;
+    int64_t start_ns;
+    unsigned char *out; /* buffered result frames */
+    size_t out_len, out_cap;
+    int64_t out_oldest; /* time the oldest buffered result was made */
+};
+
+static char init_msg[1024];
+
+FQ__EXPORT int fq_init_fail(const char *msg)
+{
+    snprintf(init_msg, sizeof(init_msg), "%s", msg ? msg : "");
+    return -1;
+}
+
+static int64_t mono_ns(void)
+{
+    return fq__now_ns();
+}
+
+static void flush_out(fq_ctx *c)
+{
+    if (c->out_len == 0)
+        return;
+    struct iovec iov = {c->out, c->out_len};
+    if (fq__send_all(c->fd, &iov, 1) < 0)
+        _exit(EXIT_IO);
+    c->out_len = 0;
+}
+
+static int out_reserve(fq_ctx *c, size_t more)
+{
+    if (c->out_cap - c->out_len >= more)
+        return 0;
+    size_t ncap = c->out_cap ? c->out_cap : 4096;
+    while (ncap - c->out_len < more)
+        ncap *= 2;
+    unsigned char *n = realloc(c->out, ncap);
+    if (!n)
+        return FQ_ENOMEM;
+    c->out = n;
+    c->out_cap = ncap;
+    return 0;
+}
+
+/* Queues (or, when large, writes at once) one frame to the parent. */
+static int emit(fq_ctx *c, const fq__frame *f, const void *data)
+{
+    unsigned char hdr[FQ__WIRE_HDR];
+
+    fq__frame_encode(f, hdr);
+    if (f->len >= DIRECT_BYTES) {
+        struct iovec iov[2] = {{hdr, sizeof(hdr)},
+                               {(void *)data, (size_t)f->len}};
+        flush_out(c);
+        if (fq__send_all(c->fd, iov, 2) < 0)
+            _exit(EXIT_IO);
+        return 0;
+    }
+    if (out_reserve(c, FQ__WIRE_HDR + (size_t)f->len) < 0)
+        _exit(EXIT_NOMEM);
+    if (c->out_len == 0)
+        c->out_oldest = mono_ns();
+    memcpy(c->out + c->out_len, hdr, FQ__WIRE_HDR);
+    if (f->len)
+        memcpy(c->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
+    c->out_len += FQ__WIRE_HDR + (size_t)f->len;
+    return 0;
+}
+
+static void emit_result(fq_ctx *c, int status, int code, const void *data,
+                        size_t len)
+{
+    fq__frame f = {0};
+    f.type = FQ__FRAME_RESULT;
+    f.status = status;
+    f.code = code;
+    f.run_ns = (uint64_t)(mono_ns() - c->start_ns);
+    f.len = len;
+    c->replied = 1;
+    emit(c, &f, data);
+}
+
+FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
+{
+    if (!ctx || (!data && len))
+        return FQ_EINVAL;
+    if (ctx->replied)
+        return FQ_EBUSY;
+    emit_result(ctx, 0, 0, data, len);
+    return 0;
+}
+
+FQ__EXPORT int fq_fail(fq_ctx *ctx, int code, const char *msg)
+{
+    if (!ctx)
+        return FQ_EINVAL;
+    if (code == 0)
+        code = -1;
+    if (ctx->replied)
+        return code;
+    emit_result(ctx, FQ_EJOB, code, msg ? msg : "", msg ? strlen(msg) : 0);
+    return code;
+}
+
+FQ__EXPORT uint64_t fq_ctx_id(const fq_ctx *ctx)
+{
+    return ctx ? ctx->id : 0;
+}
+
+FQ__EXPORT void *fq_ctx_udata(const fq_ctx *ctx)
+{
+    return ctx ? ctx->udata : NULL;
+}
+
+/* Runs one job frame. The argument is copied when its place in the buffer is
+ * not aligned for any type, as the API promises. */
+static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
+                    const unsigned char *payload)
+{
+    fq_job_fn fn = (fq_job_fn)(uintptr_t)f->fn;
+    const void *arg = payload;
+    void *copy = NULL;
+
+    if (((uintptr_t)payload % _Alignof(max_align_t)) != 0 && f->len > 0) {
+        copy = malloc((size_t)f->len);
+        if (!copy)
+            _exit(EXIT_NOMEM);
+        memcpy(copy, payload, (size_t)f->len);
+        arg = copy;
+    }
+    c->id = f->id;
+    c->replied = 0;
+    c->start_ns = mono_ns();
+    atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
+    atomic_store_explicit(&st->started, c->wseq + 1, memory_order_release);
+    int rc = fn(c, arg, (size_t)f->len);
+    if (!c->replied) {
+        if (rc == 0)
+            emit_result(c, 0, 0, NULL, 0);
+        else
+            emit_result(c, FQ_EJOB, rc, "", 0);
+    }
+    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
+    c->wseq++;
+    free(copy);
+}
+
+void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
+{
+    fq_ctx c;
+    fq__rbuf rb;
+    fq__wstat *st = w->stat;
+
+    memset(&c, 0, sizeof(c));
+    c.fd = fd;
+    c.udata = q->opts.udata;
+    fq__rbuf_init(&rb);
+
+    if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
+        fq__frame f = {0};
+        f.type = FQ__FRAME_INIT_FAIL;
+        f.len = strlen(init_msg);
+        emit(&c, &f, init_msg);
+        flush_out(&c);
+        _exit(EXIT_INIT);
+    }
+    atomic_store_explicit(&st->ready, 1, memory_order_release);
+
+    for (;;) {
+        fq__frame f;
+        const unsigned char *payload;
+        int rc = fq__rbuf_frame(&rb, FQ__ACCEPT_JOB, &f, &payload);
+        if (rc < 0)
+            _exit(EXIT_PROTO);
+        if (rc == 1) {
+            run_job(&c, st, &f, payload);
+            fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
+            if (c.out_len >= FLUSH_BYTES ||
+                (c.out_len && mono_ns() - c.out_oldest >= FLUSH_AGE_NS))
+                flush_out(&c);
+            continue;
+        }
+        /* Out of complete frames: send what we have, then block. */
+        flush_out(&c);
+        size_t want = 64 * 1024;
+        if (rb.end - rb.start >= FQ__WIRE_HDR) {
+            /* A header is here (rc == 0 decoded it): room for all of it. */
+            want = FQ__WIRE_HDR + (size_t)f.len - (rb.end - rb.start);
+            if (fq__rbuf_reserve(&rb, FQ__WIRE_HDR + (size_t)f.len) < 0)
+                _exit(EXIT_NOMEM);
+        }
+        ssize_t n = fq__rbuf_read(&rb, fd, want < 4096 ? 4096 : want);
+        if (n == 0)
+            _exit(EXIT_OK); /* parent closed: finished, or gone */
+        if (n < 0)
+            _exit(EXIT_IO);
+    }
+}
