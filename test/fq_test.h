@@ -62,6 +62,25 @@ static inline int64_t fqt_now_ms(void)
 
 #define FQT_OK(call) FQT_EQ(call, 0)
 
+/*
+ * Queues made by the helpers below are remembered, so that the teardown of
+ * a failed test frees them: otherwise its workers would outlive it and make
+ * the next tests' child-process checks fail too.
+ */
+#define FQT_MAX_QUEUES 64
+static fq_queue fqt_queues[FQT_MAX_QUEUES];
+static int fqt_nqueues;
+
+static inline fq_queue fqt_queue_opts(const fq_options *o)
+{
+    fq_queue q = {0};
+    FQT_OK(fq_queue_new(&q, o));
+    assert_int_not_equal(q.id, 0);
+    if (fqt_nqueues < FQT_MAX_QUEUES)
+        fqt_queues[fqt_nqueues++] = q;
+    return q;
+}
+
 /* A queue with the given worker count and ordering; other options default. */
 static inline fq_queue fqt_queue(int workers, int ordered)
 {
@@ -69,19 +88,20 @@ static inline fq_queue fqt_queue(int workers, int ordered)
     memset(&o, 0, sizeof o);
     o.workers = workers;
     o.ordered = ordered;
-    fq_queue q = {0};
-    FQT_OK(fq_queue_new(&q, &o));
-    assert_int_not_equal(q.id, 0);
-    return q;
+    return fqt_queue_opts(&o);
 }
 
-static inline fq_queue fqt_queue_opts(const fq_options *o)
+/* Frees what a test left behind (nothing, when it passed). */
+static inline int fqt_teardown(void **state)
 {
-    fq_queue q = {0};
-    FQT_OK(fq_queue_new(&q, o));
-    assert_int_not_equal(q.id, 0);
-    return q;
+    (void)state;
+    for (int i = 0; i < fqt_nqueues; i++)
+        (void)fq_queue_free(fqt_queues[i]); /* FQ_ECLOSED when freed */
+    fqt_nqueues = 0;
+    return 0;
 }
+
+#define FQT_TEST(f) cmocka_unit_test_teardown(f, fqt_teardown)
 
 /* A pipe whose ends are close-on-exec (forked workers still inherit them:
  * fork keeps every descriptor). */
@@ -359,6 +379,156 @@ static inline void fqt_assert_msg(const fq_result *r)
     assert_non_null(r->data);
     assert_int_equal(((const char *)r->data)[r->len], '\0');
     assert_int_equal(strlen((const char *)r->data), r->len);
+}
+
+/* ---- Jobs and gates shared by several tests --------------------------- */
+
+/* Replies with its argument. */
+static inline int fqt_job_echo(fq_ctx *ctx, const void *arg, size_t len)
+{
+    return fq_reply(ctx, arg, len) == 0 ? 0 : 100;
+}
+
+static inline uint64_t fqt_square(uint64_t x)
+{
+    return x * x + 1;
+}
+
+/* Argument: a uint64_t x. Result: fqt_square(x). */
+static inline int fqt_job_square(fq_ctx *ctx, const void *arg, size_t len)
+{
+    uint64_t x;
+    if (len != sizeof x)
+        return fq_fail(ctx, 99, "bad argument length");
+    memcpy(&x, arg, sizeof x);
+    x = fqt_square(x);
+    return fq_reply(ctx, &x, sizeof x) == 0 ? 0 : 100;
+}
+
+/* Result: the pid of the worker. */
+static inline int fqt_job_pid(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    pid_t p = getpid();
+    return fq_reply(ctx, &p, sizeof p) == 0 ? 0 : 100;
+}
+
+/*
+ * A gate lets a test hold jobs in a worker and know when they run: a gated
+ * job writes its pid to `started`, then blocks until the test writes a byte
+ * to `open`. Create the gate before the queue (or before fq_refork()), so
+ * that workers inherit it.
+ */
+typedef struct fqt_gate {
+    int started[2];
+    int open[2];
+} fqt_gate;
+
+typedef struct fqt_gate_arg {
+    int started_wr;
+    int open_rd;
+    uint64_t value;
+    int ignore_term; /* 1: the job ignores SIGTERM before blocking */
+} fqt_gate_arg;
+
+static inline void fqt_gate_new(fqt_gate *g)
+{
+    fqt_pipe(g->started);
+    fqt_pipe(g->open);
+}
+
+static inline void fqt_gate_free(fqt_gate *g)
+{
+    for (int i = 0; i < 2; i++) {
+        fqt_close(&g->started[i]);
+        fqt_close(&g->open[i]);
+    }
+}
+
+static inline fqt_gate_arg fqt_gate_arg_of(const fqt_gate *g, uint64_t value)
+{
+    fqt_gate_arg a;
+    memset(&a, 0, sizeof a);
+    a.started_wr = g->started[1];
+    a.open_rd = g->open[0];
+    a.value = value;
+    return a;
+}
+
+/* Result: the argument's value (uint64_t), once the gate opens. */
+static inline int fqt_job_gate(fq_ctx *ctx, const void *arg, size_t len)
+{
+    fqt_gate_arg a;
+    if (len != sizeof a)
+        return fq_fail(ctx, 99, "bad argument length");
+    memcpy(&a, arg, sizeof a);
+    if (a.ignore_term)
+        signal(SIGTERM, SIG_IGN);
+    pid_t p = getpid();
+    if (fqt_write_all(a.started_wr, &p, sizeof p) != 0)
+        return fq_fail(ctx, 98, "cannot signal start");
+    char c;
+    if (fqt_read_all(a.open_rd, &c, 1) != 0)
+        return fq_fail(ctx, 97, "gate closed");
+    return fq_reply(ctx, &a.value, sizeof a.value) == 0 ? 0 : 100;
+}
+
+/* Waits (driving q) until a gated job has started; returns its pid. */
+static inline pid_t fqt_gate_started(fq_queue q, fqt_gate *g)
+{
+    pid_t p = 0;
+    int rc = fqt_read_driving(q, g->started[0], &p, sizeof p, 20000);
+    assert_int_equal(rc, 0);
+    assert_true(p > 0);
+    return p;
+}
+
+static inline void fqt_gate_open(fqt_gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(fqt_write_all(g->open[1], "x", 1), 0);
+}
+
+static inline uint64_t fqt_submit_gate(fq_queue q, const fqt_gate *g,
+                                       uint64_t value, int ignore_term)
+{
+    fqt_gate_arg a = fqt_gate_arg_of(g, value);
+    a.ignore_term = ignore_term;
+    uint64_t id = UINT64_MAX;
+    FQT_OK(fq_submit(q, fqt_job_gate, &a, sizeof a, NULL, &id));
+    return id;
+}
+
+static inline uint64_t fqt_submit_square(fq_queue q, uint64_t x)
+{
+    uint64_t id = UINT64_MAX;
+    FQT_OK(fq_submit(q, fqt_job_square, &x, sizeof x, NULL, &id));
+    return id;
+}
+
+/* Reads the uint64_t result of a successful outcome. */
+static inline uint64_t fqt_u64(const fq_result *r)
+{
+    if (r->status != 0)
+        print_error("job %" PRIu64 ": status %s code %d: %s\n", r->id,
+                    fq_err_name(r->status), r->code,
+                    r->data ? (const char *)r->data : "(null)");
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->len, sizeof(uint64_t));
+    uint64_t v;
+    memcpy(&v, r->data, sizeof v);
+    return v;
+}
+
+/* Asserts that no child process of ours is left, zombie or alive. */
+static inline void fqt_assert_no_children(void)
+{
+    int z = -1;
+    int n = fqt_count_children(&z);
+    if (n != 0)
+        print_error("%d child processes left (%d zombies)\n", n, z);
+    assert_int_equal(n, 0);
 }
 
 #endif
