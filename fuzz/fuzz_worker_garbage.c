@@ -78,7 +78,8 @@ static void open_queue(void)
 }
 
 /* Submits one job and returns its single outcome status. */
-static int run_one(fq_job_fn fn, const void *arg, size_t len, fq_result *r)
+static int run_one(fq_job_fn fn, const void *arg, size_t len, fq_result *r,
+                   const void *expect, size_t elen)
 {
     uint64_t id;
     int rc = fq_submit(q, fn, arg, len, NULL, &id);
@@ -87,6 +88,13 @@ static int run_one(fq_job_fn fn, const void *arg, size_t len, fq_result *r)
     if (fq_wait(q, 30000) != 0)
         abort(); /* a hang: the parent lost track of the worker */
     if (fq_take(q, r) != 1 || r->id != id)
+        abort();
+    /* Errors carry a NUL-terminated description. */
+    if (r->status != 0 && (r->data == NULL || ((const char *)r->data)[r->len]))
+        abort();
+    /* Checked before the next take, which frees r->data. */
+    if (expect && (r->status != 0 || r->len != elen ||
+                   memcmp(r->data, expect, elen) != 0))
         abort();
     fq_result extra;
     if (fq_take(q, &extra) != 0)
@@ -100,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (q.id == 0)
         open_queue();
-    int rc = run_one(garbage_job, data, size, &r);
+    int rc = run_one(garbage_job, data, size, &r, NULL, 0);
     if (rc == FQ_EINIT || rc == FQ_EFINISHED) {
         /* An earlier input forged an "init failed" frame, which stops the
          * queue by design: start a new one. */
@@ -122,8 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         abort();
     }
-    if (r.status != 0 && (r.data == NULL || ((const char *)r.data)[r.len]))
-        abort(); /* errors carry a NUL-terminated description */
     if (r.status == FQ_EINIT) {
         fq_queue_free(q);
         open_queue();
@@ -132,8 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The queue still works. */
     static const char probe[] = "still alive";
-    if (run_one(echo_job, probe, sizeof probe, &r) != 0 || r.status != 0 ||
-        r.len != sizeof probe || memcmp(r.data, probe, sizeof probe) != 0)
+    if (run_one(echo_job, probe, sizeof probe, &r, probe, sizeof probe) != 0)
         abort();
     return 0;
 }
