@@ -1,0 +1,184 @@
+/*
+ * The module `forkqueue._forkqueue`: state, types and exceptions, set up with
+ * multi-phase initialisation. All types are heap types and no PyObject lives
+ * in a static variable, so the module can be loaded more than once.
+ */
+#include "fqpy.h"
+
+#include <unistd.h>
+
+static struct PyModuleDef fqpy_module;
+
+fqpy_state *fqpy_state_of_type(PyTypeObject *tp)
+{
+    PyObject *m = PyType_GetModuleByDef(tp, &fqpy_module);
+    return m ? PyModule_GetState(m) : NULL;
+}
+
+/* Called by forkqueue/__init__.py at interpreter exit: stops the workers of
+ * every queue still open, so that none outlives the program. */
+static PyObject *shutdown_all(PyObject *module, PyObject *noargs)
+{
+    (void)noargs;
+    fqpy_state *st = PyModule_GetState(module);
+    while (st->live) {
+        fqpy_queue *q = st->live;
+        /* Unlink first: the queue may be freed later by the GC. */
+        st->live = q->live_next;
+        if (q->live_next)
+            q->live_next->live_prev = &st->live;
+        q->live_next = NULL;
+        q->live_prev = NULL;
+        if (q->opened && q->owner_pid == getpid()) {
+            q->opened = 0;
+            q->finished = 1;
+            Py_BEGIN_ALLOW_THREADS fq_queue_free(q->q);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_version(PyObject *module, PyObject *noargs)
+{
+    (void)module;
+    (void)noargs;
+    return PyUnicode_FromString(fq_version());
+}
+
+static PyMethodDef fqpy_methods[] = {
+    {"_shutdown_all", shutdown_all, METH_NOARGS,
+     "Stop the workers of every open queue (used at interpreter exit)."},
+    {"core_version", core_version, METH_NOARGS,
+     "Version of the C library forkqueue linked into the extension."},
+    {NULL, NULL, 0, NULL}};
+
+static int fqpy_exec(PyObject *m)
+{
+    fqpy_state *st = PyModule_GetState(m);
+    PyObject *pickle = NULL, *tbmod = NULL;
+
+    pickle = PyImport_ImportModule("_pickle");
+    if (pickle == NULL) {
+        PyErr_Clear();
+        pickle = PyImport_ImportModule("pickle");
+    }
+    if (pickle == NULL)
+        goto fail;
+    st->dumps = PyObject_GetAttrString(pickle, "dumps");
+    st->loads = PyObject_GetAttrString(pickle, "loads");
+    Py_CLEAR(pickle);
+    if (!st->dumps || !st->loads)
+        goto fail;
+    pickle = PyImport_ImportModule("pickle");
+    if (pickle == NULL)
+        goto fail;
+    st->protocol = PyObject_GetAttrString(pickle, "HIGHEST_PROTOCOL");
+    Py_CLEAR(pickle);
+    if (st->protocol == NULL)
+        goto fail;
+    tbmod = PyImport_ImportModule("traceback");
+    if (tbmod == NULL)
+        goto fail;
+    st->format_exception = PyObject_GetAttrString(tbmod, "format_exception");
+    Py_CLEAR(tbmod);
+    if (st->format_exception == NULL)
+        goto fail;
+    st->empty_str = PyUnicode_FromString("");
+    if (st->empty_str == NULL)
+        goto fail;
+
+    st->exc_type = PyErr_NewExceptionWithDoc(
+        "forkqueue.ForkQueueException",
+        "A job failed: its exception, or the death of the worker running "
+        "it.\n\nThe message is 'Exception running task:\\n' followed by the "
+        "worker's\nformatted traceback (or the cause of the worker's death). "
+        "The same text\nis in the attribute `backtrace`.",
+        PyExc_RuntimeError, NULL);
+    if (st->exc_type == NULL)
+        goto fail;
+    if (PyModule_AddObjectRef(m, "ForkQueueException", st->exc_type) < 0)
+        goto fail;
+
+    st->queue_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_queue_spec, NULL);
+    if (st->queue_type == NULL)
+        goto fail;
+    if (PyModule_AddType(m, st->queue_type) < 0)
+        goto fail;
+    st->iter_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_iter_spec, NULL);
+    if (st->iter_type == NULL)
+        goto fail;
+    if (PyModule_AddStringConstant(m, "CORE_VERSION", fq_version()) < 0)
+        goto fail;
+    return 0;
+
+fail:
+    Py_XDECREF(pickle);
+    Py_XDECREF(tbmod);
+    return -1;
+}
+
+static int fqpy_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    fqpy_state *st = PyModule_GetState(m);
+    if (st == NULL)
+        return 0;
+    Py_VISIT(st->queue_type);
+    Py_VISIT(st->iter_type);
+    Py_VISIT(st->exc_type);
+    Py_VISIT(st->dumps);
+    Py_VISIT(st->loads);
+    Py_VISIT(st->protocol);
+    Py_VISIT(st->format_exception);
+    Py_VISIT(st->empty_str);
+    return 0;
+}
+
+static int fqpy_clear(PyObject *m)
+{
+    fqpy_state *st = PyModule_GetState(m);
+    if (st == NULL)
+        return 0;
+    Py_CLEAR(st->queue_type);
+    Py_CLEAR(st->iter_type);
+    Py_CLEAR(st->exc_type);
+    Py_CLEAR(st->dumps);
+    Py_CLEAR(st->loads);
+    Py_CLEAR(st->protocol);
+    Py_CLEAR(st->format_exception);
+    Py_CLEAR(st->empty_str);
+    return 0;
+}
+
+static void fqpy_free(void *m)
+{
+    fqpy_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot fqpy_slots[] = {
+    {Py_mod_exec, fqpy_exec},
+/* The fork hooks use the PyGILState API, which knows one interpreter. */
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL}};
+
+static struct PyModuleDef fqpy_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "forkqueue._forkqueue",
+    .m_doc = "C implementation of forkqueue: run Python callables in forked "
+             "worker processes.",
+    .m_size = sizeof(fqpy_state),
+    .m_methods = fqpy_methods,
+    .m_slots = fqpy_slots,
+    .m_traverse = fqpy_traverse,
+    .m_clear = fqpy_clear,
+    .m_free = fqpy_free,
+};
+
+PyMODINIT_FUNC PyInit__forkqueue(void)
+{
+    return PyModuleDef_Init(&fqpy_module);
+}

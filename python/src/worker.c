@@ -1,0 +1,289 @@
+/*
+ * What runs inside a worker process.
+ *
+ * A worker is a fork of the interpreter that created (or reforked) the
+ * queue; it holds the GIL from the fork until it _exit()s, so these
+ * functions call into Python freely. The callable is found by its key in the
+ * worker's inherited copy of the queue's registry: nothing about the
+ * callable itself is ever pickled.
+ *
+ * Job payload (pickled):  (key, [args, ...], kwargs or None)
+ * Reply (pickled):        ([value, ...], {index: (exception, traceback)} or
+ *                          None, nanoseconds spent in the worker)
+ */
+#include "fqpy.h"
+
+#include <time.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+PyObject *fqpy_format_current_exc(fqpy_state *st, PyObject **exc_out)
+{
+    PyObject *t, *v, *tb, *lines, *text = NULL;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL) {
+        t = Py_NewRef(PyExc_RuntimeError);
+        v = PyUnicode_FromString("unknown error");
+    }
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v == NULL) {
+        PyErr_Clear();
+        v = PyObject_CallNoArgs(PyExc_RuntimeError);
+        if (v == NULL)
+            PyErr_Clear();
+    }
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    lines = PyObject_CallFunctionObjArgs(
+        st->format_exception, t, v ? v : Py_None, tb ? tb : Py_None, NULL);
+    if (lines) {
+        text = PyUnicode_Join(st->empty_str, lines);
+        Py_DECREF(lines);
+    }
+    if (text == NULL) {
+        PyErr_Clear();
+        text = PyUnicode_FromFormat("%s: <traceback could not be formatted>\n",
+                                    ((PyTypeObject *)t)->tp_name);
+        if (text == NULL)
+            PyErr_Clear();
+    }
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    if (exc_out)
+        *exc_out = v;
+    else
+        Py_XDECREF(v);
+    return text;
+}
+
+/* The exception must survive pickling both ways, or the reply could not be
+ * sent (or read). Otherwise it is replaced by a RuntimeError with its repr. */
+static PyObject *shippable_exc(fqpy_state *st, PyObject *exc)
+{
+    PyObject *b =
+        PyObject_CallFunctionObjArgs(st->dumps, exc, st->protocol, NULL);
+    PyObject *back = b ? PyObject_CallOneArg(st->loads, b) : NULL;
+    Py_XDECREF(b);
+    if (back) {
+        Py_DECREF(back);
+        return exc;
+    }
+    PyErr_Clear();
+    PyObject *r = PyObject_Repr(exc);
+    if (r == NULL) {
+        PyErr_Clear();
+        r = PyUnicode_FromString(Py_TYPE(exc)->tp_name);
+    }
+    PyObject *sub = r ? PyObject_CallOneArg(PyExc_RuntimeError, r) : NULL;
+    Py_XDECREF(r);
+    if (sub == NULL) {
+        PyErr_Clear();
+        return exc; /* keep it; the reply fallback will deal with it */
+    }
+    Py_DECREF(exc);
+    return sub;
+}
+
+/* Records the current exception as the error of item i. With prefix, the
+ * traceback text starts with it (for a result that could not be pickled). */
+static int record_error(fqpy_state *st, PyObject **errors, Py_ssize_t i,
+                        const char *prefix)
+{
+    PyObject *exc = NULL;
+    PyObject *tb = fqpy_format_current_exc(st, &exc);
+    int rc = -1;
+    if (tb == NULL || exc == NULL)
+        goto out;
+    if (prefix) {
+        PyObject *full = PyUnicode_FromFormat("%s%U", prefix, tb);
+        if (full == NULL)
+            goto out;
+        Py_SETREF(tb, full);
+    }
+    exc = shippable_exc(st, exc);
+    if (*errors == NULL && (*errors = PyDict_New()) == NULL)
+        goto out;
+    PyObject *k = PyLong_FromSsize_t(i);
+    PyObject *pair = PyTuple_Pack(2, exc, tb);
+    if (k && pair)
+        rc = PyDict_SetItem(*errors, k, pair);
+    Py_XDECREF(k);
+    Py_XDECREF(pair);
+out:
+    Py_XDECREF(exc);
+    Py_XDECREF(tb);
+    return rc;
+}
+
+/* Output printed by a job must not sit in a buffer that _exit() discards. */
+static void flush_std_streams(void)
+{
+    static const char *names[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        if (f && f != Py_None) {
+            PyObject *r = PyObject_CallMethod(f, "flush", NULL);
+            Py_XDECREF(r);
+        }
+    }
+    PyErr_Clear();
+}
+
+static PyObject *build_reply(PyObject *values, PyObject *errors, int64_t ns)
+{
+    return Py_BuildValue("(OOL)", values, errors ? errors : Py_None,
+                         (long long)ns);
+}
+
+/* Reports a failure of the whole job (malformed payload, unknown callable,
+ * reply that cannot be pickled even after clean-up) with its traceback. */
+static int fail_job(fq_ctx *ctx, fqpy_state *st)
+{
+    PyObject *tb = fqpy_format_current_exc(st, NULL);
+    const char *msg = tb ? PyUnicode_AsUTF8(tb) : NULL;
+    if (msg == NULL)
+        PyErr_Clear();
+    int rc = fq_fail(ctx, 1, msg ? msg : "forkqueue: job failed\n");
+    Py_XDECREF(tb);
+    flush_std_streams();
+    return rc;
+}
+
+int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    fqpy_queue *self = fq_ctx_udata(ctx);
+    fqpy_state *st = self->st;
+    int64_t t0 = now_ns();
+    PyObject *payload = NULL, *values = NULL, *errors = NULL, *reply = NULL;
+    PyObject *bytes = NULL;
+    int rc;
+
+    PyObject *mv =
+        PyMemoryView_FromMemory((char *)arg, (Py_ssize_t)len, PyBUF_READ);
+    if (mv == NULL)
+        goto fail;
+    payload = PyObject_CallOneArg(st->loads, mv);
+    Py_DECREF(mv);
+    if (payload == NULL)
+        goto fail;
+    if (!PyTuple_Check(payload) || PyTuple_GET_SIZE(payload) != 3 ||
+        !PyList_Check(PyTuple_GET_ITEM(payload, 1))) {
+        PyErr_SetString(PyExc_RuntimeError, "forkqueue: malformed job");
+        goto fail;
+    }
+    Py_ssize_t key = PyLong_AsSsize_t(PyTuple_GET_ITEM(payload, 0));
+    if (key == -1 && PyErr_Occurred())
+        goto fail;
+    if (key < 0 || key >= PyList_GET_SIZE(self->registry)) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "forkqueue: this worker does not know callable #%zd", key);
+        goto fail;
+    }
+    PyObject *func = PyList_GET_ITEM(self->registry, key);
+    PyObject *argslist = PyTuple_GET_ITEM(payload, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(payload, 2);
+    if (kwargs == Py_None)
+        kwargs = NULL;
+    Py_INCREF(func);
+    Py_ssize_t n = PyList_GET_SIZE(argslist);
+    values = PyList_New(n);
+    if (values == NULL) {
+        Py_DECREF(func);
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(argslist, i);
+        PyObject *t = PyTuple_Check(a) ? Py_NewRef(a) : PySequence_Tuple(a);
+        PyObject *r = t ? PyObject_Call(func, t, kwargs) : NULL;
+        Py_XDECREF(t);
+        if (r == NULL) {
+            /* Any BaseException (SystemExit, KeyboardInterrupt) included:
+             * it is the job's outcome and must not unwind this worker. */
+            if (record_error(st, &errors, i, NULL) < 0) {
+                Py_DECREF(func);
+                goto fail;
+            }
+            r = Py_NewRef(Py_None);
+        }
+        PyList_SET_ITEM(values, i, r);
+    }
+    Py_DECREF(func);
+    flush_std_streams();
+
+    reply = build_reply(values, errors, now_ns() - t0);
+    if (reply == NULL)
+        goto fail;
+    bytes = PyObject_CallFunctionObjArgs(st->dumps, reply, st->protocol, NULL);
+    if (bytes == NULL) {
+        /* Find the results that cannot be pickled and turn each into the
+         * error of its own item. */
+        PyErr_Clear();
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyList_GET_ITEM(values, i);
+            if (v == Py_None)
+                continue;
+            PyObject *b =
+                PyObject_CallFunctionObjArgs(st->dumps, v, st->protocol, NULL);
+            if (b) {
+                Py_DECREF(b);
+                continue;
+            }
+            if (record_error(st, &errors, i, "Result could not be pickled:\n") <
+                0)
+                goto fail;
+            PyList_SetItem(values, i, Py_NewRef(Py_None));
+        }
+        Py_SETREF(reply, build_reply(values, errors, now_ns() - t0));
+        if (reply == NULL)
+            goto fail;
+        bytes =
+            PyObject_CallFunctionObjArgs(st->dumps, reply, st->protocol, NULL);
+        if (bytes == NULL)
+            goto fail;
+    }
+    rc = fq_reply(ctx, PyBytes_AS_STRING(bytes),
+                  (size_t)PyBytes_GET_SIZE(bytes));
+    (void)rc;
+    Py_DECREF(bytes);
+    Py_DECREF(reply);
+    Py_XDECREF(errors);
+    Py_DECREF(values);
+    Py_DECREF(payload);
+    return 0;
+
+fail:
+    rc = fail_job(ctx, st);
+    Py_XDECREF(bytes);
+    Py_XDECREF(reply);
+    Py_XDECREF(errors);
+    Py_XDECREF(values);
+    Py_XDECREF(payload);
+    return rc;
+}
+
+int fqpy_worker_init(void *udata)
+{
+    fqpy_queue *self = udata;
+    if (self->initfunc == NULL || self->initfunc == Py_None)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(self->initfunc);
+    if (r) {
+        Py_DECREF(r);
+        flush_std_streams();
+        return 0;
+    }
+    PyObject *tb = fqpy_format_current_exc(self->st, NULL);
+    PyObject *msg =
+        tb ? PyUnicode_FromFormat("initfunc failed:\n%U", tb) : NULL;
+    const char *s = msg ? PyUnicode_AsUTF8(msg) : NULL;
+    PyErr_Clear();
+    flush_std_streams();
+    /* msg stays alive: this process ends without returning to Python. */
+    Py_XDECREF(tb);
+    return fq_init_fail(s ? s : "initfunc failed");
+}
