@@ -126,7 +126,9 @@ static PyObject *iter_next(fqpy_iter *it)
             it->done = 1;
             break;
         }
-        Py_ssize_t n = fqpy_flush(self) < 0 ? -1 : fqpy_take_ready(self);
+        Py_ssize_t n = it->mode == FQPY_IT_AVAILABLE ? fqpy_drive(self, 0)
+                       : fqpy_flush(self) < 0        ? -1
+                                                     : fqpy_take_ready(self);
         if (n < 0)
             break;
         if (n > 0)

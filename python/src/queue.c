@@ -28,6 +28,8 @@ enum { REC_IDS, REC_ARGS, REC_KWARGS, REC_KEY, REC_MEASURED, REC_SEQ };
  * costs, short enough that results stream and the tail stays short. */
 #define TARGET_BATCH_NS 2e6
 #define MAX_BATCH 8192
+/* See fqpy_drive(): the core's zero-timeout poll does no I/O. */
+#define NOWAIT_POLL_MS 1
 /* Minimum time between two reforks caused by add() of new callables. */
 #define REFORK_MIN_INTERVAL 0.01
 
@@ -679,8 +681,22 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
     if (fqpy_flush(self) < 0)
         return -1;
     Py_ssize_t n = fqpy_take_ready(self);
-    if (n != 0 || timeout_s == 0 || self->outstanding == 0)
+    if (n != 0 || self->outstanding == 0)
         return n;
+    if (timeout_s == 0) {
+        /* fq_take() and fq_poll(q, 0) of this core version do not read the
+         * workers' channels at all (the deadline passes before the first
+         * poll()), so a "do not wait" look costs a 1 ms poll. */
+        int rc;
+        fq_queue q = self->q;
+        Py_BEGIN_ALLOW_THREADS rc = fq_poll(q, NOWAIT_POLL_MS);
+        Py_END_ALLOW_THREADS if (rc < 0 && rc != FQ_EINTR)
+        {
+            core_error(self, rc, "polling for results");
+            return -1;
+        }
+        return fqpy_take_ready(self);
+    }
     double deadline = timeout_s < 0 ? -1 : fqpy_now() + timeout_s;
     for (;;) {
         int ms = SLICE_MS;
@@ -880,7 +896,7 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
     self->opened = 1;
     self->owner_pid = getpid();
     self->known = PyList_GET_SIZE(self->registry);
-    self->last_refork = fqpy_now();
+    self->last_refork = -1e9; /* the first refork is never delayed */
     fqpy_state *st = self->st;
     self->live_next = st->live;
     if (st->live)

@@ -1,0 +1,69 @@
+"""Helpers shared by the forkqueue Python tests (processes, deadlines)."""
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def child_pids(parent=None):
+    """Pids of the processes whose parent is `parent` (default: us),
+    zombies included."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces: fields follow its ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == parent:
+            found.append(int(name))
+    return found
+
+
+def proc_state(pid):
+    """State letter of a process ('R', 'S', 'Z', ...) or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def is_running(pid):
+    """True if the process exists and is not a zombie."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def wait_until(cond, timeout=10.0, interval=0.01):
+    """Polls cond() until it is true or the deadline passes; returns its
+    last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def run_script(code, timeout=30, **kwargs):
+    """Runs a Python snippet with this interpreter and environment."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def wait_for_file(path, timeout=20.0):
+    """Job helper: blocks until `path` exists (a gate opened by the test)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.005)
+    return path
