@@ -444,6 +444,54 @@ static int scn_result_enomem(void)
     return 0;
 }
 
+/* Dense crashes exhaust the re-send budget: jobs queued behind a crashing
+ * job, or whose results were still buffered in the worker when it died, are
+ * re-sent; each must still get its own result, not a crash report. */
+static int every4th_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    int i;
+    (void)len;
+    memcpy(&i, arg, sizeof i);
+    if (i % 4 == 3)
+        raise(SIGKILL);
+    return fq_reply(ctx, &i, sizeof i);
+}
+
+static int scn_crash_storm(void)
+{
+    fq_options o = {0};
+    o.workers = 1;
+    o.inflight = 100;
+    fq_queue q = {0};
+    CHECK_RC(fq_queue_new(&q, &o), 0);
+    for (int i = 0; i < 200; i++) {
+        fq_job_options jo = {0};
+        jo.id = (uint64_t)i;
+        jo.flags = FQ_JOB_ID;
+        CHECK_RC(fq_submit(q, every4th_job, &i, sizeof i, &jo, NULL), 0);
+    }
+    CHECK_RC(fq_wait(q, 60000), 0);
+    fq_result r;
+    int innocent_failed = 0, crashed = 0, ok = 0;
+    while (fq_take(q, &r) == 1) {
+        if (r.id % 4 == 3) {
+            crashed += r.status == FQ_ECRASHED && r.signo == SIGKILL;
+        } else if (r.status == 0) {
+            ok++;
+        } else if (innocent_failed++ == 0) {
+            fprintf(stderr, "    job %d: %s: %s\n", (int)r.id,
+                    fq_err_name(r.status), (const char *)r.data);
+        }
+    }
+    fprintf(stderr,
+            "    %d results, %d planned crashes, %d other jobs failed\n", ok,
+            crashed, innocent_failed);
+    CHECK(crashed == 50);
+    CHECK(ok == 150 && innocent_failed == 0);
+    CHECK_RC(fq_queue_free(q), 0);
+    return 0;
+}
+
 /* ---- cmocka wrappers --------------------------------------------------- */
 
 static void run_isolated(int (*fn)(void), const char *name)
@@ -477,6 +525,7 @@ SCENARIO(nofile_respawn)
 SCENARIO(memory_hog)
 SCENARIO(result_too_big)
 SCENARIO(result_enomem)
+SCENARIO(crash_storm)
 
 int main(void)
 {
@@ -488,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_memory_hog),
         cmocka_unit_test(test_result_too_big),
         cmocka_unit_test(test_result_enomem),
+        cmocka_unit_test(test_crash_storm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
