@@ -325,5 +325,5 @@ int main(void)
         FQT_TEST(test_crash_streak),
         FQT_TEST(test_crashed_worker_reaped),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }

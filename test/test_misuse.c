@@ -295,5 +295,5 @@ int main(void)
         FQT_TEST(test_foreign_in_job),
         FQT_TEST(test_foreign_in_forked_child),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }

@@ -1333,5 +1333,5 @@ int main(void)
         FQT_TEST(test_threads),
         FQT_TEST(test_return_on_eintr),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }

@@ -362,5 +362,5 @@ int main(void)
         FQT_TEST(test_stream_producer_fails),
         FQT_TEST(test_stream_takes_earlier_jobs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }

@@ -267,5 +267,5 @@ int main(void)
         FQT_TEST(test_timeout_ignoring_term),
         FQT_TEST(test_many_timeouts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }

@@ -415,5 +415,5 @@ int main(void)
         cmocka_unit_test(test_init_fail_rules),
         cmocka_unit_test(test_random_canonical),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FQT_RUN(tests);
 }
