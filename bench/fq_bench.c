@@ -600,6 +600,7 @@ static int tp_consume(fq_queue q, const fq_result *r, void *udata)
 }
 
 static size_t opt_lookahead; /* 0: the library's default */
+static int opt_inflight;     /* fq_options.inflight; 0: adaptive */
 
 static void run_fq_throughput(int ordered, long njobs, run_info *out)
 {
@@ -607,6 +608,7 @@ static void run_fq_throughput(int ordered, long njobs, run_info *out)
     fq_options o = {0};
     o.workers = 2;
     o.ordered = ordered;
+    o.inflight = opt_inflight;
     long pm0 = migrations(getpid());
     fflush(NULL);
     fq_check(fq_queue_new(&q, &o), "fq_queue_new");
@@ -691,6 +693,7 @@ static void run_fq_cpu(long njobs, run_info *out)
     fq_queue q = {0};
     fq_options o = {0};
     o.workers = 2;
+    o.inflight = opt_inflight;
     long pm0 = migrations(getpid());
     fflush(NULL);
     fq_check(fq_queue_new(&q, &o), "fq_queue_new");
@@ -815,7 +818,7 @@ static void usage(FILE *f)
         f,
         "usage: fq_bench [--json] [--quick] [--reps N] [--only NAME[,NAME]]\n"
         "                [--lat-iters N] [--jobs N] [--cpu-jobs N]\n"
-        "                [--window N] [--lookahead N]\n"
+        "                [--window N] [--lookahead N] [--inflight N]\n"
         "benchmarks: latency_roundtrip throughput_unordered "
         "throughput_ordered cpu_speedup\n");
 }
@@ -885,6 +888,9 @@ int main(int argc, char **argv)
             i++;
         } else if (v && strcmp(a, "--window") == 0) {
             window = (int)parse_long(v, a);
+            i++;
+        } else if (v && strcmp(a, "--inflight") == 0) {
+            opt_inflight = (int)parse_long(v, a);
             i++;
         } else if (v && strcmp(a, "--lookahead") == 0) {
             opt_lookahead = (size_t)parse_long(v, a);
