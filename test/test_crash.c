@@ -1,6 +1,8 @@
 /* Jobs that kill their worker: exactly those jobs fail, the rest go on. */
 #include "fq_test.h"
 
+#include <sys/mman.h>
+
 enum crash_kind { NONE, SEGV, ABORT, EXIT7, SELFKILL, FPE_RAISE, BUS_RAISE };
 
 static int job_maybe_crash(fq_ctx *ctx, const void *arg, size_t len)
@@ -10,9 +12,16 @@ static int job_maybe_crash(fq_ctx *ctx, const void *arg, size_t len)
         return fq_fail(ctx, 99, "bad argument length");
     memcpy(a, arg, sizeof a);
     switch (a[0]) {
-    case SEGV:
-        *(volatile int *)(uintptr_t)a[1] = 1; /* a[1] is 0 here */
+    case SEGV: {
+        /* A real fault, on a page that is mapped but not accessible (a
+         * NULL store would be caught by UBSan before it faults). */
+        void *page =
+            mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED)
+            return fq_fail(ctx, 98, "mmap failed");
+        *(volatile int *)page = 1;
         break;
+    }
     case ABORT:
         abort();
     case EXIT7:
@@ -113,8 +122,8 @@ static void crash_mix(int ordered, int inflight)
         uint64_t a[2] = {(uint64_t)k, k == SEGV ? 0 : i};
         FQT_OK(fq_submit(q, job_maybe_crash, a, sizeof a, NULL, NULL));
     }
-    unsigned char *seen = calloc(N, 1);
-    assert_non_null(seen);
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
     for (uint64_t n = 0; n < N; n++) {
         fq_result r;
         assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
@@ -128,7 +137,6 @@ static void crash_mix(int ordered, int inflight)
         else
             assert_true(fqt_u64(&r) == fqt_square(r.id));
     }
-    free(seen);
     fq_stats st;
     FQT_OK(fq_stats_get(q, &st));
     assert_true(st.crashed == (uint64_t)ncrash);

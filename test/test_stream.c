@@ -125,7 +125,7 @@ static uint64_t stream_n(void)
     const char *e = getenv("FQ_TEST_STREAM_N");
     if (e && *e)
         return strtoull(e, NULL, 10);
-    return FQT_SANITIZE ? 200000 : 1000000;
+    return 1000000;
 }
 
 /* Peak resident set (VmHWM) of a process, in KiB; -1 if unknown. */
