@@ -17,7 +17,8 @@
  * is what is checked. Execution counts are not.
  *
  * Usage: chaos [--jobs N] [--workers N] [--fault-ms MS] [--seed S]
- *              [--limit-s S] [--long]
+ *              [--limit-s S] [--init] [--long]
+ * --init gives the workers an init function, as the Python binding does.
  * Defaults are the CI size; --long runs 1,000,000 jobs with more faults.
  */
 #include <fcntl.h>
@@ -108,6 +109,12 @@ static int chaos_job(fq_ctx *ctx, const void *arg, size_t len)
         spin = rel_mix(spin);
     uint64_t v = rel_mix(id);
     return fq_reply(ctx, &v, sizeof v);
+}
+
+static int trivial_init(void *udata)
+{
+    (void)udata;
+    return 0;
 }
 
 /* ---- The killer process ------------------------------------------------ */
@@ -435,7 +442,7 @@ int main(int argc, char **argv)
 {
     uint64_t njobs = 200000,
              seed = (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
-    int workers = 4, gap_ms = 3, limit_s = 120;
+    int workers = 4, gap_ms = 3, limit_s = 120, with_init = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -443,6 +450,8 @@ int main(int argc, char **argv)
             njobs = 1000000;
             gap_ms = 2;
             limit_s = 900;
+        } else if (!strcmp(a, "--init")) {
+            with_init = 1; /* workers run an init function (as Python's) */
         } else if (!strcmp(a, "--jobs") && v) {
             njobs = strtoull(v, NULL, 10);
             i++;
@@ -461,7 +470,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--jobs N] [--workers N] [--fault-ms MS] "
-                    "[--seed S] [--limit-s S] [--long]\n",
+                    "[--seed S] [--limit-s S] [--init] [--long]\n",
                     argv[0]);
             return 2;
         }
@@ -493,6 +502,8 @@ int main(int argc, char **argv)
     fq_queue q = {0};
     fq_options o = {0};
     o.workers = workers;
+    if (with_init)
+        o.init = trivial_init;
     int rc = fq_queue_new(&q, &o);
     if (rc != 0) {
         fprintf(stderr, "chaos: FAIL: fq_queue_new: %s\n", fq_err_name(rc));

@@ -492,6 +492,61 @@ static int scn_crash_storm(void)
     return 0;
 }
 
+/* Workers killed from outside while their init runs: the core counts deaths
+ * during init to detect a broken init function, "since the last result".
+ * Three such kills separated by successful results must not stop the
+ * queue. */
+static int slow_init(void *udata)
+{
+    (void)udata;
+    rel_sleep_ms(300);
+    return 0;
+}
+
+static pid_t first_pid(fq_queue q)
+{
+    pid_t p[4];
+    return fq_worker_pids(q, p, 4) >= 1 ? p[0] : -1;
+}
+
+static int scn_init_kills(void)
+{
+    fq_options o = {0};
+    o.workers = 1;
+    o.init = slow_init;
+    fq_queue q = {0};
+    CHECK_RC(fq_queue_new(&q, &o), 0);
+    for (int round = 0; round < 4; round++) {
+        pid_t old = first_pid(q);
+        CHECK(old > 0);
+        /* Kill the current worker (its init is done, except in round 0),
+         * then its replacement as soon as it exists: inside its init. */
+        CHECK(kill(old, SIGKILL) == 0);
+        int v = round;
+        CHECK_RC(fq_submit(q, square_job, &v, sizeof v, NULL, NULL), 0);
+        pid_t fresh = -1;
+        int64_t end = rel_now_ms() + 10000;
+        while (rel_now_ms() < end) {
+            fq_poll(q, 5);
+            fresh = first_pid(q);
+            if (fresh > 0 && fresh != old)
+                break;
+        }
+        CHECK(fresh > 0 && fresh != old);
+        CHECK(kill(fresh, SIGKILL) == 0);
+        CHECK_RC(fq_wait(q, 30000), 0);
+        fq_result r;
+        CHECK(fq_take(q, &r) == 1);
+        if (r.status != 0)
+            fprintf(stderr, "    round %d: %s: %s\n", round,
+                    fq_err_name(r.status), (const char *)r.data);
+        CHECK(r.status == 0);
+    }
+    CHECK_RC(fq_queue_free(q), 0);
+    CHECK(children_now() == 0);
+    return 0;
+}
+
 /* ---- cmocka wrappers --------------------------------------------------- */
 
 static void run_isolated(int (*fn)(void), const char *name)
@@ -526,6 +581,7 @@ SCENARIO(memory_hog)
 SCENARIO(result_too_big)
 SCENARIO(result_enomem)
 SCENARIO(crash_storm)
+SCENARIO(init_kills)
 
 int main(void)
 {
@@ -538,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_result_too_big),
         cmocka_unit_test(test_result_enomem),
         cmocka_unit_test(test_crash_storm),
+        cmocka_unit_test(test_init_kills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
