@@ -171,6 +171,11 @@ def killer_main(parent, seed, gap_ms):
 def classify(i, res):
     """Returns 'ok', 'kept' (planned failure), 'killed', or an error text."""
     k = plan(i)
+    if isinstance(res, ValueError):
+        # With reraise=False an exception raised by the item is returned.
+        if k == RAISE and str(res) == "planned failure %d" % i:
+            return "kept"
+        return "item %d (%s): unexpected %r" % (i, KIND_NAMES[k], res)
     if not isinstance(res, ForkQueueException):
         if k == NORMAL and res == i * i + EXPECT_EXTRA:
             return "ok"
@@ -181,8 +186,6 @@ def classify(i, res):
     if k == ABORT and sig == signal.SIGABRT:
         return "kept"
     if k == EXIT and sig is None and code == 7:
-        return "kept"
-    if k == RAISE and sig is None and "planned failure %d" % i in str(res):
         return "kept"
     if sig in (signal.SIGKILL, signal.SIGSEGV):
         return "killed"
@@ -221,45 +224,62 @@ def main():
     per_kind = [0] * len(KIND_NAMES)
     dup = 0
     t0 = time.monotonic()
-    with ForkQueue(numforks=a.workers, reraise=False, ordered=False,
-                   retn_ids=True) as q:
-        killer = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--killer",
-             str(os.getpid()), str(seed), str(a.fault_ms)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        try:
-            for jobid, res in q.process(job, ((i,) for i in range(n))):
-                if not (0 <= jobid < n):
-                    bad.append("unknown job id %r" % (jobid,))
-                    continue
-                if seen[jobid]:
-                    dup += 1
-                    bad.append("second outcome for item %d" % jobid)
-                    continue
-                seen[jobid] = 1
-                per_kind[plan(jobid)] += 1
-                c = classify(jobid, res)
-                if c in tally:
-                    tally[c] += 1
-                else:
-                    bad.append(c)
-        finally:
-            killer.stdin.write(b"x")
-            killer.stdin.flush()
-            out = killer.stdout.read()
-            killer.stdin.close()
-            killer.stdout.close()
-            killer.wait(timeout=30)
+    counts, stats, works, t1 = {}, {}, False, None
+    try:
+        with ForkQueue(numforks=a.workers, reraise=False, ordered=False,
+                       retn_ids=True) as q:
+            killer = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--killer",
+                 str(os.getpid()), str(seed), str(a.fault_ms)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+            try:
+                for jobid, res in q.process(job, ((i,) for i in range(n))):
+                    if not (0 <= jobid < n):
+                        bad.append("unknown job id %r" % (jobid,))
+                        continue
+                    if seen[jobid]:
+                        dup += 1
+                        bad.append("second outcome for item %d" % jobid)
+                        continue
+                    seen[jobid] = 1
+                    per_kind[plan(jobid)] += 1
+                    c = classify(jobid, res)
+                    if c in tally:
+                        tally[c] += 1
+                    else:
+                        bad.append(c)
+            except ForkQueueException as e:
+                # Items that fail are results here (reraise=False): this is
+                # the whole stream failing.
+                bad.append("process() stopped: %s" % str(e)[-300:])
+            finally:
+                killer.stdin.write(b"x")
+                killer.stdin.flush()
+                out = killer.stdout.read()
+                killer.stdin.close()
+                killer.stdout.close()
+                killer.wait(timeout=30)
+            t1 = time.monotonic()
+            counts = json.loads(out or b"{}")
+            if killer.returncode != 0 or not counts:
+                bad.append("killer process failed")
+            stats = q._stats()
+            # The queue goes on.
+            try:
+                # (id, value) pairs in completion order (retn_ids, unordered)
+                works = sorted(v for _, v in q.map(lambda x: x + 1,
+                                                   range(1000))) == \
+                    list(range(1, 1001))
+            except ForkQueueException as e:
+                works = False
+                bad.append("after chaos: %s" % str(e)[-300:])
+            if not works:
+                bad.append("the queue does not work after chaos")
+    except ForkQueueException as e:
+        # Finishing the queue (leaving the with block) failed.
+        bad.append("closing the queue: %s" % str(e)[-300:])
+    if t1 is None:
         t1 = time.monotonic()
-        counts = json.loads(out or b"{}")
-        if killer.returncode != 0 or not counts:
-            bad.append("killer process failed")
-        stats = q._stats()
-        # The queue goes on.
-        works = list(q.map(lambda x: x + 1, range(1000))) == \
-            list(range(1, 1001))
-        if not works:
-            bad.append("the queue does not work after chaos")
     missing = n - sum(seen)
     if missing:
         bad.append("%d items without outcome" % missing)
