@@ -38,7 +38,8 @@ enum {
 };
 
 typedef struct fqpy_entry {
-    PyObject *id;
+    PyObject *id; /* NULL: the automatic id `num` (made on demand) */
+    long long num;
     PyObject *value;
     int state;
 } fqpy_entry;
@@ -54,8 +55,10 @@ typedef struct fqpy_store {
     size_t nerrors; /* slots in state FQPY_ERROR */
 } fqpy_store;
 
-int fqpy_store_push(fqpy_store *s, PyObject *id, PyObject *value, int state,
-                    uint64_t *seq);
+int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
+                    int state, uint64_t *seq);
+/* The id of a slot (new reference). */
+PyObject *fqpy_entry_id(const fqpy_entry *e);
 fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq);
 fqpy_entry *fqpy_store_front(fqpy_store *s);
 /* Removes the front slot; its references move to *out. */
@@ -97,6 +100,7 @@ typedef struct fqpy_queue {
     uint64_t next_core_id;
     Py_ssize_t outstanding; /* core jobs submitted, outcome not taken */
     PyObject *live_ids;     /* set of Python ids not yet yielded or dropped */
+    int track_ids;          /* live_ids is maintained (a caller gave an id) */
     long long next_auto_id;
 
     fqpy_deferred *deferred;
@@ -118,7 +122,7 @@ int fqpy_enter(fqpy_queue *self, int allow_finished);
 void fqpy_leave(fqpy_queue *self);
 Py_ssize_t fqpy_func_key(fqpy_queue *self, PyObject *func);
 int fqpy_submit(fqpy_queue *self, Py_ssize_t key, PyObject *ids,
-                PyObject *argslist, PyObject *kwargs, int measured);
+                PyObject *argslist, PyObject *kwargs, int measured, int flat);
 int fqpy_flush(fqpy_queue *self);
 /* Takes the outcomes that are ready without waiting. Returns how many, or
  * -1 with an exception set. */

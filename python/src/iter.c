@@ -16,6 +16,7 @@ typedef struct fqpy_iter {
     PyObject_HEAD fqpy_queue *q;
     int mode;
     int done;
+    int since_fill; /* results yielded since the last look at the input */
     PyObject *func;
     Py_ssize_t key;
     PyObject *source; /* NULL once exhausted */
@@ -31,6 +32,7 @@ PyObject *fqpy_iter_new(fqpy_queue *q, int mode, PyObject *func,
     it->q = (fqpy_queue *)Py_NewRef(q);
     it->mode = mode;
     it->done = 0;
+    it->since_fill = 0;
     it->func = Py_XNewRef(func);
     it->key = -1;
     it->source = Py_XNewRef(source);
@@ -48,61 +50,140 @@ PyObject *fqpy_iter_new(fqpy_queue *q, int mode, PyObject *func,
     return (PyObject *)it;
 }
 
+/* Makes every element of a flat argument list a 1-tuple again (the batch
+ * met an item that is not a 1-tuple). */
+static int unflatten(PyObject *argslist)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(argslist); i++) {
+        PyObject *t = PyTuple_Pack(1, PyList_GET_ITEM(argslist, i));
+        if (t == NULL)
+            return -1;
+        PyList_SetItem(argslist, i, t);
+    }
+    return 0;
+}
+
+/* Switches a batch from a range of automatic ids to an explicit list. */
+static PyObject *ids_as_list(long long first, Py_ssize_t n)
+{
+    PyObject *l = PyList_New(n);
+    for (Py_ssize_t i = 0; l && i < n; i++) {
+        PyObject *id = PyLong_FromLongLong(first + i);
+        if (id == NULL) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, i, id);
+    }
+    return l;
+}
+
+/* Whether another batch may be sent: a bounded number of jobs not yet
+ * finished (about two per worker: enough to keep all busy), and a bounded
+ * number not yet taken (in ordered mode, finished jobs wait behind a slow
+ * one; they must not stop the other workers, nor grow without bound). */
+static int room_for_batch(fqpy_queue *self)
+{
+    Py_ssize_t queued = self->outstanding + (Py_ssize_t)self->ndeferred;
+    if (queued >= 8 * (Py_ssize_t)self->numforks + 8)
+        return 0;
+    fq_stats st;
+    if (fq_stats_get(self->q, &st) < 0)
+        return queued < 2 * (Py_ssize_t)self->numforks + 2;
+    return (Py_ssize_t)(st.pending + st.running) + (Py_ssize_t)self->ndeferred <
+           2 * (Py_ssize_t)self->numforks + 2;
+}
+
 /* Pulls items into batches and submits them, within the look-ahead. */
 static int iter_fill(fqpy_iter *it)
 {
     fqpy_queue *self = it->q;
-    Py_ssize_t max_jobs = 2 * (Py_ssize_t)self->numforks + 2;
-    while (it->source &&
-           self->outstanding + (Py_ssize_t)self->ndeferred < max_jobs) {
+    while (it->source && room_for_batch(self)) {
         int64_t b = fqpy_next_batch(self, it->key);
         if (self->store.count > (size_t)(2 * b + 256))
             break; /* results are not being consumed: wait for that */
-        PyObject *ids = PyList_New(0);
         PyObject *argslist = PyList_New(0);
-        if (!ids || !argslist)
+        if (argslist == NULL)
+            return -1;
+        /* Automatic ids of a batch are consecutive unless a caller's ids
+         * are tracked (or the source adds jobs itself): then a list. */
+        PyObject *idlist = self->track_ids ? PyList_New(0) : NULL;
+        if (self->track_ids && idlist == NULL)
             goto fail;
+        long long first = self->next_auto_id;
+        int flat = 1, err = 0;
         double t0 = b > 64 ? fqpy_now() : 0;
         for (int64_t i = 0; i < b; i++) {
             PyObject *item = PyIter_Next(it->source);
             if (item == NULL) {
-                if (PyErr_Occurred()) {
-                    /* Submit what was pulled, then report the error. */
-                    PyObject *t, *v, *tb;
-                    PyErr_Fetch(&t, &v, &tb);
-                    if (PyList_GET_SIZE(ids) > 0 &&
-                        fqpy_submit(self, it->key, ids, argslist, it->kwargs,
-                                    1) < 0)
-                        PyErr_Clear();
-                    PyErr_Restore(t, v, tb);
-                    Py_CLEAR(it->source);
-                    goto fail;
-                }
+                if (PyErr_Occurred())
+                    err = 1;
                 Py_CLEAR(it->source);
                 break;
             }
-            PyObject *id = fqpy_next_auto_id(self);
-            if (id == NULL || PyList_Append(argslist, item) < 0 ||
-                PyList_Append(ids, id) < 0) {
-                Py_XDECREF(id);
-                Py_DECREF(item);
-                goto fail;
+            int rc;
+            if (flat && PyTuple_CheckExact(item) &&
+                PyTuple_GET_SIZE(item) == 1) {
+                rc = PyList_Append(argslist, PyTuple_GET_ITEM(item, 0));
+            } else {
+                if (flat && unflatten(argslist) < 0) {
+                    Py_DECREF(item);
+                    goto fail;
+                }
+                flat = 0;
+                rc = PyList_Append(argslist, item);
             }
-            Py_DECREF(id);
             Py_DECREF(item);
+            if (rc < 0)
+                goto fail;
+            Py_ssize_t n = PyList_GET_SIZE(argslist);
+            if (idlist == NULL &&
+                (self->track_ids || self->next_auto_id != first + n - 1)) {
+                if ((idlist = ids_as_list(first, n - 1)) == NULL)
+                    goto fail;
+            }
+            if (idlist) {
+                PyObject *id = fqpy_next_auto_id(self);
+                rc = id ? PyList_Append(idlist, id) : -1;
+                Py_XDECREF(id);
+                if (rc < 0)
+                    goto fail;
+            } else {
+                self->next_auto_id++;
+            }
             /* A slow source must not hold back a large batch. */
             if ((i & 63) == 63 && fqpy_now() - t0 > 0.002)
                 break;
         }
-        if (PyList_GET_SIZE(ids) > 0 &&
-            fqpy_submit(self, it->key, ids, argslist, it->kwargs, 1) < 0)
-            goto fail;
-        Py_DECREF(ids);
+        Py_ssize_t n = PyList_GET_SIZE(argslist);
+        PyObject *et = NULL, *ev = NULL, *etb = NULL;
+        if (err)
+            PyErr_Fetch(&et, &ev, &etb);
+        if (n > 0) {
+            PyObject *ids =
+                idlist ? Py_NewRef(idlist) : PyLong_FromLongLong(first);
+            int rc = ids ? fqpy_submit(self, it->key, ids, argslist, it->kwargs,
+                                       1, flat)
+                         : -1;
+            Py_XDECREF(ids);
+            if (rc < 0) {
+                /* Report the submission error, not the source's. */
+                Py_XDECREF(et);
+                Py_XDECREF(ev);
+                Py_XDECREF(etb);
+                goto fail;
+            }
+        }
+        if (err)
+            PyErr_Restore(et, ev, etb);
         Py_DECREF(argslist);
+        Py_XDECREF(idlist);
+        if (err)
+            return -1; /* the source raised: what it gave was submitted */
         continue;
     fail:
-        Py_XDECREF(ids);
-        Py_XDECREF(argslist);
+        Py_DECREF(argslist);
+        Py_XDECREF(idlist);
         return -1;
     }
     return 0;
@@ -117,8 +198,12 @@ static PyObject *iter_next(fqpy_iter *it)
         return NULL;
     PyObject *res = NULL;
     for (;;) {
-        if (it->source && iter_fill(it) < 0)
-            break;
+        /* Looking for room costs a little: not at every item. */
+        if (it->source && (++it->since_fill >= 32 || self->store.count == 0)) {
+            it->since_fill = 0;
+            if (iter_fill(it) < 0)
+                break;
+        }
         res = fqpy_pop_result(self);
         if (res || PyErr_Occurred())
             break;

@@ -8,9 +8,12 @@
  * outcomes into result slots in the store.
  *
  * Job record (a tuple, value of self->jobs[core id]):
- *   (ids, argslist, kwargs, key, measured, seq)
- * seq is None, or the sequence number of the placeholder slot that the
- * outcome fills (an item of a crashed batch re-run alone, ordered mode).
+ *   (ids, argslist, kwargs, key, measured, seq, flat)
+ * ids is a list of Python ids, or an int: the first of len(argslist)
+ * consecutive automatic ids. seq is None, or the sequence number of the
+ * placeholder slot that the outcome fills (an item of a crashed batch re-run
+ * alone, ordered mode). flat: argslist holds single arguments, not tuples
+ * (the common map() case: no tuple to pickle or build per item).
  */
 #include "fqpy.h"
 #include "structmember.h"
@@ -20,7 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { REC_IDS, REC_ARGS, REC_KWARGS, REC_KEY, REC_MEASURED, REC_SEQ };
+enum {
+    REC_IDS,
+    REC_ARGS,
+    REC_KWARGS,
+    REC_KEY,
+    REC_MEASURED,
+    REC_SEQ,
+    REC_FLAT
+};
 
 /* Longest stretch with the GIL released and no look at pending signals. */
 #define SLICE_MS 50
@@ -247,6 +258,8 @@ int64_t fqpy_next_batch(fqpy_queue *self, Py_ssize_t key)
 
 PyObject *fqpy_next_auto_id(fqpy_queue *self)
 {
+    if (!self->track_ids)
+        return PyLong_FromLongLong(self->next_auto_id++);
     for (;;) {
         PyObject *id = PyLong_FromLongLong(self->next_auto_id++);
         if (id == NULL)
@@ -349,13 +362,14 @@ static int submit_rec(fqpy_queue *self, Py_ssize_t key, PyObject *rec,
 
 static int submit_full(fqpy_queue *self, Py_ssize_t key, PyObject *ids,
                        PyObject *argslist, PyObject *kwargs, int measured,
-                       PyObject *seq)
+                       PyObject *seq, int flat)
 {
     PyObject *keyo = PyLong_FromSsize_t(key);
     if (keyo == NULL)
         return -1;
     PyObject *kw = kwargs ? kwargs : Py_None;
-    PyObject *job = PyTuple_Pack(3, keyo, argslist, kw);
+    PyObject *fl = flat ? Py_True : Py_False;
+    PyObject *job = PyTuple_Pack(4, keyo, argslist, kw, fl);
     PyObject *payload =
         job ? PyObject_CallFunctionObjArgs(self->st->dumps, job,
                                            self->st->protocol, NULL)
@@ -364,8 +378,9 @@ static int submit_full(fqpy_queue *self, Py_ssize_t key, PyObject *ids,
     PyObject *rec = NULL;
     int rc = -1;
     if (payload)
-        rec = PyTuple_Pack(6, ids, argslist, kw, keyo,
-                           measured ? Py_True : Py_False, seq ? seq : Py_None);
+        rec = PyTuple_Pack(7, ids, argslist, kw, keyo,
+                           measured ? Py_True : Py_False, seq ? seq : Py_None,
+                           fl);
     if (rec)
         rc = submit_rec(self, key, rec, payload);
     Py_XDECREF(rec);
@@ -375,19 +390,49 @@ static int submit_full(fqpy_queue *self, Py_ssize_t key, PyObject *ids,
 }
 
 int fqpy_submit(fqpy_queue *self, Py_ssize_t key, PyObject *ids,
-                PyObject *argslist, PyObject *kwargs, int measured)
+                PyObject *argslist, PyObject *kwargs, int measured, int flat)
 {
-    return submit_full(self, key, ids, argslist, kwargs, measured, NULL);
+    return submit_full(self, key, ids, argslist, kwargs, measured, NULL, flat);
+}
+
+/* The Python id of item i of a job record: borrowed, or NULL with *num
+ * set to an automatic id. */
+static PyObject *rec_id_or_num(PyObject *rec, Py_ssize_t i, long long *num)
+{
+    PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
+    if (PyList_Check(ids)) {
+        *num = 0;
+        return PyList_GET_ITEM(ids, i);
+    }
+    *num = PyLong_AsLongLong(ids) + i;
+    return NULL;
+}
+
+/* The Python id of item i of a job record (new reference). */
+static PyObject *rec_id(PyObject *rec, Py_ssize_t i)
+{
+    PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
+    if (PyList_Check(ids))
+        return Py_NewRef(PyList_GET_ITEM(ids, i));
+    long long first = PyLong_AsLongLong(ids);
+    if (first == -1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLongLong(first + i);
+}
+
+static Py_ssize_t rec_len(PyObject *rec)
+{
+    return PyList_GET_SIZE(PyTuple_GET_ITEM(rec, REC_ARGS));
 }
 
 /* ---- outcomes ----------------------------------------------------------- */
 
 /* Puts a result or error in its slot: the placeholder seq, or a new one. */
-static int place(fqpy_queue *self, PyObject *id, PyObject *value, int state,
-                 PyObject *seq)
+static int place(fqpy_queue *self, PyObject *id, long long num, PyObject *value,
+                 int state, PyObject *seq)
 {
     if (seq == Py_None)
-        return fqpy_store_push(&self->store, id, value, state, NULL);
+        return fqpy_store_push(&self->store, id, num, value, state, NULL);
     uint64_t s = PyLong_AsUnsignedLongLong(seq);
     fqpy_entry *e = fqpy_store_at(&self->store, s);
     if (e == NULL || e->state != FQPY_PENDING) {
@@ -431,37 +476,38 @@ static PyObject *make_fqe(fqpy_queue *self, PyObject *tb, PyObject *cause,
 }
 
 /* The error of one item: raised later (reraise) or returned as its result. */
-static int place_error(fqpy_queue *self, PyObject *id, PyObject *exc,
-                       PyObject *tb, PyObject *seq)
+static int place_error(fqpy_queue *self, PyObject *id, long long num,
+                       PyObject *exc, PyObject *tb, PyObject *seq)
 {
     int rc;
     if (self->reraise) {
         PyObject *fqe = make_fqe(self, tb, exc, 0, 0, 0);
         if (fqe == NULL)
             return -1;
-        rc = place(self, id, fqe, FQPY_ERROR, seq);
+        rc = place(self, id, num, fqe, FQPY_ERROR, seq);
         Py_DECREF(fqe);
         return rc;
     }
     if (PyObject_SetAttrString(exc, "backtrace", tb) < 0)
         PyErr_Clear();
-    return place(self, id, exc, FQPY_READY, seq);
+    return place(self, id, num, exc, FQPY_READY, seq);
 }
 
 /* An error that applies to every item of the job (worker died, init failed,
  * result unreadable, job cancelled). */
-static int place_job_error(fqpy_queue *self, PyObject *ids, PyObject *tb,
-                           PyObject *seq, int signo, int exit_status,
-                           int crashed)
+static int place_job_error(fqpy_queue *self, PyObject *rec, PyObject *tb,
+                           int signo, int exit_status, int crashed)
 {
-    Py_ssize_t n = PyList_GET_SIZE(ids);
+    PyObject *seq = PyTuple_GET_ITEM(rec, REC_SEQ);
+    Py_ssize_t n = rec_len(rec);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *fqe = make_fqe(self, tb, NULL, signo, exit_status, crashed);
-        if (fqe == NULL)
-            return -1;
-        int rc = place(self, PyList_GET_ITEM(ids, i), fqe,
-                       self->reraise ? FQPY_ERROR : FQPY_READY, seq);
-        Py_DECREF(fqe);
+        long long num;
+        PyObject *id = rec_id_or_num(rec, i, &num);
+        int rc = fqe ? place(self, id, num, fqe,
+                             self->reraise ? FQPY_ERROR : FQPY_READY, seq)
+                     : -1;
+        Py_XDECREF(fqe);
         if (rc < 0)
             return -1;
     }
@@ -470,9 +516,8 @@ static int place_job_error(fqpy_queue *self, PyObject *ids, PyObject *tb,
 
 static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
 {
-    PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
     PyObject *seq = PyTuple_GET_ITEM(rec, REC_SEQ);
-    Py_ssize_t n = PyList_GET_SIZE(ids);
+    Py_ssize_t n = rec_len(rec);
     PyObject *mv = PyMemoryView_FromMemory((char *)r->data, (Py_ssize_t)r->len,
                                            PyBUF_READ);
     PyObject *reply = mv ? PyObject_CallOneArg(self->st->loads, mv) : NULL;
@@ -492,7 +537,7 @@ static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
         Py_XDECREF(tb);
         if (full == NULL)
             return -1;
-        int rc = place_job_error(self, ids, full, seq, 0, 0, 0);
+        int rc = place_job_error(self, rec, full, 0, 0, 0);
         Py_DECREF(full);
         return rc;
     }
@@ -513,7 +558,6 @@ static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
     }
     int rc = 0;
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-        PyObject *id = PyList_GET_ITEM(ids, i);
         PyObject *pair = NULL;
         if (errors != Py_None && PyDict_Check(errors)) {
             PyObject *k = PyLong_FromSsize_t(i);
@@ -528,12 +572,15 @@ static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
                 break;
             }
         }
+        long long num;
+        PyObject *id = rec_id_or_num(rec, i, &num);
         if (pair && PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 &&
             PyUnicode_Check(PyTuple_GET_ITEM(pair, 1)))
-            rc = place_error(self, id, PyTuple_GET_ITEM(pair, 0),
+            rc = place_error(self, id, num, PyTuple_GET_ITEM(pair, 0),
                              PyTuple_GET_ITEM(pair, 1), seq);
         else
-            rc = place(self, id, PyList_GET_ITEM(values, i), FQPY_READY, seq);
+            rc = place(self, id, num, PyList_GET_ITEM(values, i), FQPY_READY,
+                       seq);
     }
     Py_DECREF(reply);
     return rc;
@@ -544,20 +591,24 @@ static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
  * placeholder slot now, keeping its place among the results. */
 static int rerun_items(fqpy_queue *self, PyObject *rec)
 {
-    PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
     PyObject *args = PyTuple_GET_ITEM(rec, REC_ARGS);
     PyObject *kwargs = PyTuple_GET_ITEM(rec, REC_KWARGS);
     Py_ssize_t key = PyLong_AsSsize_t(PyTuple_GET_ITEM(rec, REC_KEY));
-    Py_ssize_t n = PyList_GET_SIZE(ids);
+    int flat = PyTuple_GET_ITEM(rec, REC_FLAT) == Py_True;
+    Py_ssize_t n = rec_len(rec);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *id = PyList_GET_ITEM(ids, i);
+        PyObject *id = rec_id(rec, i);
+        if (id == NULL)
+            return -1;
         PyObject *seq = NULL;
         if (self->ordered) {
             uint64_t s;
-            if (fqpy_store_push(&self->store, id, NULL, FQPY_PENDING, &s) < 0)
+            if (fqpy_store_push(&self->store, id, 0, NULL, FQPY_PENDING, &s) <
+                    0 ||
+                (seq = PyLong_FromUnsignedLongLong(s)) == NULL) {
+                Py_DECREF(id);
                 return -1;
-            if ((seq = PyLong_FromUnsignedLongLong(s)) == NULL)
-                return -1;
+            }
         }
         PyObject *one_id = PyList_New(1);
         PyObject *one_args = PyList_New(1);
@@ -566,8 +617,9 @@ static int rerun_items(fqpy_queue *self, PyObject *rec)
             PyList_SET_ITEM(one_id, 0, Py_NewRef(id));
             PyList_SET_ITEM(one_args, 0, Py_NewRef(PyList_GET_ITEM(args, i)));
             rc = submit_full(self, key, one_id, one_args,
-                             kwargs == Py_None ? NULL : kwargs, 0, seq);
+                             kwargs == Py_None ? NULL : kwargs, 0, seq, flat);
         }
+        Py_DECREF(id);
         Py_XDECREF(one_id);
         Py_XDECREF(one_args);
         Py_XDECREF(seq);
@@ -594,11 +646,9 @@ static int handle_outcome(fqpy_queue *self, const fq_result *r)
     if (rc < 0)
         goto out;
 
-    PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
-    PyObject *seq = PyTuple_GET_ITEM(rec, REC_SEQ);
     if (r->status == 0) {
         rc = handle_reply(self, rec, r);
-    } else if (PyList_GET_SIZE(ids) > 1 &&
+    } else if (rec_len(rec) > 1 &&
                (r->status == FQ_ECRASHED || r->status == FQ_ETIMEDOUT ||
                 r->status == FQ_EPROTO || r->status == FQ_ETOOBIG ||
                 r->status == FQ_ENOMEM)) {
@@ -619,7 +669,7 @@ static int handle_outcome(fqpy_queue *self, const fq_result *r)
             rc = -1;
             goto out;
         }
-        rc = place_job_error(self, ids, tb, seq, r->signo, r->exit_status,
+        rc = place_job_error(self, rec, tb, r->signo, r->exit_status,
                              r->status == FQ_ECRASHED);
         Py_DECREF(tb);
     }
@@ -766,7 +816,15 @@ PyObject *fqpy_pop_result(fqpy_queue *self)
     }
     fqpy_entry out;
     fqpy_store_pop(&self->store, &out);
-    if (PySet_Discard(self->live_ids, out.id) < 0)
+    if (!self->retn_ids && !self->track_ids) {
+        Py_XDECREF(out.id);
+        return out.value;
+    }
+    if (out.id == NULL && (out.id = PyLong_FromLongLong(out.num)) == NULL) {
+        Py_DECREF(out.value);
+        return NULL;
+    }
+    if (self->track_ids && PySet_Discard(self->live_ids, out.id) < 0)
         PyErr_Clear();
     if (!self->retn_ids) {
         Py_DECREF(out.id);
@@ -968,6 +1026,46 @@ static void queue_dealloc(fqpy_queue *self)
 
 /* ---- methods ------------------------------------------------------------ */
 
+/* Ids are tracked (for the duplicate check) only once a caller has given
+ * one: until then automatic ids cannot collide, and the common case pays
+ * nothing per item. Starting collects the ids of every result to come. */
+static int add_rec_ids(fqpy_queue *self, PyObject *rec)
+{
+    Py_ssize_t n = rec_len(rec);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *id = rec_id(rec, i);
+        int rc = id ? PySet_Add(self->live_ids, id) : -1;
+        Py_XDECREF(id);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int start_tracking_ids(fqpy_queue *self)
+{
+    PyObject *k, *rec;
+    Py_ssize_t pos = 0;
+    /* Re-run items (seq set) already have their slot in the store. */
+    while (PyDict_Next(self->jobs, &pos, &k, &rec))
+        if (PyTuple_GET_ITEM(rec, REC_SEQ) == Py_None &&
+            add_rec_ids(self, rec) < 0)
+            return -1;
+    for (size_t i = 0; i < self->ndeferred; i++)
+        if (add_rec_ids(self, self->deferred[i].rec) < 0)
+            return -1;
+    for (size_t i = 0; i < self->store.count; i++) {
+        fqpy_entry *e = fqpy_store_at(&self->store, self->store.seq0 + i);
+        PyObject *id = fqpy_entry_id(e);
+        int rc = id ? PySet_Add(self->live_ids, id) : -1;
+        Py_XDECREF(id);
+        if (rc < 0)
+            return -1;
+    }
+    self->track_ids = 1;
+    return 0;
+}
+
 static PyObject *normalize_kwargs(PyObject *argsv)
 {
     if (argsv == NULL || argsv == Py_None)
@@ -998,6 +1096,8 @@ static PyObject *queue_add(fqpy_queue *self, PyObject *args, PyObject *kwds)
         if ((id = fqpy_next_auto_id(self)) == NULL)
             goto out;
     } else {
+        if (!self->track_ids && start_tracking_ids(self) < 0)
+            goto out;
         int r = PySet_Contains(self->live_ids, jobid);
         if (r < 0)
             goto out;
@@ -1024,11 +1124,11 @@ static PyObject *queue_add(fqpy_queue *self, PyObject *args, PyObject *kwds)
         goto out;
     PyList_SET_ITEM(ids, 0, Py_NewRef(id));
     PyList_SET_ITEM(argslist, 0, Py_NewRef(fargs));
-    if (fqpy_submit(self, key, ids, argslist, kwargs, 0) < 0)
+    if (fqpy_submit(self, key, ids, argslist, kwargs, 0, 0) < 0)
         goto out;
     ret = Py_NewRef(Py_None);
 out:
-    if (ret == NULL && added && id && self->live_ids) {
+    if (ret == NULL && added && id && self->track_ids && self->live_ids) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
         if (PySet_Discard(self->live_ids, id) < 0)

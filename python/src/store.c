@@ -25,14 +25,15 @@ static int store_grow(fqpy_store *s)
     return 0;
 }
 
-int fqpy_store_push(fqpy_store *s, PyObject *id, PyObject *value, int state,
-                    uint64_t *seq)
+int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
+                    int state, uint64_t *seq)
 {
     if (s->count == s->cap && store_grow(s) < 0)
         return -1;
     fqpy_entry *e = &s->buf[(s->head + s->count) & (s->cap - 1)];
-    Py_INCREF(id);
+    Py_XINCREF(id);
     e->id = id;
+    e->num = num;
     Py_XINCREF(value);
     e->value = value;
     e->state = state;
@@ -42,6 +43,11 @@ int fqpy_store_push(fqpy_store *s, PyObject *id, PyObject *value, int state,
         *seq = s->seq0 + s->count;
     s->count++;
     return 0;
+}
+
+PyObject *fqpy_entry_id(const fqpy_entry *e)
+{
+    return e->id ? Py_NewRef(e->id) : PyLong_FromLongLong(e->num);
 }
 
 fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq)

@@ -7,7 +7,8 @@
  * worker's inherited copy of the queue's registry: nothing about the
  * callable itself is ever pickled.
  *
- * Job payload (pickled):  (key, [args, ...], kwargs or None)
+ * Job payload (pickled):  (key, [args, ...], kwargs or None, flat)
+ *                         flat: each element is the single argument itself
  * Reply (pickled):        ([value, ...], {index: (exception, traceback)} or
  *                          None, nanoseconds spent in the worker)
  */
@@ -171,7 +172,7 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     Py_DECREF(mv);
     if (payload == NULL)
         goto fail;
-    if (!PyTuple_Check(payload) || PyTuple_GET_SIZE(payload) != 3 ||
+    if (!PyTuple_Check(payload) || PyTuple_GET_SIZE(payload) != 4 ||
         !PyList_Check(PyTuple_GET_ITEM(payload, 1))) {
         PyErr_SetString(PyExc_RuntimeError, "forkqueue: malformed job");
         goto fail;
@@ -189,6 +190,7 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     PyObject *kwargs = PyTuple_GET_ITEM(payload, 2);
     if (kwargs == Py_None)
         kwargs = NULL;
+    int flat = PyTuple_GET_ITEM(payload, 3) == Py_True;
     Py_INCREF(func);
     Py_ssize_t n = PyList_GET_SIZE(argslist);
     values = PyList_New(n);
@@ -198,9 +200,16 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = PyList_GET_ITEM(argslist, i);
-        PyObject *t = PyTuple_Check(a) ? Py_NewRef(a) : PySequence_Tuple(a);
-        PyObject *r = t ? PyObject_Call(func, t, kwargs) : NULL;
-        Py_XDECREF(t);
+        PyObject *r;
+        if (flat && kwargs == NULL) {
+            r = PyObject_CallOneArg(func, a);
+        } else {
+            PyObject *t = flat               ? PyTuple_Pack(1, a)
+                          : PyTuple_Check(a) ? Py_NewRef(a)
+                                             : PySequence_Tuple(a);
+            r = t ? PyObject_Call(func, t, kwargs) : NULL;
+            Py_XDECREF(t);
+        }
         if (r == NULL) {
             /* Any BaseException (SystemExit, KeyboardInterrupt) included:
              * it is the job's outcome and must not unwind this worker. */
@@ -269,6 +278,13 @@ fail:
 int fqpy_worker_init(void *udata)
 {
     fqpy_queue *self = udata;
+    /* Inherited objects are never garbage here: keep the collector from
+     * walking them, which would also copy every page they live on. */
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *r0 = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    Py_XDECREF(r0);
+    Py_XDECREF(gc);
+    PyErr_Clear();
     if (self->initfunc == NULL || self->initfunc == Py_None)
         return 0;
     PyObject *r = PyObject_CallNoArgs(self->initfunc);

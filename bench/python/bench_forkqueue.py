@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Benchmark: forkqueue.ForkQueue against the usual Python process pools.
+
+Two workloads, each run by every contender in one process on one machine:
+
+  tiny   x + 1 on 50,000 integers (pure overhead: dispatch, pickling, IPC)
+  cpu    a CPU-bound function of about 100 microseconds, 20,000 calls
+
+Contenders: a sequential loop, ForkQueue.map and .process (ordered and
+unordered), multiprocessing.Pool.map with chunksize=1 and with its default
+chunking, Pool.imap_unordered, concurrent.futures.ProcessPoolExecutor.map,
+mpire.WorkerPool.map and loky's reusable executor. mpire and loky are optional
+(install them with `python3 -m pip install mpire loky`); a contender whose
+module is missing is skipped with a note.
+
+Every pool is created, warmed up with one untimed run, then timed over
+several repetitions; the table shows the median wall time, the throughput and
+the ratio to ForkQueue.map. Pools use as many workers as there are CPUs.
+
+Usage:
+  PYTHONPATH=build/python python3 bench/python/bench_forkqueue.py [--quick]
+      [--reps N] [--workers N] [--markdown FILE]
+
+--quick runs tiny sizes once (a smoke test: it checks results, never
+timings).
+"""
+import argparse
+import concurrent.futures
+import datetime
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+
+import forkqueue
+from forkqueue import ForkQueue
+
+# ---- workloads ----------------------------------------------------------
+
+
+def inc(x):
+    return x + 1
+
+
+CPU_LOOPS = 1000  # calibrated at start-up to about 100 us per call
+
+
+def cpu(x):
+    s = x
+    for i in range(CPU_LOOPS):
+        s = (s * 31 + i) & 0xFFFFFFFF
+    return s
+
+
+def calibrate(target_s=100e-6):
+    global CPU_LOOPS
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for x in range(200):
+            cpu(x)
+        per = (time.perf_counter() - t0) / 200
+        CPU_LOOPS = max(10, int(CPU_LOOPS * target_s / per))
+    t0 = time.perf_counter()
+    for x in range(500):
+        cpu(x)
+    return (time.perf_counter() - t0) / 500
+
+
+# ---- contenders ---------------------------------------------------------
+# Each is (name, setup) where setup(workers) returns (run, teardown) and
+# run(func, items) returns the list of results.
+
+
+def c_sequential(workers):
+    return (lambda f, xs: [f(x) for x in xs]), (lambda: None)
+
+
+def c_fq_map(ordered=True):
+    def setup(workers):
+        q = ForkQueue(numforks=workers, ordered=ordered)
+        return (lambda f, xs: list(q.map(f, xs))), q.finish
+    return setup
+
+
+def c_fq_process(workers):
+    q = ForkQueue(numforks=workers)
+    return ((lambda f, xs: list(q.process(f, ((x,) for x in xs)))),
+            q.finish)
+
+
+def _mp_pool(workers):
+    return multiprocessing.get_context("fork").Pool(workers)
+
+
+def c_pool_map(chunksize):
+    def setup(workers):
+        pool = _mp_pool(workers)
+
+        def teardown():
+            pool.close()
+            pool.join()
+        if chunksize is None:
+            return (lambda f, xs: pool.map(f, xs)), teardown
+        return (lambda f, xs: pool.map(f, xs, chunksize=chunksize)), teardown
+    return setup
+
+
+def c_pool_imap_unordered(workers):
+    pool = _mp_pool(workers)
+
+    def run(f, xs):
+        return sorted(pool.imap_unordered(f, xs))
+
+    def teardown():
+        pool.close()
+        pool.join()
+    return run, teardown
+
+
+def c_ppe(workers):
+    ex = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"))
+    return (lambda f, xs: list(ex.map(f, xs))), ex.shutdown
+
+
+def c_mpire(workers):
+    from mpire import WorkerPool
+    pool = WorkerPool(n_jobs=workers, start_method="fork")
+
+    def run(f, xs):
+        return pool.map(f, xs, progress_bar=False)
+    return run, pool.terminate
+
+
+def c_loky(workers):
+    from loky import get_reusable_executor
+    ex = get_reusable_executor(max_workers=workers)
+    return (lambda f, xs: list(ex.map(f, xs))), (lambda: ex.shutdown())
+
+
+CONTENDERS = [
+    ("ForkQueue.map", c_fq_map(True)),
+    ("ForkQueue.process", c_fq_process),
+    ("ForkQueue.map (ordered=False)", c_fq_map(False)),
+    ("sequential loop", c_sequential),
+    ("Pool.map chunksize=1", c_pool_map(1)),
+    ("Pool.map default chunksize", c_pool_map(None)),
+    ("Pool.imap_unordered", c_pool_imap_unordered),
+    ("ProcessPoolExecutor.map", c_ppe),
+    ("mpire WorkerPool.map", c_mpire),
+    ("loky executor.map", c_loky),
+]
+
+# ---- measuring ----------------------------------------------------------
+
+
+def measure(setup, workers, func, items, expected, reps, budget_s):
+    run, teardown = setup(workers)
+    try:
+        out = run(func, items)  # warm-up (and, for ForkQueue, the refork)
+        if sorted(out) != expected:
+            raise AssertionError("wrong results")
+        times = []
+        t_start = time.perf_counter()
+        while len(times) < reps:
+            t0 = time.perf_counter()
+            out = run(func, items)
+            times.append(time.perf_counter() - t0)
+            if sorted(out) != expected:
+                raise AssertionError("wrong results")
+            # Slow contenders stop early, but always after 3 runs.
+            if len(times) >= 3 and time.perf_counter() - t_start > budget_s:
+                break
+        return times
+    finally:
+        teardown()
+
+
+def run_workload(title, func, n, workers, reps, budget_s, only=None):
+    items = list(range(n))
+    expected = sorted(func(x) for x in items)
+    rows, notes = [], []
+    for name, setup in CONTENDERS:
+        if only and name not in only:
+            continue
+        try:
+            times = measure(setup, workers, func, items, expected, reps,
+                            budget_s)
+        except ImportError as e:
+            notes.append(f"{name}: skipped ({e.name or e} not installed)")
+            continue
+        rows.append((name, statistics.median(times), len(times)))
+        print(f"  {name:32s} {statistics.median(times) * 1e3:10.2f} ms "
+              f"(median of {len(times)})", file=sys.stderr, flush=True)
+    ref = dict((r[0], r[1]) for r in rows).get("ForkQueue.map")
+    lines = [f"### {title}", "",
+             "| contender | median time | items/s | time / ForkQueue.map "
+             "| runs |",
+             "|---|---:|---:|---:|---:|"]
+    for name, med, k in rows:
+        ratio = f"{med / ref:.2f}x" if ref else "-"
+        lines.append(f"| {name} | {fmt_time(med)} | {n / med:,.0f} | "
+                     f"{ratio} | {k} |")
+    for note in notes:
+        lines.append("")
+        lines.append(f"Note: {note}.")
+    return lines, dict((r[0], r[1]) for r in rows)
+
+
+def fmt_time(s):
+    return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
+
+
+def verdict(ok, text):
+    return f"- {'met' if ok else 'MISSED'}: {text}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes, one run each: a smoke test")
+    ap.add_argument("--reps", type=int, default=7,
+                    help="timed runs per contender (default 7)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--markdown", help="also write the report to this file")
+    ap.add_argument("--only", action="append",
+                    help="run only this contender (repeatable)")
+    args = ap.parse_args()
+
+    if args.quick:
+        n_tiny, n_cpu, reps, budget = 2000, 100, 1, 0.0
+    else:
+        n_tiny, n_cpu, reps, budget = 50000, 20000, args.reps, 15.0
+    per_call = calibrate(20e-6 if args.quick else 100e-6)
+
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    head = [
+        f"Measured {stamp:%Y-%m-%d %H:%M} UTC on {platform.platform()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"forkqueue core {forkqueue.CORE_VERSION}; "
+        f"{args.workers} workers for every pool.",
+        "",
+        "Command: `PYTHONPATH=build/python python3 "
+        "bench/python/bench_forkqueue.py" + (" --quick" if args.quick
+                                             else "") + "`",
+        "",
+    ]
+    print("tiny jobs", file=sys.stderr)
+    t_lines, tiny = run_workload(
+        f"Tiny jobs: x + 1, {n_tiny:,} items", inc, n_tiny, args.workers,
+        reps, budget, args.only)
+    print("cpu jobs", file=sys.stderr)
+    c_lines, cpuj = run_workload(
+        f"CPU-bound jobs: {per_call * 1e6:.0f} us each, {n_cpu:,} items", cpu,
+        n_cpu, args.workers, reps, budget, args.only)
+
+    summary = ["### Targets", ""]
+    if args.quick:
+        summary.append("- not judged: --quick sizes are too small to mean "
+                       "anything")
+        tiny = cpuj = {}
+    fq = tiny.get("ForkQueue.map")
+    if fq and "Pool.map chunksize=1" in tiny:
+        r = tiny["Pool.map chunksize=1"] / fq
+        summary.append(verdict(r >= 20, f"tiny jobs, ForkQueue.map is "
+                               f"{r:.1f}x faster than Pool.map(chunksize=1) "
+                               f"(target >= 20x)"))
+    if fq and "Pool.map default chunksize" in tiny:
+        r = tiny["Pool.map default chunksize"] / fq
+        summary.append(verdict(r > 1, f"tiny jobs, ForkQueue.map is {r:.2f}x "
+                               f"as fast as Pool.map with its default "
+                               f"chunking (target > 1x)"))
+    fqc = cpuj.get("ForkQueue.map")
+    if fqc and "sequential loop" in cpuj:
+        r = cpuj["sequential loop"] / fqc
+        summary.append(verdict(r >= 1.8, f"{per_call * 1e6:.0f}-us jobs, "
+                               f"ForkQueue.map is {r:.2f}x faster than the "
+                               f"sequential loop with {args.workers} workers "
+                               f"(target >= 1.8x on 2 cores)"))
+    report = "\n".join(head + t_lines + [""] + c_lines + [""] + summary) + "\n"
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
