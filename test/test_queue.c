@@ -244,6 +244,30 @@ static void test_unordered_held_first(void **state)
     held_first(0);
 }
 
+/* fq_poll() drives the queue even when outcomes are already waiting to be
+ * taken: a caller that polls and looks at the counters sees progress. */
+static void test_poll_drives_without_take(void **state)
+{
+    (void)state;
+    fq_options o = {.workers = 2, .inflight = 1};
+    fq_queue q = fqt_queue_opts(&o);
+    enum { N = 10 };
+    for (uint64_t i = 0; i < N; i++)
+        fqt_submit_square(q, i);
+    fq_stats st;
+    int64_t end = fqt_now_ms() + 5000;
+    do {
+        assert_true(fq_poll(q, 20) >= 0);
+        FQT_OK(fq_stats_get(q, &st));
+    } while (st.finished < N && fqt_now_ms() < end);
+    if (st.finished != N)
+        print_error("finished %" PRIu64 " of %d after 5 s of fq_poll()\n",
+                    st.finished, N);
+    assert_true(st.finished == N);
+    assert_int_equal(fq_poll(q, 0), N);
+    FQT_OK(fq_queue_free(q));
+}
+
 /* Argument: {sleep microseconds, value}; result: value. */
 static int job_sleep_value(fq_ctx *ctx, const void *arg, size_t len)
 {
@@ -518,16 +542,27 @@ static void test_job_errors(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/*
+ * The return values of fq_reply()/fq_fail() inside a job are reported
+ * through a pipe: once a job has replied, its own return value no longer
+ * reaches the test.
+ */
+static int g_report_fd = -1;
+
+static void report(int a, int b, int c)
+{
+    int v[3] = {a, b, c};
+    (void)fqt_write_all(g_report_fd, v, sizeof v);
+}
+
 static int job_reply_twice(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    if (fq_reply(ctx, "first", 5) != 0)
-        return 100;
-    if (fq_reply(ctx, "second", 6) != FQ_EBUSY)
-        return 101;
-    if (fq_fail(ctx, 9, "late") != FQ_EBUSY)
-        return 102;
+    int a = fq_reply(ctx, "first", 5);
+    int b = fq_reply(ctx, "second", 6);
+    int c = fq_fail(ctx, 9, "late");
+    report(a, b, c);
     return 0;
 }
 
@@ -535,12 +570,10 @@ static int job_fail_then_reply(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    if (fq_fail(ctx, 5, "failed first") != 5)
-        return 100;
-    if (fq_reply(ctx, "x", 1) != FQ_EBUSY)
-        return 101;
-    if (fq_fail(ctx, 6, "again") != FQ_EBUSY)
-        return 102;
+    int a = fq_fail(ctx, 5, "failed first");
+    int b = fq_reply(ctx, "x", 1);
+    int c = fq_fail(ctx, 6, "again");
+    report(a, b, c);
     return 5;
 }
 
@@ -556,10 +589,9 @@ static int job_reply_empty(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    if (fq_reply(ctx, NULL, 0) != 0)
-        return 100;
-    if (fq_reply(ctx, "x", 1) != FQ_EBUSY)
-        return 101;
+    int a = fq_reply(ctx, NULL, 0);
+    int b = fq_reply(ctx, "x", 1);
+    report(a, b, 0);
     return 0;
 }
 
@@ -568,12 +600,29 @@ static int job_reply_once_more(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    return fq_reply(ctx, "fresh", 5) == 0 ? 0 : 100;
+    int a = fq_reply(ctx, "fresh", 5);
+    report(a, 0, 0);
+    return 0;
+}
+
+static void expect_report(int fd, int a, int b, int c)
+{
+    int v[3];
+    assert_int_equal(fqt_read_all(fd, v, sizeof v), 0);
+    if (v[0] != a || v[1] != b || v[2] != c)
+        print_error("in-job calls returned %d %d %d, want %d %d %d\n", v[0],
+                    v[1], v[2], a, b, c);
+    assert_int_equal(v[0], a);
+    assert_int_equal(v[1], b);
+    assert_int_equal(v[2], c);
 }
 
 static void test_reply_rules(void **state)
 {
     (void)state;
+    int rep[2];
+    fqt_pipe(rep);
+    g_report_fd = rep[1];
     fq_queue q = fqt_queue(1, 1);
     FQT_OK(fq_submit(q, job_reply_twice, NULL, 0, NULL, NULL));
     FQT_OK(fq_submit(q, job_reply_once_more, NULL, 0, NULL, NULL));
@@ -611,6 +660,16 @@ static void test_reply_rules(void **state)
         assert_int_equal(r.len, 0);
     }
     FQT_OK(fq_queue_free(q));
+    g_report_fd = -1;
+    close(rep[1]);
+    /* Only the first of fq_reply()/fq_fail() counts; later calls return
+     * FQ_EBUSY (forkqueue.h). */
+    expect_report(rep[0], 0, FQ_EBUSY, FQ_EBUSY);
+    expect_report(rep[0], 0, 0, 0);
+    expect_report(rep[0], 5, FQ_EBUSY, FQ_EBUSY);
+    expect_report(rep[0], 0, 0, 0);
+    expect_report(rep[0], 0, FQ_EBUSY, 0);
+    close(rep[0]);
 }
 
 /* ---- inherited data --------------------------------------------------- */
@@ -1311,6 +1370,7 @@ int main(void)
         FQT_TEST(test_auto_ids_skip_explicit),
         FQT_TEST(test_ordered_held_first),
         FQT_TEST(test_unordered_held_first),
+        FQT_TEST(test_poll_drives_without_take),
         FQT_TEST(test_ordered_random),
         FQT_TEST(test_unordered_random),
         FQT_TEST(test_init_once_per_worker),

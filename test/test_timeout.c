@@ -94,11 +94,11 @@ static void test_per_job_timeout(void **state)
 static void test_queue_default_timeout(void **state)
 {
     (void)state;
-    fq_options o = {.workers = 2, .timeout_ms = 200, .ordered = 1};
+    fq_options o = {.workers = 2, .timeout_ms = 500, .ordered = 1};
     fq_queue q = fqt_queue_opts(&o);
     submit_hang(q, 0);             /* queue default: times out */
-    submit_sleep(q, 600, 1, -1);   /* no limit: finishes */
-    submit_sleep(q, 500, 2, 5000); /* own, longer limit: finishes */
+    submit_sleep(q, 900, 1, -1);   /* no limit: finishes */
+    submit_sleep(q, 700, 2, 5000); /* own, longer limit: finishes */
     submit_sleep(q, 10000, 3, 0);  /* queue default: times out */
     submit_sleep(q, 10, 4, 0);     /* well within the default */
     fq_result r;
@@ -125,9 +125,9 @@ static void test_timeout_counts_from_start(void **state)
     (void)state;
     fq_options o = {.workers = 1, .ordered = 1};
     fq_queue q = fqt_queue_opts(&o);
-    submit_sleep(q, 600, 1, -1);
-    submit_sleep(q, 0, 2, 300);
-    submit_sleep(q, 0, 3, 300);
+    submit_sleep(q, 1500, 1, -1);
+    submit_sleep(q, 0, 2, 1000);
+    submit_sleep(q, 0, 3, 1000);
     for (uint64_t want = 1; want <= 3; want++) {
         fq_result r;
         assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
