@@ -273,6 +273,15 @@ static int64_t maintain(fq__queue *q)
 {
     int64_t now = fq__now_ns(), next = INT64_MAX;
 
+    /* Without pidfds: collect workers whose channel closed and that have
+     * exited. First, so that their jobs are requeued and the workers
+     * replaced before dispatch below. */
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (w->pidfd < 0 && (w->flags & (FQ__W_EOF | FQ__W_KILLED)) &&
+            try_reap(q, w))
+            i--;
+    }
     if (q->broken) {
         fq__fail_pending(q, FQ_EINIT, q->broken_msg);
         for (int i = 0; i < q->nw; i++)
@@ -309,16 +318,10 @@ static int64_t maintain(fq__queue *q)
                 next = min64(next, w->eof_deadline);
         }
     }
-    /* Without pidfds, poll for exits of workers whose channel closed. */
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (w->pidfd < 0 && (w->flags & (FQ__W_EOF | FQ__W_KILLED))) {
-            if (try_reap(q, w))
-                i--;
-            else
-                next = min64(next, now + 1000000);
-        }
-    }
+    /* Without pidfds, exits are noticed by polling every millisecond. */
+    for (int i = 0; i < q->nw; i++)
+        if (q->w[i]->pidfd < 0 && (q->w[i]->flags & (FQ__W_EOF | FQ__W_KILLED)))
+            next = min64(next, now + 1000000);
     return next;
 }
 
