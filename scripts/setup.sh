@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what forkqueue needs on a fresh Debian 12 machine (as root, or
+# with sudo), builds it, and runs the main demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake ninja-build pkg-config clang clang-format \
+    libclang-rt-14-dev valgrind libcmocka-dev python3 >/dev/null
+
+PY=$(python3 -c 'import sys; print(sys.executable)')
+cmake -S . -B build -G Ninja -DPython3_EXECUTABLE="$PY" >/dev/null
+cmake --build build
+echo "--- demo: examples/squares (C) ---"
+./build/examples/squares
