@@ -139,8 +139,15 @@ static int iter_fill(fqpy_iter *it)
             Py_ssize_t n = PyList_GET_SIZE(argslist);
             if (idlist == NULL &&
                 (self->track_ids || self->next_auto_id != first + n - 1)) {
+                /* The source itself used the queue: an add() took an
+                 * automatic id, or gave an id (tracking starts now, so the
+                 * ids already pulled must be tracked too). */
                 if ((idlist = ids_as_list(first, n - 1)) == NULL)
                     goto fail;
+                for (Py_ssize_t k = 0; self->track_ids && k < n - 1; k++)
+                    if (PySet_Add(self->live_ids, PyList_GET_ITEM(idlist, k)) <
+                        0)
+                        goto fail;
             }
             if (idlist) {
                 PyObject *id = fqpy_next_auto_id(self);
