@@ -1052,6 +1052,95 @@ static void test_max_jobs_per_worker(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* Recycled workers run init again, once each. */
+static void test_recycled_workers_run_init(void **state)
+{
+    (void)state;
+    fq_options o = {
+        .workers = 2, .max_jobs_per_worker = 2, .init = init_record};
+    fq_queue q = fqt_queue_opts(&o);
+    enum { N = 20 };
+    for (int i = 0; i < N; i++)
+        FQT_OK(fq_submit(q, job_info, NULL, 0, NULL, NULL));
+    for (int i = 0; i < N; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_int_equal(r.status, 0);
+        struct info in;
+        memcpy(&in, r.data, sizeof in);
+        assert_int_equal(in.init_count, 1);
+        assert_int_equal(in.init_pid, in.pid);
+    }
+    FQT_OK(fq_queue_free(q));
+}
+
+/* Several queues side by side in one thread: outcomes never cross. */
+static int job_tag(fq_ctx *ctx, const void *arg, size_t len)
+{
+    uint64_t t[2];
+    if (len != sizeof t)
+        return fq_fail(ctx, 99, "bad argument length");
+    memcpy(t, arg, sizeof t);
+    return fq_reply(ctx, t, sizeof t) == 0 ? 0 : 100;
+}
+
+static void test_many_queues(void **state)
+{
+    (void)state;
+    enum { Q = 6, N = 200 };
+    fq_queue qs[Q];
+    for (int k = 0; k < Q; k++) {
+        qs[k] = fqt_queue(1 + k % 2, k % 2);
+        for (int j = 0; j < k; j++)
+            assert_int_not_equal(qs[k].id, qs[j].id);
+    }
+    for (uint64_t i = 0; i < N; i++)
+        for (int k = 0; k < Q; k++) {
+            uint64_t t[2] = {(uint64_t)k, i};
+            FQT_OK(fq_submit(qs[k], job_tag, t, sizeof t, NULL, NULL));
+        }
+    for (int k = Q - 1; k >= 0; k--) {
+        for (uint64_t i = 0; i < N; i++) {
+            fq_result r;
+            assert_int_equal(fqt_take_wait(qs[k], &r, 30000), 1);
+            assert_int_equal(r.status, 0);
+            uint64_t t[2];
+            memcpy(t, r.data, sizeof t);
+            assert_true(t[0] == (uint64_t)k);
+            assert_true(t[1] == r.id);
+        }
+        FQT_OK(fq_queue_free(qs[k]));
+    }
+    /* Many short-lived queues: handle ids are never reused. */
+    uint32_t seen[100];
+    for (int k = 0; k < 100; k++) {
+        fq_queue q = fqt_queue(1, 0);
+        for (int j = 0; j < k; j++)
+            assert_int_not_equal(q.id, seen[j]);
+        seen[k] = q.id;
+        FQT_OK(fq_queue_free(q));
+    }
+    fqt_assert_no_children();
+}
+
+static void test_worker_pids_truncated(void **state)
+{
+    (void)state;
+    fq_queue q = fqt_queue(3, 0);
+    pid_t p[3] = {-1, -1, -1};
+    assert_int_equal(fq_worker_pids(q, p, 1), 3);
+    assert_true(p[0] > 0);
+    assert_int_equal(p[1], -1); /* only max entries are written */
+    assert_int_equal(fq_worker_pids(q, p, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(p[i] > 0);
+        assert_true(fqt_proc_alive(p[i], 0));
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(p[i], p[j]);
+    }
+    FQT_OK(fq_queue_free(q));
+}
+
 /* ---- stats ------------------------------------------------------------ */
 
 static void test_stats(void **state)
@@ -1386,6 +1475,9 @@ int main(void)
         FQT_TEST(test_free_busy),
         FQT_TEST(test_refork),
         FQT_TEST(test_max_jobs_per_worker),
+        FQT_TEST(test_recycled_workers_run_init),
+        FQT_TEST(test_many_queues),
+        FQT_TEST(test_worker_pids_truncated),
         FQT_TEST(test_stats),
         FQT_TEST(test_default_workers),
         FQT_TEST(test_fork_hooks),
