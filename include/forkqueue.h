@@ -119,10 +119,15 @@ typedef struct fq_ctx fq_ctx;
 
 /*
  * A job. Runs in a worker with the argument bytes given to fq_submit(). It
- * sets its result with fq_reply() (no call means an empty result) and returns
- * 0. Any other return value makes the job's outcome FQ_EJOB with that value as
- * fq_result.code; fq_fail() also sets a message. `arg` is valid only during
- * the call and is suitably aligned for any type (malloc alignment).
+ * settles its outcome in one of three ways: fq_reply() (a result), fq_fail()
+ * (an FQ_EJOB error with a code and message), or its return value when it
+ * called neither (0: an empty result; anything else: FQ_EJOB with that value
+ * as fq_result.code and an empty message). The first of these settles the
+ * outcome for good: after fq_reply() the return value is ignored, and later
+ * fq_reply() or fq_fail() calls return FQ_EBUSY. (A large reply is already
+ * on its way to the parent when fq_reply() returns, so it cannot be taken
+ * back.) `arg` is valid only during the call and is suitably aligned for any
+ * type (malloc alignment).
  */
 typedef int (*fq_job_fn)(fq_ctx *ctx, const void *arg, size_t len);
 
@@ -368,16 +373,19 @@ int fq_worker_pids(fq_queue q, pid_t *pids, int max);
 /* ---- Inside a job (worker side) ---------------------------------------- */
 
 /*
- * Sets the result of the running job to a copy of len bytes. Large results
- * are written straight from data, without a copy. Only the first of
- * fq_reply() and fq_fail() counts; later calls return FQ_EBUSY.
+ * Sets the result of the running job to a copy of len bytes and settles its
+ * outcome (see fq_job_fn). Large results are written straight from data,
+ * without a copy. Returns 0, or FQ_EBUSY when the outcome was already
+ * settled, FQ_EINVAL for a NULL ctx or NULL data with len > 0.
  */
 int fq_reply(fq_ctx *ctx, const void *data, size_t len);
 
 /*
- * Makes the running job fail with outcome FQ_EJOB, the given code (non-zero)
- * and message (may be NULL). Returns code, so a job can end with
- * `return fq_fail(ctx, 3, "bad input");`.
+ * Makes the running job fail with outcome FQ_EJOB, the given code and
+ * message (may be NULL), and settles its outcome. A code of 0 would read as
+ * success and is replaced by -1. Returns the code used, so a job can end
+ * with `return fq_fail(ctx, 3, "bad input");`, or FQ_EBUSY when the outcome
+ * was already settled.
  */
 int fq_fail(fq_ctx *ctx, int code, const char *msg);
 

@@ -339,13 +339,18 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
                            ? INT64_MAX
                            : fq__now_ns() + (int64_t)timeout_ms * 1000000;
 
-    for (;;) {
+    /* Every call makes at least one pass through poll(), without waiting
+     * when the condition already holds or the time is up, so that even
+     * fq_take() and fq_poll(q, 0) move bytes and notice deaths. */
+    for (int pass = 0;; pass++) {
         int64_t next = maintain(q);
-        if (cond(q))
-            return 0;
+        int satisfied = cond(q);
         int64_t now = fq__now_ns();
-        if (now >= deadline)
+        if (pass > 0 && satisfied)
+            return 0;
+        if (pass > 0 && now >= deadline)
             return FQ_ETIMEDOUT;
+        int nowait = satisfied || now >= deadline;
         next = min64(next, deadline);
 
         size_t need =
@@ -379,11 +384,13 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
                 slots[i].pid_idx = nfd++;
             }
         }
-        if (nfd == 0 && next == INT64_MAX)
+        if (nfd == 0 && next == INT64_MAX && !nowait)
             return FQ_EBUSY; /* nothing could ever happen: never hang */
 
         int tmo = -1;
-        if (next != INT64_MAX) {
+        if (nowait) {
+            tmo = 0;
+        } else if (next != INT64_MAX) {
             int64_t ms = (next - now + 999999) / 1000000;
             tmo = ms > INT_MAX ? INT_MAX : (int)ms;
         }

@@ -345,7 +345,7 @@ FQ__EXPORT int fq_fail(fq_ctx *ctx, int code, const char *msg)
     if (code == 0)
         code = -1;
     if (ctx->replied)
-        return code;
+        return FQ_EBUSY;
     emit_result(ctx, FQ_EJOB, code, msg ? msg : "", msg ? strlen(msg) : 0);
     return code;
 }
