@@ -89,6 +89,13 @@ static void hook_child(void *arg)
     (void)arg;
     /* The worker keeps the GIL until it exits. */
     PyOS_AfterFork_Child();
+    /* Inherited objects are never garbage here: keep the collector from
+     * walking them, which would also copy every page they live on. */
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(gc);
+    PyErr_Clear();
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -939,7 +946,9 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
     fq_options o = {0};
     o.workers = self->numforks;
     o.ordered = self->ordered;
-    o.init = fqpy_worker_init;
+    /* Only with an initfunc: the core counts deaths during init. */
+    if (initfunc != Py_None)
+        o.init = fqpy_worker_init;
     o.udata = self;
     o.return_on_eintr = 1;
     o.hooks.prepare = hook_prepare;

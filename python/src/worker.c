@@ -278,13 +278,6 @@ fail:
 int fqpy_worker_init(void *udata)
 {
     fqpy_queue *self = udata;
-    /* Inherited objects are never garbage here: keep the collector from
-     * walking them, which would also copy every page they live on. */
-    PyObject *gc = PyImport_ImportModule("gc");
-    PyObject *r0 = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
-    Py_XDECREF(r0);
-    Py_XDECREF(gc);
-    PyErr_Clear();
     if (self->initfunc == NULL || self->initfunc == Py_None)
         return 0;
     PyObject *r = PyObject_CallNoArgs(self->initfunc);

@@ -505,3 +505,36 @@ def test_forked_child_cannot_use_parent_queue():
         assert os.waitstatus_to_exitcode(status) == 0
         q.add(ident, (1,))
         assert list(q.results()) == [1]
+
+
+def test_queue_dropped_without_finish_reaps_workers():
+    import gc
+    q = ForkQueue(numforks=2)
+    q.add(sleeper, (30,))
+    q.poll(0.05)
+    pids = q._worker_pids()
+    del q
+    gc.collect()
+    assert wait_until(lambda: not any(is_running(p) for p in pids),
+                      timeout=5)
+
+
+def test_queue_left_open_at_exit_leaves_no_worker():
+    code = _script("""
+        import time
+        from forkqueue import ForkQueue
+        q = ForkQueue(numforks=2)
+        q.add(time.sleep, (30,))
+        q.poll(0.05)
+        print(*q._worker_pids(), flush=True)
+        GLOBAL_REF = q  # still referenced when the interpreter exits
+        """)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - t0 < 10
+    pids = [int(x) for x in p.stdout.split()]
+    assert len(pids) == 2
+    assert wait_until(lambda: not any(is_running(x) for x in pids),
+                      timeout=5)
