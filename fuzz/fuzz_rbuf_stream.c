@@ -55,6 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fq__rbuf rb;
     fq__rbuf_init(&rb);
+    {
+        /* An empty buffer (as a worker has before its first read). */
+        fq__frame f;
+        const unsigned char *payload;
+        if (fq__rbuf_frame(&rb, accept, &f, &payload) != 0)
+            abort();
+    }
     size_t fed = 0; /* stream bytes appended so far */
     size_t off = 0; /* stream offset of the first unconsumed byte */
     int broken = 0;
@@ -89,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             if (rc != 1 || f.type != r.type || f.len != r.len ||
                 f.status != r.status || f.code != r.code || f.id != r.id ||
-                f.fn != r.fn || f.run_ns != r.run_ns)
+                f.fn != r.fn || f.wseq != r.wseq || f.run_us != r.run_us)
                 abort();
             if (f.len > avail - FQ__WIRE_HDR)
                 abort();

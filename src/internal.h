@@ -37,8 +37,9 @@ typedef struct fq__job {
     uint64_t id;
     uint64_t wseq; /* position in its worker's stream of jobs */
     int state;
-    int timeout_ms; /* 0: none */
-    unsigned requeues;
+    int timeout_ms;    /* 0: none */
+    unsigned requeues; /* ran, but the result died with the worker */
+    unsigned bounces;  /* sent, never started, worker died */
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -63,7 +64,21 @@ typedef struct fq__wstat {
     _Atomic uint64_t done;    /* wseq+1 of the job finished last, 0: none */
     _Atomic int64_t start_ns; /* CLOCK_MONOTONIC start of job started-1 */
     _Atomic int ready;        /* init has run */
+    /* The worker's output buffer: result frames not yet known to be sent.
+     * The first `committed` bytes of out[] are whole frames. When a worker
+     * dies, the parent recovers from here the results it had produced but
+     * not yet flushed, so a crash never costs the results of the jobs
+     * before it. */
+    _Atomic uint64_t committed;
+    unsigned char out[];
 } fq__wstat;
+
+/* Size of the shared page set: the status, then the output buffer, which
+ * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
+#define FQ__FLUSH_BYTES (64u * 1024)
+#define FQ__DIRECT_BYTES (64u * 1024)
+#define FQ__WSTAT_SIZE (256u * 1024)
+#define FQ__OUT_CAP (FQ__WSTAT_SIZE - sizeof(fq__wstat))
 
 enum {
     FQ__W_RETIRING = 1 << 0, /* takes no new jobs; stops when idle */
@@ -112,7 +127,7 @@ typedef struct fq__queue {
     int nworkers; /* target number of active workers */
     int state;
     int canceling;   /* unfinished jobs of dying workers become ECANCELED */
-    int init_deaths; /* workers that died in init, since the last result */
+    int init_deaths; /* deaths in init in a row, with no worker ready */
     int broken;      /* an init failed: every job ends FQ_EINIT */
     char *broken_msg;
 
@@ -162,6 +177,9 @@ void fq__worker_kill(fq__worker *w, int sig);
 /* Describes how a worker ended, for outcome messages. */
 void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
                        int exit_status);
+
+/* queue.c: results a dead worker produced but had not flushed. */
+void fq__recover_output(fq__queue *q, fq__worker *w);
 
 /* worker.c (child side) */
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,

@@ -197,13 +197,26 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
     }
 }
 
-/* The worker has exited (its pidfd fired) or must be collected: take the
- * results it flushed before dying, reap it, settle its jobs. */
+/* Takes every result of a dead worker: what it flushed to the channel, then
+ * what it had produced but not yet flushed. */
+static void collect_output(fq__queue *q, fq__worker *w)
+{
+    read_worker(q, w, 1);
+    /* A frame cut short in the channel is whole in the shared buffer. */
+    fq__rbuf_consume(&w->rb, w->rb.end - w->rb.start);
+    free(w->direct_buf);
+    w->direct_buf = NULL;
+    w->direct_len = w->direct_have = 0;
+    fq__recover_output(q, w);
+}
+
+/* The worker has exited (its pidfd fired): take its results, reap it,
+ * settle its jobs. */
 static void reap_worker(fq__queue *q, fq__worker *w)
 {
     int st = 0, have = 1;
 
-    read_worker(q, w, 1);
+    collect_output(q, w);
     for (;;) {
         pid_t r = waitpid(w->pid, &st, 0);
         if (r == w->pid)
@@ -213,9 +226,6 @@ static void reap_worker(fq__queue *q, fq__worker *w)
         have = 0; /* ECHILD: the host reaped it or ignores SIGCHLD */
         break;
     }
-    free(w->direct_buf);
-    w->direct_buf = NULL;
-    w->direct_len = w->direct_have = 0;
     fq__worker_gone(q, w, st, have);
 }
 
@@ -226,7 +236,7 @@ static int try_reap(fq__queue *q, fq__worker *w)
     pid_t r = waitpid(w->pid, &st, WNOHANG);
     if (r == 0)
         return 0;
-    read_worker(q, w, 1);
+    collect_output(q, w);
     fq__worker_gone(q, w, st, r == w->pid);
     return 1;
 }

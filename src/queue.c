@@ -16,9 +16,15 @@
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
-/* A job that lost its worker this many times without being the one that
- * killed it ends as FQ_ECRASHED instead of being retried again. */
+/* A job whose result died with its worker (it ran, but its result was
+ * being written when the worker was killed) runs again at most this many
+ * times; one that was sent but never started is sent again at most
+ * MAX_BOUNCES times. Beyond that it ends as FQ_ECRASHED. */
 #define MAX_REQUEUES 16
+#define MAX_BOUNCES 1000
+/* Deaths during init in a row, with no worker through init, that make the
+ * init function count as broken. */
+#define INIT_DEATHS 3
 #define DEFAULT_GRACE_MS 1000
 #define MAX_INFLIGHT 256u
 
@@ -176,14 +182,15 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     fq__job *j = w->head;
     char msg[128];
 
-    if (!j || j == w->unsent) {
+    if (!j || j == w->unsent || f->wseq != j->wseq) {
         free(owned);
-        return FQ_EPROTO; /* a result for a job we did not send */
+        return FQ_EPROTO; /* not the result of the job we expect */
     }
     fifo_pop(w);
-    int64_t run = (int64_t)(f->run_ns > INT64_MAX ? INT64_MAX : f->run_ns);
+    int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
+    q->init_deaths = 0;
 
     if (override) {
         free(owned);
@@ -237,6 +244,9 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
 {
     if (f->type == FQ__FRAME_INIT_FAIL) {
         char buf[1024];
+        /* Only a worker still in its init may say that init failed. */
+        if (atomic_load(&w->stat->ready))
+            return FQ_EPROTO;
         size_t n = f->len < sizeof(buf) - 1 ? (size_t)f->len : sizeof(buf) - 1;
         memcpy(buf, payload, n);
         buf[n] = '\0';
@@ -244,6 +254,32 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
         return 0;
     }
     return fq__deliver(q, w, f, NULL, payload, 0);
+}
+
+void fq__recover_output(fq__queue *q, fq__worker *w)
+{
+    /* The worker is dead: nothing writes the buffer any more. Its bytes
+     * come from another process, so they are decoded like any input. */
+    uint64_t n = atomic_load(&w->stat->committed);
+    const unsigned char *p = w->stat->out;
+    size_t off = 0;
+
+    if (n > FQ__OUT_CAP)
+        return;
+    while (w->head && off < n) {
+        fq__frame f;
+        int rc = fq__frame_decode(p + off, (size_t)n - off,
+                                  FQ__ACCEPT_FROM_WORKER, &f);
+        if (rc <= 0 || f.len > n - off - FQ__WIRE_HDR)
+            return;
+        if (f.type == FQ__FRAME_RESULT && f.wseq == w->head->wseq) {
+            if (fq__deliver(q, w, &f, NULL, p + off + FQ__WIRE_HDR, 0) < 0)
+                return;
+        } else if (f.type != FQ__FRAME_RESULT || f.wseq > w->head->wseq) {
+            return; /* received already through the channel, or garbage */
+        }
+        off += FQ__WIRE_HDR + (size_t)f.len;
+    }
 }
 
 /* ---- Worker death ------------------------------------------------------ */
@@ -285,18 +321,26 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
     w->flags |= FQ__W_DEAD;
     fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
 
-    /* A worker that died before its init finished, on its own, points at
-     * the init function; a few in a row (not one unlucky kill) break the
-     * queue rather than respawning forever. */
-    if (!ready && q->opts.init && !q->canceling && q->state == FQ__Q_RUNNING &&
-        !(w->flags & FQ__W_KILLED)) {
-        if (++q->init_deaths >= 3) {
+    /* A worker that died before its init finished cannot tell us whether
+     * init crashed or someone killed it. Its jobs are sent elsewhere; only
+     * when workers keep dying in init, with none ever getting through it,
+     * is the init function taken to be broken (instead of respawning
+     * forever while the jobs wait). */
+    if (ready) {
+        q->init_deaths = 0;
+    } else if (q->opts.init && !q->canceling && q->state == FQ__Q_RUNNING &&
+               !(w->flags & FQ__W_KILLED)) {
+        int other_ready = 0;
+        for (int i = 0; i < q->nw; i++)
+            if (q->w[i] != w && atomic_load(&q->w[i]->stat->ready))
+                other_ready = 1;
+        q->init_deaths = other_ready ? 0 : q->init_deaths + 1;
+        if (q->init_deaths >= INIT_DEATHS) {
             char m[300];
             snprintf(m, sizeof(m), "init function: %s", msg);
             set_broken(q, m);
         }
     }
-
     while (w->head) {
         fq__job *j = fifo_pop(w);
         if (q->canceling) {
@@ -313,10 +357,11 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
             fq__job_finish(q, j, st, 0, msg);
             j->signo = signo;
             j->exit_status = signo ? -1 : exit_status;
-        } else if (++j->requeues > MAX_REQUEUES) {
+        } else if ((j->wseq < done ? ++j->requeues > MAX_REQUEUES
+                                   : ++j->bounces > MAX_BOUNCES)) {
             char m[300];
             snprintf(m, sizeof(m), "job lost %u workers; last: %s",
-                     j->requeues - 1, msg);
+                     j->requeues + j->bounces - 1, msg);
             fq__job_finish(q, j, FQ_ECRASHED, 0, m);
             j->signo = signo;
             j->exit_status = signo ? -1 : exit_status;

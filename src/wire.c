@@ -45,8 +45,8 @@ void fq__frame_encode(const fq__frame *f, unsigned char *out)
         break;
     case FQ__FRAME_RESULT:
         put32(out + 8, (uint32_t)f->code);
-        put32(out + 12, 0);
-        put64(out + 16, f->run_ns);
+        put32(out + 12, f->run_us);
+        put64(out + 16, f->wseq);
         break;
     default:
         put64(out + 8, 0);
@@ -73,8 +73,9 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
     f->len = get64(p + 24);
     if (f->len > FQ__WIRE_MAX_PAYLOAD)
         return FQ_EPROTO;
-    f->fn = f->id = f->run_ns = 0;
+    f->fn = f->id = f->wseq = 0;
     f->code = 0;
+    f->run_us = 0;
     switch (f->type) {
     case FQ__FRAME_JOB:
         f->fn = get64(p + 8);
@@ -84,9 +85,8 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
         break;
     case FQ__FRAME_RESULT:
         f->code = (int32_t)get32(p + 8);
-        f->run_ns = get64(p + 16);
-        if (get32(p + 12) != 0)
-            return FQ_EPROTO;
+        f->run_us = get32(p + 12);
+        f->wseq = get64(p + 16);
         if (f->status != 0 && f->status != FQ_EJOB)
             return FQ_EPROTO;
         if (f->status == 0 && f->code != 0)

@@ -10,10 +10,15 @@
  *   2      1     version (1)
  *   3      1     type (FQ__FRAME_*)
  *   4      4     s32: RESULT status (0 or FQ_EJOB); zero in other frames
- *   8      8     JOB: function address; RESULT: s32 code + 4 zero bytes;
- *                zero in other frames
- *   16     8     JOB: job id; RESULT: run time in ns; zero otherwise
+ *   8      8     JOB: function address; RESULT: s32 code + u32 run time in
+ *                microseconds (saturating); zero in other frames
+ *   16     8     JOB: job id; RESULT: the job's sequence number at its
+ *                worker (0, 1, 2, ...); zero otherwise
  *   24     8     payload length
+ *
+ * The sequence number lets the parent match every result to the job it
+ * sent, and drop a result it has already received when it recovers the
+ * unflushed output of a dead worker (see worker.c).
  *
  * The decoder is the only code that reads bytes from another process; it
  * validates every field and never reads past what it is given.
@@ -43,7 +48,8 @@ typedef struct fq__frame {
     int32_t code;
     uint64_t fn;     /* JOB: function address */
     uint64_t id;     /* JOB: job id */
-    uint64_t run_ns; /* RESULT: time the job ran */
+    uint64_t wseq;   /* RESULT: sequence number of the job at its worker */
+    uint32_t run_us; /* RESULT: time the job ran, in microseconds */
     uint64_t len;    /* payload length */
 } fq__frame;
 

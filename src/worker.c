@@ -29,14 +29,12 @@
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
-/* Results are flushed to the parent when this many bytes are buffered, when
- * the oldest buffered result is this old, or when the worker runs out of
- * input. Small batches amortise system calls; the age bound keeps results
- * streaming and bounds what a killed worker loses. */
-#define FLUSH_BYTES (64 * 1024)
+/* Results are flushed to the parent when FQ__FLUSH_BYTES are buffered,
+ * when the oldest buffered result is this old, or when the worker runs out
+ * of input. Batches amortise system calls; the age bound keeps results
+ * streaming while a worker is busy with a long run of jobs. Results of
+ * FQ__DIRECT_BYTES or more are written straight from the job's buffer. */
 #define FLUSH_AGE_NS (50 * 1000)
-/* Results at least this big are written straight from the job's buffer. */
-#define DIRECT_BYTES (64 * 1024)
 
 /* Exit statuses of a worker that ends on its own. */
 #define EXIT_OK 0
@@ -120,15 +118,17 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
         return FQ_ENOMEM;
     w->fd = w->pidfd = -1;
     fq__rbuf_init(&w->rb);
-    w->stat = mmap(NULL, sizeof(fq__wstat), PROT_READ | PROT_WRITE,
+    w->stat = mmap(NULL, FQ__WSTAT_SIZE, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (w->stat == MAP_FAILED) {
+        q->fork_errno = errno;
         free(w);
         return FQ_ENOMEM;
     }
     int rc = fq__channel_pair(fds);
     if (rc) {
-        munmap(w->stat, sizeof(fq__wstat));
+        q->fork_errno = errno;
+        munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         return rc;
     }
@@ -149,7 +149,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
-        munmap(w->stat, sizeof(fq__wstat));
+        munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         q->fork_errno = fork_errno;
         return FQ_EFORK;
@@ -182,7 +182,7 @@ void fq__worker_free(fq__worker *w)
         close(w->pidfd);
     fq__rbuf_free(&w->rb);
     free(w->direct_buf);
-    munmap(w->stat, sizeof(fq__wstat));
+    munmap(w->stat, FQ__WSTAT_SIZE);
     free(w);
 }
 
@@ -247,8 +247,8 @@ struct fq_ctx {
     int fd;
     uint64_t wseq;
     int64_t start_ns;
-    unsigned char *out; /* buffered result frames */
-    size_t out_len, out_cap;
+    fq__wstat *st;
+    size_t out_len;     /* bytes of st->out in use */
     int64_t out_oldest; /* time the oldest buffered result was made */
 };
 
@@ -269,50 +269,38 @@ static void flush_out(fq_ctx *c)
 {
     if (c->out_len == 0)
         return;
-    struct iovec iov = {c->out, c->out_len};
+    struct iovec iov = {c->st->out, c->out_len};
     if (fq__send_all(c->fd, &iov, 1) < 0)
         _exit(EXIT_IO);
     c->out_len = 0;
+    atomic_store_explicit(&c->st->committed, 0, memory_order_release);
 }
 
-static int out_reserve(fq_ctx *c, size_t more)
-{
-    if (c->out_cap - c->out_len >= more)
-        return 0;
-    size_t ncap = c->out_cap ? c->out_cap : 4096;
-    while (ncap - c->out_len < more)
-        ncap *= 2;
-    unsigned char *n = realloc(c->out, ncap);
-    if (!n)
-        return FQ_ENOMEM;
-    c->out = n;
-    c->out_cap = ncap;
-    return 0;
-}
-
-/* Queues (or, when large, writes at once) one frame to the parent. */
-static int emit(fq_ctx *c, const fq__frame *f, const void *data)
+/* Queues (or, when large, writes at once) one frame to the parent. A queued
+ * frame is committed to the shared buffer before the job after it starts,
+ * so the parent can recover it if this process dies. */
+static void emit(fq_ctx *c, const fq__frame *f, const void *data)
 {
     unsigned char hdr[FQ__WIRE_HDR];
 
     fq__frame_encode(f, hdr);
-    if (f->len >= DIRECT_BYTES) {
+    if (f->len >= FQ__DIRECT_BYTES) {
         struct iovec iov[2] = {{hdr, sizeof(hdr)},
                                {(void *)data, (size_t)f->len}};
         flush_out(c);
         if (fq__send_all(c->fd, iov, 2) < 0)
             _exit(EXIT_IO);
-        return 0;
+        return;
     }
-    if (out_reserve(c, FQ__WIRE_HDR + (size_t)f->len) < 0)
-        _exit(EXIT_NOMEM);
+    if (c->out_len + FQ__WIRE_HDR + f->len > FQ__OUT_CAP)
+        flush_out(c);
     if (c->out_len == 0)
         c->out_oldest = mono_ns();
-    memcpy(c->out + c->out_len, hdr, FQ__WIRE_HDR);
+    memcpy(c->st->out + c->out_len, hdr, FQ__WIRE_HDR);
     if (f->len)
-        memcpy(c->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
+        memcpy(c->st->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
     c->out_len += FQ__WIRE_HDR + (size_t)f->len;
-    return 0;
+    atomic_store_explicit(&c->st->committed, c->out_len, memory_order_release);
 }
 
 static void emit_result(fq_ctx *c, int status, int code, const void *data,
@@ -322,7 +310,9 @@ static void emit_result(fq_ctx *c, int status, int code, const void *data,
     f.type = FQ__FRAME_RESULT;
     f.status = status;
     f.code = code;
-    f.run_ns = (uint64_t)(mono_ns() - c->start_ns);
+    int64_t us = (mono_ns() - c->start_ns) / 1000;
+    f.run_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    f.wseq = c->wseq;
     f.len = len;
     c->replied = 1;
     emit(c, &f, data);
@@ -401,6 +391,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
 
     memset(&c, 0, sizeof(c));
     c.fd = fd;
+    c.st = st;
     c.udata = q->opts.udata;
     fq__rbuf_init(&rb);
 
@@ -423,7 +414,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
         if (rc == 1) {
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
-            if (c.out_len >= FLUSH_BYTES ||
+            if (c.out_len >= FQ__FLUSH_BYTES ||
                 (c.out_len && mono_ns() - c.out_oldest >= FLUSH_AGE_NS))
                 flush_out(&c);
             continue;

@@ -198,7 +198,14 @@ static void test_job_closes_channel(void **state)
     struct outcome r = run_one(q, close_channel_job, NULL, 0);
     print_message("job closed its channel: %s: %s\n", fq_err_name(r.status),
                   r.data);
-    assert_true(r.status == FQ_ECRASHED || r.status == FQ_EPROTO);
+    /* The job itself succeeded; its (empty) result was already in the
+     * worker's shared output buffer, which the parent recovers when the
+     * worker exits for want of a channel. A crash report is acceptable
+     * too; "no channel socket found" (FQ_EJOB) is not. */
+    assert_true(r.status == 0 || r.status == FQ_ECRASHED ||
+                r.status == FQ_EPROTO);
+    if (r.status == 0)
+        assert_int_equal(r.len, 0);
     assert_queue_works(q, 5);
     assert_int_equal(fq_queue_free(q), 0);
 }
