@@ -79,19 +79,22 @@ static PyObject *ids_as_list(long long first, Py_ssize_t n)
 }
 
 /* Whether another batch may be sent: a bounded number of jobs not yet
- * finished (about two per worker: enough to keep all busy), and a bounded
- * number not yet taken (in ordered mode, finished jobs wait behind a slow
- * one; they must not stop the other workers, nor grow without bound). */
+ * finished (about four per worker: those the core sent ahead to each
+ * worker, plus a reserve it hands to whichever worker frees up first, so
+ * that in ordered mode a slow head job does not idle the other workers),
+ * and a bounded number not yet taken (finished jobs waiting behind a slow
+ * one must not grow without bound). */
 static int room_for_batch(fqpy_queue *self)
 {
+    Py_ssize_t unfinished_max = 4 * (Py_ssize_t)self->numforks + 4;
     Py_ssize_t queued = self->outstanding + (Py_ssize_t)self->ndeferred;
-    if (queued >= 8 * (Py_ssize_t)self->numforks + 8)
+    if (queued >= 4 * unfinished_max)
         return 0;
     fq_stats st;
     if (fq_stats_get(self->q, &st) < 0)
-        return queued < 2 * (Py_ssize_t)self->numforks + 2;
+        return queued < unfinished_max;
     return (Py_ssize_t)(st.pending + st.running) + (Py_ssize_t)self->ndeferred <
-           2 * (Py_ssize_t)self->numforks + 2;
+           unfinished_max;
 }
 
 /* Pulls items into batches and submits them, within the look-ahead. */
@@ -234,8 +237,14 @@ static PyObject *iter_next(fqpy_iter *it)
             it->done = 1;
             break;
         }
-        if (fqpy_drive(self, -1) < 0)
+        /* In ordered mode nothing can be taken until the oldest job ends,
+         * but workers that finish others need more input meanwhile. */
+        double wait = it->source && self->ordered ? 0.005 : -1;
+        Py_ssize_t got = fqpy_drive(self, wait);
+        if (got < 0)
             break;
+        if (got == 0)
+            it->since_fill = 32;
     }
     fqpy_leave(self);
     if (it->done) {
