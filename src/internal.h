@@ -99,6 +99,7 @@ typedef struct fq__worker {
     /* In-flight FIFO; jobs from `unsent` on are not fully written yet. */
     fq__job *head, *tail, *unsent;
     size_t unsent_off;
+    unsigned nunsent; /* jobs from `unsent` to the tail */
     unsigned inflight;
     unsigned ntimed; /* in-flight jobs with a time limit */
     uint64_t next_wseq;

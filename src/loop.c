@@ -57,6 +57,7 @@ void fq__flush_worker(fq__queue *q, fq__worker *w)
             left -= rem;
             w->unsent = w->unsent->next;
             w->unsent_off = 0;
+            w->nunsent--;
         }
     }
 }

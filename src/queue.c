@@ -151,6 +151,7 @@ void fq__dispatch(fq__queue *q)
             best->unsent = j;
             best->unsent_off = 0;
         }
+        best->nunsent++;
         best->inflight++;
         if (j->timeout_ms > 0)
             best->ntimed++;
@@ -568,7 +569,7 @@ static void eager_flush(fq__queue *q)
         fq__worker *w = q->w[i];
         if (!w->unsent)
             continue;
-        if (w->unsent == w->head || w->inflight >= 64)
+        if (w->unsent == w->head || w->nunsent >= 64)
             fq__flush_worker(q, w);
     }
 }
