@@ -34,7 +34,10 @@ typedef struct fqpy_state {
 enum {
     FQPY_READY = 0,   /* value is the result */
     FQPY_PENDING = 1, /* placeholder, filled when a re-run item ends */
-    FQPY_ERROR = 2    /* value is a ForkQueueException not raised yet */
+    FQPY_ERROR = 2,   /* value is a ForkQueueException not raised yet */
+    FQPY_BATCH = 3    /* value is the list of results of a whole batch that
+                         succeeded; id its list of ids, or NULL for the
+                         automatic ids num, num + 1, ...; pos the next one */
 };
 
 typedef struct fqpy_entry {
@@ -42,6 +45,7 @@ typedef struct fqpy_entry {
     long long num;
     PyObject *value;
     int state;
+    Py_ssize_t pos;
 } fqpy_entry;
 
 /* A ring buffer of result slots with absolute sequence numbers, so that a
@@ -51,14 +55,17 @@ typedef struct fqpy_store {
     size_t cap;     /* power of two, or 0 */
     size_t head;    /* index of the oldest slot */
     size_t count;   /* slots in use */
+    size_t items;   /* results not yet yielded (a batch slot holds many) */
     uint64_t seq0;  /* sequence number of the slot at head */
     size_t nerrors; /* slots in state FQPY_ERROR */
 } fqpy_store;
 
 int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
                     int state, uint64_t *seq);
-/* The id of a slot (new reference). */
-PyObject *fqpy_entry_id(const fqpy_entry *e);
+/* The id of a slot (new reference); of its item i for a batch slot. */
+PyObject *fqpy_entry_id(const fqpy_entry *e, Py_ssize_t i);
+/* Results held by a slot. */
+Py_ssize_t fqpy_entry_items(const fqpy_entry *e);
 fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq);
 fqpy_entry *fqpy_store_front(fqpy_store *s);
 /* Removes the front slot; its references move to *out. */
@@ -143,7 +150,9 @@ PyObject *fqpy_next_auto_id(fqpy_queue *self);
 
 /* iter.c */
 extern PyType_Spec fqpy_iter_spec;
-enum { FQPY_IT_AVAILABLE, FQPY_IT_ALL, FQPY_IT_PROCESS };
+/* FQPY_IT_MAP1: process() whose items are the single arguments themselves
+ * (map() over one iterable: zip() would only wrap each in a 1-tuple). */
+enum { FQPY_IT_AVAILABLE, FQPY_IT_ALL, FQPY_IT_PROCESS, FQPY_IT_MAP1 };
 PyObject *fqpy_iter_new(fqpy_queue *q, int mode, PyObject *func,
                         PyObject *source, PyObject *kwargs);
 

@@ -103,7 +103,7 @@ static int iter_fill(fqpy_iter *it)
     fqpy_queue *self = it->q;
     while (it->source && room_for_batch(self)) {
         int64_t b = fqpy_next_batch(self, it->key);
-        if (self->store.count > (size_t)(2 * b + 256))
+        if (self->store.items > (size_t)(2 * b + 256))
             break; /* results are not being consumed: wait for that */
         PyObject *argslist = PyList_New(0);
         if (argslist == NULL)
@@ -125,8 +125,10 @@ static int iter_fill(fqpy_iter *it)
                 break;
             }
             int rc;
-            if (flat && PyTuple_CheckExact(item) &&
-                PyTuple_GET_SIZE(item) == 1) {
+            if (it->mode == FQPY_IT_MAP1) {
+                rc = PyList_Append(argslist, item);
+            } else if (flat && PyTuple_CheckExact(item) &&
+                       PyTuple_GET_SIZE(item) == 1) {
                 rc = PyList_Append(argslist, PyTuple_GET_ITEM(item, 0));
             } else {
                 if (flat && unflatten(argslist) < 0) {
@@ -209,7 +211,7 @@ static PyObject *iter_next(fqpy_iter *it)
     PyObject *res = NULL;
     for (;;) {
         /* Looking for room costs a little: not at every item. */
-        if (it->source && (++it->since_fill >= 32 || self->store.count == 0)) {
+        if (it->source && (++it->since_fill >= 32 || self->store.items == 0)) {
             it->since_fill = 0;
             if (iter_fill(it) < 0)
                 break;

@@ -564,6 +564,19 @@ static int handle_reply(fqpy_queue *self, PyObject *rec, const fq_result *r)
         }
     }
     int rc = 0;
+    if (errors == Py_None && seq == Py_None && n > 1) {
+        /* All succeeded: one slot for the batch, not one per result. */
+        PyObject *ids = PyTuple_GET_ITEM(rec, REC_IDS);
+        long long first = 0;
+        if (!PyList_Check(ids)) {
+            first = PyLong_AsLongLong(ids);
+            ids = NULL;
+        }
+        rc =
+            fqpy_store_push(&self->store, ids, first, values, FQPY_BATCH, NULL);
+        Py_DECREF(reply);
+        return rc;
+    }
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
         PyObject *pair = NULL;
         if (errors != Py_None && PyDict_Check(errors)) {
@@ -821,6 +834,43 @@ PyObject *fqpy_pop_result(fqpy_queue *self)
         Py_DECREF(exc);
         return NULL;
     }
+    if (e->state == FQPY_BATCH) {
+        /* One result out of a batch slot; the slot goes with the last. */
+        Py_ssize_t i = e->pos;
+        PyObject *value = Py_NewRef(PyList_GET_ITEM(e->value, i));
+        PyObject *id = NULL;
+        if (self->retn_ids || self->track_ids) {
+            if ((id = fqpy_entry_id(e, i)) == NULL) {
+                Py_DECREF(value);
+                return NULL;
+            }
+        }
+        e->pos++;
+        self->store.items--;
+        if (e->pos == PyList_GET_SIZE(e->value)) {
+            fqpy_entry out;
+            fqpy_store_pop(&self->store, &out);
+            Py_XDECREF(out.id);
+            Py_DECREF(out.value);
+        }
+        if (id == NULL)
+            return value;
+        if (self->track_ids && PySet_Discard(self->live_ids, id) < 0)
+            PyErr_Clear();
+        if (!self->retn_ids) {
+            Py_DECREF(id);
+            return value;
+        }
+        PyObject *t = PyTuple_New(2);
+        if (t == NULL) {
+            Py_DECREF(id);
+            Py_DECREF(value);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, 0, id);
+        PyTuple_SET_ITEM(t, 1, value);
+        return t;
+    }
     fqpy_entry out;
     fqpy_store_pop(&self->store, &out);
     if (!self->retn_ids && !self->track_ids) {
@@ -1065,11 +1115,14 @@ static int start_tracking_ids(fqpy_queue *self)
             return -1;
     for (size_t i = 0; i < self->store.count; i++) {
         fqpy_entry *e = fqpy_store_at(&self->store, self->store.seq0 + i);
-        PyObject *id = fqpy_entry_id(e);
-        int rc = id ? PySet_Add(self->live_ids, id) : -1;
-        Py_XDECREF(id);
-        if (rc < 0)
-            return -1;
+        Py_ssize_t n = fqpy_entry_items(e);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *id = fqpy_entry_id(e, e->pos + k);
+            int rc = id ? PySet_Add(self->live_ids, id) : -1;
+            Py_XDECREF(id);
+            if (rc < 0)
+                return -1;
+        }
     }
     self->track_ids = 1;
     return 0;
@@ -1233,7 +1286,7 @@ static PyObject *queue_results(fqpy_queue *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *start_process(fqpy_queue *self, PyObject *func,
-                               PyObject *iterable, PyObject *argsv)
+                               PyObject *iterable, PyObject *argsv, int mode)
 {
     if (!PyCallable_Check(func)) {
         PyErr_Format(PyExc_TypeError, "func must be callable, not %.100s",
@@ -1248,7 +1301,7 @@ static PyObject *start_process(fqpy_queue *self, PyObject *func,
     PyObject *source = PyObject_GetIter(iterable);
     PyObject *it = NULL;
     if (source)
-        it = fqpy_iter_new(self, FQPY_IT_PROCESS, func, source, kwargs);
+        it = fqpy_iter_new(self, mode, func, source, kwargs);
     Py_XDECREF(source);
     Py_XDECREF(kwargs);
     return it;
@@ -1264,17 +1317,21 @@ static PyObject *queue_process(fqpy_queue *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (parse_timeout(interval, &t) < 0)
         return NULL;
-    return start_process(self, func, iterable, argsv);
+    return start_process(self, func, iterable, argsv, FQPY_IT_PROCESS);
 }
 
 static PyObject *queue_map(fqpy_queue *self, PyObject *args)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(args);
-    if (n < 1) {
+    if (n < 2) {
         PyErr_SetString(PyExc_TypeError,
-                        "map() needs a function and iterables");
+                        "map() needs a function and at least one iterable");
         return NULL;
     }
+    PyObject *func = PyTuple_GET_ITEM(args, 0);
+    if (n == 2)
+        return start_process(self, func, PyTuple_GET_ITEM(args, 1), Py_None,
+                             FQPY_IT_MAP1);
     PyObject *rest = PyTuple_GetSlice(args, 1, n);
     if (rest == NULL)
         return NULL;
@@ -1282,7 +1339,7 @@ static PyObject *queue_map(fqpy_queue *self, PyObject *args)
     Py_DECREF(rest);
     if (zip == NULL)
         return NULL;
-    PyObject *it = start_process(self, PyTuple_GET_ITEM(args, 0), zip, Py_None);
+    PyObject *it = start_process(self, func, zip, Py_None, FQPY_IT_PROCESS);
     Py_DECREF(zip);
     return it;
 }
@@ -1398,7 +1455,7 @@ static PyObject *queue_stats(fqpy_queue *self, PyObject *noargs)
         "timedout", (unsigned long long)s.timedout, "respawns",
         (unsigned long long)s.respawns, "workers", s.workers, "registry",
         PyList_GET_SIZE(self->registry), "stored",
-        (Py_ssize_t)self->store.count);
+        (Py_ssize_t)self->store.items);
 }
 
 static PyObject *get_finished(fqpy_queue *self, void *closure)

@@ -37,6 +37,8 @@ int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
     Py_XINCREF(value);
     e->value = value;
     e->state = state;
+    e->pos = 0;
+    s->items += fqpy_entry_items(e);
     if (state == FQPY_ERROR)
         s->nerrors++;
     if (seq)
@@ -45,9 +47,17 @@ int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
     return 0;
 }
 
-PyObject *fqpy_entry_id(const fqpy_entry *e)
+PyObject *fqpy_entry_id(const fqpy_entry *e, Py_ssize_t i)
 {
-    return e->id ? Py_NewRef(e->id) : PyLong_FromLongLong(e->num);
+    if (e->state != FQPY_BATCH)
+        return e->id ? Py_NewRef(e->id) : PyLong_FromLongLong(e->num);
+    return e->id ? Py_NewRef(PyList_GET_ITEM(e->id, i))
+                 : PyLong_FromLongLong(e->num + i);
+}
+
+Py_ssize_t fqpy_entry_items(const fqpy_entry *e)
+{
+    return e->state == FQPY_BATCH ? PyList_GET_SIZE(e->value) - e->pos : 1;
 }
 
 fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq)
@@ -68,6 +78,7 @@ void fqpy_store_pop(fqpy_store *s, fqpy_entry *out)
     *out = *e;
     if (e->state == FQPY_ERROR)
         s->nerrors--;
+    s->items -= fqpy_entry_items(e);
     e->id = e->value = NULL;
     s->head = (s->head + 1) & (s->cap - 1);
     s->count--;
@@ -80,7 +91,7 @@ void fqpy_store_clear(fqpy_store *s)
     fqpy_entry *buf = s->buf;
     size_t cap = s->cap, head = s->head, count = s->count;
     s->buf = NULL;
-    s->cap = s->head = s->count = s->nerrors = 0;
+    s->cap = s->head = s->count = s->nerrors = s->items = 0;
     s->seq0 += count;
     for (size_t i = 0; i < count; i++) {
         fqpy_entry *e = &buf[(head + i) & (cap - 1)];

@@ -381,3 +381,10 @@ def test_retn_ids_everywhere():
         q.wait()
         assert list(q.yield_results()) == [("three", 9)]
         assert list(q.process(square, [(4,)])) == [(0, 16)]
+
+
+def test_map_single_iterable_passes_each_element_whole():
+    with ForkQueue(numforks=2) as q:
+        assert list(q.map(len, [(1, 2), "abc", [1], ()])) == [2, 3, 1, 0]
+        with pytest.raises(TypeError):
+            q.map(len)

@@ -155,5 +155,6 @@ def test_endless_stream_memory_is_bounded():
         it = q.map(one, itertools.count())
         for _ in range(200000):
             next(it)
-        assert q._stats()["stored"] < 50000
+        # A bounded number of batches ahead, whatever the stream's length.
+        assert q._stats()["stored"] < 100000
         q.cancel()
