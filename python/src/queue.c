@@ -1323,9 +1323,8 @@ static PyObject *queue_process(fqpy_queue *self, PyObject *args, PyObject *kwds)
 static PyObject *queue_map(fqpy_queue *self, PyObject *args)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(args);
-    if (n < 2) {
-        PyErr_SetString(PyExc_TypeError,
-                        "map() needs a function and at least one iterable");
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "map() needs a function");
         return NULL;
     }
     PyObject *func = PyTuple_GET_ITEM(args, 0);

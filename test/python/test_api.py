@@ -386,5 +386,7 @@ def test_retn_ids_everywhere():
 def test_map_single_iterable_passes_each_element_whole():
     with ForkQueue(numforks=2) as q:
         assert list(q.map(len, [(1, 2), "abc", [1], ()])) == [2, 3, 1, 0]
+        # As zip() of nothing: no items.
+        assert list(q.map(len)) == []
         with pytest.raises(TypeError):
-            q.map(len)
+            q.map()
