@@ -106,6 +106,7 @@ typedef struct fqpy_queue {
     PyObject *jobs; /* dict: core id -> job record */
     uint64_t next_core_id;
     Py_ssize_t outstanding; /* core jobs submitted, outcome not taken */
+    Py_ssize_t items_out;   /* Python items in those jobs and deferred */
     PyObject *live_ids;     /* set of Python ids not yet yielded or dropped */
     int track_ids;          /* live_ids is maintained (a caller gave an id) */
     long long next_auto_id;

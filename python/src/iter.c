@@ -84,8 +84,15 @@ static PyObject *ids_as_list(long long first, Py_ssize_t n)
  * that in ordered mode a slow head job does not idle the other workers),
  * and a bounded number not yet taken (finished jobs waiting behind a slow
  * one must not grow without bound). */
-static int room_for_batch(fqpy_queue *self)
+static int room_for_batch(fqpy_queue *self, int64_t b)
 {
+    /* Items pulled ahead of the consumer: enough for two batches per
+     * worker, at most 64 Ki beyond that. */
+    Py_ssize_t items_max = (2 * (Py_ssize_t)self->numforks + 2) * b;
+    if (items_max < 65536)
+        items_max = 65536;
+    if (self->items_out + (Py_ssize_t)self->store.items + b > items_max)
+        return 0;
     Py_ssize_t unfinished_max = 4 * (Py_ssize_t)self->numforks + 4;
     Py_ssize_t queued = self->outstanding + (Py_ssize_t)self->ndeferred;
     if (queued >= 4 * unfinished_max)
@@ -101,8 +108,10 @@ static int room_for_batch(fqpy_queue *self)
 static int iter_fill(fqpy_iter *it)
 {
     fqpy_queue *self = it->q;
-    while (it->source && room_for_batch(self)) {
+    while (it->source) {
         int64_t b = fqpy_next_batch(self, it->key);
+        if (!room_for_batch(self, b))
+            break;
         if (self->store.items > (size_t)(2 * b + 256))
             break; /* results are not being consumed: wait for that */
         PyObject *argslist = PyList_New(0);

@@ -344,6 +344,7 @@ int fqpy_flush(fqpy_queue *self)
 static int submit_rec(fqpy_queue *self, Py_ssize_t key, PyObject *rec,
                       PyObject *payload)
 {
+    self->items_out += PyList_GET_SIZE(PyTuple_GET_ITEM(rec, REC_ARGS));
     if (self->ndeferred == 0 && key < self->known)
         return submit_now(self, rec, payload);
     /* A worker forked before this callable was registered does not know it:
@@ -663,6 +664,7 @@ static int handle_outcome(fqpy_queue *self, const fq_result *r)
     int rc = PyDict_DelItem(self->jobs, cid);
     Py_DECREF(cid);
     self->outstanding--;
+    self->items_out -= rec_len(rec);
     if (rc < 0)
         goto out;
 
@@ -739,6 +741,7 @@ void fqpy_cancel(fqpy_queue *self)
         self->live_next = NULL;
     }
     self->outstanding = 0;
+    self->items_out = 0;
     PyDict_Clear(self->jobs);
     PySet_Clear(self->live_ids);
     fqpy_store_clear(&self->store);
