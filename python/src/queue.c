@@ -39,8 +39,7 @@ enum {
  * costs, short enough that results stream and the tail stays short. */
 #define TARGET_BATCH_NS 2e6
 #define MAX_BATCH 8192
-/* See fqpy_drive(): the core's zero-timeout poll does no I/O. */
-#define NOWAIT_POLL_MS 1
+
 /* Minimum time between two reforks caused by add() of new callables. */
 #define REFORK_MIN_INTERVAL 0.01
 
@@ -756,20 +755,9 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
     Py_ssize_t n = fqpy_take_ready(self);
     if (n != 0 || self->outstanding == 0)
         return n;
-    if (timeout_s == 0) {
-        /* fq_take() and fq_poll(q, 0) of this core version do not read the
-         * workers' channels at all (the deadline passes before the first
-         * poll()), so a "do not wait" look costs a 1 ms poll. */
-        int rc;
-        fq_queue q = self->q;
-        Py_BEGIN_ALLOW_THREADS rc = fq_poll(q, NOWAIT_POLL_MS);
-        Py_END_ALLOW_THREADS if (rc < 0 && rc != FQ_EINTR)
-        {
-            core_error(self, rc, "polling for results");
-            return -1;
-        }
-        return fqpy_take_ready(self);
-    }
+    /* fq_take() made one pass over the channels: nothing more to do. */
+    if (timeout_s == 0)
+        return 0;
     double deadline = timeout_s < 0 ? -1 : fqpy_now() + timeout_s;
     for (;;) {
         int ms = SLICE_MS;
