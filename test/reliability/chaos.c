@@ -332,7 +332,8 @@ static int consume(fq_queue q, const fq_result *res, void *ud)
     r->seen[id / 8] |= (unsigned char)(1u << (id % 8));
 
     enum kind k = job_kind(id);
-    int kept = 0; /* the outcome is the planned one */
+    int kept = 0;  /* the outcome is the planned one */
+    int wrong = 0; /* neither planned nor explained by the killer */
     r->planned[k]++;
     switch (res->status) {
     case 0: {
@@ -371,6 +372,7 @@ static int consume(fq_queue q, const fq_result *res, void *ud)
         BAD(r, "id %" PRIu64 " (%s): FQ_ECRASHED signo %d exit %d: %s\n", id,
             kind_name[k], res->signo, res->exit_status,
             (const char *)res->data);
+        wrong = 1;
         break;
     case FQ_ETIMEDOUT:
         r->by_status_timeout++;
@@ -381,10 +383,11 @@ static int consume(fq_queue q, const fq_result *res, void *ud)
     default:
         BAD(r, "id %" PRIu64 " (%s): status %s: %s\n", id, kind_name[k],
             fq_err_name(res->status), res->data ? (const char *)res->data : "");
+        wrong = 1;
     }
     if (kept)
         r->planned_kept[k]++;
-    else
+    else if (!wrong)
         r->killed[k]++;
 
     if (r->outcomes % 2048 == 0) {
