@@ -193,22 +193,23 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
         except ImportError as e:
             notes.append(f"{name}: skipped ({e.name or e} not installed)")
             continue
-        rows.append((name, statistics.median(times), len(times)))
+        rows.append((name, statistics.median(times), len(times),
+                     min(times)))
         print(f"  {name:32s} {statistics.median(times) * 1e3:10.2f} ms "
               f"(median of {len(times)})", file=sys.stderr, flush=True)
-    ref = dict((r[0], r[1]) for r in rows).get("ForkQueue.map")
+    ref = {r[0]: r[1] for r in rows}.get("ForkQueue.map")
     lines = [f"### {title}", "",
-             "| contender | median time | items/s | time / ForkQueue.map "
-             "| runs |",
-             "|---|---:|---:|---:|---:|"]
-    for name, med, k in rows:
+             "| contender | median time | best | items/s (median) "
+             "| median / ForkQueue.map | runs |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, med, k, best in rows:
         ratio = f"{med / ref:.2f}x" if ref else "-"
-        lines.append(f"| {name} | {fmt_time(med)} | {n / med:,.0f} | "
-                     f"{ratio} | {k} |")
+        lines.append(f"| {name} | {fmt_time(med)} | {fmt_time(best)} | "
+                     f"{n / med:,.0f} | {ratio} | {k} |")
     for note in notes:
         lines.append("")
         lines.append(f"Note: {note}.")
-    return lines, dict((r[0], r[1]) for r in rows)
+    return lines, {r[0]: r[1] for r in rows}
 
 
 def fmt_time(s):
@@ -242,7 +243,8 @@ def main():
         f"Measured {stamp:%Y-%m-%d %H:%M} UTC on {platform.platform()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"forkqueue core {forkqueue.CORE_VERSION}; "
-        f"{args.workers} workers for every pool.",
+        f"{args.workers} workers for every pool; load average at start "
+        f"{os.getloadavg()[0]:.2f}.",
         "",
         "Command: `PYTHONPATH=build/python python3 "
         "bench/python/bench_forkqueue.py" + (" --quick" if args.quick
