@@ -13,7 +13,8 @@
 
 struct fdent {
     int fd;
-    char target[124];
+    int cloexec;
+    char target[120];
 };
 
 struct fdlist {
@@ -47,6 +48,8 @@ static int list_fds(struct fdlist *l)
             continue;
         x->target[k] = 0;
         x->fd = fd;
+        int fl = fcntl(fd, F_GETFD);
+        x->cloexec = fl >= 0 && (fl & FD_CLOEXEC);
         l->n++;
     }
     closedir(d);
@@ -132,6 +135,8 @@ static void check_worker_fds(const struct fdlist *w,
                         x->target);
         assert_true(ok);
         channel = x->target;
+        /* so that a program a job starts does not inherit it */
+        assert_true(x->cloexec);
     }
     if (extra < 1 || extra > 2)
         print_error("worker %d: %d descriptors besides the inherited ones\n",
@@ -146,6 +151,14 @@ static void check_queue_fds(fq_queue q, int nw, const struct fdlist *before,
 {
     struct fdlist parent_now;
     assert_int_equal(list_fds(&parent_now), 0);
+    /* Every descriptor the library made in the parent is close-on-exec. */
+    for (int i = 0; i < parent_now.n; i++)
+        if (!same_in(before, &parent_now.e[i])) {
+            if (!parent_now.e[i].cloexec)
+                print_error("library fd %d (%s) is not close-on-exec\n",
+                            parent_now.e[i].fd, parent_now.e[i].target);
+            assert_true(parent_now.e[i].cloexec);
+        }
     pid_t seen[8];
     int nseen = 0;
     for (int attempt = 0; attempt < 20 && nseen < nw; attempt++) {

@@ -463,6 +463,79 @@ static void test_init_failure(void **state)
     g_init_gate = -1;
 }
 
+/* An init function that kills its worker: the queue does not fork workers
+ * forever; it stops and the jobs end as FQ_EINIT. */
+static int init_abort(void *udata)
+{
+    (void)udata;
+    abort();
+}
+
+static void test_init_crashes(void **state)
+{
+    (void)state;
+    fq_options o = {.workers = 2, .init = init_abort};
+    fq_queue q = fqt_queue_opts(&o);
+    int accepted = 0;
+    for (int i = 0; i < 5; i++) {
+        int rc = fq_submit(q, fqt_job_echo, "x", 1, NULL, NULL);
+        /* the queue may already have given up */
+        assert_true(rc == 0 || rc == FQ_EINIT);
+        accepted += rc == 0;
+    }
+    FQT_OK(fq_wait(q, 30000));
+    for (int i = 0; i < accepted; i++) {
+        fq_result r;
+        assert_int_equal(fq_take(q, &r), 1);
+        assert_int_equal(r.status, FQ_EINIT);
+        fqt_assert_msg(&r);
+    }
+    FQT_EQ(fq_submit(q, fqt_job_echo, "x", 1, NULL, NULL), FQ_EINIT);
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_true(st.respawns < 10);
+    FQT_OK(fq_queue_free(q));
+    fqt_assert_no_children();
+}
+
+/* One worker's init dies once (the first to take a token from a pipe);
+ * the others get through, so the queue goes on and every job succeeds. */
+static int g_token_fd = -1;
+
+static int init_abort_once(void *udata)
+{
+    (void)udata;
+    char c;
+    if (read(g_token_fd, &c, 1) == 1)
+        abort();
+    return 0;
+}
+
+static void test_init_crashes_once(void **state)
+{
+    (void)state;
+    int tok[2];
+    assert_int_equal(pipe2(tok, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(fqt_write_all(tok[1], "t", 1), 0);
+    g_token_fd = tok[0];
+    fq_options o = {.workers = 2, .init = init_abort_once};
+    fq_queue q = fqt_queue_opts(&o);
+    for (uint64_t i = 0; i < 50; i++)
+        fqt_submit_square(q, i);
+    for (int i = 0; i < 50; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_true(fqt_u64(&r) == fqt_square(r.id));
+    }
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_true(st.crashed == 0);
+    FQT_OK(fq_queue_free(q));
+    g_token_fd = -1;
+    close(tok[0]);
+    close(tok[1]);
+}
+
 /* ---- job errors and replies ------------------------------------------- */
 
 struct fail_arg {
@@ -1469,6 +1542,8 @@ int main(void)
         FQT_TEST(test_unordered_random),
         FQT_TEST(test_init_once_per_worker),
         FQT_TEST(test_init_failure),
+        FQT_TEST(test_init_crashes),
+        FQT_TEST(test_init_crashes_once),
         FQT_TEST(test_job_errors),
         FQT_TEST(test_reply_rules),
         FQT_TEST(test_inherited_data),
