@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -121,6 +122,27 @@ static double median(const double *v, int n)
     return m;
 }
 
+/* Median and maximum of the values >= 0 (the others mean "not measured");
+ * NAN when there is none. */
+static double median_known(const double *v, int n)
+{
+    double k[n > 0 ? n : 1];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i] >= 0)
+            k[m++] = v[i];
+    return m ? median(k, m) : NAN;
+}
+
+static double max_known(const double *v, int n)
+{
+    double r = NAN;
+    for (int i = 0; i < n; i++)
+        if (v[i] >= 0 && !(v[i] <= r))
+            r = v[i];
+    return r;
+}
+
 static double vmin(const double *v, int n)
 {
     double m = v[0];
@@ -191,8 +213,8 @@ static void unplace(void)
         die("sched_setaffinity: %s", strerror(errno));
 }
 
-/* The CPU a process last ran on (field 39 of /proc/PID/stat), or -1. */
-static int last_cpu(pid_t pid)
+/* Field `want` (numbered as in proc(5)) of /proc/PID/stat, or -1. */
+static long long stat_field(pid_t pid, int want)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -207,10 +229,69 @@ static int last_cpu(pid_t pid)
     if (!p)
         return -1;
     int field = 2;
-    for (p++; *p && field < 39; p++)
+    for (p++; *p && field < want; p++)
         if (*p == ' ')
             field++;
-    return *p ? atoi(p) : -1;
+    return *p ? atoll(p) : -1;
+}
+
+/* The CPU a process last ran on. */
+static int last_cpu(pid_t pid)
+{
+    return (int)stat_field(pid, 39);
+}
+
+/*
+ * How much of the machine other processes used during a run. The kernel
+ * shares the CPUs fairly between sessions (autogroups) before it shares
+ * them between processes, so while another session is busy a second worker
+ * buys little: a figure taken then says more about the neighbours than about
+ * forkqueue, and this share shows which figures are affected.
+ */
+typedef struct meter {
+    double busy, total; /* whole machine, seconds of CPU */
+    double own;         /* this process and the given children */
+} meter;
+
+static void meter_read(meter *m, const pid_t *kids, int n)
+{
+    static double tick;
+    if (!tick)
+        tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
+    unsigned long long v[8] = {0};
+    m->busy = m->total = 0;
+    FILE *f = fopen("/proc/stat", "re");
+    if (f) {
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+            /* user nice system idle iowait irq softirq steal: time stolen
+             * by the hypervisor is as lost to us as time used by others. */
+            m->total = (double)(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] +
+                                v[7]) *
+                       tick;
+            m->busy = m->total - (double)(v[3] + v[4]) * tick;
+        }
+        fclose(f);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    m->own = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+             (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    for (int i = 0; i < n; i++) {
+        long long u = stat_field(kids[i], 14), st = stat_field(kids[i], 15);
+        if (u >= 0 && st >= 0)
+            m->own += (double)(u + st) * tick;
+    }
+}
+
+/* Share of all CPUs that other processes used between a and b. */
+static double meter_other(const meter *a, const meter *b)
+{
+    double total = b->total - a->total;
+    if (total <= 0)
+        return -1;
+    double other = (b->busy - a->busy) - (b->own - a->own);
+    return other > 0 ? other / total : 0;
 }
 
 /* How often the scheduler moved a process between CPUs, or -1. */
@@ -335,6 +416,7 @@ typedef struct run_info {
     double value;
     double cross; /* fraction of round trips that crossed CPUs; -1: n/a */
     double job_us;
+    double other; /* share of the machine used by other processes */
     uint64_t checksum;
     observed where;
 } run_info;
@@ -378,9 +460,12 @@ static void run_pingpong(enum placement pl, long iters, run_info *out)
 
     long cross = 0;
     double t0 = 0;
+    meter m0, m1;
     for (long i = -WARMUP; i < iters; i++) {
-        if (i == 0)
+        if (i == 0) {
+            meter_read(&m0, &pid, 1);
             t0 = now_s();
+        }
         uint64_t m = (uint64_t)i;
         if (write_full(sv[0], &m, sizeof m) < 0 ||
             read_full(sv[0], &m, sizeof m) != 1)
@@ -389,6 +474,8 @@ static void run_pingpong(enum placement pl, long iters, run_info *out)
             cross++;
     }
     double t = now_s() - t0;
+    meter_read(&m1, &pid, 1);
+    out->other = meter_other(&m0, &m1);
     observe(&out->where, &pid, 1, pm0);
     close(sv[0]);
     reap(pid);
@@ -414,9 +501,12 @@ static void run_fq_latency(enum placement pl, long iters, run_info *out)
 
     long cross = 0;
     double t0 = 0;
+    meter m0, m1;
     for (long i = -WARMUP; i < iters; i++) {
-        if (i == 0)
+        if (i == 0) {
+            meter_read(&m0, pids, nw);
             t0 = now_s();
+        }
         fq_result r;
         fq_check(fq_submit(q, job_where, &i, sizeof i, NULL, NULL),
                  "fq_submit");
@@ -431,6 +521,8 @@ static void run_fq_latency(enum placement pl, long iters, run_info *out)
             cross++;
     }
     double t = now_s() - t0;
+    meter_read(&m1, pids, nw);
+    out->other = meter_other(&m0, &m1);
     observe(&out->where, pids, nw, pm0);
     fq_check(fq_queue_free(q), "fq_queue_free");
     unplace();
@@ -509,6 +601,8 @@ static void run_farm(long njobs, int window, run_info *out)
         fds[k] = sv[0];
     }
 
+    meter m0, m1;
+    meter_read(&m0, pids, FARM_KIDS);
     double t0 = now_s();
     farm f = {.n = (uint64_t)njobs, .window = window};
     for (int k = 0; k < FARM_KIDS; k++)
@@ -558,6 +652,8 @@ static void run_farm(long njobs, int window, run_info *out)
     }
     uint64_t sum = f.sum;
     double t = now_s() - t0;
+    meter_read(&m1, pids, FARM_KIDS);
+    out->other = meter_other(&m0, &m1);
     uint64_t n = (uint64_t)njobs;
     if (sum != n * (n + 1) / 2)
         die("farm: wrong sum %" PRIu64, sum);
@@ -615,17 +711,25 @@ static void run_fq_throughput(int ordered, long njobs, run_info *out)
     fflush(NULL);
     fq_check(fq_queue_new(&q, &o), "fq_queue_new");
     tp_state s = {.n = (uint64_t)njobs, .ordered = ordered};
+    pid_t pids[8];
+    int nw = fq_worker_pids(q, pids, 8);
+    nw = nw < 8 ? nw : 8;
+    meter m0, m1;
+    meter_read(&m0, pids, nw);
     double t0 = now_s();
     fq_check(fq_stream(q, tp_produce, tp_consume, &s, opt_lookahead),
              "fq_stream");
     double t = now_s() - t0;
+    meter_read(&m1, pids, nw);
+    out->other = meter_other(&m0, &m1);
     uint64_t n = (uint64_t)njobs;
     if (s.taken != n || s.sum != n * (n + 1) / 2)
         die("fq throughput: %" PRIu64 " outcomes, sum %" PRIu64, s.taken,
             s.sum);
-    pid_t pids[8];
-    int nw = fq_worker_pids(q, pids, 8);
-    observe(&out->where, pids, nw < 8 ? nw : 8, pm0);
+    /* A replaced worker would have escaped the meter. */
+    if (fq_worker_pids(q, pids, 8) != nw)
+        die("fq throughput: the workers changed");
+    observe(&out->where, pids, nw, pm0);
     fq_check(fq_queue_free(q), "fq_queue_free");
     out->value = (double)njobs / t;
     out->cross = -1;
@@ -655,10 +759,14 @@ static void run_sequential(long njobs, run_info *out)
 {
     uint64_t sum = 0;
     long pm0 = migrations(getpid());
+    meter m0, m1;
+    meter_read(&m0, NULL, 0);
     double t0 = now_s();
     for (long i = 0; i < njobs; i++)
         sum += burn((uint64_t)i, cpu_iters);
     double t = now_s() - t0;
+    meter_read(&m1, NULL, 0);
+    out->other = meter_other(&m0, &m1);
     out->checksum = sum;
     observe(&out->where, NULL, 0, pm0);
     out->value = (double)njobs / t;
@@ -700,14 +808,21 @@ static void run_fq_cpu(long njobs, run_info *out)
     fflush(NULL);
     fq_check(fq_queue_new(&q, &o), "fq_queue_new");
     cpu_state s = {.n = (uint64_t)njobs};
+    pid_t pids[8];
+    int nw = fq_worker_pids(q, pids, 8);
+    nw = nw < 8 ? nw : 8;
+    meter m0, m1;
+    meter_read(&m0, pids, nw);
     double t0 = now_s();
     fq_check(fq_stream(q, cpu_produce, cpu_consume, &s, 0), "fq_stream");
     double t = now_s() - t0;
+    meter_read(&m1, pids, nw);
+    out->other = meter_other(&m0, &m1);
     if (s.taken != s.n)
         die("fq cpu: %" PRIu64 " outcomes of %" PRIu64, s.taken, s.n);
-    pid_t pids[8];
-    int nw = fq_worker_pids(q, pids, 8);
-    observe(&out->where, pids, nw < 8 ? nw : 8, pm0);
+    if (fq_worker_pids(q, pids, 8) != nw)
+        die("fq cpu: the workers changed");
+    observe(&out->where, pids, nw, pm0);
     fq_check(fq_queue_free(q), "fq_queue_free");
     out->value = (double)njobs / t;
     out->cross = -1;
@@ -727,6 +842,7 @@ typedef struct series {
     int workers;
     int enabled;
     double *fq, *base, *fq_cross, *base_cross, *job_us;
+    double *fq_other, *base_other;
     observed fq_where, base_where; /* of the median-ish (last) run */
 } series;
 
@@ -739,7 +855,10 @@ static void series_init(series *s, int reps)
     s->fq_cross = calloc((size_t)reps, sizeof(double));
     s->base_cross = calloc((size_t)reps, sizeof(double));
     s->job_us = calloc((size_t)reps, sizeof(double));
-    if (!s->fq || !s->base || !s->fq_cross || !s->base_cross || !s->job_us)
+    s->fq_other = calloc((size_t)reps, sizeof(double));
+    s->base_other = calloc((size_t)reps, sizeof(double));
+    if (!s->fq || !s->base || !s->fq_cross || !s->base_cross || !s->job_us ||
+        !s->fq_other || !s->base_other)
         die("out of memory");
 }
 
@@ -788,6 +907,10 @@ static void report(const series *s, int reps)
             json_num("baseline_cross_cpu_fraction", bc);
         if (ju > 0)
             json_num("job_us", ju);
+        json_num("other_cpu", median_known(s->fq_other, reps));
+        json_num("other_cpu_max", max_known(s->fq_other, reps));
+        json_num("baseline_other_cpu", median_known(s->base_other, reps));
+        json_num("baseline_other_cpu_max", max_known(s->base_other, reps));
         printf(",\"cpus\":\"%s\",\"baseline_cpus\":\"%s\"", s->fq_where.text,
                s->base_where.text);
         json_num("load1", load1());
@@ -806,6 +929,12 @@ static void report(const series *s, int reps)
                    fc * 100, bc * 100);
         if (ju > 0)
             printf("    measured job time: %.1f us\n", ju);
+        printf("    CPU used by other processes: forkqueue runs %.0f%% "
+               "(max %.0f%%), baseline runs %.0f%% (max %.0f%%)\n",
+               median_known(s->fq_other, reps) * 100,
+               max_known(s->fq_other, reps) * 100,
+               median_known(s->base_other, reps) * 100,
+               max_known(s->base_other, reps) * 100);
         printf("    forkqueue ran at: %s\n    baseline ran at:  %s\n",
                s->fq_where.text, s->base_where.text);
     }
@@ -993,6 +1122,8 @@ int main(int argc, char **argv)
                 run_pingpong(lat_pl[i], s->count, &b);
             s->fq[rep] = a.value;
             s->fq_cross[rep] = a.cross;
+            s->fq_other[rep] = a.other;
+            s->base_other[rep] = b.other;
             s->base[rep] = b.value;
             s->base_cross[rep] = b.cross;
             s->fq_where = a.where;
@@ -1012,12 +1143,15 @@ int main(int argc, char **argv)
                 run_farm(tp_jobs, window, &c);
             S[3].fq[rep] = a.value;
             S[4].fq[rep] = b.value;
+            S[3].fq_other[rep] = a.other;
+            S[4].fq_other[rep] = b.other;
             S[3].fq_where = a.where;
             S[4].fq_where = b.where;
             for (int i = 3; i <= 4; i++) {
                 S[i].base[rep] = c.value;
                 S[i].fq_cross[rep] = S[i].base_cross[rep] = -1;
                 S[i].base_where = c.where;
+                S[i].base_other[rep] = c.other;
             }
         }
         if (S[5].enabled) {
@@ -1035,6 +1169,8 @@ int main(int argc, char **argv)
             S[5].base[rep] = b.value;
             S[5].job_us[rep] = b.job_us;
             S[5].fq_cross[rep] = S[5].base_cross[rep] = -1;
+            S[5].fq_other[rep] = a.other;
+            S[5].base_other[rep] = b.other;
             S[5].fq_where = a.where;
             S[5].base_where = b.where;
         }
