@@ -251,6 +251,69 @@ static void test_stream_lookahead(void **state)
     }
 }
 
+/* The default lookahead is 4 per worker times the in-flight depth, at
+ * least 64: one worker with depth 4 gets 64, not 16. */
+static void test_stream_default_lookahead_floor(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static unsigned char seen[N];
+    fq_options o = {.workers = 1, .inflight = 4};
+    fq_queue q = fqt_queue_opts(&o);
+    struct run s;
+    run_init(&s, N, seen);
+    FQT_OK(fq_stream(q, produce, consume, &s, 0));
+    check_all_seen(&s);
+    if (s.max_outstanding <= 16 || s.max_outstanding >= 64)
+        print_error("max outstanding %" PRIu64 "\n", s.max_outstanding);
+    assert_true(s.max_outstanding > 16 && s.max_outstanding < 64);
+    FQT_OK(fq_queue_free(q));
+}
+
+/* A stream on a queue whose init fails ends with FQ_EINIT after handing
+ * every outcome (all FQ_EINIT) to the consumer. */
+static int init_fails(void *udata)
+{
+    (void)udata;
+    return fq_init_fail("init says no");
+}
+
+static int consume_count_einit(fq_queue q, const fq_result *r, void *udata)
+{
+    (void)q;
+    struct run *s = udata;
+    if (r->status != FQ_EINIT)
+        mark_bad(s, r->id);
+    s->consumed++;
+    return 0;
+}
+
+static void test_stream_init_failure(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static unsigned char seen[N];
+    fq_options o = {.workers = 2, .init = init_fails};
+    fq_queue q = fqt_queue_opts(&o);
+    struct run s;
+    run_init(&s, N, seen);
+    int rc = fq_stream(q, produce, consume_count_einit, &s, 16);
+    if (s.submit_rc)
+        /* the producer saw the queue stop and passed its error on */
+        assert_int_equal(s.submit_rc, FQ_EINIT);
+    FQT_EQ(rc, FQ_EINIT);
+    assert_true(s.bad == 0);
+    assert_true(s.produced < N); /* it stopped early */
+    /* every job it accepted had its outcome consumed */
+    fq_result r;
+    FQT_OK(fq_wait(q, 30000));
+    while (fq_take(q, &r) == 1)
+        assert_int_equal(consume_count_einit(q, &r, &s), 0);
+    assert_true(s.consumed == s.produced);
+    assert_true(s.bad == 0);
+    FQT_OK(fq_queue_free(q));
+}
+
 static void test_stream_batches(void **state)
 {
     (void)state;
@@ -357,6 +420,8 @@ int main(void)
         FQT_TEST(test_stream_bounded_memory),
         FQT_TEST(test_stream_ordered),
         FQT_TEST(test_stream_lookahead),
+        FQT_TEST(test_stream_default_lookahead_floor),
+        FQT_TEST(test_stream_init_failure),
         FQT_TEST(test_stream_batches),
         FQT_TEST(test_stream_consumer_stops),
         FQT_TEST(test_stream_producer_fails),
