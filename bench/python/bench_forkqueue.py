@@ -156,46 +156,51 @@ CONTENDERS = [
 # ---- measuring ----------------------------------------------------------
 
 
-def measure(setup, workers, func, items, expected, reps, budget_s):
-    run, teardown = setup(workers)
-    try:
-        # Warm-up: starts the workers (for ForkQueue, the one refork that a
-        # callable new to the queue costs); a slice keeps slow pools quick.
-        warm = items[:2000]
-        if sorted(run(func, warm)) != sorted(func(x) for x in warm):
-            raise AssertionError("wrong results")
-        times = []
-        t_start = time.perf_counter()
-        while len(times) < reps:
-            t0 = time.perf_counter()
-            out = run(func, items)
-            times.append(time.perf_counter() - t0)
-            if sorted(out) != expected:
-                raise AssertionError("wrong results")
-            # Slow contenders stop early, but always after 3 runs.
-            if len(times) >= 3 and time.perf_counter() - t_start > budget_s:
-                break
-        return times
-    finally:
-        teardown()
-
-
 def run_workload(title, func, n, workers, reps, budget_s, only=None):
+    """Times every contender on func over range(n).
+
+    All pools are started first and the repetitions are interleaved (one
+    run of each contender per round), so that a change in the machine's load
+    during the benchmark affects every contender alike. A contender whose
+    runs exceed budget_s in total stops after 3 runs."""
     items = list(range(n))
     expected = sorted(func(x) for x in items)
-    rows, notes = [], []
-    for name, setup in CONTENDERS:
-        if only and name not in only:
-            continue
-        try:
-            times = measure(setup, workers, func, items, expected, reps,
-                            budget_s)
-        except ImportError as e:
-            notes.append(f"{name}: skipped ({e.name or e} not installed)")
-            continue
-        rows.append((name, statistics.median(times), len(times),
+    warm = items[:2000]
+    warm_expected = sorted(func(x) for x in warm)
+    active, notes = [], []
+    try:
+        for name, setup in CONTENDERS:
+            if only and name not in only:
+                continue
+            try:
+                run, teardown = setup(workers)
+            except ImportError as e:
+                notes.append(f"{name}: skipped ({e.name or e} not installed)")
+                continue
+            active.append({"name": name, "run": run, "teardown": teardown,
+                           "times": []})
+            # Warm-up: starts the workers (for ForkQueue, the one refork a
+            # callable new to the queue costs); a slice keeps it short.
+            if sorted(run(func, warm)) != warm_expected:
+                raise AssertionError(f"{name}: wrong results")
+        for _ in range(reps):
+            for c in active:
+                if len(c["times"]) >= 3 and sum(c["times"]) > budget_s:
+                    continue
+                t0 = time.perf_counter()
+                out = c["run"](func, items)
+                c["times"].append(time.perf_counter() - t0)
+                if sorted(out) != expected:
+                    raise AssertionError(f"{c['name']}: wrong results")
+    finally:
+        for c in active:
+            c["teardown"]()
+    rows = []
+    for c in active:
+        times = c["times"]
+        rows.append((c["name"], statistics.median(times), len(times),
                      min(times)))
-        print(f"  {name:32s} {statistics.median(times) * 1e3:10.2f} ms "
+        print(f"  {c['name']:32s} {statistics.median(times) * 1e3:10.2f} ms "
               f"(median of {len(times)})", file=sys.stderr, flush=True)
     ref = {r[0]: r[1] for r in rows}.get("ForkQueue.map")
     lines = [f"### {title}", "",
