@@ -329,14 +329,25 @@ static void test_no_zombies(void **state)
 
 /* A host that reaps every child itself (waitpid(-1)) or ignores SIGCHLD:
  * outcomes stay correct, crashes are still crashes. */
+static volatile sig_atomic_t g_sigchld;
+
+static void on_sigchld(int sig)
+{
+    (void)sig;
+    g_sigchld++;
+}
+
+/* Modes: 0 the host reaps with waitpid(-1); 1 SIGCHLD ignored; 2 a SIGCHLD
+ * handler without SA_RESTART interrupts the library's waits. */
 static void test_host_reaps_children(void **state)
 {
     (void)state;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 3; mode++) {
         struct sigaction ign, old;
         memset(&ign, 0, sizeof ign);
-        ign.sa_handler = SIG_IGN;
-        if (mode == 1)
+        ign.sa_handler = mode == 1 ? SIG_IGN : on_sigchld;
+        g_sigchld = 0;
+        if (mode >= 1)
             assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
         fq_queue q = fqt_queue(2, 0);
         enum { N = 60 };
@@ -370,8 +381,16 @@ static void test_host_reaps_children(void **state)
             }
         }
         assert_int_equal(got, N);
+        if (mode == 2) {
+            /* waits resume after the signal (return_on_eintr is 0) */
+            for (uint64_t i = 0; i < 20; i++)
+                FQT_OK(fq_submit(q, job_crash_or_square, &i, sizeof i, NULL,
+                                 NULL));
+            FQT_OK(fq_wait(q, 30000));
+            assert_true(g_sigchld > 0);
+        }
         FQT_OK(fq_queue_free(q));
-        if (mode == 1)
+        if (mode >= 1)
             assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
         int st;
         while (waitpid(-1, &st, WNOHANG) > 0)

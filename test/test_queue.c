@@ -1201,6 +1201,25 @@ static void test_many_queues(void **state)
     fqt_assert_no_children();
 }
 
+/* Many more workers than CPUs. */
+static void test_many_workers(void **state)
+{
+    (void)state;
+    enum { W = 32, N = 2000 };
+    fq_queue q = fqt_queue(W, 0);
+    assert_int_equal(fq_worker_pids(q, NULL, 0), W);
+    for (uint64_t i = 0; i < N; i++)
+        fqt_submit_square(q, i);
+    for (int i = 0; i < N; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_true(fqt_u64(&r) == fqt_square(r.id));
+    }
+    FQT_OK(fq_finish(q));
+    fqt_assert_no_children();
+    FQT_OK(fq_queue_free(q));
+}
+
 static void test_worker_pids_truncated(void **state)
 {
     (void)state;
@@ -1558,6 +1577,7 @@ int main(void)
         FQT_TEST(test_recycled_workers_run_init),
         FQT_TEST(test_many_queues),
         FQT_TEST(test_worker_pids_truncated),
+        FQT_TEST(test_many_workers),
         FQT_TEST(test_stats),
         FQT_TEST(test_default_workers),
         FQT_TEST(test_fork_hooks),

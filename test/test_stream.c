@@ -314,6 +314,50 @@ static void test_stream_init_failure(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* A consumer may submit follow-up jobs; the stream runs them to the end. */
+static int consume_and_follow(fq_queue q, const fq_result *r, void *udata)
+{
+    struct run *s = udata;
+    uint64_t out[2];
+    if (r->status != 0 || r->len != sizeof out) {
+        mark_bad(s, r->id);
+        return 0;
+    }
+    memcpy(out, r->data, sizeof out);
+    if (out[1] != 3 * out[0] + 1)
+        mark_bad(s, r->id);
+    s->consumed++;
+    if (out[0] < 1000) {
+        uint64_t next = out[0] + 1000;
+        int rc = fq_submit(q, job_triple, &next, sizeof next, NULL, NULL);
+        if (rc)
+            return rc;
+    } else {
+        s->calls++; /* counts the follow-ups */
+    }
+    return 0;
+}
+
+static void test_stream_consumer_submits(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    static unsigned char seen[N];
+    for (int ordered = 0; ordered < 2; ordered++) {
+        fq_queue q = fqt_queue(2, ordered);
+        struct run s;
+        run_init(&s, N, seen);
+        FQT_OK(fq_stream(q, produce, consume_and_follow, &s, 32));
+        assert_true(s.bad == 0);
+        assert_true(s.produced == N);
+        assert_true(s.consumed == 2 * N);
+        assert_true(s.calls == N); /* follow-ups seen */
+        fq_result r;
+        assert_int_equal(fq_take(q, &r), 0);
+        FQT_OK(fq_queue_free(q));
+    }
+}
+
 static void test_stream_batches(void **state)
 {
     (void)state;
@@ -422,6 +466,7 @@ int main(void)
         FQT_TEST(test_stream_lookahead),
         FQT_TEST(test_stream_default_lookahead_floor),
         FQT_TEST(test_stream_init_failure),
+        FQT_TEST(test_stream_consumer_submits),
         FQT_TEST(test_stream_batches),
         FQT_TEST(test_stream_consumer_stops),
         FQT_TEST(test_stream_producer_fails),
