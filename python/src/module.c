@@ -9,6 +9,28 @@
 
 static struct PyModuleDef fqpy_module;
 
+#if PY_VERSION_HEX < 0x030B0000
+/* PyType_GetModuleByDef() is new in 3.11: the same walk along the MRO. */
+static PyObject *PyType_GetModuleByDef(PyTypeObject *tp, PyModuleDef *def)
+{
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE))
+            continue;
+        PyObject *m = PyType_GetModule(t);
+        if (m == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (PyModule_GetDef(m) == def)
+            return m;
+    }
+    PyErr_Format(PyExc_TypeError, "%s is not a forkqueue type", tp->tp_name);
+    return NULL;
+}
+#endif
+
 fqpy_state *fqpy_state_of_type(PyTypeObject *tp)
 {
     PyObject *m = PyType_GetModuleByDef(tp, &fqpy_module);
