@@ -12,7 +12,8 @@ have had (its planned failure, or a kill by the chaos process); the queue
 still works; no child process or zombie is left; the number of open
 descriptors is back to where it was.
 
-Usage: chaos.py [--items N] [--workers N] [--fault-ms MS] [--seed S] [--long]
+Usage: chaos.py [--items N] [--workers N] [--fault-ms MS] [--max-faults N]
+                [--seed S] [--long]
 """
 import argparse
 import faulthandler
@@ -101,7 +102,7 @@ def cont(pidfd):
     os.close(pidfd)
 
 
-def killer_main(parent, seed, gap_ms):
+def killer_main(parent, seed, gap_ms, max_faults):
     rnd = random.Random(seed)
     me = os.getpid()
     counts = {"SIGKILL": 0, "SIGSEGV": 0, "SIGSTOP": 0, "skipped": 0}
@@ -112,6 +113,11 @@ def killer_main(parent, seed, gap_ms):
         tmo = rnd.uniform(0, 2 * gap_ms) / 1000.0
         for _, at in stopped:
             tmo = min(tmo, max(0.0, at - now))
+        # Past the fault budget only wait (a loaded machine slows the run,
+        # not the fault rate: the budget bounds the test's duration).
+        spent = counts["SIGKILL"] + counts["SIGSEGV"] + counts["SIGSTOP"]
+        if spent >= max_faults and not stopped:
+            tmo = None
         ready, _, _ = select.select([sys.stdin], [], [], tmo)
         if ready:
             break
@@ -119,6 +125,8 @@ def killer_main(parent, seed, gap_ms):
         for s in [s for s in stopped if s[1] <= now]:
             cont(s[0])
             stopped.remove(s)
+        if spent >= max_faults:
+            continue
         try:
             with open(path) as f:
                 kids = [int(p) for p in f.read().split()]
@@ -201,11 +209,15 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--limit-s", type=int, default=240)
-    ap.add_argument("--killer", nargs=3, metavar=("PARENT", "SEED", "GAP"),
+    ap.add_argument("--max-faults", type=int, default=None,
+                    help="default: one per 100 items")
+    ap.add_argument("--killer", nargs=4,
+                    metavar=("PARENT", "SEED", "GAP", "MAX"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.killer:
-        killer_main(int(a.killer[0]), int(a.killer[1]), float(a.killer[2]))
+        killer_main(int(a.killer[0]), int(a.killer[1]), float(a.killer[2]),
+                    int(a.killer[3]))
         return 0
     if a.long:
         a.items, a.fault_ms, a.limit_s = 1000000, 2.0, 1800
@@ -213,8 +225,9 @@ def main():
     faulthandler.dump_traceback_later(a.limit_s, exit=True)
     seed = a.seed if a.seed is not None else int(time.time() * 1000) % 10**9
     n = a.items
-    print("chaos.py: %d items, %d workers, a fault every ~%g ms, seed %d"
-          % (n, a.workers, a.fault_ms, seed), flush=True)
+    max_faults = a.max_faults if a.max_faults else n // 100 + 1
+    print("chaos.py: %d items, %d workers, a fault every ~%g ms (at most %d), "
+          "seed %d" % (n, a.workers, a.fault_ms, max_faults, seed), flush=True)
 
     fds_before = fd_count()
     kids_before = children(os.getpid())
@@ -230,7 +243,8 @@ def main():
                        retn_ids=True) as q:
             killer = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--killer",
-                 str(os.getpid()), str(seed), str(a.fault_ms)],
+                 str(os.getpid()), str(seed), str(a.fault_ms),
+                 str(max_faults)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
             try:
                 for jobid, res in q.process(job, ((i,) for i in range(n))):

@@ -23,8 +23,10 @@
 #include "forkqueue.h"
 #include "rel_util.h"
 
-#ifdef FQ_TEST_TSAN
+#if defined(FQ_TEST_TSAN)
 #define SCALE 4 /* TSan runs everything several times slower */
+#elif defined(FQ_TEST_SANITIZE)
+#define SCALE 2
 #else
 #define SCALE 1
 #endif
@@ -59,7 +61,7 @@ static int run_work(fq_queue q, int n)
         if (fq_submit(q, work_job, &i, sizeof i, &jo, NULL) != 0)
             return n;
     }
-    if (fq_wait(q, 60000) != 0)
+    if (fq_wait(q, 120000) != 0)
         return n;
     fq_result r;
     int seen = 0;
