@@ -134,7 +134,10 @@ typedef int (*fq_job_fn)(fq_ctx *ctx, const void *arg, size_t len);
 /*
  * Runs once in each worker, after fork and before its first job. A non-zero
  * return marks the init as failed: every job not yet finished then ends with
- * FQ_EINIT (message from fq_init_fail(), if called) and the queue stops.
+ * FQ_EINIT (message from fq_init_fail(), if called) and the queue stops. A
+ * worker that dies inside init (crash, or killed from outside) is replaced
+ * and its jobs are sent elsewhere; a job that saw three workers die in init
+ * ends as FQ_ECRASHED, with a message naming the init function.
  */
 typedef int (*fq_init_fn)(void *udata);
 

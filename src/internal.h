@@ -37,9 +37,10 @@ typedef struct fq__job {
     uint64_t id;
     uint64_t wseq; /* position in its worker's stream of jobs */
     int state;
-    int timeout_ms;    /* 0: none */
-    unsigned requeues; /* ran, but the result died with the worker */
-    unsigned bounces;  /* sent, never started, worker died */
+    int timeout_ms;       /* 0: none */
+    unsigned requeues;    /* ran, but the result died with the worker */
+    unsigned bounces;     /* sent, never started, worker died */
+    unsigned init_deaths; /* first job of workers that died in init */
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -127,9 +128,8 @@ typedef struct fq__queue {
     fq_options opts;
     int nworkers; /* target number of active workers */
     int state;
-    int canceling;   /* unfinished jobs of dying workers become ECANCELED */
-    int init_deaths; /* deaths in init in a row, with no worker ready */
-    int broken;      /* an init failed: every job ends FQ_EINIT */
+    int canceling; /* unfinished jobs of dying workers become ECANCELED */
+    int broken;    /* an init failed: every job ends FQ_EINIT */
     char *broken_msg;
 
     fq__worker **w; /* active and retiring workers */

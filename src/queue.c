@@ -22,8 +22,7 @@
  * MAX_BOUNCES times. Beyond that it ends as FQ_ECRASHED. */
 #define MAX_REQUEUES 16
 #define MAX_BOUNCES 1000
-/* Deaths during init in a row, with no worker through init, that make the
- * init function count as broken. */
+/* Workers that may die in their init under one job before it fails. */
 #define INIT_DEATHS 3
 #define DEFAULT_GRACE_MS 1000
 #define MAX_INFLIGHT 256u
@@ -191,7 +190,6 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
-    q->init_deaths = 0;
 
     if (override) {
         free(owned);
@@ -322,25 +320,18 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
     w->flags |= FQ__W_DEAD;
     fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
 
-    /* A worker that died before its init finished cannot tell us whether
-     * init crashed or someone killed it. Its jobs are sent elsewhere; only
-     * when workers keep dying in init, with none ever getting through it,
-     * is the init function taken to be broken (instead of respawning
-     * forever while the jobs wait). */
-    if (ready) {
-        q->init_deaths = 0;
-    } else if (q->opts.init && !q->canceling && q->state == FQ__Q_RUNNING &&
-               !(w->flags & FQ__W_KILLED)) {
-        int other_ready = 0;
-        for (int i = 0; i < q->nw; i++)
-            if (q->w[i] != w && atomic_load(&q->w[i]->stat->ready))
-                other_ready = 1;
-        q->init_deaths = other_ready ? 0 : q->init_deaths + 1;
-        if (q->init_deaths >= INIT_DEATHS) {
-            char m[300];
-            snprintf(m, sizeof(m), "init function: %s", msg);
-            set_broken(q, m);
-        }
+    /* A worker that died before its init function returned cannot tell us
+     * whether init crashed or something killed it. Its first job is the
+     * one that waited for that init: it is sent elsewhere, but once
+     * INIT_DEATHS workers died in init under it, it ends as a crash that
+     * names the init function. So an init that always crashes fails jobs
+     * one by one (never hangs them), one that crashes now and then or is
+     * killed from outside costs nothing, and the queue never stops for it;
+     * only an init that returns non-zero stops the queue. */
+    int in_init = !ready && q->opts.init != NULL;
+    if (in_init) {
+        size_t l = strlen(msg);
+        snprintf(msg + l, sizeof(msg) - l, " while running the init function");
     }
     while (w->head) {
         fq__job *j = fifo_pop(w);
@@ -353,7 +344,9 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
             snprintf(m, sizeof(m), "job exceeded its time limit of %d ms",
                      j->timeout_ms);
             fq__job_finish(q, j, FQ_ETIMEDOUT, 0, m);
-        } else if (j->wseq + 1 == started && done < started) {
+        } else if ((in_init && j->wseq == 0 &&
+                    ++j->init_deaths >= INIT_DEATHS) ||
+                   (j->wseq + 1 == started && done < started)) {
             int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
             fq__job_finish(q, j, st, 0, msg);
             j->signo = signo;
