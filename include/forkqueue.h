@@ -38,8 +38,10 @@
  * Signals
  * -------
  * The library installs no signal handler. Writes use MSG_NOSIGNAL, so a dead
- * worker never raises SIGPIPE in the parent. Workers start with default signal
- * dispositions, in a process group of their own (so a terminal's Ctrl-C
+ * worker never raises SIGPIPE in the parent. In workers, every caught signal
+ * is reset to its default action (so are SIGTERM, SIGINT, SIGHUP and SIGCHLD
+ * when ignored; other ignored signals stay ignored), and they run in a
+ * process group of their own (so a terminal's Ctrl-C
  * reaches only the parent, which decides what to do), and on Linux they are
  * killed when the thread that forked them exits (PR_SET_PDEATHSIG): create
  * and drive a queue from a thread that outlives it. Workers are reaped with
@@ -330,7 +332,9 @@ typedef int (*fq_consumer_fn)(fq_queue q, const fq_result *r, void *udata);
  * returns when the producer is exhausted and all its jobs are consumed.
  * lookahead 0 means 4 per worker times the in-flight depth, at least 64.
  * Outcomes of jobs submitted before the call are also consumed. Returns 0,
- * the consumer's or producer's stop value, or a negative error.
+ * the consumer's or producer's stop value, or a negative error: FQ_EFINISHED
+ * on a finished queue, FQ_EINIT once an init function failed (after the
+ * outcomes of the jobs already submitted have been consumed).
  */
 int fq_stream(fq_queue q, fq_producer_fn produce, fq_consumer_fn consume,
               void *udata, size_t lookahead);

@@ -702,6 +702,8 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
 
     if (!produce || !consume)
         return FQ_EINVAL;
+    if (q->state != FQ__Q_RUNNING && !q->broken)
+        return FQ_EFINISHED;
     if (lookahead == 0) {
         size_t depth =
             q->opts.inflight > 0 ? (size_t)q->opts.inflight : MAX_INFLIGHT;

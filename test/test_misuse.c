@@ -122,6 +122,7 @@ static void test_after_finish_and_cancel(void **state)
     FQT_EQ(fq_submit(q, job_noop, NULL, 0, NULL, NULL), FQ_EFINISHED);
     fq_job_options jo = {.id = 5, .flags = FQ_JOB_ID};
     FQT_EQ(fq_submit(q, job_noop, NULL, 0, &jo, NULL), FQ_EFINISHED);
+    FQT_EQ(fq_refork(q), FQ_EFINISHED);
     FQT_OK(fq_finish(q));
     FQT_OK(fq_queue_free(q));
 
@@ -129,10 +130,13 @@ static void test_after_finish_and_cancel(void **state)
     FQT_OK(fq_submit(q, job_noop, NULL, 0, NULL, NULL));
     FQT_OK(fq_cancel(q));
     FQT_EQ(fq_submit(q, job_noop, NULL, 0, NULL, NULL), FQ_EFINISHED);
-    /* A stream on a finished queue has nothing to run: it only consumes
-     * the outcome left over (the job above, done or cancelled). */
-    int rc = fq_stream(q, producer_none, consumer_none, NULL, 0);
-    assert_true(rc == 0 || rc == FQ_EFINISHED);
+    /* A stream on a finished queue is refused; the outcome left over (the
+     * job above: done before the cancel, or cancelled) can still be taken. */
+    FQT_EQ(fq_stream(q, producer_none, consumer_none, NULL, 0), FQ_EFINISHED);
+    fq_result r;
+    assert_int_equal(fq_take(q, &r), 1);
+    assert_true(r.status == 0 || r.status == FQ_ECANCELED);
+    assert_int_equal(fq_take(q, &r), 0);
     FQT_OK(fq_queue_free(q));
     fqt_assert_no_children();
 }
