@@ -755,9 +755,8 @@ FQ__EXPORT int fq_refork(fq_queue h)
         }
     }
     q->respawn_at = 0;
-    int before = q->nw;
     fq__refill_workers(q);
-    if (active_workers(q) == 0 && q->nw >= before)
+    if (active_workers(q) == 0)
         return FQ_EFORK;
     fq__dispatch(q);
     eager_flush(q);
