@@ -25,8 +25,8 @@ static const unsigned accept_sets[] = {
 static int same_frame(const fq__frame *a, const fq__frame *b)
 {
     return a->type == b->type && a->status == b->status && a->code == b->code &&
-           a->fn == b->fn && a->id == b->id && a->wseq == b->wseq && a->run_us == b->run_us &&
-           a->len == b->len;
+           a->fn == b->fn && a->id == b->id && a->wseq == b->wseq &&
+           a->run_us == b->run_us && a->len == b->len;
 }
 
 static int check(const uint8_t *data, size_t size, unsigned accept)

@@ -26,8 +26,11 @@ def job(fn, jid, payload=b""):
     return frame(1, 0, fn, jid, payload)
 
 
-def result(payload=b"", status=0, code=0, run_ns=1234, length=None):
-    return frame(2, status, code & 0xFFFFFFFF, run_ns, payload, length)
+def result(payload=b"", status=0, code=0, run_us=1234, wseq=0, length=None):
+    # bytes 8..11 code, 12..15 run time (us), 16..23 the job's sequence
+    # number at its worker
+    f8 = (code & 0xFFFFFFFF) | ((run_us & 0xFFFFFFFF) << 32)
+    return frame(2, status, f8, wseq, payload, length)
 
 
 def init_fail(text=b"init failed"):
@@ -75,13 +78,15 @@ def main():
     for name, s in streams.items():
         write("rbuf_stream", name, s)
 
-    # worker_garbage: raw bytes a worker writes into its channel.
+    # worker_garbage: raw bytes a worker writes into its channel. The target
+    # runs each garbage job as the second job of its worker (wseq 1).
     garbage = {
-        "valid_result": result(b"hello"),
-        "valid_ejob": result(b"failed", EJOB, 2),
-        "two_results": result(b"a") + result(b"b"),
-        "half_header": result(b"abc")[:20],
-        "half_payload": result(b"abcdefgh")[:-3],
+        "valid_result": result(b"hello", wseq=1),
+        "valid_ejob": result(b"failed", EJOB, 2, wseq=1),
+        "wrong_wseq": result(b"hello", wseq=7),
+        "two_results": result(b"a", wseq=1) + result(b"b", wseq=2),
+        "half_header": result(b"abc", wseq=1)[:20],
+        "half_payload": result(b"abcdefgh", wseq=1)[:-3],
         "init_fail": init_fail(b"forged"),
         "job_frame": job(0x401000, 1),
         "text": b"Traceback (most recent call last):\n",
