@@ -264,7 +264,7 @@ def test_exception_in_with_body_cancels_and_stops_quickly(tmp_path):
             pids += q._worker_pids()
             1 / 0
     elapsed = time.monotonic() - t0
-    assert elapsed < 3.0  # not 40 x 2 s / 2 workers
+    assert elapsed < 6.0  # not 40 x 2 s / 2 workers
     assert q.finished
     for pid in pids:
         assert not is_running(pid)
@@ -279,7 +279,7 @@ def test_cancel_method():
     pids = q._worker_pids()
     t0 = time.monotonic()
     q.cancel()
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 4  # SIGTERM at once, SIGKILL after 1 s
     assert all(not is_running(p) for p in pids)
     with pytest.raises(RuntimeError, match="finished"):
         q.add(ident, (1,))
@@ -403,7 +403,7 @@ def test_ctrl_c_interrupts_wait_promptly(wait):
         p.wait()
     assert p.returncode == 0, (out, err)
     assert out == "interrupted True []\nfinished\n"
-    assert elapsed < 3.0
+    assert elapsed < 5.0
 
 
 def test_uncaught_ctrl_c_exits_quietly_without_workers():

@@ -62,12 +62,12 @@ def test_other_signal_exceptions_do_not_cancel():
     old = signal.signal(signal.SIGALRM, on_alarm)
     try:
         with ForkQueue(numforks=1) as q:
-            q.add(time.sleep, (0.6,))
+            q.add(time.sleep, (2,))
             signal.setitimer(signal.ITIMER_REAL, 0.1)
             t0 = time.monotonic()
             with pytest.raises(TimeoutError):
                 q.wait()
-            assert time.monotonic() - t0 < 0.5
+            assert time.monotonic() - t0 < 1.5
             # Only KeyboardInterrupt cancels: the queue goes on.
             assert not q.finished
             q.wait()
