@@ -103,8 +103,7 @@ typedef struct fqpy_queue {
     Py_ssize_t item_ns_cap;
     int64_t *batch_seen; /* per key: largest batch whose result came back */
 
-    PyObject *jobs; /* dict: core id -> job record */
-    uint64_t next_core_id;
+    PyObject *jobs;         /* dict: core id -> job record */
     Py_ssize_t outstanding; /* core jobs submitted, outcome not taken */
     Py_ssize_t items_out;   /* Python items in those jobs and deferred */
     PyObject *live_ids;     /* set of Python ids not yet yielded or dropped */

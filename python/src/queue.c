@@ -283,18 +283,16 @@ PyObject *fqpy_next_auto_id(fqpy_queue *self)
 
 static int submit_now(fqpy_queue *self, PyObject *rec, PyObject *payload)
 {
-    fq_job_options jo = {0};
-    jo.id = self->next_core_id;
-    jo.flags = FQ_JOB_ID;
+    /* The core numbers the jobs; Python ids live in the record. */
+    uint64_t id;
     int rc = fq_submit(self->q, fqpy_worker_job, PyBytes_AS_STRING(payload),
-                       (size_t)PyBytes_GET_SIZE(payload), &jo, NULL);
+                       (size_t)PyBytes_GET_SIZE(payload), NULL, &id);
     if (rc < 0) {
         core_error(self, rc, "submitting a job");
         return -1;
     }
-    self->next_core_id++;
     self->outstanding++;
-    PyObject *cid = PyLong_FromUnsignedLongLong(jo.id);
+    PyObject *cid = PyLong_FromUnsignedLongLong(id);
     if (cid == NULL)
         return -1;
     rc = PyDict_SetItem(self->jobs, cid, rec);
