@@ -108,8 +108,8 @@ typedef struct fq__worker {
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
-    /* A large payload read straight into its final buffer. */
-    fq__job *direct_job;
+    /* A large payload read straight into its final buffer (the result of
+     * the job at the head of the FIFO). */
     unsigned char *direct_buf; /* NULL while discarding */
     uint64_t direct_have, direct_len;
     int direct_status; /* outcome status of the frame being read */

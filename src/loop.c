@@ -106,10 +106,7 @@ static int read_direct(fq__queue *q, fq__worker *w)
     w->direct_have += (uint64_t)n;
     if (w->direct_have == w->direct_len) {
         void *buf = w->direct_buf;
-        fq__job *job = w->direct_job;
         w->direct_buf = NULL;
-        w->direct_job = NULL;
-        (void)job;
         if (fq__deliver(q, w, &w->direct_frame, buf, NULL, w->direct_status) <
             0)
             proto_error(w);
@@ -126,7 +123,6 @@ static void start_direct(fq__queue *q, fq__worker *w, const fq__frame *f)
     w->direct_len = f->len;
     w->direct_have = have;
     w->direct_status = 0;
-    w->direct_job = w->head;
     if (f->status == 0 && q->opts.max_result_bytes &&
         f->len > q->opts.max_result_bytes) {
         w->direct_status = FQ_ETOOBIG;

@@ -191,20 +191,22 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
 
-    if (override) {
+    if (!override && f->status == 0 && q->opts.max_result_bytes &&
+        f->len > q->opts.max_result_bytes)
+        override = FQ_ETOOBIG;
+    if (override == FQ_ETOOBIG) {
         free(owned);
-        snprintf(msg, sizeof(msg), "result of %llu bytes %s",
-                 (unsigned long long)f->len,
-                 override == FQ_ETOOBIG ? "exceeds max_result_bytes"
-                                        : "could not be allocated");
-        fq__job_finish(q, j, override, 0, msg);
-    } else if (f->status == 0 && q->opts.max_result_bytes &&
-               f->len > q->opts.max_result_bytes) {
-        free(owned);
-        snprintf(msg, sizeof(msg), "result of %llu bytes exceeds %llu",
+        snprintf(msg, sizeof(msg),
+                 "result of %llu bytes exceeds max_result_bytes (%llu)",
                  (unsigned long long)f->len,
                  (unsigned long long)q->opts.max_result_bytes);
-        fq__job_finish(q, j, FQ_ETOOBIG, 0, msg);
+        fq__job_finish(q, j, override, 0, msg);
+    } else if (override) {
+        free(owned);
+        snprintf(msg, sizeof(msg),
+                 "result of %llu bytes could not be allocated",
+                 (unsigned long long)f->len);
+        fq__job_finish(q, j, override, 0, msg);
     } else {
         j->status = f->status;
         j->code = f->code;
@@ -216,7 +218,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
             j->status = FQ_ENOMEM;
             j->code = 0;
             j->res = j->inline_res.bytes;
-            snprintf((char *)j->res, FQ__INLINE_RESULT, "result too big");
+            snprintf((char *)j->res, FQ__INLINE_RESULT, "result not allocated");
             j->res_len = strlen((char *)j->res);
         }
         publish(q, j);
