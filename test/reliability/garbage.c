@@ -184,9 +184,15 @@ static void test_garbage_then_return(void **state)
     struct outcome r = run_one(q, garbage_job, &mode, 1);
     print_message("garbage then return: %s: %s\n", fq_err_name(r.status),
                   r.data);
-    /* The job finished before the parent read its garbage, so the core may
-     * not know which job to blame at once; either way it is an error. */
-    assert_true(r.status == FQ_EPROTO || r.status == FQ_ECRASHED);
+    /* The job may have finished before the parent read its garbage: then
+     * its own (empty) result is already in the worker's shared output
+     * buffer and the parent recovers it when it kills the worker. Otherwise
+     * the job is blamed. Either way the channel is dropped (below: the
+     * queue goes on with a new worker). */
+    assert_true(r.status == 0 || r.status == FQ_EPROTO ||
+                r.status == FQ_ECRASHED);
+    if (r.status == 0)
+        assert_int_equal(r.len, 0);
     assert_queue_works(q, 5);
     assert_int_equal(fq_queue_free(q), 0);
 }
@@ -228,6 +234,7 @@ static void test_garbage_to_workers(void **state)
 {
     (void)state;
     int before[64], after[64];
+    int kids0 = rel_children(getpid(), NULL, 0, NULL);
     int nb = list_sockets(before, 64);
     fq_queue q = new_queue(2);
     int na = list_sockets(after, 64);
@@ -269,7 +276,7 @@ static void test_garbage_to_workers(void **state)
         assert_true(now[i] != old[0] && now[i] != old[1]);
     assert_int_equal(fq_queue_free(q), 0);
     int z;
-    assert_int_equal(rel_children(getpid(), NULL, 0, &z), 0);
+    assert_int_equal(rel_children(getpid(), NULL, 0, &z), kids0);
 }
 
 int main(void)

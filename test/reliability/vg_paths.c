@@ -173,6 +173,9 @@ int main(void)
                                      : 0);
     drain(q, status, kinds, n);
     for (int i = 0; i < n; i++) {
+        if (failures == 0)
+            fprintf(stderr, "vg_paths: job %d (kind %d): %s\n", i, kinds[i],
+                    fq_err_name(status[i]));
         switch (kinds[i]) {
         case OK:
         case BIG:
