@@ -257,13 +257,14 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     }
     rc = fq_reply(ctx, PyBytes_AS_STRING(bytes),
                   (size_t)PyBytes_GET_SIZE(bytes));
-    (void)rc;
+    if (rc < 0) /* an empty result would read as a corrupt reply */
+        rc = fq_fail(ctx, 1, fq_strerror(rc));
     Py_DECREF(bytes);
     Py_DECREF(reply);
     Py_XDECREF(errors);
     Py_DECREF(values);
     Py_DECREF(payload);
-    return 0;
+    return rc;
 
 fail:
     rc = fail_job(ctx, st);
