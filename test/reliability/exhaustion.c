@@ -552,6 +552,70 @@ static int scn_init_kills(void)
     return 0;
 }
 
+/* A host whose fork hooks are slow (a big interpreter, a loaded machine):
+ * time passes inside the queue's own housekeeping, and a time limit that
+ * expires meanwhile must still be enforced, not slept through. */
+static volatile int slow_hooks;
+
+static void slow_parent_hook(void *arg)
+{
+    (void)arg;
+    if (slow_hooks)
+        rel_sleep_ms(200);
+}
+
+static int hang_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)ctx;
+    (void)arg;
+    (void)len;
+    rel_sleep_ms(3000);
+    return 0;
+}
+
+static int scn_slow_hook_timeout(void)
+{
+    fq_options o = {0};
+    o.workers = 2;
+    o.inflight = 1;
+    o.hooks.parent = slow_parent_hook;
+    fq_queue q = {0};
+    CHECK_RC(fq_queue_new(&q, &o), 0);
+    slow_hooks = 1;
+    /* The first job hangs with a 50 ms limit; the second kills the other
+     * worker at once, so the replacement (and its 200 ms hook) happens
+     * while the first job's limit runs out. */
+    fq_job_options jo = {0};
+    jo.timeout_ms = 50;
+    jo.id = 1;
+    jo.flags = FQ_JOB_ID;
+    CHECK_RC(fq_submit(q, hang_job, NULL, 0, &jo, NULL), 0);
+    fq_job_options jk = {0};
+    jk.id = 2;
+    jk.flags = FQ_JOB_ID;
+    CHECK_RC(fq_submit(q, die_job, NULL, 0, &jk, NULL), 0);
+    int64_t t0 = rel_now_ms();
+    CHECK_RC(fq_wait(q, 10000), 0);
+    int64_t took = rel_now_ms() - t0;
+    fq_result r;
+    int timedout = 0, crashed = 0;
+    while (fq_take(q, &r) == 1) {
+        timedout += r.id == 1 && r.status == FQ_ETIMEDOUT;
+        crashed += r.id == 2 && r.status == FQ_ECRASHED;
+    }
+    fprintf(stderr,
+            "    50 ms limit with a 200 ms fork hook: %s after %.2f s\n",
+            timedout ? "timed out" : "NOT timed out", took / 1000.0);
+    CHECK(crashed == 1);
+    CHECK(timedout == 1);
+    /* The limit is enforced by the end of the slow hook, not when the job
+     * ends on its own (3 s). */
+    CHECK(took < 2000);
+    slow_hooks = 0;
+    CHECK_RC(fq_queue_free(q), 0);
+    return 0;
+}
+
 /* ---- cmocka wrappers --------------------------------------------------- */
 
 static void run_isolated(int (*fn)(void), const char *name)
@@ -587,6 +651,7 @@ SCENARIO(result_too_big)
 SCENARIO(result_enomem)
 SCENARIO(crash_storm)
 SCENARIO(init_kills)
+SCENARIO(slow_hook_timeout)
 
 int main(void)
 {
@@ -600,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_result_enomem),
         cmocka_unit_test(test_crash_storm),
         cmocka_unit_test(test_init_kills),
+        cmocka_unit_test(test_slow_hook_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
