@@ -168,6 +168,14 @@ static int list_children(pid_t parent, pid_t *out, int max)
 
 #define MAX_STOPPED 16
 
+static volatile sig_atomic_t parent_gone;
+
+static void on_parent_death(int sig)
+{
+    (void)sig;
+    parent_gone = 1;
+}
+
 static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
                    int gap_ms, uint64_t max_faults)
 {
@@ -179,7 +187,14 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
     int nstopped = 0;
     pid_t self = getpid();
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* If the parent dies (its time limit, ctest's), the workers this
+     * process stopped must still be resumed, or they would outlive it,
+     * stopped, before they could notice: so a catchable signal. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_parent_death;
+    sigaction(SIGTERM, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(1);
     for (;;) {
@@ -198,7 +213,7 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
             tmo = -1;
         struct pollfd p = {stop_fd, POLLIN, 0};
         int r = poll(&p, 1, tmo);
-        if (r > 0)
+        if (r > 0 || parent_gone)
             break;
 
         now = rel_now_ms();
