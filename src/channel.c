@@ -85,6 +85,9 @@ int fq__rbuf_frame(fq__rbuf *rb, unsigned accept, fq__frame *f,
                    const unsigned char **payload)
 {
     size_t have = rb->end - rb->start;
+
+    if (have < FQ__WIRE_HDR) /* also when buf is still NULL */
+        return 0;
     int rc = fq__frame_decode(rb->buf + rb->start, have, accept, f);
 
     if (rc <= 0)

@@ -398,8 +398,10 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
         if (nowait) {
             tmo = 0;
         } else if (next != INT64_MAX) {
+            /* `next` may already be past: maintain() read the clock before
+             * `now` did, and time goes on (slow fork hooks, load). */
             int64_t ms = (next - now + 999999) / 1000000;
-            tmo = ms > INT_MAX ? INT_MAX : (int)ms;
+            tmo = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
         }
         int n = poll(pfd, (nfds_t)nfd, tmo);
         if (n < 0) {

@@ -320,7 +320,13 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
     else if (have && WIFEXITED(wstatus))
         exit_status = WEXITSTATUS(wstatus);
     w->flags |= FQ__W_DEAD;
-    fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
+    if (w->flags & FQ__W_PROTO)
+        snprintf(msg, sizeof(msg),
+                 "worker %ld sent bytes that are not a valid frame (the job "
+                 "wrote to the channel?); it was killed",
+                 (long)w->pid);
+    else
+        fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
 
     /* A worker that died before its init function returned cannot tell us
      * whether init crashed or something killed it. Its first job is the
