@@ -493,7 +493,11 @@ static void test_init_crashes(void **state)
     }
     fq_stats st;
     FQT_OK(fq_stats_get(q, &st));
-    assert_true(st.respawns <= 3 * N + 2);
+    /* Three deaths per job, plus idle workers dying in init meanwhile:
+     * bounded by the work, not a runaway fork loop. */
+    if (st.respawns > 20 * N)
+        print_error("%" PRIu64 " respawns for %d jobs\n", st.respawns, N);
+    assert_true(st.respawns <= 20 * N);
     /* Still usable: a later job meets the same fate, it does not hang. */
     FQT_OK(fq_submit(q, fqt_job_echo, "x", 1, NULL, NULL));
     FQT_OK(fq_wait(q, 30000));
