@@ -37,7 +37,7 @@ enum {
 #define SLICE_MS 50
 /* A batch aims at this much worker time: long enough to hide the per-job
  * costs, short enough that results stream and the tail stays short. */
-#define TARGET_BATCH_NS 2e6
+#define TARGET_BATCH_NS 5e6
 #define MAX_BATCH 8192
 
 /* Minimum time between two reforks caused by add() of new callables. */

@@ -40,7 +40,7 @@ def test_slow_items_are_not_batched():
     import time
 
     def slow(x):
-        time.sleep(0.004)
+        time.sleep(0.006)  # more than a batch's target of work
         return x
 
     with ForkQueue(numforks=2) as q:
