@@ -774,6 +774,47 @@ static void run_sequential(long njobs, run_info *out)
     out->cross = -1;
 }
 
+/*
+ * The machine's own ceiling: two forked processes share the loop between
+ * them without any communication. No pool can beat it, and on a shared
+ * machine it shows how much parallelism was there to be had.
+ */
+static void run_forked_loops(long njobs, run_info *out)
+{
+    pid_t pids[2];
+    meter m0, m1;
+    fflush(NULL);
+    meter_read(&m0, NULL, 0);
+    double t0 = now_s();
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        if (pids[k] < 0)
+            die("fork: %s", strerror(errno));
+        if (pids[k] == 0) {
+            volatile uint64_t sink = 0;
+            for (long i = k; i < njobs; i += 2)
+                sink += burn((uint64_t)i, cpu_iters);
+            (void)sink;
+            _exit(0);
+        }
+    }
+    /* Wait without reaping: the children's CPU time is read from /proc
+     * before they go. */
+    while (waitid(P_PID, (id_t)pids[0], NULL, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR)
+        ;
+    while (waitid(P_PID, (id_t)pids[1], NULL, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR)
+        ;
+    double t = now_s() - t0;
+    meter_read(&m1, pids, 2);
+    out->other = meter_other(&m0, &m1);
+    for (int k = 0; k < 2; k++)
+        reap(pids[k]);
+    out->value = (double)njobs / t;
+    out->cross = -1;
+}
+
 typedef struct cpu_state {
     uint64_t next, n, sum, taken;
 } cpu_state;
@@ -843,6 +884,7 @@ typedef struct series {
     int enabled;
     double *fq, *base, *fq_cross, *base_cross, *job_us;
     double *fq_other, *base_other;
+    double *cap; /* cpu_speedup: the forked loops; 0 elsewhere */
     observed fq_where, base_where; /* of the median-ish (last) run */
 } series;
 
@@ -857,8 +899,9 @@ static void series_init(series *s, int reps)
     s->job_us = calloc((size_t)reps, sizeof(double));
     s->fq_other = calloc((size_t)reps, sizeof(double));
     s->base_other = calloc((size_t)reps, sizeof(double));
-    if (!s->fq || !s->base || !s->fq_cross || !s->base_cross || !s->job_us ||
-        !s->fq_other || !s->base_other)
+    s->cap = calloc((size_t)reps, sizeof(double));
+    if (!s->cap || !s->fq || !s->base || !s->fq_cross || !s->base_cross ||
+        !s->job_us || !s->fq_other || !s->base_other)
         die("out of memory");
 }
 
@@ -907,6 +950,11 @@ static void report(const series *s, int reps)
             json_num("baseline_cross_cpu_fraction", bc);
         if (ju > 0)
             json_num("job_us", ju);
+        if (s->cap[0] > 0) {
+            double cm = median(s->cap, reps);
+            json_num("capacity_value", cm);
+            json_num("capacity_ratio", cm / bm);
+        }
         json_num("other_cpu", median_known(s->fq_other, reps));
         json_num("other_cpu_max", max_known(s->fq_other, reps));
         json_num("baseline_other_cpu", median_known(s->base_other, reps));
@@ -929,6 +977,10 @@ static void report(const series *s, int reps)
                    fc * 100, bc * 100);
         if (ju > 0)
             printf("    measured job time: %.1f us\n", ju);
+        if (s->cap[0] > 0)
+            printf("    two forked loops without communication: %.4g jobs/s, "
+                   "%.3gx the sequential loop (the machine's ceiling)\n",
+                   median(s->cap, reps), median(s->cap, reps) / bm);
         printf("    CPU used by other processes: forkqueue runs %.0f%% "
                "(max %.0f%%), baseline runs %.0f%% (max %.0f%%)\n",
                median_known(s->fq_other, reps) * 100,
@@ -1160,6 +1212,7 @@ int main(int argc, char **argv)
             if (!flip)
                 run_sequential(cpu_jobs, &b);
             run_fq_cpu(cpu_jobs, &a);
+            run_forked_loops(cpu_jobs, &c);
             if (flip)
                 run_sequential(cpu_jobs, &b);
             if (a.checksum != b.checksum)
@@ -1168,6 +1221,7 @@ int main(int argc, char **argv)
             S[5].fq[rep] = a.value;
             S[5].base[rep] = b.value;
             S[5].job_us[rep] = b.job_us;
+            S[5].cap[rep] = c.value;
             S[5].fq_cross[rep] = S[5].base_cross[rep] = -1;
             S[5].fq_other[rep] = a.other;
             S[5].base_other[rep] = b.other;
