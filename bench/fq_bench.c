@@ -17,7 +17,9 @@
  * on the same CPU, so the latency figures are taken under several CPU
  * placements, and every figure reports where its processes actually ran.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -905,6 +907,18 @@ static void series_init(series *s, int reps)
         die("out of memory");
 }
 
+static void series_free(series *s)
+{
+    free(s->fq);
+    free(s->base);
+    free(s->fq_cross);
+    free(s->base_cross);
+    free(s->job_us);
+    free(s->fq_other);
+    free(s->base_other);
+    free(s->cap);
+}
+
 static void json_num(const char *key, double v)
 {
     if (isfinite(v))
@@ -1230,8 +1244,10 @@ int main(int argc, char **argv)
         }
     }
 
-    for (int i = 0; i < N_SERIES; i++)
+    for (int i = 0; i < N_SERIES; i++) {
         if (S[i].enabled)
             report(&S[i], reps);
+        series_free(&S[i]);
+    }
     return 0;
 }
