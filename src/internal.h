@@ -77,6 +77,7 @@ typedef struct fq__wstat {
 /* Size of the shared page set: the status, then the output buffer, which
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
+#define FQ__FLUSH_AGE_NS (1000 * 1000)
 #define FQ__DIRECT_BYTES (64u * 1024)
 #define FQ__WSTAT_SIZE (256u * 1024)
 #define FQ__OUT_CAP (FQ__WSTAT_SIZE - sizeof(fq__wstat))

@@ -30,11 +30,11 @@
 #define FQ__EXPORT __attribute__((visibility("default")))
 
 /* Results are flushed to the parent when FQ__FLUSH_BYTES are buffered,
- * when the oldest buffered result is this old, or when the worker runs out
- * of input. Batches amortise system calls; the age bound keeps results
- * streaming while a worker is busy with a long run of jobs. Results of
+ * when the oldest buffered result is FQ__FLUSH_AGE_NS old, or when the
+ * worker runs out of input (so a lone job is answered at once). Batches
+ * amortise system calls and, as much, wake-ups of the parent, which on a
+ * machine with no idle CPU preempt a worker each time. Results of
  * FQ__DIRECT_BYTES or more are written straight from the job's buffer. */
-#define FLUSH_AGE_NS (50 * 1000)
 
 /* Exit statuses of a worker that ends on its own. */
 #define EXIT_OK 0
@@ -415,7 +415,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
             if (c.out_len >= FQ__FLUSH_BYTES ||
-                (c.out_len && mono_ns() - c.out_oldest >= FLUSH_AGE_NS))
+                (c.out_len && mono_ns() - c.out_oldest >= FQ__FLUSH_AGE_NS))
                 flush_out(&c);
             continue;
         }
