@@ -158,6 +158,7 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
                 w->direct_len = w->direct_have = 0;
             continue;
         }
+        size_t room = w->rb.cap - w->rb.end;
         ssize_t n = fq__rbuf_read(&w->rb, w->fd, READ_CHUNK);
         if (n == FQ_ETIMEDOUT)
             return;
@@ -165,6 +166,10 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
             saw_eof(w);
             return;
         }
+        /* A read that did not fill the buffer found the channel empty:
+         * do not ask again only to hear EAGAIN (one system call less per
+         * round trip), unless the worker is dead and must be drained. */
+        int drained = !all && (size_t)n < room && room >= READ_CHUNK;
         for (;;) {
             fq__frame f;
             const unsigned char *payload;
@@ -191,6 +196,8 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
             }
             fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + (size_t)f.len);
         }
+        if (drained && !w->direct_len)
+            return;
     }
 }
 
