@@ -54,7 +54,8 @@ static PyObject *shutdown_all(PyObject *module, PyObject *noargs)
         if (q->opened && q->owner_pid == getpid()) {
             q->opened = 0;
             q->finished = 1;
-            Py_BEGIN_ALLOW_THREADS fq_queue_free(q->q);
+            Py_BEGIN_ALLOW_THREADS
+            fq_queue_free(q->q);
             Py_END_ALLOW_THREADS
         }
     }

@@ -726,7 +726,8 @@ void fqpy_cancel(fqpy_queue *self)
     if (self->opened) {
         fq_queue q = self->q;
         self->opened = 0;
-        Py_BEGIN_ALLOW_THREADS fq_cancel(q);
+        Py_BEGIN_ALLOW_THREADS
+        fq_cancel(q);
         fq_queue_free(q);
         Py_END_ALLOW_THREADS
     }
@@ -768,12 +769,12 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
         }
         int rc;
         fq_queue q = self->q;
-        Py_BEGIN_ALLOW_THREADS rc = fq_poll(q, ms);
+        Py_BEGIN_ALLOW_THREADS
+        rc = fq_poll(q, ms);
         Py_END_ALLOW_THREADS
-            /* Also after a plain timeout: the signal may have been caught by
-             * another thread, which does not interrupt our poll(). */
-            if (PyErr_CheckSignals() < 0)
-        {
+        /* Also after a plain timeout: the signal may have been caught by
+         * another thread, which does not interrupt our poll(). */
+        if (PyErr_CheckSignals() < 0) {
             if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
                 fqpy_cancel(self);
             return -1;
@@ -1352,9 +1353,10 @@ static PyObject *queue_finish(fqpy_queue *self, PyObject *noargs)
     }
     int rc;
     fq_queue q = self->q;
-    Py_BEGIN_ALLOW_THREADS rc = fq_finish(q);
-    Py_END_ALLOW_THREADS fqpy_cancel(
-        self); /* nothing left to cancel: frees and drops */
+    Py_BEGIN_ALLOW_THREADS
+    rc = fq_finish(q);
+    Py_END_ALLOW_THREADS
+    fqpy_cancel(self); /* nothing left to cancel: frees and drops */
     if (rc < 0 && rc != FQ_EFINISHED) {
         core_error(self, rc, "finishing");
         goto out;
