@@ -42,6 +42,16 @@ def is_running(pid):
     return proc_state(pid) not in (None, "Z", "X")
 
 
+def in_poll(pid):
+    """True if the main thread of `pid` is blocked in poll() (the wait of a
+    ForkQueue call, with the GIL released), as /proc/PID/wchan tells."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "poll" in f.read()
+    except OSError:
+        return False
+
+
 def wait_until(cond, timeout=10.0, interval=0.01):
     """Polls cond() until it is true or the deadline passes; returns its
     last value."""

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from forkqueue import ForkQueue, ForkQueueException
-from helpers import is_running, proc_state, wait_for_file, wait_until
+from helpers import in_poll, is_running, proc_state, wait_for_file, wait_until
 
 
 def ident(x):
@@ -393,7 +393,8 @@ def test_ctrl_c_interrupts_wait_promptly(wait):
                          text=True)
     try:
         assert p.stdout.readline() == "ready\n"
-        time.sleep(0.2)
+        # Signal only once the child is inside the wait under test.
+        assert wait_until(lambda: in_poll(p.pid))
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=10)
@@ -421,7 +422,7 @@ def test_uncaught_ctrl_c_exits_quietly_without_workers():
                          text=True)
     try:
         pids = [int(x) for x in p.stdout.readline().split()]
-        time.sleep(0.2)
+        assert wait_until(lambda: in_poll(p.pid))
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=10)
     finally:
