@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "forkqueue.h"
+#include "fq_proc.h"
 
 /* Sanitizer builds run slower and use more memory per allocation; some
  * tests scale down (never below what still exercises the behaviour). */
@@ -40,13 +41,6 @@
 #else
 #define FQT_SANITIZE 0
 #endif
-
-static inline int64_t fqt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Asserts that an fq_* call returned `want`, printing both names if not. */
 #define FQT_EQ(call, want)                                                     \
@@ -169,9 +163,9 @@ static inline int fqt_read_driving(fq_queue q, int fd, void *buf, size_t len,
                                    int deadline_ms)
 {
     char *p = buf;
-    int64_t end = fqt_now_ms() + deadline_ms;
+    int64_t end = fqp_now_ms() + deadline_ms;
     while (len > 0) {
-        int64_t left = end - fqt_now_ms();
+        int64_t left = end - fqp_now_ms();
         if (left <= 0)
             return -1;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -205,12 +199,12 @@ static inline int fqt_read_driving(fq_queue q, int fd, void *buf, size_t len,
 /* Takes one outcome, waiting up to timeout_ms. Returns 1, 0 on timeout. */
 static inline int fqt_take_wait(fq_queue q, fq_result *r, int timeout_ms)
 {
-    int64_t end = fqt_now_ms() + timeout_ms;
+    int64_t end = fqp_now_ms() + timeout_ms;
     for (;;) {
         int rc = fq_take(q, r);
         if (rc != 0)
             return rc;
-        int64_t left = end - fqt_now_ms();
+        int64_t left = end - fqp_now_ms();
         if (left <= 0)
             return 0;
         rc = fq_poll(q, (int)left);
@@ -219,49 +213,13 @@ static inline int fqt_take_wait(fq_queue q, fq_result *r, int timeout_ms)
     }
 }
 
-/* Fields 3 (state), 4 (ppid) and 22 (starttime) of /proc/<pid>/stat.
- * Returns 0, or -1 when the process does not exist. */
-static inline int fqt_proc_stat(pid_t pid, char *state, pid_t *ppid,
-                                unsigned long long *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    /* comm may hold spaces and parentheses: parse after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    char st = 0;
-    int pp = 0;
-    unsigned long long t = 0;
-    if (sscanf(p + 2,
-               "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-               "%*d %*d %*d %*d %llu",
-               &st, &pp, &t) != 3)
-        return -1;
-    if (state)
-        *state = st;
-    if (ppid)
-        *ppid = pp;
-    if (start)
-        *start = t;
-    return 0;
-}
-
 /* True while the process with this pid and start time runs (a zombie, or
  * another process that reused the pid, counts as gone). start 0: any. */
 static inline int fqt_proc_alive(pid_t pid, unsigned long long start)
 {
     char st;
     unsigned long long t;
-    if (fqt_proc_stat(pid, &st, NULL, &t) != 0)
+    if (fqp_proc_stat(pid, &st, NULL, &t) != 0)
         return 0;
     if (st == 'Z' || st == 'X')
         return 0;
@@ -273,7 +231,7 @@ static inline int fqt_proc_alive(pid_t pid, unsigned long long start)
 static inline unsigned long long fqt_proc_start(pid_t pid)
 {
     unsigned long long t = 0;
-    if (fqt_proc_stat(pid, NULL, NULL, &t) != 0)
+    if (fqp_proc_stat(pid, NULL, NULL, &t) != 0)
         return 0;
     return t;
 }
@@ -283,11 +241,11 @@ static inline unsigned long long fqt_proc_start(pid_t pid)
 static inline int fqt_wait_gone(pid_t pid, unsigned long long start,
                                 int deadline_ms)
 {
-    int64_t end = fqt_now_ms() + deadline_ms;
+    int64_t end = fqp_now_ms() + deadline_ms;
     for (;;) {
         if (!fqt_proc_alive(pid, start))
             return 1;
-        if (fqt_now_ms() >= end)
+        if (fqp_now_ms() >= end)
             return 0;
         struct timespec ts = {0, 2 * 1000 * 1000}; /* polling interval */
         nanosleep(&ts, NULL);
@@ -298,29 +256,7 @@ static inline int fqt_wait_gone(pid_t pid, unsigned long long start,
  * in state Z. Reads /proc only, so it reaps nothing. */
 static inline int fqt_count_children(int *zombies)
 {
-    pid_t me = getpid();
-    int n = 0, z = 0;
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
-        char st;
-        pid_t pp;
-        if (fqt_proc_stat((pid_t)pid, &st, &pp, NULL) != 0 || pp != me)
-            continue;
-        n++;
-        if (st == 'Z')
-            z++;
-    }
-    closedir(d);
-    if (zombies)
-        *zombies = z;
-    return n;
+    return fqp_children(getpid(), NULL, 0, zombies);
 }
 
 /* Waits for a forked helper process and returns its exit status, or

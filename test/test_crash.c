@@ -228,9 +228,9 @@ static void test_idle_worker_dies(void **state)
     /* Driving the queue notices the death and forks a replacement, but
      * produces no outcome. */
     fq_result r;
-    int64_t end = fqt_now_ms() + 5000;
+    int64_t end = fqp_now_ms() + 5000;
     pid_t now[2] = {pids[0], pids[0]};
-    while ((now[0] == pids[0] || now[1] == pids[0]) && fqt_now_ms() < end) {
+    while ((now[0] == pids[0] || now[1] == pids[0]) && fqp_now_ms() < end) {
         assert_int_equal(fq_poll(q, 10), 0);
         assert_int_equal(fq_take(q, &r), 0);
         struct timespec ts = {0, 2 * 1000 * 1000}; /* polling interval */
@@ -240,7 +240,7 @@ static void test_idle_worker_dies(void **state)
     }
     if (now[0] == pids[0] || now[1] == pids[0]) {
         char st = '?';
-        (void)fqt_proc_stat(pids[0], &st, NULL, NULL);
+        (void)fqp_proc_stat(pids[0], &st, NULL, NULL);
         print_error("dead idle worker %d (state %c) still listed\n",
                     (int)pids[0], st);
     }

@@ -228,8 +228,8 @@ static void test_no_fd_leaks(void **state)
     fq_result r;
     assert_int_equal(fqt_take_wait(b, &r, 30000), 1);
     assert_int_equal(r.status, FQ_ECRASHED);
-    int64_t end = fqt_now_ms() + 10000;
-    while (fq_worker_pids(b, NULL, 0) != 2 && fqt_now_ms() < end)
+    int64_t end = fqp_now_ms() + 10000;
+    while (fq_worker_pids(b, NULL, 0) != 2 && fqp_now_ms() < end)
         assert_true(fq_poll(b, 10) >= 0);
     check_queue_fds(b, 2, &before, inherit, 5);
     check_queue_fds(c, 3, &before, inherit, 5);
@@ -354,8 +354,8 @@ static void test_host_reaps_children(void **state)
         for (uint64_t i = 0; i < N; i++)
             FQT_OK(fq_submit(q, job_crash_or_square, &i, sizeof i, NULL, NULL));
         int got = 0;
-        int64_t end = fqt_now_ms() + 30000;
-        while (got < N && fqt_now_ms() < end) {
+        int64_t end = fqp_now_ms() + 30000;
+        while (got < N && fqp_now_ms() < end) {
             int st;
             if (mode == 0)
                 while (waitpid(-1, &st, WNOHANG) > 0)
@@ -478,9 +478,9 @@ static void subreaper(void)
     if (fqt_wait_child(m) != 1000 + SIGKILL)
         _exit(15);
     /* Every worker must be gone within 2 s (the requirement). */
-    int64_t end = fqt_now_ms() + 2000;
+    int64_t end = fqp_now_ms() + 2000;
     int alive = 3;
-    while (alive > 0 && fqt_now_ms() < end) {
+    while (alive > 0 && fqp_now_ms() < end) {
         int st;
         while (waitpid(-1, &st, WNOHANG) > 0)
             ;

@@ -186,11 +186,11 @@ static void held_first(int ordered)
         assert_true(fqt_submit_square(q, i) == i);
 
     /* Wait until jobs 1..N are finished, job 0 still held. */
-    int64_t end = fqt_now_ms() + 10000;
+    int64_t end = fqp_now_ms() + 10000;
     fq_stats st;
     for (;;) {
         FQT_OK(fq_stats_get(q, &st));
-        if (st.finished == N || fqt_now_ms() > end)
+        if (st.finished == N || fqp_now_ms() > end)
             break;
         int rc = fq_poll(q, 100);
         assert_true(rc >= 0);
@@ -255,11 +255,11 @@ static void test_poll_drives_without_take(void **state)
     for (uint64_t i = 0; i < N; i++)
         fqt_submit_square(q, i);
     fq_stats st;
-    int64_t end = fqt_now_ms() + 5000;
+    int64_t end = fqp_now_ms() + 5000;
     do {
         assert_true(fq_poll(q, 20) >= 0);
         FQT_OK(fq_stats_get(q, &st));
-    } while (st.finished < N && fqt_now_ms() < end);
+    } while (st.finished < N && fqp_now_ms() < end);
     if (st.finished != N)
         print_error("finished %" PRIu64 " of %d after 5 s of fq_poll()\n",
                     st.finished, N);
@@ -837,12 +837,12 @@ static void test_poll_wait_take(void **state)
 
     fqt_submit_gate(q, &g, 1, 0);
     (void)fqt_gate_started(q, &g);
-    int64_t t0 = fqt_now_ms();
+    int64_t t0 = fqp_now_ms();
     assert_int_equal(fq_poll(q, 100), 0);
-    assert_true(fqt_now_ms() - t0 >= 90);
-    t0 = fqt_now_ms();
+    assert_true(fqp_now_ms() - t0 >= 90);
+    t0 = fqp_now_ms();
     FQT_EQ(fq_wait(q, 100), FQ_ETIMEDOUT);
-    assert_true(fqt_now_ms() - t0 >= 90);
+    assert_true(fqp_now_ms() - t0 >= 90);
     assert_int_equal(fq_take(q, &r), 0);
     FQT_EQ(fq_wait(q, 0), FQ_ETIMEDOUT);
     fqt_gate_open(&g, 1);
@@ -928,9 +928,9 @@ static void cancel_with(int ignore_term, int grace_ms)
     assert_true(st.running == 2);
     assert_true(st.pending == PENDING);
 
-    int64_t t0 = fqt_now_ms();
+    int64_t t0 = fqp_now_ms();
     FQT_OK(fq_cancel(q));
-    int64_t took = fqt_now_ms() - t0;
+    int64_t took = fqp_now_ms() - t0;
     if (ignore_term && grace_ms > 0)
         assert_true(took >= grace_ms - 10); /* SIGTERM alone did nothing */
 
@@ -1033,9 +1033,9 @@ static void value_of(fq_queue q, uint64_t *value, pid_t *pid)
 /* Polls (driving q) until the process is gone or a zombie. */
 static int wait_gone_driving(fq_queue q, pid_t pid, int deadline_ms)
 {
-    int64_t end = fqt_now_ms() + deadline_ms;
+    int64_t end = fqp_now_ms() + deadline_ms;
     while (fqt_proc_alive(pid, 0)) {
-        if (fqt_now_ms() > end)
+        if (fqp_now_ms() > end)
             return 0;
         if (fq_poll(q, 10) > 0) {
             struct timespec ts = {0, 5 * 1000 * 1000}; /* polling interval */
@@ -1378,8 +1378,8 @@ static void test_fork_hooks(void **state)
     }
     assert_int_equal(crashed, 1);
     /* The dead worker is replaced, through the hooks too. */
-    int64_t end = fqt_now_ms() + 20000;
-    while (fq_worker_pids(q, NULL, 0) < 2 && fqt_now_ms() < end)
+    int64_t end = fqp_now_ms() + 20000;
+    while (fq_worker_pids(q, NULL, 0) < 2 && fqp_now_ms() < end)
         assert_true(fq_poll(q, 10) >= 0);
     assert_int_equal(fq_worker_pids(q, NULL, 0), 2);
     assert_true(g_prepare >= 3);
@@ -1534,14 +1534,14 @@ static void test_return_on_eintr(void **state)
             FQT_EQ(fq_poll(q, -1), FQ_EINTR);
         } else {
             set_timer(20);
-            int64_t t0 = fqt_now_ms();
+            int64_t t0 = fqp_now_ms();
             FQT_EQ(fq_wait(q, 400), FQ_ETIMEDOUT);
-            int64_t took = fqt_now_ms() - t0;
+            int64_t took = fqp_now_ms() - t0;
             assert_true(took >= 390);
             assert_true(took < 10000); /* the deadline is not restarted */
-            t0 = fqt_now_ms();
+            t0 = fqp_now_ms();
             assert_int_equal(fq_poll(q, 200), 0);
-            assert_true(fqt_now_ms() - t0 >= 190);
+            assert_true(fqp_now_ms() - t0 >= 190);
         }
         set_timer(0);
         assert_true(g_alarms > 0);

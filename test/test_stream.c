@@ -162,9 +162,9 @@ static void test_stream_bounded_memory(void **state)
 
     struct run s;
     run_init(&s, warm, seen);
-    int64_t t0 = fqt_now_ms();
+    int64_t t0 = fqp_now_ms();
     FQT_OK(fq_stream(q, produce, consume, &s, 0));
-    int64_t t_warm = fqt_now_ms() - t0;
+    int64_t t_warm = fqp_now_ms() - t0;
     check_all_seen(&s);
     long p1 = vm_hwm_kib(getpid());
     long w1[2] = {vm_hwm_kib(w[0]), vm_hwm_kib(w[1])};
@@ -172,9 +172,9 @@ static void test_stream_bounded_memory(void **state)
     uint64_t base = warm; /* automatic ids go on from the first run */
     run_init(&s, n, seen);
     s.base_id = base;
-    t0 = fqt_now_ms();
+    t0 = fqp_now_ms();
     FQT_OK(fq_stream(q, produce, consume, &s, 0));
-    int64_t t_full = fqt_now_ms() - t0;
+    int64_t t_full = fqp_now_ms() - t0;
     check_all_seen(&s);
     long p2 = vm_hwm_kib(getpid());
     long w2[2] = {vm_hwm_kib(w[0]), vm_hwm_kib(w[1])};

@@ -144,7 +144,7 @@ static int open_worker(pid_t parent, pid_t pid)
     pid_t pp;
     if (fd < 0)
         return -1;
-    if (rel_proc_stat(pid, &st, &pp) != 0 || pp != parent || st == 'Z') {
+    if (fqp_proc_stat(pid, &st, &pp, NULL) != 0 || pp != parent || st == 'Z') {
         close(fd);
         return -1;
     }
@@ -158,7 +158,7 @@ static int list_children(pid_t parent, pid_t *out, int max)
              (int)parent);
     FILE *f = fopen(path, "re");
     if (!f)
-        return rel_children(parent, out, max, NULL);
+        return fqp_children(parent, out, max, NULL);
     int n = 0, pid;
     while (n < max && fscanf(f, "%d", &pid) == 1)
         out[n++] = pid;
@@ -198,7 +198,7 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
     if (getppid() != parent)
         _exit(1);
     for (;;) {
-        int64_t now = rel_now_ms();
+        int64_t now = fqp_now_ms();
         int tmo = (int)(rel_rand(&seed) % (uint64_t)(2 * gap_ms + 1));
         for (int i = 0; i < nstopped; i++)
             if (stopped[i].cont_at - now < tmo)
@@ -216,7 +216,7 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
         if (r > 0 || parent_gone)
             break;
 
-        now = rel_now_ms();
+        now = fqp_now_ms();
         for (int i = 0; i < nstopped;) {
             if (stopped[i].cont_at <= now) {
                 pidfd_signal(stopped[i].pidfd, SIGCONT);
@@ -301,7 +301,7 @@ static void on_alarm(int sig)
     int n = snprintf(msg, sizeof msg,
                      "chaos: FAIL: time limit reached after %" PRIu64
                      " outcomes, the last one %.1f s ago\n",
-                     g_outcomes, (rel_now_ms() - g_last_outcome_ms) / 1000.0);
+                     g_outcomes, (fqp_now_ms() - g_last_outcome_ms) / 1000.0);
     ssize_t w = write(2, msg, (size_t)n);
     (void)w;
     _exit(3);
@@ -340,7 +340,7 @@ static int count_zombie_children(void)
     for (int i = 0; i < n; i++) {
         char st;
         pid_t pp;
-        if (rel_proc_stat(kids[i], &st, &pp) == 0 && st == 'Z')
+        if (fqp_proc_stat(kids[i], &st, &pp, NULL) == 0 && st == 'Z')
             z++;
     }
     return z;
@@ -354,7 +354,7 @@ static int consume(fq_queue q, const fq_result *res, void *ud)
 
     r->outcomes++;
     g_outcomes = r->outcomes;
-    g_last_outcome_ms = rel_now_ms();
+    g_last_outcome_ms = fqp_now_ms();
     if (id >= r->njobs) {
         BAD(r, "outcome for unknown id %" PRIu64 "\n", id);
         return 0;
@@ -533,7 +533,7 @@ int main(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL);
     alarm((unsigned)limit_s);
 
-    int kids0 = rel_children(getpid(), NULL, 0, NULL);
+    int kids0 = fqp_children(getpid(), NULL, 0, NULL);
     struct run r;
     memset(&r, 0, sizeof r);
     r.njobs = njobs;
@@ -543,7 +543,7 @@ int main(int argc, char **argv)
     if (!r.seen)
         return 2;
 
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     fq_queue q = {0};
     fq_options o = {0};
     o.workers = workers;
@@ -571,7 +571,7 @@ int main(int argc, char **argv)
     close(rep_p[1]);
 
     rc = fq_stream(q, produce, consume, &r, 0);
-    int64_t t1 = rel_now_ms();
+    int64_t t1 = fqp_now_ms();
 
     /* Workers inherited the pipes, so the killer is told to stop with a
      * byte rather than by end of file. */
@@ -629,7 +629,7 @@ int main(int argc, char **argv)
         r.bad++;
     }
     int zombies = 0;
-    int kids = rel_children(getpid(), NULL, 0, &zombies);
+    int kids = fqp_children(getpid(), NULL, 0, &zombies);
     int fds = rel_count_fds();
     if (kids != kids0 || zombies != 0) {
         fprintf(stderr, "chaos: FAIL: %d children (%d zombies) left\n",

@@ -213,7 +213,7 @@ static int queue_works(fq_queue q)
 
 static int children_now(void)
 {
-    return rel_children(getpid(), NULL, 0, NULL);
+    return fqp_children(getpid(), NULL, 0, NULL);
 }
 
 /* RLIMIT_NPROC does not bind root: run as an unprivileged user. */
@@ -294,14 +294,14 @@ static int scn_nproc_respawn(void)
     /* The only worker dies and cannot be replaced. */
     CHECK(set_soft_limit(RLIMIT_NPROC, 1) == 0);
     struct tally t;
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     CHECK(run_jobs(q, die_job, NULL, 0, 1, 30000, &t) == 0);
     CHECK(t.n == 1 && t.status[1] == 1);
     CHECK(run_jobs(q, NULL, NULL, 0, 5, 60000, &t) == 0);
     fprintf(stderr,
             "    5 jobs with no worker and fork failing: %d x %s "
             "(%.1f s)\n",
-            t.status[2], t.last_err, (rel_now_ms() - t0) / 1000.0);
+            t.status[2], t.last_err, (fqp_now_ms() - t0) / 1000.0);
     CHECK(t.n == 5 && t.status[2] == 5);
 
     /* fork works again: the same queue recovers. */
@@ -385,10 +385,10 @@ static int scn_memory_hog(void)
     fq_queue q = new_queue(1, 0);
     CHECK(q.id != 0);
     struct tally t;
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     CHECK(run_jobs(q, hog_job, NULL, 0, 1, 60000, &t) == 0);
     fprintf(stderr, "    memory hog: %s (%.1f s)\n", t.last_err,
-            (rel_now_ms() - t0) / 1000.0);
+            (fqp_now_ms() - t0) / 1000.0);
     CHECK(t.n == 1 && t.status[1] == 1 && t.signo == SIGABRT);
     CHECK(queue_works(q) == 0);
     CHECK_RC(fq_queue_free(q), 0);
@@ -406,13 +406,13 @@ static int scn_result_too_big(void)
     static const uint64_t sizes[] = {999,  1000,     1001,
                                      5000, 4u << 20, 64u << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        int64_t t0 = rel_now_ms();
+        int64_t t0 = fqp_now_ms();
         CHECK(run_jobs(q, big_reply_job, &sizes[i], sizeof sizes[i], 1, 60000,
                        &t) == 0);
         fprintf(stderr, "    %llu-byte result, limit 1000: %s (%.2f s)\n",
                 (unsigned long long)sizes[i],
                 t.status[0] ? "result" : t.last_err,
-                (rel_now_ms() - t0) / 1000.0);
+                (fqp_now_ms() - t0) / 1000.0);
         CHECK(t.n == 1);
         CHECK(t.status[sizes[i] <= 1000 ? 0 : 3] == 1);
         CHECK(queue_works(q) == 0);
@@ -431,12 +431,12 @@ static int scn_result_enomem(void)
     CHECK(limit_as(256u << 20) == 0);
     uint64_t size = (uint64_t)1 << 30;
     struct tally t;
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     CHECK(run_jobs(q, big_reply_job, &size, sizeof size, 1, 60000, &t) == 0);
     fprintf(stderr,
             "    1 GiB result, 256 MiB of address space left: %s "
             "(%.2f s)\n",
-            t.last_err, (rel_now_ms() - t0) / 1000.0);
+            t.last_err, (fqp_now_ms() - t0) / 1000.0);
     CHECK(t.n == 1 && t.status[4] == 1);
     CHECK(queue_works(q) == 0);
     CHECK_RC(fq_queue_free(q), 0);
@@ -525,8 +525,8 @@ static int scn_init_kills(void)
         int v = round;
         CHECK_RC(fq_submit(q, square_job, &v, sizeof v, NULL, NULL), 0);
         pid_t fresh = -1;
-        int64_t end = rel_now_ms() + 10000;
-        while (rel_now_ms() < end) {
+        int64_t end = fqp_now_ms() + 10000;
+        while (fqp_now_ms() < end) {
             fq_poll(q, 5);
             fresh = first_pid(q);
             if (fresh > 0 && fresh != old)
@@ -594,9 +594,9 @@ static int scn_slow_hook_timeout(void)
     jk.id = 2;
     jk.flags = FQ_JOB_ID;
     CHECK_RC(fq_submit(q, die_job, NULL, 0, &jk, NULL), 0);
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     CHECK_RC(fq_wait(q, 10000), 0);
-    int64_t took = rel_now_ms() - t0;
+    int64_t took = fqp_now_ms() - t0;
     fq_result r;
     int timedout = 0, crashed = 0;
     while (fq_take(q, &r) == 1) {

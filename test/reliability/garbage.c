@@ -234,7 +234,7 @@ static void test_garbage_to_workers(void **state)
 {
     (void)state;
     int before[64], after[64];
-    int kids0 = rel_children(getpid(), NULL, 0, NULL);
+    int kids0 = fqp_children(getpid(), NULL, 0, NULL);
     int nb = list_sockets(before, 64);
     fq_queue q = new_queue(2);
     int na = list_sockets(after, 64);
@@ -252,14 +252,14 @@ static void test_garbage_to_workers(void **state)
     }
     /* Both workers must give up on their channel and exit. An idle queue is
      * not driven, so they stay unreaped (zombies) until the next call. */
-    int64_t end = rel_now_ms() + 10000;
+    int64_t end = fqp_now_ms() + 10000;
     int exited = 0;
-    while (exited < 2 && rel_now_ms() < end) {
+    while (exited < 2 && fqp_now_ms() < end) {
         exited = 0;
         for (int i = 0; i < 2; i++) {
             char st;
             pid_t pp;
-            if (rel_proc_stat(old[i], &st, &pp) != 0 || st == 'Z')
+            if (fqp_proc_stat(old[i], &st, &pp, NULL) != 0 || st == 'Z')
                 exited++;
         }
         if (exited < 2)
@@ -276,7 +276,7 @@ static void test_garbage_to_workers(void **state)
         assert_true(now[i] != old[0] && now[i] != old[1]);
     assert_int_equal(fq_queue_free(q), 0);
     int z;
-    assert_int_equal(rel_children(getpid(), NULL, 0, &z), kids0);
+    assert_int_equal(fqp_children(getpid(), NULL, 0, &z), kids0);
 }
 
 int main(void)

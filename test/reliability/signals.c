@@ -150,7 +150,7 @@ static int take_all_ok(fq_queue q, int ms)
 static void assert_no_children(void)
 {
     int z = 0;
-    assert_int_equal(rel_children(getpid(), NULL, 0, &z), 0);
+    assert_int_equal(fqp_children(getpid(), NULL, 0, &z), 0);
 }
 
 /* ---- Tests ------------------------------------------------------------- */
@@ -185,9 +185,9 @@ static void test_sigterm_while_waiting_returns_eintr(void **state)
     fq_queue q = new_queue(2, 1);
     submit_sleepers(q, 4, 1500);
     struct signaller s = start_signaller(getpid(), SIGTERM, 10);
-    int64_t t0 = rel_now_ms();
+    int64_t t0 = fqp_now_ms();
     int rc = fq_wait(q, 20000);
-    int64_t waited = rel_now_ms() - t0;
+    int64_t waited = fqp_now_ms() - t0;
     int rc_poll = fq_poll(q, 20000);
     stop_signaller(&s);
     assert_int_equal(rc, FQ_EINTR);
@@ -297,14 +297,14 @@ static void test_sigterm_kills_host_and_workers(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
     /* The workers were the host's children, now orphans: they must die. A
      * container's init may leave them as zombies, which is dead enough. */
-    int64_t end = rel_now_ms() + 10000;
+    int64_t end = fqp_now_ms() + 10000;
     int alive = 3;
-    while (alive > 0 && rel_now_ms() < end) {
+    while (alive > 0 && fqp_now_ms() < end) {
         alive = 0;
         for (int i = 0; i < 3; i++) {
             char c;
             pid_t pp;
-            if (rel_proc_stat(pids[i], &c, &pp) == 0 && c != 'Z')
+            if (fqp_proc_stat(pids[i], &c, &pp, NULL) == 0 && c != 'Z')
                 alive++;
         }
         if (alive)

@@ -171,11 +171,11 @@ static void test_queue_per_thread(void **state)
         assert_int_equal(pt[i].freed, 0);
     }
     pid_t kids[16];
-    int z = 0, nk = rel_children(getpid(), kids, 16, &z);
+    int z = 0, nk = fqp_children(getpid(), kids, 16, &z);
     for (int i = 0; i < nk && i < 16; i++) {
         char st;
         pid_t pp;
-        if (rel_proc_stat(kids[i], &st, &pp) == 0)
+        if (fqp_proc_stat(kids[i], &st, &pp, NULL) == 0)
             print_error("child %d left, state %c\n", (int)kids[i], st);
     }
     assert_int_equal(nk, 0);

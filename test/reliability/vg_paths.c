@@ -244,7 +244,7 @@ int main(void)
     EXPECT(fq_queue_free(q) == 0);
 
     int z = 0;
-    EXPECT(rel_children(getpid(), NULL, 0, &z) == 0);
+    EXPECT(fqp_children(getpid(), NULL, 0, &z) == 0);
     printf("vg_paths: %s\n", failures ? "FAILED" : "OK");
     return failures ? 1 : 0;
 }
