@@ -87,8 +87,7 @@ enum {
     FQ__W_SHUT = 1 << 1,     /* write side shut down: worker will exit */
     FQ__W_EOF = 1 << 2,      /* channel closed by the worker */
     FQ__W_KILLED = 1 << 3,   /* we sent SIGKILL */
-    FQ__W_DEAD = 1 << 4,     /* reaped */
-    FQ__W_PROTO = 1 << 5,    /* sent garbage */
+    FQ__W_PROTO = 1 << 4,    /* sent garbage */
 };
 
 typedef struct fq__worker {
@@ -105,7 +104,6 @@ typedef struct fq__worker {
     unsigned inflight;
     unsigned ntimed; /* in-flight jobs with a time limit */
     uint64_t next_wseq;
-    uint64_t jobs_sent;
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
@@ -197,7 +195,7 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
 
 /* queue.c, used by the loop */
 void fq__dispatch(fq__queue *q);
-void fq__flush_worker(fq__queue *q, fq__worker *w);
+void fq__flush_worker(fq__worker *w);
 int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);

@@ -26,10 +26,9 @@
 
 /* ---- Sending ----------------------------------------------------------- */
 
-void fq__flush_worker(fq__queue *q, fq__worker *w)
+void fq__flush_worker(fq__worker *w)
 {
-    (void)q;
-    while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF | FQ__W_DEAD))) {
+    while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
         struct iovec iov[MAX_IOV];
         int n = 0;
         size_t off = w->unsent_off;
@@ -309,7 +308,7 @@ static int64_t maintain(fq__queue *q)
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         if (w->unsent)
-            fq__flush_worker(q, w);
+            fq__flush_worker(w);
         if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
             !(w->flags & FQ__W_SHUT)) {
             shutdown(w->fd, SHUT_WR);
@@ -427,7 +426,7 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
             if (fre & (POLLIN | POLLHUP | POLLERR))
                 read_worker(q, w, 0);
             if ((fre & POLLOUT) && w->unsent)
-                fq__flush_worker(q, w);
+                fq__flush_worker(w);
             if (pre)
                 reap_worker(q, w); /* frees w */
         }

@@ -113,7 +113,7 @@ static unsigned inflight_limit(const fq__queue *q)
 static int accepts_jobs(const fq__worker *w)
 {
     return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_DEAD | FQ__W_PROTO));
+                         FQ__W_KILLED | FQ__W_PROTO));
 }
 
 static fq__job *pend_pop(fq__queue *q)
@@ -157,9 +157,8 @@ void fq__dispatch(fq__queue *q)
         best->inflight++;
         if (j->timeout_ms > 0)
             best->ntimed++;
-        best->jobs_sent++;
         if (q->opts.max_jobs_per_worker &&
-            best->jobs_sent >= q->opts.max_jobs_per_worker)
+            best->next_wseq >= q->opts.max_jobs_per_worker)
             best->flags |= FQ__W_RETIRING;
     }
 }
@@ -322,7 +321,6 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
         signo = WTERMSIG(wstatus);
     else if (have && WIFEXITED(wstatus))
         exit_status = WEXITSTATUS(wstatus);
-    w->flags |= FQ__W_DEAD;
     if (w->flags & FQ__W_PROTO)
         snprintf(msg, sizeof(msg),
                  "worker %ld sent bytes that are not a valid frame (the job "
@@ -400,7 +398,7 @@ static int active_workers(const fq__queue *q)
 {
     int n = 0;
     for (int i = 0; i < q->nw; i++)
-        if (!(q->w[i]->flags & (FQ__W_RETIRING | FQ__W_DEAD)))
+        if (!(q->w[i]->flags & FQ__W_RETIRING))
             n++;
     return n;
 }
@@ -574,7 +572,7 @@ static void eager_flush(fq__queue *q)
         if (!w->unsent)
             continue;
         if (w->unsent == w->head || w->nunsent >= 64)
-            fq__flush_worker(q, w);
+            fq__flush_worker(w);
     }
 }
 
@@ -847,10 +845,7 @@ FQ__EXPORT int fq_stats_get(fq_queue h, fq_stats *st)
     *st = q->st;
     st->pending = q->npending;
     st->running = q->st.submitted - q->st.finished - q->npending;
-    st->workers = 0;
-    for (int i = 0; i < q->nw; i++)
-        if (!(q->w[i]->flags & FQ__W_DEAD))
-            st->workers++;
+    st->workers = q->nw;
     return 0;
 }
 
@@ -862,8 +857,6 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
-        if (q->w[i]->flags & FQ__W_DEAD)
-            continue;
         if (n < max)
             pids[n] = q->w[i]->pid;
         n++;

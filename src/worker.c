@@ -56,27 +56,22 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-struct close_arg {
-    int keep;
-};
-
 static void close_queue_fds(fq__queue *q, void *arg)
 {
-    struct close_arg *ca = arg;
+    (void)arg;
+    /* The new worker is not in q->w yet: its own end is never among these. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (w->fd >= 0 && w->fd != ca->keep)
+        if (w->fd >= 0)
             close(w->fd);
-        if (w->pidfd >= 0 && w->pidfd != ca->keep)
+        if (w->pidfd >= 0)
             close(w->pidfd);
     }
 }
 
-static void child_setup(fq__queue *q, int parent_end, int my_end, pid_t parent,
+static void child_setup(fq__queue *q, int parent_end, pid_t parent,
                         const sigset_t *oldmask)
 {
-    struct close_arg ca = {my_end};
-
     /* Default dispositions, as a new process would have (SIG_IGN is kept
      * except for the signals we rely on or a job may wait on). */
     for (int s = 1; s < NSIG; s++) {
@@ -95,7 +90,7 @@ static void child_setup(fq__queue *q, int parent_end, int my_end, pid_t parent,
         sigaction(s, &sa, NULL);
     }
     close(parent_end);
-    fq__handle_each_unlocked(close_queue_fds, &ca);
+    fq__handle_each_unlocked(close_queue_fds, NULL);
     setpgid(0, 0);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -139,7 +134,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(q, fds[0], fds[1], parent, &old);
+        child_setup(q, fds[0], parent, &old);
         fq__worker_main(q, w, fds[1]);
     }
     int fork_errno = errno;
@@ -164,8 +159,6 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
 
 void fq__worker_kill(fq__worker *w, int sig)
 {
-    if (w->flags & FQ__W_DEAD)
-        return;
     /* The whole process group: a job's own children go too. Fall back to
      * the pid in case the group was never formed. */
     if (kill(-w->pid, sig) < 0)
@@ -260,11 +253,6 @@ FQ__EXPORT int fq_init_fail(const char *msg)
     return -1;
 }
 
-static int64_t mono_ns(void)
-{
-    return fq__now_ns();
-}
-
 static void flush_out(fq_ctx *c)
 {
     if (c->out_len == 0)
@@ -295,7 +283,7 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
     if (c->out_len + FQ__WIRE_HDR + f->len > FQ__OUT_CAP)
         flush_out(c);
     if (c->out_len == 0)
-        c->out_oldest = mono_ns();
+        c->out_oldest = fq__now_ns();
     memcpy(c->st->out + c->out_len, hdr, FQ__WIRE_HDR);
     if (f->len)
         memcpy(c->st->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
@@ -310,7 +298,7 @@ static void emit_result(fq_ctx *c, int status, int code, const void *data,
     f.type = FQ__FRAME_RESULT;
     f.status = status;
     f.code = code;
-    int64_t us = (mono_ns() - c->start_ns) / 1000;
+    int64_t us = (fq__now_ns() - c->start_ns) / 1000;
     f.run_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     f.wseq = c->wseq;
     f.len = len;
@@ -368,7 +356,7 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     }
     c->id = f->id;
     c->replied = 0;
-    c->start_ns = mono_ns();
+    c->start_ns = fq__now_ns();
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
     atomic_store_explicit(&st->started, c->wseq + 1, memory_order_release);
     int rc = fn(c, arg, (size_t)f->len);
@@ -415,7 +403,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
             if (c.out_len >= FQ__FLUSH_BYTES ||
-                (c.out_len && mono_ns() - c.out_oldest >= FQ__FLUSH_AGE_NS))
+                (c.out_len && fq__now_ns() - c.out_oldest >= FQ__FLUSH_AGE_NS))
                 flush_out(&c);
             continue;
         }
