@@ -183,8 +183,8 @@ typedef struct fq_options {
 
     /* Maximum number of jobs sent ahead to one worker. More in flight hides
      * the round trip for tiny jobs; fewer balances long jobs better. 0: adapt
-     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of a
-     * millisecond or more). */
+     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of
+     * more than 2 ms). */
     int inflight;
 
     /* Replace a worker after it has run this many jobs (bounds the memory of

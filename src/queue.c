@@ -104,7 +104,7 @@ static unsigned inflight_limit(const fq__queue *q)
     if (q->avg_run_ns < 20000)
         return MAX_INFLIGHT;
     /* Enough to keep a worker busy while it holds its results back for up
-     * to FQ__FLUSH_AGE_NS, twice over; 2 for jobs of a millisecond or more,
+     * to FQ__FLUSH_AGE_NS, twice over; 2 for jobs over 2 ms,
      * so that long jobs stay balanced across workers. */
     int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / q->avg_run_ns;
     return n > (int64_t)MAX_INFLIGHT ? MAX_INFLIGHT : (unsigned)n;
