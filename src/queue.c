@@ -648,20 +648,12 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
     return 0;
 }
 
-FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
+/* Hands out the next ready outcome, if any, without driving the queue. */
+static int take_ready(fq__queue *q, fq_result *r)
 {
-    LOOKUP(h, q);
-
-    if (!r)
-        return FQ_EINVAL;
     if (q->last_taken) {
         job_free(q->last_taken);
         q->last_taken = NULL;
-    }
-    if (q->nready == 0 && q->nw > 0) {
-        int rc = fq__drive(q, 0, cond_ready, 0);
-        if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
-            return rc;
     }
     if (q->nready == 0)
         return 0;
@@ -682,6 +674,20 @@ FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
     r->data = j->res;
     r->len = j->res_len;
     return 1;
+}
+
+FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
+{
+    LOOKUP(h, q);
+
+    if (!r)
+        return FQ_EINVAL;
+    if (q->nready == 0 && q->nw > 0) {
+        int rc = fq__drive(q, 0, cond_ready, 0);
+        if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
+            return rc;
+    }
+    return take_ready(q, r);
 }
 
 FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
@@ -727,18 +733,21 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 break;
             }
             rc = produce(h, udata);
-            if (rc == 0)
-                exhausted = 1;
-            else if (rc < 0)
+            if (rc < 0)
+                return rc;
+            exhausted = rc == 0;
+            /* A callback may have freed the queue: never touch it then. */
+            if ((rc = fq__handle_get(h, &q)) != 0)
                 return rc;
         }
-        while ((rc = fq_take(h, &r)) == 1) {
+        /* Outcomes already in: the drive below is what waits for more. */
+        while (take_ready(q, &r) == 1) {
             int stop = consume(h, &r, udata);
             if (stop)
                 return stop;
+            if ((rc = fq__handle_get(h, &q)) != 0)
+                return rc;
         }
-        if (rc < 0)
-            return rc;
         if (exhausted && q->st.submitted == q->st.taken)
             return q->broken ? FQ_EINIT : 0;
         rc = fq__drive(q, -1, cond_ready, 0);

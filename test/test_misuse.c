@@ -286,6 +286,43 @@ static void test_foreign_in_forked_child(void **state)
     fqt_assert_no_children();
 }
 
+/* Freeing the queue from inside a stream's callback ends the stream with
+ * FQ_ECLOSED; the stream never touches the freed queue (ASan would say). */
+static int producer_two(fq_queue q, void *udata)
+{
+    int *n = udata;
+    if (*n >= 2)
+        return 0;
+    (*n)++;
+    return fq_submit(q, fqt_job_echo, "x", 1, NULL, NULL) == 0 ? 1 : -1;
+}
+
+static int consumer_frees(fq_queue q, const fq_result *r, void *udata)
+{
+    (void)r;
+    (void)udata;
+    return fq_queue_free(q);
+}
+
+static int producer_frees(fq_queue q, void *udata)
+{
+    (void)udata;
+    return fq_queue_free(q) == 0 ? 1 : -1;
+}
+
+static void test_free_inside_stream(void **state)
+{
+    (void)state;
+    int n = 0;
+    fq_queue q;
+    FQT_OK(fq_queue_new(&q, &(fq_options){.workers = 1}));
+    FQT_EQ(fq_stream(q, producer_two, consumer_frees, &n, 0), FQ_ECLOSED);
+    FQT_EQ(fq_take(q, &(fq_result){0}), FQ_ECLOSED);
+    FQT_OK(fq_queue_new(&q, &(fq_options){.workers = 1}));
+    FQT_EQ(fq_stream(q, producer_frees, consumer_none, NULL, 0), FQ_ECLOSED);
+    fqt_assert_no_children();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +335,7 @@ int main(void)
         FQT_TEST(test_reply_misuse_in_job),
         FQT_TEST(test_foreign_in_job),
         FQT_TEST(test_foreign_in_forked_child),
+        FQT_TEST(test_free_inside_stream),
     };
     return FQT_RUN(tests);
 }
