@@ -41,6 +41,7 @@ typedef struct fq__job {
     unsigned requeues;    /* ran, but the result died with the worker */
     unsigned bounces;     /* sent, never started, worker died */
     unsigned init_deaths; /* first job of workers that died in init */
+    unsigned suspect;     /* may have broken a stream: runs alone */
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -60,11 +61,22 @@ typedef struct fq__job {
  * worker. It tells the parent which job is running (for timeouts and for
  * blaming the right job when the worker dies) without any message.
  */
+/* Jobs a worker can have in flight at most (a power of two). */
+#define FQ__RING 256u
+
 typedef struct fq__wstat {
     _Atomic uint64_t started; /* wseq+1 of the job started last, 0: none */
     _Atomic uint64_t done;    /* wseq+1 of the job finished last, 0: none */
     _Atomic int64_t start_ns; /* CLOCK_MONOTONIC start of job started-1 */
     _Atomic int ready;        /* init has run */
+    /* Bytes the worker itself has written to its channel so far, and, per
+     * job (wseq % FQ__RING), that count when the job started and when it
+     * ended. When the parent finds bytes that are not a frame at stream
+     * offset P, the jobs that can have written them are those that ran
+     * while the count was P: see fq__blame_proto(). */
+    _Atomic uint64_t tx;
+    _Atomic uint64_t tx_start[FQ__RING];
+    _Atomic uint64_t tx_end[FQ__RING];
     /* The worker's output buffer: result frames not yet known to be sent.
      * The first `committed` bytes of out[] are whole frames. When a worker
      * dies, the parent recovers from here the results it had produced but
@@ -88,6 +100,7 @@ enum {
     FQ__W_EOF = 1 << 2,      /* channel closed by the worker */
     FQ__W_KILLED = 1 << 3,   /* we sent SIGKILL */
     FQ__W_PROTO = 1 << 4,    /* sent garbage */
+    FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
 };
 
 typedef struct fq__worker {
@@ -105,6 +118,8 @@ typedef struct fq__worker {
     unsigned ntimed; /* in-flight jobs with a time limit */
     uint64_t next_wseq;
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
+    uint64_t rx;            /* stream offset of the next frame to read */
+    uint64_t guilty_wseq;   /* wseq+1 of the job that broke the stream */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
     /* A large payload read straight into its final buffer (the result of
@@ -167,6 +182,11 @@ int fq__handle_get(fq_queue h, fq__queue **qp);
  * freshly forked child, where no other thread exists. */
 void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
 
+/* Counts forks in this process's ancestry since it was loaded (a
+ * pthread_atfork child handler increments it): a worker compares it after
+ * each job to notice that it is a copy a job made. */
+extern _Atomic unsigned fq__fork_gen;
+
 /* time */
 int64_t fq__now_ns(void);
 
@@ -180,6 +200,8 @@ void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
 
 /* queue.c: results a dead worker produced but had not flushed. */
 void fq__recover_output(fq__queue *q, fq__worker *w);
+/* queue.c: decides which job wrote the bytes that broke w's stream. */
+void fq__blame_proto(fq__queue *q, fq__worker *w);
 
 /* worker.c (child side) */
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
@@ -199,6 +221,7 @@ void fq__flush_worker(fq__worker *w);
 int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);
+fq__job *fq__fifo_pop(fq__worker *w);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);

@@ -109,6 +109,8 @@ static int read_direct(fq__queue *q, fq__worker *w)
         if (fq__deliver(q, w, &w->direct_frame, buf, NULL, w->direct_status) <
             0)
             proto_error(w);
+        else
+            w->rx += FQ__WIRE_HDR + w->direct_len;
     }
     return 1;
 }
@@ -194,6 +196,7 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
                 return;
             }
             fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + (size_t)f.len);
+            w->rx += FQ__WIRE_HDR + f.len;
         }
         if (drained && !w->direct_len)
             return;
@@ -210,6 +213,8 @@ static void collect_output(fq__queue *q, fq__worker *w)
     free(w->direct_buf);
     w->direct_buf = NULL;
     w->direct_len = w->direct_have = 0;
+    if (w->flags & FQ__W_PROTO)
+        fq__blame_proto(q, w);
     fq__recover_output(q, w);
 }
 

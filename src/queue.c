@@ -16,16 +16,8 @@
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
-/* A job whose result died with its worker (it ran, but its result was
- * being written when the worker was killed) runs again at most this many
- * times; one that was sent but never started is sent again at most
- * MAX_BOUNCES times. Beyond that it ends as FQ_ECRASHED. */
-#define MAX_REQUEUES 16
-#define MAX_BOUNCES 1000
-/* Workers that may die in their init under one job before it fails. */
-#define INIT_DEATHS 3
 #define DEFAULT_GRACE_MS 1000
-#define MAX_INFLIGHT 256u
+#define MAX_INFLIGHT FQ__RING
 
 /* ---- Outcomes ---------------------------------------------------------- */
 
@@ -113,7 +105,7 @@ static unsigned inflight_limit(const fq__queue *q)
 static int accepts_jobs(const fq__worker *w)
 {
     return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_PROTO));
+                         FQ__W_KILLED | FQ__W_PROTO | FQ__W_SOLO));
 }
 
 static fq__job *pend_pop(fq__queue *q)
@@ -133,15 +125,20 @@ void fq__dispatch(fq__queue *q)
 
     while (q->pend_head) {
         fq__worker *best = NULL;
+        /* A job suspected of breaking a stream runs alone in an idle
+         * worker, so that its output is told apart from any other's. */
+        unsigned lim = q->pend_head->suspect ? 1 : limit;
         for (int i = 0; i < q->nw; i++) {
             fq__worker *w = q->w[i];
-            if (accepts_jobs(w) && w->inflight < limit &&
+            if (accepts_jobs(w) && w->inflight < lim &&
                 (!best || w->inflight < best->inflight))
                 best = w;
         }
         if (!best)
             return;
         fq__job *j = pend_pop(q);
+        if (j->suspect)
+            best->flags |= FQ__W_SOLO;
         j->state = FQ__JOB_SENT;
         j->wseq = best->next_wseq++;
         if (best->tail)
@@ -165,7 +162,7 @@ void fq__dispatch(fq__queue *q)
 
 /* ---- Results from workers ---------------------------------------------- */
 
-static fq__job *fifo_pop(fq__worker *w)
+fq__job *fq__fifo_pop(fq__worker *w)
 {
     fq__job *j = w->head;
     w->head = j->next;
@@ -175,6 +172,8 @@ static fq__job *fifo_pop(fq__worker *w)
     w->inflight--;
     if (j->timeout_ms > 0)
         w->ntimed--;
+    if (j->suspect)
+        w->flags &= ~FQ__W_SOLO;
     return j;
 }
 
@@ -188,7 +187,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
         free(owned);
         return FQ_EPROTO; /* not the result of the job we expect */
     }
-    fifo_pop(w);
+    fq__fifo_pop(w);
     int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
@@ -259,137 +258,12 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
     return fq__deliver(q, w, f, NULL, payload, 0);
 }
 
-void fq__recover_output(fq__queue *q, fq__worker *w)
-{
-    /* The worker is dead: nothing writes the buffer any more. Its bytes
-     * come from another process, so they are decoded like any input. */
-    uint64_t n = atomic_load(&w->stat->committed);
-    const unsigned char *p = w->stat->out;
-    size_t off = 0;
-
-    if (n > FQ__OUT_CAP)
-        return;
-    while (w->head && off < n) {
-        fq__frame f;
-        int rc = fq__frame_decode(p + off, (size_t)n - off,
-                                  FQ__ACCEPT_FROM_WORKER, &f);
-        if (rc <= 0 || f.len > n - off - FQ__WIRE_HDR)
-            return;
-        if (f.type == FQ__FRAME_RESULT && f.wseq == w->head->wseq) {
-            if (fq__deliver(q, w, &f, NULL, p + off + FQ__WIRE_HDR, 0) < 0)
-                return;
-        } else if (f.type != FQ__FRAME_RESULT || f.wseq > w->head->wseq) {
-            return; /* received already through the channel, or garbage */
-        }
-        off += FQ__WIRE_HDR + (size_t)f.len;
-    }
-}
-
-/* ---- Worker death ------------------------------------------------------ */
-
 void fq__fail_pending(fq__queue *q, int status, const char *msg)
 {
     while (q->pend_head) {
         fq__job *j = pend_pop(q);
         fq__job_finish(q, j, status, 0, msg);
     }
-}
-
-static void remove_worker(fq__queue *q, fq__worker *w)
-{
-    for (int i = 0; i < q->nw; i++) {
-        if (q->w[i] == w) {
-            memmove(&q->w[i], &q->w[i + 1],
-                    (size_t)(q->nw - i - 1) * sizeof(*q->w));
-            q->nw--;
-            break;
-        }
-    }
-    fq__worker_free(w);
-}
-
-void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
-{
-    int signo = 0, exit_status = -1;
-    char msg[256];
-    fq__job *rq_head = NULL, *rq_tail = NULL;
-    uint64_t started = atomic_load(&w->stat->started);
-    uint64_t done = atomic_load(&w->stat->done);
-    int ready = atomic_load(&w->stat->ready);
-
-    if (have && WIFSIGNALED(wstatus))
-        signo = WTERMSIG(wstatus);
-    else if (have && WIFEXITED(wstatus))
-        exit_status = WEXITSTATUS(wstatus);
-    if (w->flags & FQ__W_PROTO)
-        snprintf(msg, sizeof(msg),
-                 "worker %ld sent bytes that are not a valid frame (the job "
-                 "wrote to the channel?); it was killed",
-                 (long)w->pid);
-    else
-        fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
-
-    /* A worker that died before its init function returned cannot tell us
-     * whether init crashed or something killed it. Its first job is the
-     * one that waited for that init: it is sent elsewhere, but once
-     * INIT_DEATHS workers died in init under it, it ends as a crash that
-     * names the init function. So an init that always crashes fails jobs
-     * one by one (never hangs them), one that crashes now and then or is
-     * killed from outside costs nothing, and the queue never stops for it;
-     * only an init that returns non-zero stops the queue. */
-    int in_init = !ready && q->opts.init != NULL;
-    if (in_init) {
-        size_t l = strlen(msg);
-        snprintf(msg + l, sizeof(msg) - l, " while running the init function");
-    }
-    while (w->head) {
-        fq__job *j = fifo_pop(w);
-        if (q->canceling) {
-            fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
-        } else if (q->broken) {
-            fq__job_finish(q, j, FQ_EINIT, 0, q->broken_msg);
-        } else if (w->timedout_wseq && j->wseq + 1 == w->timedout_wseq) {
-            char m[128];
-            snprintf(m, sizeof(m), "job exceeded its time limit of %d ms",
-                     j->timeout_ms);
-            fq__job_finish(q, j, FQ_ETIMEDOUT, 0, m);
-        } else if ((in_init && j->wseq == 0 &&
-                    ++j->init_deaths >= INIT_DEATHS) ||
-                   (j->wseq + 1 == started && done < started)) {
-            int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
-            fq__job_finish(q, j, st, 0, msg);
-            j->signo = signo;
-            j->exit_status = signo ? -1 : exit_status;
-        } else if ((j->wseq < done ? ++j->requeues > MAX_REQUEUES
-                                   : ++j->bounces > MAX_BOUNCES)) {
-            char m[300];
-            snprintf(m, sizeof(m), "job lost %u workers; last: %s",
-                     j->requeues + j->bounces - 1, msg);
-            fq__job_finish(q, j, FQ_ECRASHED, 0, m);
-            j->signo = signo;
-            j->exit_status = signo ? -1 : exit_status;
-        } else {
-            /* Never started, or ran but its result died with the worker:
-             * run it again elsewhere, ahead of newer jobs. */
-            j->state = FQ__JOB_PENDING;
-            j->next = NULL;
-            if (rq_tail)
-                rq_tail->next = j;
-            else
-                rq_head = j;
-            rq_tail = j;
-            q->npending++;
-        }
-    }
-    if (rq_head) {
-        rq_tail->next = q->pend_head;
-        q->pend_head = rq_head;
-        if (!q->pend_tail)
-            q->pend_tail = rq_tail;
-    }
-    if (q->broken)
-        fq__fail_pending(q, FQ_EINIT, q->broken_msg);
-    remove_worker(q, w);
 }
 
 /* ---- Worker supply ----------------------------------------------------- */

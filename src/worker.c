@@ -243,7 +243,18 @@ struct fq_ctx {
     fq__wstat *st;
     size_t out_len;     /* bytes of st->out in use */
     int64_t out_oldest; /* time the oldest buffered result was made */
+    uint64_t tx;        /* bytes written to the channel so far */
+    unsigned fork_gen;  /* fq__fork_gen in this worker */
 };
+
+/* A job forked and the copy is running worker code: it must never act as
+ * the worker (write results, read jobs), or the parent would take it for
+ * the worker and blame the wrong jobs. */
+static int forked_copy(const fq_ctx *c)
+{
+    return c->fork_gen !=
+           atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
+}
 
 static char init_msg[1024];
 
@@ -260,6 +271,8 @@ static void flush_out(fq_ctx *c)
     struct iovec iov = {c->st->out, c->out_len};
     if (fq__send_all(c->fd, &iov, 1) < 0)
         _exit(EXIT_IO);
+    c->tx += c->out_len;
+    atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
     c->out_len = 0;
     atomic_store_explicit(&c->st->committed, 0, memory_order_release);
 }
@@ -278,6 +291,8 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
         flush_out(c);
         if (fq__send_all(c->fd, iov, 2) < 0)
             _exit(EXIT_IO);
+        c->tx += FQ__WIRE_HDR + (size_t)f->len;
+        atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
         return;
     }
     if (c->out_len + FQ__WIRE_HDR + f->len > FQ__OUT_CAP)
@@ -310,6 +325,8 @@ FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
 {
     if (!ctx || (!data && len))
         return FQ_EINVAL;
+    if (forked_copy(ctx))
+        return FQ_EFOREIGN;
     if (ctx->replied)
         return FQ_EBUSY;
     emit_result(ctx, 0, 0, data, len);
@@ -322,6 +339,8 @@ FQ__EXPORT int fq_fail(fq_ctx *ctx, int code, const char *msg)
         return FQ_EINVAL;
     if (code == 0)
         code = -1;
+    if (forked_copy(ctx))
+        return FQ_EFOREIGN;
     if (ctx->replied)
         return FQ_EBUSY;
     emit_result(ctx, FQ_EJOB, code, msg ? msg : "", msg ? strlen(msg) : 0);
@@ -358,14 +377,20 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     c->replied = 0;
     c->start_ns = fq__now_ns();
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
+    atomic_store_explicit(&st->tx_start[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
     atomic_store_explicit(&st->started, c->wseq + 1, memory_order_release);
     int rc = fn(c, arg, (size_t)f->len);
+    if (forked_copy(c))
+        _exit(EXIT_OK); /* a copy made by the job (fork, daemon) */
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
         else
             emit_result(c, FQ_EJOB, rc, "", 0);
     }
+    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
     atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
     c->wseq++;
     free(copy);
@@ -381,6 +406,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
     c.fd = fd;
     c.st = st;
     c.udata = q->opts.udata;
+    c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
     fq__rbuf_init(&rb);
 
     if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
