@@ -122,6 +122,7 @@ typedef struct fq__worker {
     uint64_t guilty_wseq;   /* wseq+1 of the job that broke the stream */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
+    int64_t reap_check_at;  /* no pidfd: next waitpid(WNOHANG) when busy */
     /* A large payload read straight into its final buffer (the result of
      * the job at the head of the FIFO). */
     unsigned char *direct_buf; /* NULL while discarding */

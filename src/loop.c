@@ -23,6 +23,10 @@
 #define MAX_IOV 256
 /* How long a worker that closed its channel may take to exit. */
 #define EOF_GRACE_NS INT64_C(1000000000)
+/* Without a pidfd, how often a busy worker is asked whether it exited: a
+ * process its job started may hold the channel open, so no end of file
+ * would tell. */
+#define REAP_CHECK_NS INT64_C(250000000)
 
 /* ---- Sending ----------------------------------------------------------- */
 
@@ -292,13 +296,26 @@ static int64_t maintain(fq__queue *q)
     int64_t now = fq__now_ns(), next = INT64_MAX;
 
     /* Without pidfds: collect workers whose channel closed and that have
-     * exited. First, so that their jobs are requeued and the workers
-     * replaced before dispatch below. */
+     * exited, and look at busy (or stopping) workers now and then. First,
+     * so that their jobs are requeued and the workers replaced before
+     * dispatch below. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (w->pidfd < 0 && (w->flags & (FQ__W_EOF | FQ__W_KILLED)) &&
-            try_reap(q, w))
-            i--;
+        if (w->pidfd >= 0)
+            continue;
+        if (w->flags & (FQ__W_EOF | FQ__W_KILLED)) {
+            if (try_reap(q, w))
+                i--;
+        } else if (w->inflight || (w->flags & FQ__W_SHUT)) {
+            if (now < w->reap_check_at) {
+                next = min64(next, w->reap_check_at);
+            } else if (try_reap(q, w)) {
+                i--;
+            } else {
+                w->reap_check_at = now + REAP_CHECK_NS;
+                next = min64(next, w->reap_check_at);
+            }
+        }
     }
     if (q->broken) {
         fq__fail_pending(q, FQ_EINIT, q->broken_msg);
