@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "channel.h"
@@ -123,6 +124,7 @@ typedef struct fq__worker {
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
     int64_t reap_check_at;  /* no pidfd: next waitpid(WNOHANG) when busy */
+    int64_t hard_kill_at;   /* SIGKILL the group if still alive by then */
     /* A large payload read straight into its final buffer (the result of
      * the job at the head of the FIFO). */
     unsigned char *direct_buf; /* NULL while discarding */
@@ -194,7 +196,14 @@ int64_t fq__now_ns(void);
 /* worker.c (parent side) */
 int fq__worker_spawn(fq__queue *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);
+/* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
+ * kill every process its jobs started and then itself; the loop follows
+ * with fq__worker_kill_group() at hard_kill_at. */
 void fq__worker_kill(fq__worker *w, int sig);
+void fq__worker_kill_group(fq__worker *w);
+/* The worker's parent-death signal and the parent's "end now" request. */
+#define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */
+#define FQ__HARD_KILL_NS INT64_C(200000000)
 /* Describes how a worker ended, for outcome messages. */
 void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
                        int exit_status);

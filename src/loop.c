@@ -222,6 +222,26 @@ static void collect_output(fq__queue *q, fq__worker *w)
     fq__recover_output(q, w);
 }
 
+/* Whether the worker has exited: 1 (still ours to reap: a zombie), 0 (alive),
+ * -1 (gone: the host reaped it). Nothing is reaped. */
+static int peek_exit(fq__worker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return errno == EINTR ? 0 : -1;
+    return si.si_pid == w->pid ? 1 : 0;
+}
+
+/* Processes a job left in the worker's process group end with it. While
+ * the worker is an unreaped zombie its pid, and so its group id, cannot be
+ * reused: the signal reaches that group only. */
+static void kill_leftovers(fq__worker *w)
+{
+    if (peek_exit(w) == 1)
+        kill(-w->pid, SIGKILL);
+}
+
 /* The worker has exited (its pidfd fired): take its results, reap it,
  * settle its jobs. */
 static void reap_worker(fq__queue *q, fq__worker *w)
@@ -229,6 +249,7 @@ static void reap_worker(fq__queue *q, fq__worker *w)
     int st = 0, have = 1;
 
     collect_output(q, w);
+    kill_leftovers(w);
     for (;;) {
         pid_t r = waitpid(w->pid, &st, 0);
         if (r == w->pid)
@@ -244,10 +265,15 @@ static void reap_worker(fq__queue *q, fq__worker *w)
 /* Without pidfd: collect a worker that closed its channel, if it exited. */
 static int try_reap(fq__queue *q, fq__worker *w)
 {
-    int st;
-    pid_t r = waitpid(w->pid, &st, WNOHANG);
-    if (r == 0)
+    int st = 0;
+    int e = peek_exit(w);
+    if (e == 0)
         return 0;
+    if (e == 1)
+        kill(-w->pid, SIGKILL);
+    pid_t r = e == 1 ? waitpid(w->pid, &st, 0) : -1;
+    while (r < 0 && e == 1 && errno == EINTR)
+        r = waitpid(w->pid, &st, 0);
     collect_output(q, w);
     fq__worker_gone(q, w, st, r == w->pid);
     return 1;
@@ -336,8 +362,13 @@ static int64_t maintain(fq__queue *q)
             shutdown(w->fd, SHUT_WR);
             w->flags |= FQ__W_SHUT;
         }
-        if (w->flags & FQ__W_KILLED)
+        if (w->flags & FQ__W_KILLED) {
+            if (w->hard_kill_at && now >= w->hard_kill_at)
+                fq__worker_kill_group(w);
+            else if (w->hard_kill_at)
+                next = min64(next, w->hard_kill_at);
             continue;
+        }
         if (w->ntimed)
             next = min64(next, check_timeouts(w, now));
         if (w->kill_at) {

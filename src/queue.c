@@ -4,12 +4,14 @@
  * creation in worker.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -347,12 +349,41 @@ static int cond_no_workers(fq__queue *q)
             return rc_;                                                        \
     } while (0)
 
+/* Waits until w exits or `until` passes, without reaping it. */
+static void await_exit(fq__worker *w, int64_t until)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+            errno != EINTR)
+            return; /* the host reaped it */
+        if (si.si_pid == w->pid)
+            return;
+        int64_t left = until - fq__now_ns();
+        if (left <= 0)
+            return;
+        if (w->pidfd >= 0) {
+            struct pollfd p = {w->pidfd, POLLIN, 0};
+            poll(&p, 1, (int)((left + 999999) / 1000000));
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static void kill_all_and_reap(fq__queue *q)
 {
+    /* Each worker is asked to kill what its jobs started and itself; what
+     * is left of its process group a moment later is killed from here. */
     for (int i = 0; i < q->nw; i++)
         fq__worker_kill(q->w[i], SIGKILL);
+    int64_t until = fq__now_ns() + FQ__HARD_KILL_NS;
     for (int i = 0; i < q->nw; i++) {
         int st;
+        await_exit(q->w[i], until);
+        fq__worker_kill_group(q->w[i]);
         while (waitpid(q->w[i]->pid, &st, 0) < 0 && errno == EINTR)
             ;
         fq__worker_free(q->w[i]);
