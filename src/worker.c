@@ -67,6 +67,10 @@ static void close_queue_fds(fq__queue *q, void *arg)
             close(w->fd);
         if (w->pidfd >= 0)
             close(w->pidfd);
+        /* This process's copy of the registry must not name them any more:
+         * a queue created here (a job's own queue) may get the same
+         * numbers, and its workers would close them in turn. */
+        w->fd = w->pidfd = -1;
     }
 }
 
