@@ -185,8 +185,9 @@ typedef struct fq_options {
 
     /* Maximum number of jobs sent ahead to one worker. More in flight hides
      * the round trip for tiny jobs; fewer balances long jobs better. 0: adapt
-     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of
-     * more than 2 ms). */
+     * each worker's depth to the observed duration of its jobs (up to 256
+     * for tiny jobs, 2 for jobs of more than 2 ms). Either way, jobs queued
+     * behind a job that has run for 2 ms move to an idle worker. */
     int inflight;
 
     /* Replace a worker after it has run this many jobs (bounds the memory of

@@ -84,6 +84,14 @@ typedef struct fq__wstat {
      * not yet flushed, so a crash never costs the results of the jobs
      * before it. */
     _Atomic uint64_t committed;
+    /* Bumped by the worker each time it empties out[] (a seqlock): the
+     * parent copies results out of out[] while the worker runs a long job,
+     * and keeps the copy only if gen did not change meanwhile. */
+    _Atomic uint64_t gen;
+    /* Per job (wseq % FQ__RING): FQ__CLAIM_STARTED(wseq) once the worker
+     * starts it, FQ__CLAIM_REVOKED(wseq) if the parent took it back first.
+     * Both sides exchange the word, so exactly one of them wins. */
+    _Atomic uint64_t claim[FQ__RING];
     unsigned char out[];
 } fq__wstat;
 
@@ -91,6 +99,11 @@ typedef struct fq__wstat {
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
 #define FQ__FLUSH_AGE_NS (1000 * 1000)
+/* A job running this long holds up the jobs sent behind it: the worker gets
+ * no new ones, and those not started move to an idle worker. */
+#define FQ__STALL_NS (2 * 1000 * 1000)
+#define FQ__CLAIM_STARTED(wseq) (((uint64_t)(wseq) + 1) << 1)
+#define FQ__CLAIM_REVOKED(wseq) ((((uint64_t)(wseq) + 1) << 1) | 1)
 #define FQ__DIRECT_BYTES (64u * 1024)
 #define FQ__WSTAT_SIZE (256u * 1024)
 #define FQ__OUT_CAP (FQ__WSTAT_SIZE - sizeof(fq__wstat))
@@ -121,6 +134,10 @@ typedef struct fq__worker {
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
     uint64_t rx;            /* stream offset of the next frame to read */
     uint64_t guilty_wseq;   /* wseq+1 of the job that broke the stream */
+    uint64_t taken_upto;    /* wseq+1 of the last result taken from out[] */
+    int64_t take_at;        /* next look at results held in out[] */
+    int64_t avg_run_ns;     /* this worker's moving average, -1: none */
+    unsigned limit;         /* in-flight depth for this dispatch round */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
     int64_t reap_check_at;  /* no pidfd: next waitpid(WNOHANG) when busy */
@@ -166,6 +183,7 @@ typedef struct fq__queue {
 
     fq_stats st;
     int64_t avg_run_ns; /* moving average of job run time, -1: unknown */
+    int64_t now_ns;     /* the loop's last clock reading (for dispatch) */
     unsigned inflight_limit;
 
     int64_t respawn_at; /* after a failed fork, retry at this time */
@@ -174,6 +192,7 @@ typedef struct fq__queue {
 
     void *pfd_mem; /* poll set cache */
     size_t pfd_cap;
+    unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
 } fq__queue;
 
 /* handle.c */
@@ -232,6 +251,11 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);
 fq__job *fq__fifo_pop(fq__worker *w);
+/* Start time of the job w is running, if it is the head of its FIFO and
+ * has not ended; else -1. */
+int64_t fq__head_stalled_since(const fq__worker *w);
+/* Takes back the jobs w has not started (loop.c); returns how many. */
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);

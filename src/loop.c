@@ -207,6 +207,55 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
     }
 }
 
+/*
+ * Results held in a live worker's shared out[] while it runs further jobs:
+ * taken from there, so that a result reaches the caller within about
+ * FQ__FLUSH_AGE_NS of its job's end, however long the next job runs. The
+ * copy is kept only if the worker did not empty out[] meanwhile (gen), and
+ * only after the channel was read up to date: results the worker flushed
+ * come first, and bytes a job wrote into the channel are seen before any of
+ * its results are taken. The worker sends the same frames later; the
+ * parent skips them (taken_upto).
+ */
+static void take_held(fq__queue *q, fq__worker *w)
+{
+    fq__wstat *st = w->stat;
+
+    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
+        atomic_load_explicit(&st->done, memory_order_acquire) <= w->head->wseq)
+        return;
+    read_worker(q, w, 0);
+    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
+        w->direct_len || w->rb.end != w->rb.start)
+        return;
+    uint64_t g = atomic_load_explicit(&st->gen, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&st->committed, memory_order_acquire);
+    if (n == 0 || n > FQ__OUT_CAP)
+        return;
+    if (!q->held_buf && !(q->held_buf = malloc(FQ__OUT_CAP)))
+        return;
+    memcpy(q->held_buf, st->out, (size_t)n);
+    /* A read-modify-write (of nothing) orders the copy before the check. */
+    if (atomic_fetch_add_explicit(&st->gen, 0, memory_order_acq_rel) != g)
+        return;
+    size_t off = 0;
+    while (w->head && w->head != w->unsent && off < n) {
+        fq__frame f;
+        const unsigned char *p = q->held_buf + off;
+        if (fq__frame_decode(p, (size_t)n - off, FQ__ACCEPT_FROM_WORKER, &f) <=
+                0 ||
+            f.type != FQ__FRAME_RESULT || f.len > n - off - FQ__WIRE_HDR ||
+            f.wseq > w->head->wseq)
+            return;
+        if (f.wseq == w->head->wseq) {
+            if (fq__deliver(q, w, &f, NULL, p + FQ__WIRE_HDR, 0) < 0)
+                return;
+            w->taken_upto = f.wseq + 1;
+        }
+        off += FQ__WIRE_HDR + (size_t)f.len;
+    }
+}
+
 /* Takes every result of a dead worker: what it flushed to the channel, then
  * what it had produced but not yet flushed. */
 static void collect_output(fq__queue *q, fq__worker *w)
@@ -316,6 +365,36 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
     return next;
 }
 
+/* Jobs queued behind a job that has run for FQ__STALL_NS move to idle
+ * workers. Returns when to look again. */
+static int64_t rebalance(fq__queue *q, int64_t now)
+{
+    int idle = 0;
+    int64_t next = INT64_MAX;
+
+    if (q->pend_head)
+        return next;
+    for (int i = 0; i < q->nw; i++)
+        idle += q->w[i]->inflight == 0 &&
+                !(q->w[i]->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
+                                    FQ__W_KILLED | FQ__W_PROTO));
+    if (!idle)
+        return next;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (!w->head || !w->head->next)
+            continue;
+        int64_t since = fq__head_stalled_since(w);
+        if (since < 0)
+            continue;
+        if (now - since < FQ__STALL_NS)
+            next = min64(next, since + FQ__STALL_NS);
+        else if (fq__revoke_unstarted(q, w) > 0)
+            fq__dispatch(q);
+    }
+    return next;
+}
+
 /* Everything that does not wait: returns the next time something is due. */
 static int64_t maintain(fq__queue *q)
 {
@@ -352,7 +431,9 @@ static int64_t maintain(fq__queue *q)
     fq__refill_workers(q);
     if (q->npending && q->respawn_at > now)
         next = q->respawn_at;
+    q->now_ns = now;
     fq__dispatch(q);
+    next = min64(next, rebalance(q, now));
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         if (w->unsent)
@@ -371,6 +452,15 @@ static int64_t maintain(fq__queue *q)
         }
         if (w->ntimed)
             next = min64(next, check_timeouts(w, now));
+        /* A second job sent behind the head: results may be held back. */
+        if (w->head && w->head != w->unsent && w->head->next &&
+            w->head->next != w->unsent) {
+            if (now >= w->take_at) {
+                take_held(q, w);
+                w->take_at = now + FQ__FLUSH_AGE_NS;
+            }
+            next = min64(next, w->take_at);
+        }
         if (w->kill_at) {
             if (now >= w->kill_at)
                 fq__worker_kill(w, SIGKILL);

@@ -89,19 +89,42 @@ void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
-static unsigned inflight_limit(const fq__queue *q)
+/* The in-flight depth of one worker, from the run times of its own jobs
+ * (the queue's average until it has some). */
+static unsigned inflight_limit(const fq__queue *q, const fq__worker *w)
 {
     if (q->opts.inflight > 0)
         return (unsigned)q->opts.inflight;
-    if (q->avg_run_ns < 0)
+    int64_t avg = w->avg_run_ns >= 0 ? w->avg_run_ns : q->avg_run_ns;
+    if (avg < 0)
         return 4;
-    if (q->avg_run_ns < 20000)
+    if (avg < 20000)
         return MAX_INFLIGHT;
-    /* Enough to keep a worker busy while it holds its results back for up
-     * to FQ__FLUSH_AGE_NS, twice over; 2 for jobs over 2 ms,
-     * so that long jobs stay balanced across workers. */
-    int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / q->avg_run_ns;
+    /* Enough to keep a worker busy for twice FQ__FLUSH_AGE_NS (the age at
+     * which the parent takes held results); 2 for jobs over 2 ms, so that
+     * long jobs stay balanced across workers. */
+    int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / avg;
     return n > (int64_t)MAX_INFLIGHT ? MAX_INFLIGHT : (unsigned)n;
+}
+
+int64_t fq__head_stalled_since(const fq__worker *w)
+{
+    if (!w->head || w->head == w->unsent)
+        return -1;
+    uint64_t started =
+        atomic_load_explicit(&w->stat->started, memory_order_acquire);
+    if (started != w->head->wseq + 1 ||
+        atomic_load_explicit(&w->stat->done, memory_order_acquire) >= started)
+        return -1;
+    return atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
+}
+
+/* A worker whose current job has run for FQ__STALL_NS gets no more jobs
+ * until it ends: the jobs would wait behind it. */
+static int stalled(const fq__queue *q, const fq__worker *w)
+{
+    int64_t since = fq__head_stalled_since(w);
+    return since >= 0 && q->now_ns - since >= FQ__STALL_NS;
 }
 
 static int accepts_jobs(const fq__worker *w)
@@ -123,16 +146,21 @@ static fq__job *pend_pop(fq__queue *q)
 
 void fq__dispatch(fq__queue *q)
 {
-    unsigned limit = inflight_limit(q);
-
+    if (!q->pend_head)
+        return;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        w->limit = !accepts_jobs(w) || stalled(q, w) ? 0 : inflight_limit(q, w);
+    }
     while (q->pend_head) {
         fq__worker *best = NULL;
         /* A job suspected of breaking a stream runs alone in an idle
          * worker, so that its output is told apart from any other's. */
-        unsigned lim = q->pend_head->suspect ? 1 : limit;
+        int suspect = q->pend_head->suspect != 0;
         for (int i = 0; i < q->nw; i++) {
             fq__worker *w = q->w[i];
-            if (accepts_jobs(w) && w->inflight < lim &&
+            unsigned lim = suspect && w->limit ? 1 : w->limit;
+            if (w->inflight < lim && !(w->flags & FQ__W_SOLO) &&
                 (!best || w->inflight < best->inflight))
                 best = w;
         }
@@ -157,9 +185,82 @@ void fq__dispatch(fq__queue *q)
         if (j->timeout_ms > 0)
             best->ntimed++;
         if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker)
+            best->next_wseq >= q->opts.max_jobs_per_worker) {
             best->flags |= FQ__W_RETIRING;
+            best->limit = 0;
+        }
     }
+}
+
+/*
+ * Takes back the jobs queued in w behind the one it is running, for an idle
+ * worker. Jobs not yet written are unlinked (and the worker's sequence
+ * numbers rolled back, since it never saw them); for jobs already written
+ * the parent and the worker exchange the job's claim word in the shared
+ * page: whoever comes first wins, so a job is either run by w or revoked,
+ * never both. Revoked jobs go back to the front of the pending list.
+ */
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+{
+    fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
+    int n = 0, stop = 0;
+
+    if (!keep || keep == w->unsent)
+        return 0;
+    /* Jobs from first_unwritten on never reached the worker; a job partly
+     * written must still reach it whole, so it stays. */
+    uint64_t first_unwritten = UINT64_MAX;
+    fq__job *partial = w->unsent && w->unsent_off > 0 ? w->unsent : NULL;
+    if (w->unsent) {
+        first_unwritten = w->unsent->wseq + (partial ? 1 : 0);
+        w->next_wseq = first_unwritten;
+    }
+    w->unsent = partial;
+    w->nunsent = partial ? 1 : 0;
+    fq__job *j = keep->next;
+    keep->next = NULL;
+    w->tail = keep;
+    while (j) {
+        fq__job *nx = j->next;
+        int take;
+        if (j->wseq >= first_unwritten) {
+            take = 1;
+        } else if (j == partial || stop) {
+            take = 0;
+        } else {
+            uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
+                                            FQ__CLAIM_REVOKED(j->wseq));
+            take = prev != FQ__CLAIM_STARTED(j->wseq);
+            stop = !take; /* the worker has moved on: keep the rest */
+        }
+        j->next = NULL;
+        if (take) {
+            w->inflight--;
+            if (j->timeout_ms > 0)
+                w->ntimed--;
+            if (j->suspect)
+                w->flags &= ~FQ__W_SOLO;
+            j->state = FQ__JOB_PENDING;
+            if (back_tail)
+                back_tail->next = j;
+            else
+                back = j;
+            back_tail = j;
+            q->npending++;
+            n++;
+        } else {
+            w->tail->next = j;
+            w->tail = j;
+        }
+        j = nx;
+    }
+    if (back) {
+        back_tail->next = q->pend_head;
+        q->pend_head = back;
+        if (!q->pend_tail)
+            q->pend_tail = back_tail;
+    }
+    return n;
 }
 
 /* ---- Results from workers ---------------------------------------------- */
@@ -192,6 +293,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     fq__fifo_pop(w);
     int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
+    w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
 
     if (!override && f->status == 0 && q->opts.max_result_bytes &&
@@ -246,6 +348,10 @@ static void set_broken(fq__queue *q, const char *msg)
 int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
                      const unsigned char *payload)
 {
+    /* A result the parent already took from the worker's out[]. */
+    if (f->type == FQ__FRAME_RESULT && f->wseq < w->taken_upto &&
+        (!w->head || f->wseq < w->head->wseq))
+        return 0;
     if (f->type == FQ__FRAME_INIT_FAIL) {
         char buf[1024];
         /* Only a worker still in its init may say that init failed. */
@@ -423,6 +529,7 @@ static void queue_destroy(fq__queue *q)
     free(q->w);
     free(q->broken_msg);
     free(q->pfd_mem);
+    free(q->held_buf);
     free(q);
 }
 

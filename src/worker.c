@@ -31,8 +31,9 @@
 #define FQ__EXPORT __attribute__((visibility("default")))
 
 /* Results are flushed to the parent when FQ__FLUSH_BYTES are buffered,
- * when the oldest buffered result is FQ__FLUSH_AGE_NS old, or when the
- * worker runs out of input (so a lone job is answered at once). Batches
+ * or when the worker runs out of input (so a lone job is answered at once);
+ * while it runs further jobs, the parent takes buffered results that are
+ * FQ__FLUSH_AGE_NS old straight from the shared out[] (loop.c). Batches
  * amortise system calls and, as much, wake-ups of the parent, which on a
  * machine with no idle CPU preempt a worker each time. Results of
  * FQ__DIRECT_BYTES or more are written straight from the job's buffer. */
@@ -233,6 +234,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     if (!w)
         return FQ_ENOMEM;
     w->fd = w->pidfd = -1;
+    w->avg_run_ns = -1;
     fq__rbuf_init(&w->rb);
     w->stat = mmap(NULL, FQ__WSTAT_SIZE, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -410,10 +412,9 @@ struct fq_ctx {
     uint64_t wseq;
     int64_t start_ns;
     fq__wstat *st;
-    size_t out_len;     /* bytes of st->out in use */
-    int64_t out_oldest; /* time the oldest buffered result was made */
-    uint64_t tx;        /* bytes written to the channel so far */
-    unsigned fork_gen;  /* fq__fork_gen in this worker */
+    size_t out_len;    /* bytes of st->out in use */
+    uint64_t tx;       /* bytes written to the channel so far */
+    unsigned fork_gen; /* fq__fork_gen in this worker */
 };
 
 /* A job forked and the copy is running worker code: it must never act as
@@ -443,7 +444,10 @@ static void flush_out(fq_ctx *c)
     c->tx += c->out_len;
     atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
     c->out_len = 0;
-    atomic_store_explicit(&c->st->committed, 0, memory_order_release);
+    atomic_store_explicit(&c->st->committed, 0, memory_order_relaxed);
+    /* out[] is rewritten from the start from now on: a copy the parent
+     * is making must be seen as torn. */
+    atomic_fetch_add_explicit(&c->st->gen, 1, memory_order_acq_rel);
 }
 
 /* Queues (or, when large, writes at once) one frame to the parent. A queued
@@ -466,8 +470,6 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
     }
     if (c->out_len + FQ__WIRE_HDR + f->len > FQ__OUT_CAP)
         flush_out(c);
-    if (c->out_len == 0)
-        c->out_oldest = fq__now_ns();
     memcpy(c->st->out + c->out_len, hdr, FQ__WIRE_HDR);
     if (f->len)
         memcpy(c->st->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
@@ -535,6 +537,14 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     const void *arg = payload;
     void *copy = NULL;
 
+    /* The parent may have taken this job back to give it to an idle
+     * worker: exactly one of us wins the exchange. */
+    if (atomic_exchange(&st->claim[c->wseq % FQ__RING],
+                        FQ__CLAIM_STARTED(c->wseq)) ==
+        FQ__CLAIM_REVOKED(c->wseq)) {
+        c->wseq++;
+        return;
+    }
     if (((uintptr_t)payload % _Alignof(max_align_t)) != 0 && f->len > 0) {
         copy = malloc((size_t)f->len);
         if (!copy)
@@ -597,8 +607,10 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
         if (rc == 1) {
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
-            if (c.out_len >= FQ__FLUSH_BYTES ||
-                (c.out_len && fq__now_ns() - c.out_oldest >= FQ__FLUSH_AGE_NS))
+            /* Results younger than a batch stay here while jobs are
+             * queued: the parent takes them from out[] when they are
+             * FQ__FLUSH_AGE_NS old, whatever job runs next. */
+            if (c.out_len >= FQ__FLUSH_BYTES)
                 flush_out(&c);
             continue;
         }
