@@ -209,6 +209,15 @@ void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
  * each job to notice that it is a copy a job made. */
 extern _Atomic unsigned fq__fork_gen;
 
+/* handle.c: the descriptors of all workers of all queues (see there). */
+void fq__fds_lock(void);
+void fq__fds_unlock(void);
+int fq__fds_add_locked(int fd);
+void fq__fds_close_locked(int fd);
+void fq__fds_close(int fd);
+/* In a new worker (the lock is held by the fork): closes all but keep. */
+void fq__fds_child_keep_only(int keep);
+
 /* time */
 int64_t fq__now_ns(void);
 

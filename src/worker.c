@@ -58,23 +58,6 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-static void close_queue_fds(fq__queue *q, void *arg)
-{
-    (void)arg;
-    /* The new worker is not in q->w yet: its own end is never among these. */
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (w->fd >= 0)
-            close(w->fd);
-        if (w->pidfd >= 0)
-            close(w->pidfd);
-        /* This process's copy of the registry must not name them any more:
-         * a queue created here (a job's own queue) may get the same
-         * numbers, and its workers would close them in turn. */
-        w->fd = w->pidfd = -1;
-    }
-}
-
 /* ---- A worker's process tree ------------------------------------------ */
 
 /*
@@ -181,7 +164,7 @@ static __attribute__((noreturn)) void worker_exit(int status)
     _exit(status);
 }
 
-static void child_setup(fq__queue *q, int parent_end, pid_t parent,
+static void child_setup(fq__queue *q, int own_end, pid_t parent,
                         const sigset_t *oldmask)
 {
     /* Default dispositions, as a new process would have (SIG_IGN is kept
@@ -201,8 +184,9 @@ static void child_setup(fq__queue *q, int parent_end, pid_t parent,
         sa.sa_handler = SIG_DFL;
         sigaction(s, &sa, NULL);
     }
-    close(parent_end);
-    fq__handle_each_unlocked(close_queue_fds, NULL);
+    /* Every worker channel and pidfd of every queue of this process,
+     * including the parent's end of our own channel: only ours stays. */
+    fq__fds_child_keep_only(own_end);
     setpgid(0, 0);
 #ifdef __linux__
     {
@@ -243,39 +227,59 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
         free(w);
         return FQ_ENOMEM;
     }
+    pid_t parent = getpid();
+    if (q->opts.hooks.prepare)
+        q->opts.hooks.prepare(q->opts.hook_arg);
+    /* Held from the channel's creation to the end of the fork: see
+     * fq__fds_lock(). */
+    fq__fds_lock();
     int rc = fq__channel_pair(fds);
+    if (rc == 0 && (fq__fds_add_locked(fds[0]) || fq__fds_add_locked(fds[1]))) {
+        fq__fds_close_locked(fds[0]);
+        fq__fds_close_locked(fds[1]);
+        errno = ENOMEM;
+        rc = FQ_ENOMEM;
+    }
     if (rc) {
         q->fork_errno = errno;
+        fq__fds_unlock();
+        if (q->opts.hooks.parent)
+            q->opts.hooks.parent(q->opts.hook_arg);
         munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         return rc;
     }
-    pid_t parent = getpid();
-    if (q->opts.hooks.prepare)
-        q->opts.hooks.prepare(q->opts.hook_arg);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(q, fds[0], parent, &old);
+        child_setup(q, fds[1], parent, &old);
         fq__worker_main(q, w, fds[1]);
     }
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (q->opts.hooks.parent)
-        q->opts.hooks.parent(q->opts.hook_arg);
-    close(fds[1]);
+    fq__fds_close_locked(fds[1]);
     if (pid < 0) {
-        close(fds[0]);
+        fq__fds_close_locked(fds[0]);
+        fq__fds_unlock();
+        if (q->opts.hooks.parent)
+            q->opts.hooks.parent(q->opts.hook_arg);
         munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         q->fork_errno = fork_errno;
         return FQ_EFORK;
     }
-    setpgid(pid, pid); /* also done by the child; whoever runs first wins */
     w->pid = pid;
     w->fd = fds[0];
     w->pidfd = open_pidfd(pid);
+    if (w->pidfd >= 0 && fq__fds_add_locked(w->pidfd) < 0) {
+        close(w->pidfd);
+        w->pidfd = -1;
+    }
+    fq__fds_unlock();
+    if (q->opts.hooks.parent)
+        q->opts.hooks.parent(q->opts.hook_arg);
+    setpgid(pid, pid); /* also done by the child; whoever runs first wins */
     *wp = w;
     return 0;
 }
@@ -340,10 +344,10 @@ void fq__worker_kill_group(fq__worker *w)
 
 void fq__worker_free(fq__worker *w)
 {
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->pidfd >= 0)
-        close(w->pidfd);
+    fq__fds_lock();
+    fq__fds_close_locked(w->fd);
+    fq__fds_close_locked(w->pidfd);
+    fq__fds_unlock();
     fq__rbuf_free(&w->rb);
     free(w->direct_buf);
     munmap(w->stat, FQ__WSTAT_SIZE);
