@@ -554,6 +554,80 @@ int fq_channel_free(fq_channel ch);
  */
 int fq_channel_cleanup(int sig, int timeout_ms);
 
+/* ---- Exchanges (since 0.2.0) ------------------------------------------- */
+
+/*
+ * An exchange watches many channels (parent's ends) at once and tells which
+ * have a message and which have ended; an ended channel (end of stream with
+ * every message received) is removed from the exchange and its child
+ * reaped. With a limit, at most `limit` channels run at once: work started
+ * with fq_exchange_start() beyond it waits, first in first out, and starts
+ * as soon as a running channel ends. Used by one thread at a time.
+ */
+typedef struct fq_exchange fq_exchange;
+
+typedef struct fq_exchange_options {
+    /* Most channels running at once (watched, or ended but not yet
+     * reaped). 0: no limit. Negative: FQ_EINVAL. */
+    int limit;
+    /* Non-zero: a wait interrupted by a caught signal returns FQ_EINTR. */
+    int return_on_eintr;
+    /* Options of the channels fq_exchange_start() forks. */
+    fq_channel_options channel;
+} fq_exchange_options;
+
+/* What fq_exchange_ready() reports about one channel. */
+typedef struct fq_exchange_event {
+    fq_channel ch; /* {0} when error is set */
+    void *udata;   /* given to fq_exchange_add() or fq_exchange_start() */
+    int ended;     /* 0: a message (or a receive error) is ready on ch;
+                      1: ch ended: removed, child reaped, status set */
+    int status;    /* ended: the waitpid() status (-1: collected elsewhere) */
+    int error;     /* waiting work that could not be started (FQ_EFORK...) */
+} fq_exchange_event;
+
+/* Creates an exchange. o may be NULL. Errors: FQ_EINVAL, FQ_ENOMEM. */
+int fq_exchange_new(fq_exchange **ex, const fq_exchange_options *o);
+
+/* Watches a channel (the parent's end; the caller keeps owning it). It
+ * counts against the limit even beyond it. Errors: FQ_EINVAL (child's end,
+ * already watched), FQ_ECLOSED, FQ_ENOMEM. */
+int fq_exchange_add(fq_exchange *ex, fq_channel ch, void *udata);
+
+/* Stops watching ch (not closed, not reaped). Errors: FQ_EINVAL when ch is
+ * not watched. */
+int fq_exchange_remove(fq_exchange *ex, fq_channel ch);
+
+/*
+ * Starts fn(child's end, arg) in a new child (fq_channel_start()) and
+ * watches it with udata arg, or, when `limit` channels run, queues the work
+ * to start later. Returns 0 with *ch set when started, 1 when queued (*ch
+ * zeroed; ch may be NULL), or an error (FQ_EFORK...). The started channels
+ * belong to the caller, who frees them once they ended.
+ */
+int fq_exchange_start(fq_exchange *ex, fq_channel_fn fn, void *arg,
+                      fq_channel *ch);
+
+/*
+ * Waits up to timeout_ms (-1: no limit, 0: just look) until something can be
+ * reported and fills out[0..max) with events: a channel with a whole
+ * message ready (receive it; it stays watched), or a channel that ended
+ * (removed, child reaped: free it when done), or waiting work that failed
+ * to start. Slots freed by ended channels start waiting work first. Returns
+ * the number of events, 0 on timeout or when nothing is watched or
+ * waiting, or FQ_EINTR (return_on_eintr), FQ_EINVAL, FQ_ESYS.
+ */
+int fq_exchange_ready(fq_exchange *ex, fq_exchange_event *out, int max,
+                      int timeout_ms);
+
+/* Channels watched (running), and work waiting to start. */
+int fq_exchange_active(const fq_exchange *ex);
+int fq_exchange_waiting(const fq_exchange *ex);
+
+/* Frees the exchange. Watched channels are left to their owner; waiting
+ * work is dropped. Returns how much waiting work was dropped. */
+int fq_exchange_free(fq_exchange *ex);
+
 #ifdef __cplusplus
 }
 #endif

@@ -753,8 +753,29 @@ int fq__chan_info_get(fq_channel h, fq__chan_info *info)
     if (rc < 0)
         return rc;
     info->fd = c->fd;
+    info->pidfd = c->pidfd;
     info->pid = c->pid;
     info->reaped = c->reaped != 0;
     info->ready = fq_channel_ready(h) == 1;
+    info->ended = c->fd < 0 || c->err ||
+                  ((c->flags & CH_EOF) && !c->big && c->rb.end == c->rb.start);
+    return 0;
+}
+
+int fq__chan_fill(fq_channel h)
+{
+    fq__chan *c;
+    int rc = get(h, &c);
+    if (rc < 0)
+        return rc;
+    if (c->fd < 0 || fq_channel_ready(h) == 1)
+        return 0;
+    ssize_t n = read_some(c);
+    if (n == 0)
+        c->flags |= CH_EOF;
+    else if (n == FQ_ETIMEDOUT)
+        c->flags |= CH_DRAINED;
+    else if (n > 0)
+        c->flags &= ~(unsigned)CH_DRAINED;
     return 0;
 }

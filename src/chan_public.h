@@ -24,13 +24,20 @@ void fq__chan_forget_inherited(void);
 /* For the exchange: the channel's descriptor, or -1 when closed; whether
  * recv would return at once; the child's pid and whether it was reaped. */
 typedef struct fq__chan_info {
-    int fd;
-    int ready;
+    int fd;    /* -1 once closed */
+    int pidfd; /* -1: none (or reaped) */
+    int ready; /* fq_channel_ready() */
+    int ended; /* nothing more to receive: end of stream with nothing
+                  buffered, a sticky error, or closed */
     pid_t pid;
     int reaped;
 } fq__chan_info;
 
 int fq__chan_info_get(fq_channel ch, fq__chan_info *info);
+
+/* Reads what the descriptor has (once, without waiting) into the channel's
+ * buffer, so that fq_channel_ready() and `ended` see it. */
+int fq__chan_fill(fq_channel ch);
 
 /* Reaps the children of freed channels that have ended (never blocks). */
 void fq__chan_reap_orphans(void);

@@ -466,6 +466,188 @@ static void test_dies_with_parent(void **state)
     assert_int_equal(fqt_wait_gone(grandchild, start, 10000), 1);
 }
 
+/* ---- exchanges ---------------------------------------------------------- */
+
+/* Child: sends its index `count` times, then exits with index % 200. */
+struct xarg {
+    int index;
+    int count;
+};
+
+static int indexed_main(fq_channel ch, void *arg)
+{
+    const struct xarg *a = arg;
+    for (int i = 0; i < a->count; i++)
+        if (fq_channel_send(ch, &a->index, sizeof a->index) < 0)
+            return BAD;
+    return a->index % 200;
+}
+
+/* Runs an exchange to the end; checks every message arrived before its
+ * channel ended, statuses, the limit, and that no process is left. */
+static void run_exchange(int nwork, int limit, int count)
+{
+    fq_exchange *ex = NULL;
+    fq_exchange_options o = {0};
+    o.limit = limit;
+    FQT_OK(fq_exchange_new(&ex, &o));
+    struct xarg *args = calloc((size_t)nwork, sizeof *args);
+    int *got = calloc((size_t)nwork, sizeof *got);
+    int *ended = calloc((size_t)nwork, sizeof *ended);
+    int started = 0, queued = 0;
+    for (int i = 0; i < nwork; i++) {
+        args[i] = (struct xarg){i, count};
+        fq_channel ch;
+        int rc = fq_exchange_start(ex, indexed_main, &args[i], &ch);
+        assert_true(rc == 0 || rc == 1);
+        if (rc == 0)
+            started++;
+        else {
+            queued++;
+            assert_int_equal(ch.id, 0);
+        }
+    }
+    assert_int_equal(started, limit && limit < nwork ? limit : nwork);
+    assert_int_equal(fq_exchange_waiting(ex), queued);
+    int nended = 0, order = 0;
+    fq_exchange_event ev[16];
+    while (nended < nwork) {
+        int n = fq_exchange_ready(ex, ev, 16, 10000);
+        assert_true(n > 0);
+        assert_true(limit == 0 || fq_exchange_active(ex) <= limit);
+        for (int k = 0; k < n; k++) {
+            struct xarg *a = ev[k].udata;
+            assert_int_equal(ev[k].error, 0);
+            if (ev[k].ended) {
+                assert_int_equal(got[a->index], count);
+                assert_false(ended[a->index]);
+                ended[a->index] = 1;
+                assert_true(WIFEXITED(ev[k].status));
+                assert_int_equal(WEXITSTATUS(ev[k].status), a->index % 200);
+                FQT_OK(fq_channel_free(ev[k].ch));
+                nended++;
+                continue;
+            }
+            fq_msg m;
+            FQT_EQ(fq_channel_recv(ev[k].ch, &m, 0), 1);
+            int v;
+            memcpy(&v, m.data, sizeof v);
+            fq_msg_free(&m);
+            assert_int_equal(v, a->index);
+            if (limit == 1 && got[a->index] == 0)
+                assert_int_equal(a->index, order++); /* first in, first out */
+            got[a->index]++;
+        }
+    }
+    assert_int_equal(fq_exchange_active(ex), 0);
+    assert_int_equal(fq_exchange_waiting(ex), 0);
+    FQT_EQ(fq_exchange_ready(ex, ev, 16, -1), 0); /* nothing left: no wait */
+    FQT_EQ(fq_exchange_free(ex), 0);
+    int zombies = -1;
+    assert_int_equal(fqt_count_children(&zombies), 0);
+    assert_int_equal(zombies, 0);
+    free(args);
+    free(got);
+    free(ended);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_exchange_fifo_with_limit_one(void **state)
+{
+    (void)state;
+    run_exchange(6, 1, 3);
+}
+
+static void test_exchange_500_children_limit_8(void **state)
+{
+    (void)state;
+    int fds = count_fds();
+    run_exchange(500, 8, 2);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_exchange_no_limit_all_data_before_end(void **state)
+{
+    (void)state;
+    run_exchange(4, 0, 20000);
+}
+
+static void test_exchange_add_remove_timeout(void **state)
+{
+    (void)state;
+    fq_exchange *ex = NULL;
+    fq_exchange_options bad = {0};
+    bad.limit = -1;
+    FQT_EQ(fq_exchange_new(&ex, &bad), FQ_EINVAL);
+    FQT_EQ(fq_exchange_new(NULL, NULL), FQ_EINVAL);
+    FQT_OK(fq_exchange_new(&ex, NULL));
+    fq_exchange_event ev[4];
+    FQT_EQ(fq_exchange_ready(ex, ev, 4, -1), 0); /* empty: at once */
+    FQT_EQ(fq_exchange_ready(ex, ev, 0, 0), FQ_EINVAL);
+    FQT_EQ(fq_exchange_start(ex, NULL, NULL, NULL), FQ_EINVAL);
+
+    fq_channel a = {0}, b = {0};
+    FQT_OK(fq_channel_start(&a, sleep_main, NULL, NULL));
+    FQT_OK(fq_channel_start(&b, echo_main, NULL, NULL));
+    FQT_OK(fq_exchange_add(ex, a, &a));
+    FQT_EQ(fq_exchange_add(ex, a, &a), FQ_EINVAL); /* already watched */
+    FQT_OK(fq_exchange_add(ex, b, &b));
+    assert_int_equal(fq_exchange_active(ex), 2);
+    int64_t t0 = fqp_now_ms();
+    FQT_EQ(fq_exchange_ready(ex, ev, 4, 100), 0);
+    assert_true(fqp_now_ms() - t0 >= 90);
+    FQT_OK(fq_channel_send(b, "hi", 2));
+    FQT_EQ(fq_exchange_ready(ex, ev, 4, 10000), 1);
+    assert_int_equal(ev[0].ch.id, b.id);
+    assert_ptr_equal(ev[0].udata, &b);
+    assert_int_equal(ev[0].ended, 0);
+    /* Level-triggered: still ready until received. */
+    FQT_EQ(fq_exchange_ready(ex, ev, 4, 0), 1);
+    fq_msg m;
+    FQT_EQ(fq_channel_recv(b, &m, 0), 1);
+    fq_msg_free(&m);
+    FQT_OK(fq_channel_close(b)); /* b's child sees the end and exits */
+    FQT_EQ(fq_exchange_ready(ex, ev, 4, 10000), 1);
+    assert_int_equal(ev[0].ch.id, b.id);
+    assert_int_equal(ev[0].ended, 1);
+    assert_true(WIFEXITED(ev[0].status));
+    FQT_EQ(fq_exchange_remove(ex, b), FQ_EINVAL); /* already removed */
+    FQT_OK(fq_exchange_remove(ex, a));
+    assert_int_equal(fq_exchange_active(ex), 0);
+    FQT_EQ(fq_exchange_free(ex), 0);
+    FQT_OK(fq_channel_free(b));
+    FQT_OK(fq_channel_kill(a, SIGKILL));
+    assert_int_equal(wait_code(a), 1000 + SIGKILL);
+    FQT_OK(fq_channel_free(a));
+}
+
+static void test_exchange_free_drops_waiting(void **state)
+{
+    (void)state;
+    fq_exchange *ex = NULL;
+    fq_exchange_options o = {0};
+    o.limit = 1;
+    FQT_OK(fq_exchange_new(&ex, &o));
+    fq_channel ch;
+    FQT_EQ(fq_exchange_start(ex, sleep_main, NULL, &ch), 0);
+    FQT_EQ(fq_exchange_start(ex, sleep_main, NULL, NULL), 1);
+    FQT_EQ(fq_exchange_start(ex, sleep_main, NULL, NULL), 1);
+    FQT_EQ(fq_exchange_free(ex), 2);
+    FQT_OK(fq_channel_kill(ch, SIGKILL));
+    assert_int_equal(wait_code(ch), 1000 + SIGKILL);
+    FQT_OK(fq_channel_free(ch));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +665,11 @@ int main(void)
         FQT_TEST(test_free_running_then_cleanup),
         FQT_TEST(test_return_on_eintr),
         FQT_TEST(test_dies_with_parent),
+        FQT_TEST(test_exchange_fifo_with_limit_one),
+        FQT_TEST(test_exchange_500_children_limit_8),
+        FQT_TEST(test_exchange_no_limit_all_data_before_end),
+        FQT_TEST(test_exchange_add_remove_timeout),
+        FQT_TEST(test_exchange_free_drops_waiting),
     };
     return FQT_RUN(tests);
 }
