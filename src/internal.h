@@ -217,6 +217,9 @@ void fq__fds_close_locked(int fd);
 void fq__fds_close(int fd);
 /* In a new worker (the lock is held by the fork): closes all but keep. */
 void fq__fds_child_keep_only(int keep);
+/* worker.c: fq__child_hygiene() (chan_public.h) keeping one worker
+ * descriptor, a new worker's own end of its channel. */
+void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
 
 /* time */
 int64_t fq__now_ns(void);

@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "chan_public.h"
 #include "internal.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
@@ -164,8 +165,10 @@ static __attribute__((noreturn)) void worker_exit(int status)
     _exit(status);
 }
 
-static void child_setup(fq__queue *q, int own_end, pid_t parent,
-                        const sigset_t *oldmask)
+/* The hygiene of every forked child (workers, public channels): see the top
+ * of this file. Runs with every signal blocked. `keep` is the one worker
+ * descriptor the child keeps (a worker's own end of its channel), or -1. */
+void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent)
 {
     /* Default dispositions, as a new process would have (SIG_IGN is kept
      * except for the signals we rely on or a job may wait on). */
@@ -184,11 +187,33 @@ static void child_setup(fq__queue *q, int own_end, pid_t parent,
         sa.sa_handler = SIG_DFL;
         sigaction(s, &sa, NULL);
     }
-    /* Every worker channel and pidfd of every queue of this process,
-     * including the parent's end of our own channel: only ours stays. */
-    fq__fds_child_keep_only(own_end);
+    /* Every worker channel and pidfd of every queue of this process
+     * (the parent's end of a worker's own channel among them): only `keep`
+     * stays. */
+    fq__fds_child_keep_only(keep);
+    close(parent_end); /* a public channel's; already closed for a worker */
+    fq__chan_forget_inherited();
     setpgid(0, 0);
 #ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    /* The parent may have died before PDEATHSIG was armed. */
+    if (getppid() != parent)
+        _exit(EXIT_IO);
+}
+
+void fq__child_hygiene(int parent_end, pid_t parent)
+{
+    fq__child_hygiene_keep(parent_end, -1, parent);
+}
+
+static void child_setup(fq__queue *q, int parent_end, int own_end, pid_t parent,
+                        const sigset_t *oldmask)
+{
+    fq__child_hygiene_keep(parent_end, own_end, parent);
+#ifdef __linux__
+    /* A worker also tracks its jobs' process trees (see above): it adopts
+     * their orphans and, on its parent's death, kills them before itself. */
     {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -200,10 +225,9 @@ static void child_setup(fq__queue *q, int own_end, pid_t parent,
                        read_children(probe, 1) >= 0;
         prctl(PR_SET_PDEATHSIG, FQ__SIG_CLEANUP);
     }
-#endif
-    /* The parent may have died before PDEATHSIG was armed. */
     if (getppid() != parent)
         _exit(EXIT_IO);
+#endif
     if (q->opts.hooks.child)
         q->opts.hooks.child(q->opts.hook_arg);
     pthread_sigmask(SIG_SETMASK, oldmask, NULL);
@@ -253,7 +277,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(q, fds[1], parent, &old);
+        child_setup(q, fds[0], fds[1], parent, &old);
         fq__worker_main(q, w, fds[1]);
     }
     int fork_errno = errno;
