@@ -67,6 +67,7 @@ static void close_queue_fds(fq__queue *q, void *arg)
         if (w->pidfd >= 0)
             close(w->pidfd);
     }
+    fq__wake_close(q);
 }
 
 static void child_setup(fq__queue *q, int parent_end, pid_t parent,
