@@ -60,12 +60,16 @@ static void close_queue_fds(fq__queue *q, void *arg)
 {
     (void)arg;
     /* The new worker is not in q->w yet: its own end is never among these. */
+    /* Marked closed in this process's copy: the numbers get reused here, and
+     * a worker that this worker forks (nested queues) must not close them
+     * again, which would close its own channel. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         if (w->fd >= 0)
             close(w->fd);
         if (w->pidfd >= 0)
             close(w->pidfd);
+        w->fd = w->pidfd = -1;
     }
     fq__wake_close(q);
 }

@@ -366,6 +366,8 @@ class _Engine:
     def shutdown(self, wait=True, terminate=False):
         """Stops accepting jobs; the engine ends once every job has its
         outcome (terminate: at once, failing the jobs in flight)."""
+        if os.getpid() != self._pid:
+            return  # a copy in a forked child: its thread is not here
         with self._lock:
             self._closing = True
             if terminate:
