@@ -61,18 +61,35 @@ class ResultEvaluationError(Exception):
         return (ResultEvaluationError, (self.frames, self.exc_line, None))
 
 
+_site_cache = (None, 0, ())
+
+
 def _site(frame):
     """The call stack from `frame` outwards, as (file, line, function),
     outermost first, without this package's own frames. Cheap: no source
-    lines are read until the site is formatted."""
-    out = []
-    while frame is not None:
-        code = frame.f_code
-        if not code.co_filename.startswith(_PKG_DIR):
-            out.append((code.co_filename, frame.f_lineno, code.co_name))
-        frame = frame.f_back
-    out.reverse()
-    return tuple(out)
+    lines are read until the site is formatted, and the outer part is
+    reused while the caller's caller stays where it was (a loop of
+    operators or forks pays for one frame, not for the whole stack)."""
+    global _site_cache
+    back = frame.f_back
+    cached_back, cached_line, outer = _site_cache
+    if back is None or cached_back is not back or \
+            cached_line != back.f_lineno:
+        rest = []
+        f = back
+        while f is not None:
+            code = f.f_code
+            if not code.co_filename.startswith(_PKG_DIR):
+                rest.append((code.co_filename, f.f_lineno, code.co_name))
+            f = f.f_back
+        rest.reverse()
+        outer = tuple(rest)
+        if back is not None:
+            _site_cache = (back, back.f_lineno, outer)
+    code = frame.f_code
+    if code.co_filename.startswith(_PKG_DIR):
+        return outer
+    return outer + ((code.co_filename, frame.f_lineno, code.co_name),)
 
 
 def _format_site(site):
