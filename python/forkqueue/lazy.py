@@ -111,9 +111,12 @@ def _error_of(e, site, tb):
     tb, in a job (or an operator) submitted at `site`."""
     frames = _format_site(site)
     if tb is not None:
-        summary = [fs for fs in traceback.extract_tb(tb)
-                   if not fs.filename.startswith(_PKG_DIR)]
-        frames += "".join(traceback.StackSummary.from_list(summary).format())
+        # Formatted as the submission site is (no carets, which differ
+        # between Python versions).
+        frames += _format_site(
+            [(fs.filename, fs.lineno, fs.name)
+             for fs in traceback.extract_tb(tb, limit=None)
+             if not fs.filename.startswith(_PKG_DIR)])
     if isinstance(e, ResultEvaluationError):
         # A nested proxy failed inside the job: its block continues ours.
         return ResultEvaluationError(frames + e.frames, e.exc_line,
