@@ -672,11 +672,14 @@ class Executor(_cf.Executor):
         if not iterables:
             raise TypeError("map() needs at least one iterable")
         deadline = None if timeout is None else time.monotonic() + timeout
-        items = list(zip(*iterables))
+        # One iterable: its items are the arguments (no 1-tuples to build
+        # and pickle).
+        star = len(iterables) > 1
+        items = list(zip(*iterables)) if star else list(iterables[0])
         if chunksize == 1:
             chunksize = _auto_chunksize(len(items), self._max_workers)
         futures = self._engine.submit_chunks(fn, _chunks(items, chunksize),
-                                             True)
+                                             star)
         return _iter_chunk_results(futures, deadline)
 
     def shutdown(self, wait=True, *, cancel_futures=False):

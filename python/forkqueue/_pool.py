@@ -274,7 +274,7 @@ class Pool:
         """Runs ``func(*args, **kwds)`` in a worker; returns an
         AsyncResult."""
         self._check_running()
-        f = self._engine.submit(func, tuple(args), dict(kwds))
+        f = self._engine.submit(func, tuple(args), dict(kwds) if kwds else None)
         return AsyncResult(self, f, callback, error_callback)
 
     def apply(self, func, args=(), kwds={}):
