@@ -218,7 +218,8 @@ def test_shutdown_wait_leaves_no_worker():
     assert ex.submit(abs, -1).result(30) == 1
     # Two workers (plus, maybe, retired ones not yet reaped: a new callable
     # makes fresh forks that know it).
-    assert len([p for p in child_pids() if is_running(p)]) == 2
+    assert wait_until(
+        lambda: len([p for p in child_pids() if is_running(p)]) == 2)
     ex.shutdown(wait=True)
     assert child_pids() == []
     ex.shutdown()  # twice is fine
