@@ -28,6 +28,7 @@ import concurrent.futures as _cf
 import itertools
 import os
 import pickle
+import re
 import signal as _signal
 import threading
 import time
@@ -204,8 +205,11 @@ def _core_error(e, what):
             text = text[len(died):]
         return WorkerCrashedError(f"the worker running this {what} died: "
                                   f"{text}", signal=sig, exitcode=code)
-    if getattr(e, "timed_out", False) or "time limit" in text:
-        return TimeoutError(f"{what} {text}")
+    cause = getattr(e, "exception", None)
+    if isinstance(cause, TimeoutError) or "time limit" in text:
+        # "job 12 exceeded its time limit...": the id is the engine's own.
+        msg = str(cause) if isinstance(cause, TimeoutError) else text
+        return TimeoutError(re.sub(r"^job \S+ ", f"the {what} ", msg))
     if text.startswith("initfunc failed"):
         return BrokenProcessPool(
             "the initializer failed in a worker:\n" + text[len(
