@@ -285,6 +285,7 @@ class _Engine:
         self._q = None
         self._wrappers = {}
         self._ids = itertools.count()
+        self._inflight = {}  # core job id -> _Job (engine thread only)
         self.completed = 0
         _live_engines.add(self)
 
@@ -411,7 +412,12 @@ class _Engine:
         try:
             self._loop(q)
         except BaseException as e:  # a bug: fail what is left, loudly
-            self._fail_all(RuntimeError(f"forkqueue engine failed: {e!r}"))
+            with self._lock:
+                self._closing = True
+            err = RuntimeError(f"forkqueue engine failed: {e!r}")
+            for job in list(self._inflight.values()):
+                self._set_error(job, err)
+            self._fail_all(err)
             raise
         finally:
             try:
@@ -420,7 +426,7 @@ class _Engine:
                 pass
 
     def _loop(self, q):
-        inflight = {}
+        inflight = self._inflight
         lock = self._lock
         while True:
             with lock:

@@ -90,6 +90,15 @@ def test_exception_that_cannot_travel_becomes_runtime_error():
             assert "in raise_it" in str(info.value.__cause__)
 
 
+def test_unpicklable_argument_fails_that_task_only():
+    with Executor(max_workers=1) as ex:
+        bad = ex.submit(len, threading.Lock())
+        good = ex.submit(abs, -2)
+        with pytest.raises(TypeError, match="pickle"):
+            bad.result(30)
+        assert good.result(30) == 2
+
+
 def test_crash_fails_only_its_task_and_names_the_signal():
     with Executor(max_workers=2) as ex:
         before = [ex.submit(abs, -i) for i in range(20)]
