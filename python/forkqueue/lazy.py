@@ -202,6 +202,7 @@ def _after_fork_in_child():
     # The pools of the parent do not exist here (their threads are gone).
     global _lock
     _lock = threading.Lock()
+    _unfinished.clear()
     _state["processes"] = _state["threads"] = None
     _state["pid"] = os.getpid()
 
@@ -255,6 +256,27 @@ def _shutdown(wait=True):
             pool.shutdown(wait=wait)
 
 
+# Every job of this process not finished yet: waited for at exit, before the
+# pools shut down (a thread job may still fork a process job then).
+_unfinished = set()
+
+
+def _finish_at_exit():
+    while True:
+        pending = [f for f in list(_unfinished) if not f.done()]
+        if not pending:
+            return
+        _cf.wait(pending)
+
+
+try:
+    # Runs before the executors' own exit hook, registered earlier.
+    threading._register_atexit(_finish_at_exit)
+except AttributeError:  # pragma: no cover
+    import atexit
+    atexit.register(_finish_at_exit)
+
+
 def _wrapper(fn):
     try:
         w = _wrappers.get(fn)
@@ -294,6 +316,8 @@ def _submit(kind, fn, args, kwargs, frame):
         future = _pool(kind)._engine.submit(w, args, kwargs)
     else:
         future = _pool(kind).submit(w, *args, **kwargs)
+    _unfinished.add(future)
+    future.add_done_callback(_unfinished.discard)
     p = ResultProxy._leaf(future, site)
     forks = getattr(_local, "forks", None)
     if forks is not None:

@@ -229,6 +229,21 @@ def test_unevaluated_jobs_finish_before_exit(tmp_path):
                                                  for i in range(6)]
 
 
+def test_a_thread_job_may_fork_a_process_job_at_exit(tmp_path):
+    mark = tmp_path / "mark"
+    r = run_script(
+        "import forkqueue.lazy as fork, time\n"
+        "def write():\n"
+        f"    open({str(mark)!r}, 'w').write('ok')\n"
+        "@fork.io_bound\n"
+        "def later():\n"
+        "    time.sleep(0.3)\n"
+        "    fork.fork(write)\n"
+        "fork.fork(later)\n")
+    assert r.returncode == 0, r.stderr
+    assert mark.read_text() == "ok"
+
+
 def test_configure_pool_sizes():
     r = run_script(
         "import forkqueue.lazy as fork, os\n"
