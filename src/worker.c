@@ -63,6 +63,9 @@ static void close_queue_fds(fq__queue *q, void *arg)
 {
     (void)arg;
     /* The new worker is not in q->w yet: its own end is never among these. */
+    /* Marked closed in this process's copy: the numbers get reused here, and
+     * a worker that this worker forks (nested queues) must not close them
+     * again, which would close its own channel. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         if (w->fd >= 0)
@@ -74,6 +77,7 @@ static void close_queue_fds(fq__queue *q, void *arg)
          * numbers, and its workers would close them in turn. */
         w->fd = w->pidfd = -1;
     }
+    fq__wake_close(q);
 }
 
 /* ---- A worker's process tree ------------------------------------------ */
