@@ -30,7 +30,8 @@
  * Threads
  * -------
  * Different queues may be used from different threads at the same time. One
- * queue must be used by one thread at a time. Forking from a multi-threaded
+ * queue must be used by one thread at a time; only fq_wakeup() may be called
+ * from another thread meanwhile. Forking from a multi-threaded
  * program is subject to the usual POSIX rules: only the forking thread exists
  * in a worker, so a job must not rely on locks that other threads of the
  * parent may have held at fork time.
@@ -370,6 +371,23 @@ int fq_cancel(fq_queue q);
  * no grace (SIGKILL) and reaped. The handle becomes invalid (FQ_ECLOSED).
  */
 int fq_queue_free(fq_queue q);
+
+/*
+ * Wakes a wait on the queue (since 0.2.0). Unlike every other function here
+ * it may be called from any thread, while another thread drives the queue:
+ * an fq_poll() or fq_wait() blocked in that thread returns early, fq_poll()
+ * with the number of outcomes ready (maybe 0), fq_wait() with FQ_EINTR if
+ * not every job is finished. When no wait is in progress, the next fq_poll()
+ * or fq_wait() with a non-zero timeout returns at once: a wake-up is never
+ * lost, and several before one wait count as one. Use it to hand work to a
+ * thread that waits on the queue (put the jobs where that thread will look,
+ * then wake it). Calls that do not wait (fq_take(), timeout 0) neither
+ * notice nor consume it; fq_stream(), fq_finish() and fq_cancel() ignore it.
+ * Thread-safe, but not async-signal-safe (it takes a lock). Returns 0, or
+ * FQ_EINVAL, FQ_ECLOSED (freed queue, also when freed concurrently),
+ * FQ_EFOREIGN, FQ_ESYS.
+ */
+int fq_wakeup(fq_queue q);
 
 /* Fills *st with the queue's counters. */
 int fq_stats_get(fq_queue q, fq_stats *st);

@@ -182,6 +182,26 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
     return rc;
 }
 
+int fq__handle_wake(fq_queue h)
+{
+    int rc = FQ_ECLOSED;
+
+    if (h.id == 0)
+        return FQ_EINVAL;
+    /* Written under the lock: fq_queue_free() cannot close the descriptor
+     * until the queue has left the registry. */
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++) {
+        if (reg[i]->id == h.id) {
+            rc = reg[i]->owner == my_pid() ? fq__wake_signal(reg[i])
+                                           : FQ_EFOREIGN;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return rc;
+}
+
 void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg)
 {
     for (size_t i = 0; i < reg_n; i++)

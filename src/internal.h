@@ -193,12 +193,17 @@ typedef struct fq__queue {
     void *pfd_mem; /* poll set cache */
     size_t pfd_cap;
     unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
+
+    /* fq_wakeup(): an eventfd (both the same) or a pipe. */
+    int wake_rd, wake_wr;
 } fq__queue;
 
 /* handle.c */
 int fq__handle_add(fq__queue *q);
 void fq__handle_remove(fq__queue *q);
 int fq__handle_get(fq_queue h, fq__queue **qp);
+/* fq_wakeup(): signals the queue's wake-up descriptor under the lock. */
+int fq__handle_wake(fq_queue h);
 /* Calls fn for every queue of this process (used in a new worker to close
  * the descriptors of all queues). Called without the lock: only from a
  * freshly forked child, where no other thread exists. */
@@ -248,13 +253,24 @@ void fq__blame_proto(fq__queue *q, fq__worker *w);
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
                                                int fd);
 
+/* wakeup.c */
+int fq__wake_open(fq__queue *q);
+void fq__wake_close(fq__queue *q);
+void fq__wake_drain(fq__queue *q);
+int fq__wake_signal(fq__queue *q);
+
 /* loop.c */
 typedef int (*fq__cond_fn)(fq__queue *q);
+/* Flags of fq__drive(). */
+#define FQ__DRIVE_UNINTERRUPTIBLE                                              \
+    1                        /* no FQ_EINTR, even with return_on_eintr         \
+                              */
+#define FQ__DRIVE_WAKEABLE 2 /* fq_wakeup() ends a wait: returns 1 */
 /* Moves jobs and results until cond(q) holds or timeout_ms passes (-1: no
  * limit). Returns 0, FQ_ETIMEDOUT, FQ_EINTR (only with return_on_eintr and
- * !uninterruptible) or another error. */
-int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
-              int uninterruptible);
+ * not FQ__DRIVE_UNINTERRUPTIBLE), 1 when woken by fq_wakeup() (only with
+ * FQ__DRIVE_WAKEABLE and a non-zero timeout) or another error. */
+int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags);
 
 /* queue.c, used by the loop */
 void fq__dispatch(fq__queue *q);

@@ -488,9 +488,11 @@ struct slot {
     int fd_idx, pid_idx;
 };
 
-int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
-              int uninterruptible)
+int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
 {
+    /* fq_wakeup() ends only a wait that could block: a wake-up is left
+     * pending through non-blocking passes, for the wait that follows. */
+    int wakeable = (flags & FQ__DRIVE_WAKEABLE) && timeout_ms != 0;
     int64_t deadline = timeout_ms < 0
                            ? INT64_MAX
                            : fq__now_ns() + (int64_t)timeout_ms * 1000000;
@@ -509,8 +511,8 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
         int nowait = satisfied || now >= deadline;
         next = min64(next, deadline);
 
-        size_t need =
-            (size_t)q->nw * (2 * sizeof(struct pollfd) + sizeof(struct slot));
+        size_t need = (2 * (size_t)q->nw + 1) * sizeof(struct pollfd) +
+                      (size_t)q->nw * sizeof(struct slot);
         if (need > q->pfd_cap) {
             void *m = realloc(q->pfd_mem, need);
             if (!m)
@@ -519,7 +521,7 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
             q->pfd_cap = need;
         }
         struct pollfd *pfd = q->pfd_mem;
-        struct slot *slots = (struct slot *)(pfd + 2 * q->nw);
+        struct slot *slots = (struct slot *)(pfd + 2 * q->nw + 1);
         int nfd = 0, nslot = q->nw;
         for (int i = 0; i < q->nw; i++) {
             fq__worker *w = q->w[i];
@@ -542,6 +544,13 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
         }
         if (nfd == 0 && next == INT64_MAX && !nowait)
             return FQ_EBUSY; /* nothing could ever happen: never hang */
+        int wake_idx = -1;
+        if (wakeable) {
+            pfd[nfd].fd = q->wake_rd;
+            pfd[nfd].events = POLLIN;
+            pfd[nfd].revents = 0;
+            wake_idx = nfd++;
+        }
 
         int tmo = -1;
         if (nowait) {
@@ -555,7 +564,8 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
         int n = poll(pfd, (nfds_t)nfd, tmo);
         if (n < 0) {
             if (errno == EINTR) {
-                if (q->opts.return_on_eintr && !uninterruptible)
+                if (q->opts.return_on_eintr &&
+                    !(flags & FQ__DRIVE_UNINTERRUPTIBLE))
                     return FQ_EINTR;
                 continue;
             }
@@ -572,6 +582,10 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond,
                 fq__flush_worker(w);
             if (pre)
                 reap_worker(q, w); /* frees w */
+        }
+        if (wake_idx >= 0 && pfd[wake_idx].revents) {
+            fq__wake_drain(q);
+            return 1;
         }
     }
 }

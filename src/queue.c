@@ -530,6 +530,7 @@ static void queue_destroy(fq__queue *q)
     free(q->broken_msg);
     free(q->pfd_mem);
     free(q->held_buf);
+    fq__wake_close(q);
     free(q);
 }
 
@@ -558,8 +559,14 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     q->state = FQ__Q_RUNNING;
     q->avg_run_ns = -1;
     fq__jobtable_init(&q->table);
-    int rc = fq__handle_add(q);
+    int rc = fq__wake_open(q);
     if (rc) {
+        free(q);
+        return rc;
+    }
+    rc = fq__handle_add(q);
+    if (rc) {
+        fq__wake_close(q);
         free(q);
         return rc;
     }
@@ -707,7 +714,7 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
     LOOKUP(h, q);
 
     if (q->nw > 0 || q->npending) {
-        int rc = fq__drive(q, timeout_ms, cond_ready, 0);
+        int rc = fq__drive(q, timeout_ms, cond_ready, FQ__DRIVE_WAKEABLE);
         if (rc < 0 && rc != FQ_ETIMEDOUT)
             return rc;
     }
@@ -717,7 +724,10 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
 FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
-    return fq__drive(q, timeout_ms, cond_all_done, 0);
+    int rc = fq__drive(q, timeout_ms, cond_all_done, FQ__DRIVE_WAKEABLE);
+    if (rc == 1) /* fq_wakeup() */
+        return cond_all_done(q) ? 0 : FQ_EINTR;
+    return rc;
 }
 
 FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
