@@ -147,7 +147,7 @@ int fq__handle_add(fq__queue *q)
     return 0;
 }
 
-void fq__handle_remove(fq__queue *q)
+unsigned fq__handle_remove(fq__queue *q)
 {
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
@@ -161,7 +161,22 @@ void fq__handle_remove(fq__queue *q)
         reg = NULL;
         reg_cap = 0;
     }
+    atomic_store(&q->closing, 1);
+    unsigned others = q->refs > 0 ? q->refs - 1 : 0;
     pthread_mutex_unlock(&reg_lock);
+    return others;
+}
+
+void fq__handle_release(fq__queue **qp)
+{
+    fq__queue *q = *qp;
+    if (!q)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    int last = --q->refs == 0 && atomic_load(&q->closing);
+    pthread_mutex_unlock(&reg_lock);
+    if (last)
+        fq__queue_destroy(q);
 }
 
 int fq__handle_get(fq_queue h, fq__queue **qp)
@@ -173,8 +188,11 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
         if (reg[i]->id == h.id) {
-            *qp = reg[i];
             rc = reg[i]->owner == my_pid() ? 0 : FQ_EFOREIGN;
+            if (rc == 0) {
+                reg[i]->refs++;
+                *qp = reg[i];
+            }
             break;
         }
     }

@@ -196,12 +196,23 @@ typedef struct fq__queue {
 
     /* fq_wakeup(): an eventfd (both the same) or a pipe. */
     int wake_rd, wake_wr;
+    /* References held by calls in progress (handle.c, under its lock); the
+     * queue is destroyed when it is closing and the last one goes. */
+    unsigned refs;
+    _Atomic int closing; /* fq_queue_free() was called */
 } fq__queue;
 
 /* handle.c */
 int fq__handle_add(fq__queue *q);
-void fq__handle_remove(fq__queue *q);
+/* Takes q out of the registry (new lookups fail with FQ_ECLOSED) and marks
+ * it closing; returns how many references other calls still hold. */
+unsigned fq__handle_remove(fq__queue *q);
+/* Finds the queue of h and takes a reference to it, released by
+ * fq__handle_release() (the LOOKUP of every public call does both). */
 int fq__handle_get(fq_queue h, fq__queue **qp);
+void fq__handle_release(fq__queue **qp);
+/* queue.c: kills and reaps the workers, frees everything. */
+void fq__queue_destroy(fq__queue *q);
 /* fq_wakeup(): signals the queue's wake-up descriptor under the lock. */
 int fq__handle_wake(fq_queue h);
 /* Calls fn for every queue of this process (used in a new worker to close

@@ -447,8 +447,11 @@ static int cond_no_workers(fq__queue *q)
 
 /* ---- Public API -------------------------------------------------------- */
 
+/* Every public call holds a reference to its queue until it returns (on
+ * every path: the cleanup attribute releases it), so a queue freed by
+ * another thread meanwhile stays valid until then. */
 #define LOOKUP(h, q)                                                           \
-    fq__queue *q;                                                              \
+    fq__queue *q __attribute__((cleanup(fq__handle_release))) = NULL;          \
     do {                                                                       \
         int rc_ = fq__handle_get(h, &q);                                       \
         if (rc_)                                                               \
@@ -506,7 +509,7 @@ static void free_list(fq__job *j, int by_onext)
     }
 }
 
-static void queue_destroy(fq__queue *q)
+void fq__queue_destroy(fq__queue *q)
 {
     /* Ordered: every untaken job is on the submission list. Unordered:
      * pending, in flight and ready jobs are on three kinds of list. */
@@ -574,7 +577,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         rc = add_worker(q);
         if (rc) {
             fq__handle_remove(q);
-            queue_destroy(q);
+            fq__queue_destroy(q);
             return rc;
         }
     }
@@ -758,17 +761,18 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
             if (rc < 0)
                 return rc;
             exhausted = rc == 0;
-            /* A callback may have freed the queue: never touch it then. */
-            if ((rc = fq__handle_get(h, &q)) != 0)
-                return rc;
+            /* A callback may have freed the queue (our reference keeps
+             * the memory until we return). */
+            if (atomic_load(&q->closing))
+                return FQ_ECLOSED;
         }
         /* Outcomes already in: the drive below is what waits for more. */
         while (take_ready(q, &r) == 1) {
             int stop = consume(h, &r, udata);
             if (stop)
                 return stop;
-            if ((rc = fq__handle_get(h, &q)) != 0)
-                return rc;
+            if (atomic_load(&q->closing))
+                return FQ_ECLOSED;
         }
         if (exhausted && q->st.submitted == q->st.taken)
             return q->broken ? FQ_EINIT : 0;
@@ -862,8 +866,11 @@ FQ__EXPORT int fq_queue_free(fq_queue h)
 {
     LOOKUP(h, q);
 
-    fq__handle_remove(q);
-    queue_destroy(q);
+    /* Calls in progress in other threads (or callbacks of this one) hold
+     * references: wake their waits, which then return FQ_ECLOSED; the
+     * last reference released destroys the queue. */
+    if (fq__handle_remove(q) > 0)
+        fq__wake_signal(q);
     return 0;
 }
 
