@@ -200,6 +200,9 @@ typedef struct fq__queue {
      * queue is destroyed when it is closing and the last one goes. */
     unsigned refs;
     _Atomic int closing; /* fq_queue_free() was called */
+    /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
+     * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
+    _Atomic int busy;
 } fq__queue;
 
 /* handle.c */

@@ -458,6 +458,36 @@ static int cond_no_workers(fq__queue *q)
             return rc_;                                                        \
     } while (0)
 
+/* A call in progress marks its queue busy; a hook or callback of that call
+ * (fork hooks, fq_stream()'s producer and consumer) that calls back into
+ * the queue gets FQ_EBUSY, except fq_submit() from fq_stream()'s callbacks,
+ * and fq_queue_free(), fq_stats_get(), fq_worker_pids(), fq_wakeup(), which
+ * are always allowed. Declared after LOOKUP's reference, so it is left
+ * before the reference is released. */
+typedef struct fq__guard {
+    fq__queue *q;
+    int prev;
+} fq__guard;
+
+static void guard_leave(fq__guard *g)
+{
+    if (g->q)
+        atomic_store(&g->q->busy, g->prev);
+}
+
+#define ENTER(q, in_callback_ok)                                               \
+    fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
+    do {                                                                       \
+        int e_ = 0;                                                            \
+        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
+            if (!((in_callback_ok) && e_ == 2) ||                              \
+                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
+                return FQ_EBUSY;                                               \
+        }                                                                      \
+        guard_.prev = e_;                                                      \
+        guard_.q = (q);                                                        \
+    } while (0)
+
 /* Waits until w exits or `until` passes, without reaping it. */
 static void await_exit(fq__worker *w, int64_t until)
 {
@@ -602,6 +632,7 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
                          const fq_job_options *jopts, uint64_t *id_out)
 {
     LOOKUP(h, q);
+    ENTER(q, 1);
     uint64_t id;
     int rc;
 
@@ -701,6 +732,7 @@ static int take_ready(fq__queue *q, fq_result *r)
 FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (!r)
         return FQ_EINVAL;
@@ -715,6 +747,7 @@ FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
 FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (q->nw > 0 || q->npending) {
         int rc = fq__drive(q, timeout_ms, cond_ready, FQ__DRIVE_WAKEABLE);
@@ -727,6 +760,7 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
 FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
     int rc = fq__drive(q, timeout_ms, cond_all_done, FQ__DRIVE_WAKEABLE);
     if (rc == 1) /* fq_wakeup() */
         return cond_all_done(q) ? 0 : FQ_EINTR;
@@ -737,6 +771,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                          fq_consumer_fn consume, void *udata, size_t lookahead)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
     fq_result r;
     int exhausted = 0, rc;
 
@@ -757,7 +792,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 exhausted = 1;
                 break;
             }
+            atomic_store(&q->busy, 2);
             rc = produce(h, udata);
+            atomic_store(&q->busy, 1);
             if (rc < 0)
                 return rc;
             exhausted = rc == 0;
@@ -768,7 +805,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
         }
         /* Outcomes already in: the drive below is what waits for more. */
         while (take_ready(q, &r) == 1) {
+            atomic_store(&q->busy, 2);
             int stop = consume(h, &r, udata);
+            atomic_store(&q->busy, 1);
             if (stop)
                 return stop;
             if (atomic_load(&q->closing))
@@ -785,6 +824,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
 FQ__EXPORT int fq_refork(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (q->broken)
         return FQ_EINIT;
@@ -833,6 +873,7 @@ static int stop_workers(fq__queue *q, int sig)
 FQ__EXPORT int fq_finish(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
     int rc;
 
     if (q->state == FQ__Q_FINISHED)
@@ -851,6 +892,7 @@ FQ__EXPORT int fq_finish(fq_queue h)
 FQ__EXPORT int fq_cancel(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (q->state == FQ__Q_FINISHED)
         return 0;

@@ -98,9 +98,114 @@ static void test_free_while_other_thread_polls(void **state)
     free_while_waiting(1);
 }
 
+/* ---- Re-entry ------------------------------------------------------------ */
+
+static fq_queue hook_q;
+static int hook_rc[4], hook_calls;
+
+static int echo_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    return fq_reply(ctx, arg, len);
+}
+
+/* A prepare hook that calls back into the queue whose worker is being
+ * forked: every such call must be refused. */
+static void reentering_hook(void *arg)
+{
+    (void)arg;
+    if (!hook_q.id || hook_calls++)
+        return;
+    int x = 1;
+    fq_result r;
+    hook_rc[0] = fq_submit(hook_q, echo_job, &x, sizeof x, NULL, NULL);
+    hook_rc[1] = fq_take(hook_q, &r);
+    hook_rc[2] = fq_wait(hook_q, 0);
+    hook_rc[3] = fq_refork(hook_q);
+}
+
+static void test_reentry_from_fork_hook(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 1;
+    o.hooks.prepare = reentering_hook;
+    hook_calls = 0;
+    hook_q.id = 0;
+    assert_int_equal(fq_queue_new(&hook_q, &o), 0);
+    assert_int_equal(fq_refork(hook_q), 0); /* forks: the hook runs */
+    assert_int_equal(hook_calls, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(hook_rc[i], FQ_EBUSY);
+    /* The queue is intact. */
+    int x = 5;
+    fq_result r;
+    assert_int_equal(fq_submit(hook_q, echo_job, &x, sizeof x, NULL, NULL), 0);
+    assert_int_equal(fq_wait(hook_q, 10000), 0);
+    assert_int_equal(fq_take(hook_q, &r), 1);
+    assert_int_equal(r.status, 0);
+    fq_stats st;
+    assert_int_equal(fq_stats_get(hook_q, &st), 0);
+    assert_true(st.submitted == 1);
+    assert_int_equal(fq_queue_free(hook_q), 0);
+    hook_q.id = 0;
+}
+
+struct stream_state {
+    int produced, consumed;
+    int take_rc, wait_rc, stream_rc, poll_rc;
+};
+
+static int produce_one(fq_queue q, void *udata)
+{
+    struct stream_state *s = udata;
+    if (s->produced == 10)
+        return 0;
+    int x = s->produced++;
+    int rc = fq_submit(q, echo_job, &x, sizeof x, NULL, NULL);
+    return rc < 0 ? rc : 1;
+}
+
+static int consume_reentering(fq_queue q, const fq_result *r, void *udata)
+{
+    struct stream_state *s = udata;
+    fq_result other;
+    if (r->status != 0)
+        return 99;
+    if (s->consumed++ == 0) {
+        s->take_rc = fq_take(q, &other);
+        s->poll_rc = fq_poll(q, 0);
+        s->wait_rc = fq_wait(q, 0);
+        s->stream_rc = fq_stream(q, produce_one, consume_reentering, s, 0);
+    }
+    return 0;
+}
+
+static void test_reentry_from_stream_callbacks(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 2;
+    fq_queue q = {0};
+    struct stream_state s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    /* fq_submit() from the producer is the documented use; the rest of the
+     * API is refused inside the callbacks. */
+    assert_int_equal(fq_stream(q, produce_one, consume_reentering, &s, 4), 0);
+    assert_int_equal(s.produced, 10);
+    assert_int_equal(s.consumed, 10);
+    assert_int_equal(s.take_rc, FQ_EBUSY);
+    assert_int_equal(s.poll_rc, FQ_EBUSY);
+    assert_int_equal(s.wait_rc, FQ_EBUSY);
+    assert_int_equal(s.stream_rc, FQ_EBUSY);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reentry_from_fork_hook),
+        cmocka_unit_test(test_reentry_from_stream_callbacks),
         cmocka_unit_test(test_free_while_other_thread_waits),
         cmocka_unit_test(test_free_while_other_thread_polls),
     };
