@@ -99,6 +99,9 @@ typedef struct fq__wstat {
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
 #define FQ__FLUSH_AGE_NS (1000 * 1000)
+/* Longest "init failed" message accepted; a longer one is garbage (the
+ * worker's own is at most 1 KiB), rejected before it is buffered. */
+#define FQ__INIT_MSG_MAX 4096u
 /* A job running this long holds up the jobs sent behind it: the worker gets
  * no new ones, and those not started move to an idle worker. */
 #define FQ__STALL_NS (2 * 1000 * 1000)

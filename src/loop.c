@@ -186,6 +186,11 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
             }
             if (rc == 0) {
                 if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
+                    f.type == FQ__FRAME_INIT_FAIL && f.len > FQ__INIT_MSG_MAX) {
+                    proto_error(w); /* never buffer what it announces */
+                    return;
+                }
+                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
                     f.len >= DIRECT_READ && f.type == FQ__FRAME_RESULT) {
                     if (!w->head || w->head == w->unsent) {
                         proto_error(w);

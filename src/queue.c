@@ -354,6 +354,8 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
         return 0;
     if (f->type == FQ__FRAME_INIT_FAIL) {
         char buf[1024];
+        if (f->len > FQ__INIT_MSG_MAX)
+            return FQ_EPROTO;
         /* Only a worker still in its init may say that init failed. */
         if (atomic_load(&w->stat->ready))
             return FQ_EPROTO;
@@ -736,7 +738,9 @@ FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
 
     if (!r)
         return FQ_EINVAL;
-    if (q->nready == 0 && q->nw > 0) {
+    /* Also with no worker left but jobs pending: the drive forks again
+     * (after a failed fork, once its back-off has passed). */
+    if (q->nready == 0 && (q->nw > 0 || q->npending)) {
         int rc = fq__drive(q, 0, cond_ready, 0);
         if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
             return rc;
@@ -749,6 +753,8 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
     LOOKUP(h, q);
     ENTER(q, 0);
 
+    if (timeout_ms < -1)
+        return FQ_EINVAL;
     if (q->nw > 0 || q->npending) {
         int rc = fq__drive(q, timeout_ms, cond_ready, FQ__DRIVE_WAKEABLE);
         if (rc < 0 && rc != FQ_ETIMEDOUT)
@@ -761,6 +767,8 @@ FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
     ENTER(q, 0);
+    if (timeout_ms < -1)
+        return FQ_EINVAL;
     int rc = fq__drive(q, timeout_ms, cond_all_done, FQ__DRIVE_WAKEABLE);
     if (rc == 1) /* fq_wakeup() */
         return cond_all_done(q) ? 0 : FQ_EINTR;
@@ -810,6 +818,8 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
             atomic_store(&q->busy, 1);
             if (stop)
                 return stop;
+            if (q->canceling)
+                return FQ_ECANCELED; /* the consumer cancelled the queue */
             if (atomic_load(&q->closing))
                 return FQ_ECLOSED;
         }
@@ -892,7 +902,7 @@ FQ__EXPORT int fq_finish(fq_queue h)
 FQ__EXPORT int fq_cancel(fq_queue h)
 {
     LOOKUP(h, q);
-    ENTER(q, 0);
+    ENTER(q, 1); /* also from fq_stream() callbacks */
 
     if (q->state == FQ__Q_FINISHED)
         return 0;

@@ -524,6 +524,8 @@ FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
 {
     if (!ctx || (!data && len))
         return FQ_EINVAL;
+    if (len > FQ__WIRE_MAX_PAYLOAD)
+        return FQ_ETOOBIG; /* as fq_submit(): never read past the buffer */
     if (forked_copy(ctx))
         return FQ_EFOREIGN;
     if (ctx->replied)

@@ -1,0 +1,161 @@
+/*
+ * Smaller holes of the core, one test each: a reply with an absurd length,
+ * a forged "init failed" header announcing a huge message, timeouts below
+ * -1, a stream whose consumer cancels the queue.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "forkqueue.h"
+#include "rel_util.h"
+
+static fq_queue new_queue(int workers)
+{
+    fq_options o = {0};
+    o.workers = workers;
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    return q;
+}
+
+static int channel_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    struct dirent *e;
+    if (!d)
+        return -1;
+    while ((e = readdir(d))) {
+        struct stat st;
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
+            S_ISSOCK(st.st_mode))
+            found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Runs one job and returns its outcome status (and the first int of its
+ * data in *val, if any). */
+static int run_one(fq_queue q, fq_job_fn fn, const void *arg, size_t len,
+                   int *val, int wait_ms)
+{
+    fq_result r;
+    assert_int_equal(fq_submit(q, fn, arg, len, NULL, NULL), 0);
+    int rc = fq_wait(q, wait_ms);
+    if (rc != 0)
+        return rc;
+    assert_int_equal(fq_take(q, &r), 1);
+    if (val && r.status == 0 && r.len >= sizeof(int))
+        memcpy(val, r.data, sizeof(int));
+    return r.status;
+}
+
+static int absurd_reply_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    char small[8] = "tiny";
+    int rc = fq_reply(ctx, small, (size_t)1 << 50);
+    return fq_reply(ctx, &rc, sizeof rc);
+}
+
+static void test_reply_absurd_length(void **state)
+{
+    (void)state;
+    fq_queue q = new_queue(1);
+    int rc = 0;
+    assert_int_equal(run_one(q, absurd_reply_job, NULL, 0, &rc, 20000), 0);
+    assert_int_equal(rc, FQ_ETOOBIG);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+/* A well-formed "init failed" header announcing 1 GiB, then nothing. */
+static int forged_big_init_fail_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    unsigned char h[32] = {0x71, 0x66, 1, 3};
+    uint64_t n = (uint64_t)1 << 30;
+    for (int i = 0; i < 8; i++)
+        h[24 + i] = (unsigned char)(n >> (8 * i));
+    int fd = channel_fd();
+    if (fd < 0 || write(fd, h, sizeof h) != (ssize_t)sizeof h)
+        return fq_fail(ctx, 1, "no channel");
+    for (;;)
+        pause();
+}
+
+static void test_forged_huge_init_fail(void **state)
+{
+    (void)state;
+    fq_queue q = new_queue(1);
+    int64_t t0 = fqp_now_ms();
+    assert_int_equal(run_one(q, forged_big_init_fail_job, NULL, 0, NULL, 5000),
+                     FQ_EPROTO);
+    assert_true(fqp_now_ms() - t0 < 5000);
+    int v = 0, x = 3;
+    assert_int_equal(run_one(q, absurd_reply_job, &x, sizeof x, &v, 20000), 0);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+static void test_negative_timeouts(void **state)
+{
+    (void)state;
+    fq_queue q = new_queue(1);
+    assert_int_equal(fq_wait(q, -2), FQ_EINVAL);
+    assert_int_equal(fq_poll(q, -5), FQ_EINVAL);
+    assert_int_equal(fq_wait(q, -1), 0); /* forever: nothing to wait for */
+    assert_int_equal(fq_poll(q, 0), 0);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+static int echo_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    return fq_reply(ctx, arg, len);
+}
+
+static int produce(fq_queue q, void *udata)
+{
+    int *n = udata;
+    if (*n >= 50)
+        return 0;
+    (*n)++;
+    int rc = fq_submit(q, echo_job, n, sizeof *n, NULL, NULL);
+    return rc < 0 ? rc : 1;
+}
+
+static int consume_and_cancel(fq_queue q, const fq_result *r, void *udata)
+{
+    (void)r;
+    (void)udata;
+    int rc = fq_cancel(q);
+    return rc == 0 ? 0 : 100 - rc;
+}
+
+static void test_stream_consumer_cancels(void **state)
+{
+    (void)state;
+    fq_queue q = new_queue(2);
+    int n = 0;
+    assert_int_equal(fq_stream(q, produce, consume_and_cancel, &n, 8),
+                     FQ_ECANCELED);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reply_absurd_length),
+        cmocka_unit_test(test_forged_huge_init_fail),
+        cmocka_unit_test(test_negative_timeouts),
+        cmocka_unit_test(test_stream_consumer_cancels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
