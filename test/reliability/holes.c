@@ -149,6 +149,61 @@ static void test_stream_consumer_cancels(void **state)
     assert_int_equal(fq_queue_free(q), 0);
 }
 
+/* A job that sleeps exactly as long as its time limit, then an instant one
+ * without a limit, many times over on one worker: the time limit may fire
+ * as the first job ends, but the job after it must never be reported as
+ * crashed for it. */
+static int sleep_ms_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    int ms = 0;
+    if (len == sizeof ms)
+        memcpy(&ms, arg, sizeof ms);
+    if (ms > 0) {
+        /* Spin rather than sleep: ends as close to the limit as can be. */
+        int64_t end = fqp_now_ms() + ms;
+        while (fqp_now_ms() < end)
+            ;
+    }
+    return fq_reply(ctx, &ms, sizeof ms);
+}
+
+static void test_job_ending_at_its_time_limit(void **state)
+{
+    (void)state;
+    fq_queue q = new_queue(1);
+    int pairs = 100, limited = 0, after_bad = 0, timedout = 0;
+    for (int i = 0; i < pairs; i++) {
+        fq_job_options jo = {0};
+        jo.timeout_ms = 5;
+        int ms = 5, zero = 0;
+        uint64_t a, b;
+        assert_int_equal(fq_submit(q, sleep_ms_job, &ms, sizeof ms, &jo, &a),
+                         0);
+        assert_int_equal(
+            fq_submit(q, sleep_ms_job, &zero, sizeof zero, NULL, &b), 0);
+        assert_int_equal(fq_wait(q, 20000), 0);
+        fq_result r;
+        while (fq_take(q, &r) == 1) {
+            if (r.id == a) {
+                limited++;
+                timedout += r.status == FQ_ETIMEDOUT;
+                assert_true(r.status == 0 || r.status == FQ_ETIMEDOUT);
+            } else if (r.status != 0) {
+                after_bad++;
+                print_message("job after a limited one: %s: %.*s\n",
+                              fq_err_name(r.status), (int)r.len,
+                              (const char *)r.data);
+            }
+        }
+    }
+    print_message("%d of %d limited jobs timed out; %d jobs after them "
+                  "failed\n",
+                  timedout, limited, after_bad);
+    assert_int_equal(limited, pairs);
+    assert_int_equal(after_bad, 0);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_forged_huge_init_fail),
         cmocka_unit_test(test_negative_timeouts),
         cmocka_unit_test(test_stream_consumer_cancels),
+        cmocka_unit_test(test_job_ending_at_its_time_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
