@@ -14,6 +14,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <stdio_ext.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -605,6 +608,37 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     free(copy);
 }
 
+#ifdef __GLIBC__
+/* Registered last, so it runs first when a job calls exit(): it ends the
+ * worker before the parent's atexit handlers run and before stdio flushes
+ * the buffers the worker inherited (they are the parent's to write). The
+ * job's own output on stdout and stderr is written: what was inherited
+ * there was dropped when the worker started. */
+static pid_t exit_guard_pid;
+
+static void on_job_exit(int status, void *arg)
+{
+    (void)arg;
+    if (getpid() == exit_guard_pid)
+        kill_descendants(); /* the worker itself: its jobs' processes too */
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status & 0xff);
+}
+
+static void guard_exit(void)
+{
+    exit_guard_pid = getpid();
+    __fpurge(stdout);
+    __fpurge(stderr);
+    on_exit(on_job_exit, NULL);
+}
+#else
+static void guard_exit(void)
+{
+}
+#endif
+
 void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
 {
     fq_ctx c;
@@ -617,6 +651,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
     c.udata = q->opts.udata;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
     fq__rbuf_init(&rb);
+    guard_exit();
 
     if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
         fq__frame f = {0};

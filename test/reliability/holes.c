@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -204,14 +205,72 @@ static void test_job_ending_at_its_time_limit(void **state)
     assert_int_equal(fq_queue_free(q), 0);
 }
 
+/* A job that calls exit(): the parent's atexit handlers must not run in
+ * the worker, nor may the worker flush the parent's stdio buffers again. */
+static _Atomic int *atexit_runs;
+static pid_t main_pid;
+
+static void parent_atexit(void)
+{
+    if (getpid() != main_pid && atexit_runs)
+        (*atexit_runs)++;
+}
+
+static int exit_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)ctx;
+    (void)arg;
+    (void)len;
+    exit(7);
+}
+
+static void test_job_calls_exit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/fq_holes_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    setvbuf(f, NULL, _IOFBF, 4096);
+    fputs("P", f); /* buffered in the parent when the worker is forked */
+    fq_queue q = new_queue(1);
+    assert_int_equal(fq_submit(q, exit_job, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(fq_wait(q, 20000), 0);
+    fq_result r;
+    assert_int_equal(fq_take(q, &r), 1);
+    assert_int_equal(r.status, FQ_ECRASHED);
+    assert_int_equal(r.exit_status, 7);
+    assert_int_equal(fq_queue_free(q), 0);
+    fclose(f);
+    char buf[16] = {0};
+    FILE *in = fopen(path, "r");
+    assert_non_null(in);
+    size_t n = fread(buf, 1, sizeof buf - 1, in);
+    fclose(in);
+    unlink(path);
+    print_message("file written by the parent only: \"%s\"; parent atexit "
+                  "handlers run in workers: %d\n",
+                  buf, *atexit_runs);
+    assert_int_equal(n, 1);
+    assert_int_equal(*atexit_runs, 0);
+}
+
 int main(void)
 {
+    main_pid = getpid();
+    atexit_runs = mmap(NULL, sizeof(*atexit_runs), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (atexit_runs == MAP_FAILED)
+        return 1;
+    atexit(parent_atexit);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_absurd_length),
         cmocka_unit_test(test_forged_huge_init_fail),
         cmocka_unit_test(test_negative_timeouts),
         cmocka_unit_test(test_stream_consumer_cancels),
         cmocka_unit_test(test_job_ending_at_its_time_limit),
+        cmocka_unit_test(test_job_calls_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
