@@ -8,6 +8,7 @@ sent before it ended is always delivered first.
 """
 
 import collections
+import time
 
 from . import _forkqueue
 from .channels import (ChildError, MakeParallel, ManagedCallable, create,
@@ -177,7 +178,10 @@ class Exchange:
                 self.waiting.appendleft((callable, args, kw))
             return
         if self.waiting:
-            self._start_next()
+            # The slot frees when this channel's child ends (_ended), unless
+            # there is room already: the limit is never exceeded.
+            if not self.busy():
+                self._start_next()
         elif self.reuse:
             try:
                 channel.send(None)
@@ -222,7 +226,13 @@ class Map(Exchange):
         self.channels = {}  # channel -> index of its pending result
         self.results = []
         self.current_index = 0
+        self._missing = 0  # results not there yet
         Exchange.__init__(self, *args, **kw)
+
+    def _set(self, index, value):
+        if self.results[index] is _UNDEF:
+            self._missing -= 1
+        self.results[index] = value
 
     def add(self, channel):
         Exchange.add(self, channel)
@@ -231,10 +241,12 @@ class Map(Exchange):
 
     def start(self, callable, *args, **kw):
         self.results.append(_UNDEF)
+        self._missing += 1
         Exchange.start(self, callable, *args, **kw)
 
     def create(self):
         self.results.append(_UNDEF)
+        self._missing += 1
         return Exchange.create(self)
 
     def __call__(self, callable, sequence):
@@ -253,7 +265,7 @@ class Map(Exchange):
         if index is None:  # more messages than work (continuous mode)
             self.results.append(value)
         else:
-            self.results[index] = value
+            self._set(index, value)
 
     def _child_ended(self, channel, returncode):
         index = self.channels.pop(channel, None)
@@ -261,8 +273,8 @@ class Map(Exchange):
             why = describe_exit(channel.pid, returncode)
             if not returncode:
                 why += " without sending a result"
-            self.results[index] = _Error(ChildError(
-                f"element {index}: {why}", channel.pid, returncode))
+            self._set(index, _Error(ChildError(
+                f"element {index}: {why}", channel.pid, returncode)))
 
     def _get(self, i):
         n = len(self.results)
@@ -275,10 +287,23 @@ class Map(Exchange):
                 raise ChildError(f"element {i}: no child is left to "
                                  "produce it")
             self.store()
+            if not self._missing:
+                self._reap_done()
         r = self.results[i]
         if type(r) is _Error:
             raise r.exc
         return r
+
+    def _reap_done(self, within=2.0):
+        """Every result is in: let the last children end and reap them
+        now rather than leave zombies until the next call (waiting at most
+        `within` seconds for a child that lingers after its result)."""
+        deadline = time.monotonic() + within
+        while self.unfinished():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.store(left)
 
     def __getitem__(self, i):
         if isinstance(i, slice):

@@ -69,6 +69,7 @@ class _SpanMap(Map):
         self._fn = callable
         self._items = list(sequence)
         self.results = [_UNDEF] * len(self._items)
+        self._missing = len(self._items)
         self._retry = collections.deque()  # single elements to run again
         self._next = 0  # first element not yet in a span
         self._spans = {}  # worker channel -> (first, count, solo) or None
@@ -129,7 +130,8 @@ class _SpanMap(Map):
         self._dispatch()
         for ch in self.ready(timeout):
             first, out, errors, elapsed = ch.receive()
-            self.results[first:first + len(out)] = out
+            for j, value in enumerate(out):
+                self._set(first + j, value)
             for j, failure in (errors or {}).items():
                 self.results[first + j] = _Error(failure.exception())
             if out:
@@ -149,10 +151,10 @@ class _SpanMap(Map):
         first, count, solo = span
         if solo:
             if self.results[first] is _UNDEF:
-                self.results[first] = _Error(ChildError(
+                self._set(first, _Error(ChildError(
                     f"element {first}: "
                     f"{describe_exit(channel.pid, returncode)}",
-                    channel.pid, returncode))
+                    channel.pid, returncode)))
         else:
             self._give_back(span)
 

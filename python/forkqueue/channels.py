@@ -26,6 +26,7 @@ __all__ = [
     "AcknowledgementError", "ChildError", "Channel", "Exchange", "Map",
     "Queue", "MakeParallel", "MakeReusable", "ManagedCallable", "create",
     "start", "exit", "waitall", "pmap", "get_number_of_cores",
+    "RemoteTraceback", "describe_exit",
 ]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
