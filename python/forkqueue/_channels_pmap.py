@@ -25,6 +25,7 @@ from .channels import (ChildError, MakeParallel, _Failure, describe_exit,
 from ._channels_exchange import Map, _Error, _UNDEF
 
 _TARGET_SPAN_S = 0.005
+_DEPTH = 2  # spans in flight per child
 
 
 def _span_worker(channel, fn, items):
@@ -72,7 +73,8 @@ class _SpanMap(Map):
         self._missing = len(self._items)
         self._retry = collections.deque()  # single elements to run again
         self._next = 0  # first element not yet in a span
-        self._spans = {}  # worker channel -> (first, count, solo) or None
+        self._spans = {}  # child's channel -> deque of spans it was sent
+        self._quitting = set()  # children told to end
         self._per_item = None  # measured seconds per element
         self._dispatch()
 
@@ -98,23 +100,33 @@ class _SpanMap(Map):
         return span
 
     def _dispatch(self):
-        for ch, span in list(self._spans.items()):
-            if span is None:
+        # Two spans in flight per child: it starts the next one while the
+        # parent is still busy with (or not yet scheduled for) its last
+        # result.
+        for ch, spans in list(self._spans.items()):
+            if ch in self._quitting:
+                continue
+            while len(spans) < _DEPTH:
                 span = self._take_span()
+                if span is None and spans:
+                    break
                 try:
                     ch.send(span[:2] if span else None)
                 except (BrokenPipeError, ValueError):
                     if span:
                         self._give_back(span)
-                    continue
-                self._spans[ch] = span if span else "quit"
+                    break
+                if span is None:
+                    self._quitting.add(ch)
+                    break
+                spans.append(span)
         while len(self._spans) < self.limit:
             span = self._take_span()
             if span is None:
                 break
             ch = start(_span_worker, self._fn, self._items)
             self.add(ch)
-            self._spans[ch] = span
+            self._spans[ch] = collections.deque([span])
             try:
                 ch.send(span[:2])
             except (BrokenPipeError, ValueError):
@@ -138,25 +150,26 @@ class _SpanMap(Map):
                 per = elapsed / len(out)
                 self._per_item = per if self._per_item is None else \
                     0.5 * self._per_item + 0.5 * per
-            if self._spans.get(ch) not in (None, "quit"):
-                self._spans[ch] = None
+            spans = self._spans.get(ch)
+            if spans:
+                spans.popleft()
         self._dispatch()
 
     def _child_ended(self, channel, returncode):
-        span = self._spans.pop(channel, None)
-        if span in (None, "quit"):
-            if returncode:  # died between spans: nothing of ours was lost
-                return
-            return
-        first, count, solo = span
-        if solo:
-            if self.results[first] is _UNDEF:
+        self._quitting.discard(channel)
+        spans = self._spans.pop(channel, None)
+        if not spans:
+            return  # ended between spans: nothing of ours was lost
+        # spans[0] was running; the others had not started.
+        for k in range(len(spans) - 1, -1, -1):
+            first, count, solo = span = spans[k]
+            if k == 0 and solo and self.results[first] is _UNDEF:
                 self._set(first, _Error(ChildError(
                     f"element {first}: "
                     f"{describe_exit(channel.pid, returncode)}",
                     channel.pid, returncode)))
-        else:
-            self._give_back(span)
+            else:
+                self._give_back(span)
 
 
 def pmap(callable, sequence, limit=None):

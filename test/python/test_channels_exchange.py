@@ -385,3 +385,22 @@ def test_exchange_500_children_limit_8_no_zombie_no_fd():
     assert peak <= 8
     assert child_pids() == []  # no zombie
     assert open_fds() == fds
+
+
+def test_pmap_crash_inside_a_large_span_blames_only_that_element():
+    def f(x):
+        if x in (1234, 2500):
+            os._exit(3)
+        return x + 1
+
+    r = pprocess.pmap(f, range(3000), limit=2)
+    values = []
+    for i in range(3000):
+        try:
+            values.append(r[i])
+        except pprocess.ChildError as e:
+            assert f"element {i}: " in str(e) and "status 3" in str(e)
+            assert e.returncode == 3
+            values.append("crash")
+    assert [i for i, v in enumerate(values) if v == "crash"] == [1234, 2500]
+    assert all(v == i + 1 for i, v in enumerate(values) if v != "crash")
