@@ -1,10 +1,11 @@
 """Exchange, Map, Queue and pmap of forkqueue.channels (see channels.py).
 
-An exchange watches the channels of its children with
-``_forkqueue.wait_channels``. A message is taken off the channel into the
-channel's stash when ``ready()`` reports the channel, so a channel is
-removed only at the end of its stream with nothing left in it: data a child
-sent before it ended is always delivered first.
+An exchange watches the channels of its children with the core's exchange
+(``_forkqueue.Exchange``, over ``fq_exchange_*``): it reports a channel when
+a whole message is there, and as ended only once its stream is over with
+nothing left in it and its child is reaped, so data a child sent before it
+ended is always delivered first. The limit and the queue of waiting calls
+stay here, since the waiting work is Python callables.
 """
 
 import collections
@@ -47,6 +48,8 @@ class Exchange:
         self.readables = {}  # channel -> None, in the order added
         self.removed = []  # channels the last ready() removed
         self._failures = []  # crashes store() has to raise
+        self._core = _forkqueue.Exchange()
+        self._by_raw = {}  # core channel -> Channel
         for channel in channels or []:
             self.add(channel)
 
@@ -55,6 +58,9 @@ class Exchange:
     def add(self, channel):
         """Watch ``channel`` (the parent's end)."""
         self.readables[channel] = None
+        if not channel.closed and channel._raw not in self._by_raw:
+            self._core.add(channel._raw)
+            self._by_raw[channel._raw] = channel
 
     def active(self):
         """The channels being watched."""
@@ -64,6 +70,11 @@ class Exchange:
         """Stop watching ``channel``; with autoclose, close it and reap its
         child."""
         del self.readables[channel]
+        if self._by_raw.pop(channel._raw, None) is not None:
+            try:
+                self._core.remove(channel._raw)
+            except ValueError:
+                pass  # the core removed it when it ended
         if self.autoclose:
             channel.close()
             channel.wait()
@@ -74,28 +85,21 @@ class Exchange:
         child has ended, with nothing left to receive, are removed (and,
         with autoclose, closed and reaped); ``removed`` lists them."""
         self.removed = []
-        chans = list(self.readables)
-        have = [c for c in chans if c._stash]
-        raws = {}
-        for c in chans:
-            if c.closed:  # closed by its user: nothing more will come
+        have = []
+        for c in list(self.readables):
+            if c._stash:
+                have.append(c)
+            elif c.closed or c._over:  # nothing more will come
                 self._ended(c)
-            elif not c._stash:
-                raws[c._raw] = c
-        if not raws:
-            return have
-        found = _forkqueue.wait_channels(list(raws), 0 if have else timeout)
-        for raw in found:
-            c = raws[raw]
-            try:
-                data = raw.recv(0)
-            except TimeoutError:  # half a message so far
+        for raw, ended in self._core.ready(0 if have else timeout):
+            c = self._by_raw.get(raw)
+            if c is None:
                 continue
-            if data is None:
-                c._eof = True
-                self._ended(c)
-            else:
-                c._stash.append(data)
+            if ended:
+                c._eof = c._over = True
+                if not c._stash:  # else once what waitall() kept is read
+                    self._ended(c)
+            elif not c._stash:
                 have.append(c)
         return have
 

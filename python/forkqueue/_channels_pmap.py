@@ -22,7 +22,7 @@ import time
 
 from .channels import (ChildError, MakeParallel, _Failure, describe_exit,
                        get_number_of_cores, start)
-from ._channels_exchange import Map, _Error, _UNDEF
+from ._channels_exchange import Exchange, Map, _Error, _UNDEF
 
 _TARGET_SPAN_S = 0.005
 _DEPTH = 2  # spans in flight per child
@@ -79,7 +79,7 @@ class _SpanMap(Map):
         self._dispatch()
 
     def add(self, channel):
-        self.readables[channel] = None
+        Exchange.add(self, channel)  # no result number: spans say where
 
     def unfinished(self):
         return bool(self._spans) or bool(self._retry) or \

@@ -159,6 +159,7 @@ class Channel:
         self.closed = 0
         self._stash = collections.deque()  # received, not yet handed out
         self._eof = False
+        self._over = False  # an exchange saw its end (child reaped)
         self._delivered = 0  # messages an exchange stored from it
 
     def __repr__(self):
