@@ -18,6 +18,10 @@ from ._errors import InvalidStateError, ProcessKilledError, TimeoutError
 from ._process import Process, SpawnProcess
 from ._wait import as_completed, wait
 from .threading import Thread
+from .._memblock import MemoryBlock
+from .server_process import (MemoryBlockProxy, ServerProcess, managed, managed_array,
+                             managed_dict, managed_iterator, managed_list,
+                             managed_memoryblock, managed_namespace, managed_value)
 
 __all__ = [
     "Process", "SpawnProcess", "Thread", "wait", "as_completed",
@@ -26,6 +30,9 @@ __all__ = [
     "RemoteException", "RemoteTraceback", "RemoteError",
     "is_remote_exception", "get_remote_traceback",
     "Pool", "Executor",
+    "MemoryBlock", "MemoryBlockProxy", "ServerProcess", "managed",
+    "managed_list", "managed_dict", "managed_value", "managed_array",
+    "managed_namespace", "managed_iterator", "managed_memoryblock",
 ]
 
 for _c in (InvalidStateError, ProcessKilledError, TimeoutError, Process,
