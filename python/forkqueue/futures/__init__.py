@@ -18,6 +18,11 @@ from ._errors import InvalidStateError, ProcessKilledError, TimeoutError
 from ._process import Process, SpawnProcess
 from ._wait import as_completed, wait
 from .threading import Thread
+from ._iterqueue import IterableQueue, StopRequested
+from ._sync import (Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue,
+                    Lock, Manager, MP_SPAWN_CTX, Queue, RawArray, RawValue, RLock,
+                    Semaphore, SimpleQueue, SyncManager, Value, cpu_count)
+from .runner import ProcessRunnee, ProcessRunner
 from .._memblock import MemoryBlock
 from .server_process import (MemoryBlockProxy, ServerProcess, managed, managed_array,
                              managed_dict, managed_iterator, managed_list,
@@ -33,6 +38,10 @@ __all__ = [
     "MemoryBlock", "MemoryBlockProxy", "ServerProcess", "managed",
     "managed_list", "managed_dict", "managed_value", "managed_array",
     "managed_namespace", "managed_iterator", "managed_memoryblock",
+    "ProcessRunner", "ProcessRunnee", "IterableQueue", "StopRequested",
+    "Queue", "SimpleQueue", "JoinableQueue", "Manager", "SyncManager", "Event",
+    "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Barrier",
+    "Value", "Array", "RawValue", "RawArray", "cpu_count", "MP_SPAWN_CTX",
 ]
 
 for _c in (InvalidStateError, ProcessKilledError, TimeoutError, Process,
