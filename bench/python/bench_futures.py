@@ -77,6 +77,49 @@ def run_stdlib(method, n):
     return (time.perf_counter() - t0) / n
 
 
+class _Count(__import__("logging").Handler):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def emit(self, record):
+        self.format(record)
+        self.n += 1
+
+
+def log_burst(n):
+    log = __import__("logging").getLogger("bench.child")
+    for i in range(n):
+        log.info("record %d of %s", i, "burst")
+
+
+def run_logs(n):
+    """Seconds for (a) the parent logging n records itself into a counting
+    handler, (b) a child logging n records that the parent's same handler
+    handles, start to join."""
+    import logging
+    h = _Count()
+    log = logging.getLogger("bench")
+    log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        t0 = time.perf_counter()
+        log_burst(n)
+        local = time.perf_counter() - t0
+        h.n = 0
+        t0 = time.perf_counter()
+        p = Process(target=log_burst, args=(n,))
+        p.start()
+        p.join()
+        forwarded = time.perf_counter() - t0
+        if h.n != n:
+            raise AssertionError(f"{h.n} of {n} records handled")
+    finally:
+        log.removeHandler(h)
+    return local, forwarded
+
+
 MPSERVICE_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from mpservice.multiprocessing import SpawnProcess
@@ -136,6 +179,7 @@ def main():
     ap.add_argument("--spawn-pairs", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-mpservice", action="store_true")
+    ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--markdown")
     a = ap.parse_args()
 
@@ -143,6 +187,8 @@ def main():
         for cls in (Process, SpawnProcess):
             per = run_forkqueue(cls, 3)
             print(f"{cls.__name__}: {per * 1e3:.2f} ms per start/join pair (smoke)")
+        local, fwd = run_logs(1000)
+        print(f"1,000 records: {local * 1e3:.1f} ms logged here, {fwd * 1e3:.1f} ms forwarded (smoke)")
         return 0
 
     rows = []  # (name, pairs, [seconds per pair], note)
@@ -177,6 +223,17 @@ def main():
         lines.append(f"| {name} | {n} | {m * 1e3:.2f} ms | {1 / m:,.0f} | "
                      f"{m / base:.1f}x slower | {note} |" if name != rows[0][0] else
                      f"| {name} | {n} | {m * 1e3:.2f} ms | {1 / m:,.0f} | 1.0x | {note} |")
+    logs = [run_logs(a.records) for _ in range(a.reps)]
+    local = statistics.median(x[0] for x in logs)
+    fwd = statistics.median(x[1] for x in logs)
+    lines += [
+        "",
+        f"Log forwarding: {a.records:,} records logged in a child and handled by the "
+        f"parent's handler took {fwd:.2f} s from start to join; the parent logging them "
+        f"itself into the same handler took {local:.2f} s "
+        f"({fwd / local:.2f}x; {(fwd - local) / a.records * 1e6:.1f} us per record "
+        f"more, including the child's start).",
+    ]
     text = "\n".join(lines)
     print(text)
     if a.markdown:

@@ -109,7 +109,8 @@ class _FutureProcess:
 
     def _fq_check(self):
         if self._future_ is None:
-            raise AssertionError("can only wait for a started process")
+            raise AssertionError(f"can only join a started process ({self.name!r} "
+                                 f"was not started)")
 
     def join(self, timeout: Optional[float] = None):
         """Waits for the process like ``multiprocessing.Process.join`` (and
