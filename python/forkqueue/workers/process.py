@@ -168,12 +168,38 @@ class ProcessWorker(LinkedWorker):
         if self._await(timeout):
             return True
         if force:
+            # SIGTERM, then SIGKILL, both to the whole process group; the
+            # leader is not reaped before the SIGKILL, so the group id
+            # cannot have been reused, and what the target started (even
+            # if it ignores SIGTERM) goes too.
             self._ch.kill(signal.SIGTERM)
-            if self._await(min(KILL_GRACE, max(timeout or 0, 0.2))):
-                return True
+            self._exited(min(KILL_GRACE, max(timeout or 0, 0.2)))
             self._ch.kill(signal.SIGKILL)
             self._await(REAP_LIMIT)
         return not self.is_alive()
+
+    def _exited(self, timeout):
+        """Waits up to ``timeout`` for the process to exit, without
+        reaping it (its messages are read meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = os.waitid(os.P_PID, self._ch.pid, os.WEXITED |
+                                 os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return True
+            if info is not None:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._link.eof:
+                time.sleep(min(left, 0.005))
+                continue
+            try:
+                self._read(min(left, 0.02))
+            except TimeoutError:
+                pass
 
     def _request_termination(self):
         # The handler is installed before the 'started' message: until it
