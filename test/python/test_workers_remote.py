@@ -22,7 +22,10 @@ from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                spawn_server)
 
 os.environ["FORKQUEUE_AUTHKEY"] = "test-workers-remote"
-BUILD_PY = os.environ.get("PYTHONPATH", "")
+import forkqueue  # noqa: E402
+
+BUILD_PY = os.path.dirname(os.path.dirname(os.path.abspath(
+    forkqueue.__file__)))
 
 
 @pytest.fixture(scope="module")
