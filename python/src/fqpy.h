@@ -166,4 +166,7 @@ PyObject *fqpy_format_current_exc(fqpy_state *st, PyObject **exc_out);
 /* module.c */
 fqpy_state *fqpy_state_of_type(PyTypeObject *tp);
 
+/* channel.c: adds Channel, fork_channel(), child_exit(), wait_channels(). */
+int fqpy_channel_add(PyObject *m);
+
 #endif
