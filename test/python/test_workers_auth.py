@@ -12,11 +12,6 @@ import time
 
 import pytest
 
-from forkqueue import _forkqueue
-
-if not hasattr(_forkqueue, "fork_channel"):  # until the chan branch is in
-    pytest.skip("needs _forkqueue.fork_channel", allow_module_level=True)
-
 from helpers import wait_until
 from forkqueue import _auth
 from forkqueue.workers import AuthenticationError, RemoteServer, RemoteWorker

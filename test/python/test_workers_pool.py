@@ -4,11 +4,6 @@ import os
 
 import pytest
 
-from forkqueue import _forkqueue
-
-if not hasattr(_forkqueue, "fork_channel"):  # until the chan branch is in
-    pytest.skip("needs _forkqueue.fork_channel", allow_module_level=True)
-
 from forkqueue.workers import (PersistentProcessWorker, Pool, PoolError,
                                WorkerType)
 

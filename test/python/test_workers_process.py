@@ -8,11 +8,6 @@ import time
 
 import pytest
 
-from forkqueue import _forkqueue
-
-if not hasattr(_forkqueue, "fork_channel"):  # until the chan branch is in
-    pytest.skip("needs _forkqueue.fork_channel", allow_module_level=True)
-
 from helpers import is_running, wait_until
 from forkqueue.workers import (PersistentProcessWorker, PersistentWorker,
                                ProcessWorker, WorkerError,

@@ -10,11 +10,6 @@ import time
 
 import pytest
 
-from forkqueue import _forkqueue
-
-if not hasattr(_forkqueue, "fork_channel"):  # until the chan branch is in
-    pytest.skip("needs _forkqueue.fork_channel", allow_module_level=True)
-
 from helpers import HERE, is_running, wait_until
 from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                RemoteContext, RemoteWorker, Worker,
@@ -96,21 +91,25 @@ def sleeper():
     time.sleep(30)
 
 
-def swallower():
+def swallower(ready=None):
     while True:
         try:
+            if ready:
+                open(ready, "w").close()
             time.sleep(10)
         except Exception:  # noqa: BLE001
             pass
 
 
-def test_graceful_and_forced_terminate(server):
+def test_graceful_and_forced_terminate(server, tmp_path):
     w = RemoteWorker(sleeper, host=server.addr)
     assert w.terminate() and isinstance(w.error, WorkerTerminatedError)
     idle = PersistentRemoteWorker(square, host=server.addr)
     assert idle.call(2) == 4
     assert idle.terminate() and isinstance(idle.error, WorkerTerminatedError)
-    s = RemoteWorker(swallower, host=server.addr)
+    ready = str(tmp_path / "ready")
+    s = RemoteWorker(swallower, args=(ready,), host=server.addr)
+    assert wait_until(lambda: os.path.exists(ready), 5)
     pid = s.pid
     assert s.terminate(timeout=0.3)
     assert s.has_error and s.error is None
