@@ -85,7 +85,7 @@ def test_pool_error_when_every_worker_dies():
     with pytest.raises(PoolError, match="Pool failed to process the whole "
                        "input") as info:
         pool.run(range(10))
-    assert sorted(info.value.partial_results) == [0, 1, 2]
+    assert set(info.value.partial_results) <= {0, 1, 2}
     assert isinstance(info.value, RuntimeError)
     pool.close()
     with pytest.raises(RuntimeError):

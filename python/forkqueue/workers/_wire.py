@@ -5,9 +5,11 @@ worker) and the encoding of outcomes.
 Every message starts with a one-byte tag.
 
     parent -> worker   I input (pickled (args, kwargs))   C close (no more input)
-                       T terminate (remote)               K kill (remote)
+                       B several inputs (a pickled list)  T terminate
+                       K kill (remote)
     worker -> parent   S started (pickled (host, pid, tid))
-                       R one result (pickled)             A auxiliary value
+                       R one result (pickled)             r several results
+                       A auxiliary value
                        F final outcome (see encode_final)
 """
 import pickle
@@ -26,6 +28,7 @@ PROTO = pickle.HIGHEST_PROTOCOL
 
 T_INPUT, T_CLOSE, T_TERM, T_KILL = 0x49, 0x43, 0x54, 0x4B   # I C T K
 T_STARTED, T_RESULT, T_AUX, T_FINAL = 0x53, 0x52, 0x41, 0x46  # S R A F
+T_INPUTS, T_RESULTS = 0x42, 0x72  # B r: several inputs / results at once
 
 
 def dumps(obj):

@@ -50,7 +50,7 @@ class PersistentWorker(Worker):
         positional arguments, ``kwargs`` update its keyword arguments."""
         if self.is_child:
             raise RuntimeError("Enqueuing should only be done by the owner")
-        if self._closed or not self.is_alive():
+        if self._closed or not self._accepting():
             raise WorkerClosedError(self)
         try:
             self._p_send_input(args, kwargs)
@@ -133,13 +133,16 @@ class PersistentWorker(Worker):
         return self.call(*args, **kwargs)
 
     def _pool_ready(self):
-        """Pool helper: the results available now and whether they end."""
-        out = []
-        while True:
-            try:
-                out.append(self.next_result(block=False))
-            except queue.Empty:
-                return out, self._ended or not self._started
+        """Pool helper: results available now (without blocking) and
+        whether they have ended."""
+        out = [v for _, v in self._buffer]
+        self._buffer.clear()
+        if self._started and not self._ended:
+            more, ended = self._pool_fetch_ready()
+            self._received += len(more)
+            out.extend(more)
+            self._ended = ended
+        return out, self._ended or not self._started
 
     def restart(self, *args, results_pipe=None, timeout=None, **kwargs):
         """Runs the worker again with the same target, arguments and the

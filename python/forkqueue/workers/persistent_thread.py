@@ -36,6 +36,18 @@ class PersistentThreadWorker(PersistentWorker, ThreadWorker):
     def _p_fetch(self, block, timeout):
         return self._outputs.get(block, timeout)  # queue.Empty if none
 
+    def _pool_fetch_ready(self):
+        out = []
+        get = self._outputs.get_nowait
+        while True:
+            try:
+                v = get()
+            except queue.Empty:
+                return out, False
+            if v is _END:
+                return out, True
+            out.append(v)
+
     def _release_child(self):
         # wakes the thread if it is idle, waiting for input
         self._inputs.put(_TERMINATE)

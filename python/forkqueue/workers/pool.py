@@ -1,7 +1,13 @@
 """`Pool`: persistent workers of any kinds fed from input sources.
 
-Each worker has at most ``1 + worker_extra_pending_inputs`` inputs pending
-at a time; a result frees its worker for the next input. Inputs pending at
+Each worker has ``1 + worker_extra_pending_inputs`` inputs pending at a
+time; a result frees its worker for the next input. When inputs are
+retried (``retry=True``, the default) and no ``enqueue_fn`` decides what
+goes where, a worker may have more inputs queued: up to `WINDOW` of them
+and `WINDOW_BYTES` of pickled input, so that it never waits for the pool
+between two calls (and a channel never fills up in both directions). The
+first round still goes out in the order workers were added, and inputs
+pending at a worker that dies are all retried. Inputs pending at
 a worker that dies are given to the others (``retry``). The pool waits on
 all its workers at once: the link of a process or remote worker, a
 wake-up socket for thread workers.
@@ -20,6 +26,11 @@ from .worker import Worker, WorkerType
 __all__ = ["Pool", "PoolError"]
 
 logger = logging.getLogger("forkqueue.workers.pool")
+
+#: Inputs and pickled bytes a worker may have queued beyond its one
+#: pending input, when the pool may choose (see the module's doc).
+WINDOW = 64
+WINDOW_BYTES = 64 * 1024
 
 
 class PoolError(RuntimeError):
@@ -257,10 +268,19 @@ class _Run:
         self.return_results = return_results
         self.closed = pool._closed
         self.pending = {id(w): collections.deque() for w in pool._workers}
+        self.nbytes = {id(w): 0 for w in pool._workers}
+        self.limit = 1 + extra
+        self.auto = pool._retry and enqueue_fn is None
+        # workers whose inputs may travel several to a message
+        self.corkable = [w for w in pool._workers if enqueue_fn is None and
+                         hasattr(w, "_cork") and
+                         type(w).enqueue is PersistentWorker.enqueue]
         self.npending = 0
         self.retries = collections.deque()
         self.depleted = False
         self.ret = []
+        self._poll_key = None
+        self._poll_state = None
 
     def live(self):
         return [w for w in self.pool._workers if id(w) not in self.closed]
@@ -273,14 +293,53 @@ class _Run:
         ok = self.depleted and not self.npending and not self.retries
         return ok, self.ret
 
-    def first_round(self):
-        for _ in range(self.extra + 1):
-            for w in self.pool._workers:
-                if id(w) not in self.closed and not self.try_enqueue(w):
-                    return
+    def has_room(self, w):
+        n = len(self.pending[id(w)])
+        if n < self.limit:
+            return True
+        return self.auto and n < WINDOW and self.nbytes[id(w)] < WINDOW_BYTES
 
-    def wait_ready(self):
-        """Workers that may have results or have ended."""
+    def first_round(self):
+        for w in self.corkable:
+            w._cork()
+        try:
+            self._first_round()
+        finally:
+            for w in self.corkable:
+                w._uncork()
+
+    def _first_round(self):
+        while True:
+            progressed = False
+            for w in self.pool._workers:
+                if id(w) in self.closed or not self.has_room(w):
+                    continue
+                before = len(self.pending[id(w)])
+                if not self.try_enqueue(w):
+                    return
+                progressed |= len(self.pending[id(w)]) > before
+            if not progressed:
+                return
+
+    def fill(self, w):
+        q = self.pending[id(w)]
+        corked = w in self.corkable
+        if corked:
+            w._cork()
+        try:
+            while id(w) not in self.closed and self.has_room(w):
+                before = len(q)
+                if not self.try_enqueue(w) or len(q) == before:
+                    return
+        finally:
+            if corked:
+                w._uncork()
+
+    def _poller(self):
+        """A poll set over the live workers (rebuilt when one dies)."""
+        key = len(self.closed)
+        if self._poll_key == key:
+            return self._poll_state
         fds = {}
         threads = []
         for w in self.live():
@@ -296,6 +355,13 @@ class _Run:
             poller.register(wake.fileno(), select.POLLIN)
         for fd in fds:
             poller.register(fd, select.POLLIN)
+        self._poll_key = key
+        self._poll_state = (poller, fds, threads, wake)
+        return self._poll_state
+
+    def wait_ready(self):
+        """Workers that may have results or have ended."""
+        poller, fds, threads, wake = self._poller()
         ready = []
         for fd, _ in poller.poll(1000):
             if wake is not None and fd == wake.fileno():
@@ -316,9 +382,15 @@ class _Run:
         k = id(w)
         for r in results:
             if self.pending.get(k):
-                self.new_result(w, r)
+                self.new_result(w, r, refill=False)
         if ended and k not in self.closed:
             self.death(w)
+        elif results and k not in self.closed:
+            if self.auto:
+                self.fill(w)
+            else:
+                for _ in results:
+                    self.try_enqueue(w)
 
     def next_inputs(self, w):
         if self.retries:
@@ -370,38 +442,47 @@ class _Run:
                 logger.exception("Enqueueing failed for %r on a live worker"
                                  ": the input is skipped", w)
                 continue
+            size = getattr(w, "_last_input_size", 0)
             self.npending += 1
-            self.pending[id(w)].append(inp)
+            self.pending[id(w)].append((inp, size))
+            self.nbytes[id(w)] += size
             if self.callback:
                 self.callback(w, "enqueued")
             return True
 
-    def new_result(self, w, result):
+    def new_result(self, w, result, refill=True):
         self.npending -= 1
-        self.pending[id(w)].popleft()
+        _, size = self.pending[id(w)].popleft()
+        self.nbytes[id(w)] -= size
         if self.callback:
             self.callback(w, "finished", result)
         if self.return_results:
             self.ret.append(result)
-        if id(w) not in self.closed:
-            self.try_enqueue(w)
+        if refill and id(w) not in self.closed:
+            if self.auto:
+                self.fill(w)
+            else:
+                self.try_enqueue(w)
 
     def death(self, w):
         k = id(w)
         lost = self.pending.setdefault(k, collections.deque())
+        self.nbytes[k] = 0
         if self.pool._retry:
-            self.retries.extend(lost)
+            self.retries.extend(inp for inp, _ in lost)
         self.npending -= len(lost)
         lost.clear()
         self.closed.add(k)
         if self.callback:
             self.callback(w, "died")
         while self.retries:
-            idle = next((x for x in self.live() if not self.pending[id(x)]),
-                        None)
+            idle = next((x for x in self.live() if self.has_room(x)), None)
             if idle is None:
                 break
+            before = self.npending
             self.try_enqueue(idle)
+            if self.npending == before:
+                break
 
 
 def _alive_soon(w, limit=1.0):

@@ -94,7 +94,7 @@ class ProcessWorker(LinkedWorker):
         self._child_report(outcome)
 
     def _c_next_input(self):
-        return self._decode_input(self._link.recv(None))
+        return self._next_input_from(self._link.recv)
 
     # ---- state -------------------------------------------------------------
 

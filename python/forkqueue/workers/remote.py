@@ -18,7 +18,7 @@ import time
 from .. import _auth
 from . import _wire, remote_pickle
 from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left
-from ._wire import T_CLOSE, T_INPUT, T_KILL, T_TERM, SocketLink
+from ._wire import T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM, SocketLink
 from .utils import classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
@@ -33,7 +33,7 @@ _TERMINATE = object()
 # Attributes that mean nothing on the server (the client's link and
 # buffers); user attributes travel.
 _LOCAL = ("_link", "_rq", "_aux", "_buffer", "_pool_wakeup", "_startup",
-          "_inputs", "_reader")
+          "_inputs", "_reader", "_corked")
 
 
 def sanitize_target_host(host):
@@ -211,7 +211,7 @@ class RemoteWorker(LinkedWorker):
         while True:
             data = self._link.recv(None)
             if data is None:
-                self._inputs.put(None)
+                self._inputs.put(None)  # decoded as the end of input
                 return
             tag = data[0]
             if tag == T_TERM:
@@ -221,13 +221,19 @@ class RemoteWorker(LinkedWorker):
                 os.killpg(os.getpgrp(), signal.SIGTERM)
                 time.sleep(1.0)
                 os.killpg(os.getpgrp(), signal.SIGKILL)
-            elif tag == T_INPUT:
-                self._inputs.put(self._loads(memoryview(data)[1:]))
+            elif tag == T_INPUT or tag == T_INPUTS:
+                self._inputs.put(data)
             elif tag == T_CLOSE:
-                self._inputs.put(None)
+                self._inputs.put(data)
 
     def _c_next_input(self):
+        return self._next_input_from(self._get_input)
+
+    def _get_input(self):
         item = self._inputs.get()
         if item is _TERMINATE:
             raise WorkerTerminatedError()
         return item
+
+    def _input_ready(self):
+        return bool(self._in_q) or not self._inputs.empty()

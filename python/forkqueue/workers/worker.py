@@ -216,6 +216,10 @@ class Worker:
         """Runs in the worker: the whole job (``run`` once by default)."""
         return self.run(*self._args, **self._kwargs)
 
+    def _accepting(self):
+        """Whether input may still be sent (kinds make it cheaper)."""
+        return self.is_alive()
+
     def _reset_for_restart(self):
         """Kind hook: forget the previous run's link before ``_start``."""
 
