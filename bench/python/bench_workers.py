@@ -202,6 +202,10 @@ def report(r, args):
         f"{platform.python_version()}, cpu call = {CPU_LOOPS} loops, "
         f"median of {args.reps}",
         "",
+        f"CPU capacity of 2 forked processes right now: "
+        f"{r['capacity']:.2f} CPUs (2.00 on an idle 2-CPU machine; it bounds "
+        f"every speed-up below)",
+        "",
         f"| tiny calls ({args.tiny}) | wall | per call |",
         "|---|---|---|",
         row("sequential loop", "seq_tiny", args.tiny),
@@ -265,7 +269,10 @@ def main():
     if args.quick:
         args.reps, args.tiny, args.cpu, args.no_pyworkers = 1, 500, 100, True
     calibrate()
-    r = baselines(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_forkqueue import raw_capacity  # shared with that benchmark
+    r = {"capacity": raw_capacity(2, 200_000 if args.quick else 2_000_000)}
+    r.update(baselines(args))
     r.update(ours(args))
     if not args.no_pyworkers:
         r.update(pyworkers(args))
