@@ -73,13 +73,13 @@ class PersistentWorker(Worker):
             except (OSError, EOFError):
                 pass
 
-    def wait(self, timeout=None):
+    def wait(self, timeout=None, **kwargs):
         """Closes the input (see `close`), then waits like `Worker.wait`."""
         if self.is_child:
             raise ValueError("A worker cannot wait for itself")
         if self._started:
             self.close()
-        return super().wait(timeout)
+        return super().wait(timeout, **kwargs)
 
     def _take(self, block, timeout):
         """Reads one more message into the buffer; False at the end."""

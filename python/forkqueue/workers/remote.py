@@ -144,22 +144,25 @@ class RemoteWorker(LinkedWorker):
         self._finish()
         return True
 
-    def wait(self, timeout=None):
+    def wait(self, timeout=None, remote_timeout=None):
         """Waits up to ``timeout`` seconds (None: no limit) for the worker
-        to end; True if it has."""
+        to end; True if it has. (``remote_timeout``: accepted for
+        compatibility; the wait is one.)"""
         _check_timeout(timeout)
+        _check_timeout(remote_timeout)
         if self._is_child:
             raise ValueError("A worker cannot wait for itself")
         if not self._started:
             return True
         return self._await(timeout)
 
-    def terminate(self, timeout=1, force=True):
+    def terminate(self, timeout=1, force=True, remote_timeout=None):
         """Raises `WorkerTerminatedError` in the remote target, waits up to
         ``timeout`` seconds, then (``force``) has the worker's process group
         killed on the server and drops the connection. Never signals the
-        caller's process."""
+        caller's process. (``remote_timeout``: accepted for compatibility.)"""
         _check_timeout(timeout)
+        _check_timeout(remote_timeout)
         if self._is_child:
             raise WorkerTerminatedError()
         if not self.is_alive():

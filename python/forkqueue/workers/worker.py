@@ -7,6 +7,7 @@ target: user classes override either. The kind (thread, process, remote)
 supplies ``_start``, ``is_alive``, ``wait``, ``terminate`` and how the
 outcome and ``user_state`` come back.
 """
+import contextlib
 import enum
 import os
 import threading
@@ -14,7 +15,8 @@ import weakref
 
 from .utils import classproperty, get_hostname, gettid
 
-__all__ = ["WorkerType", "WorkerTerminatedError", "Worker"]
+__all__ = ["WorkerType", "WorkerTerminatedError", "Worker",
+           "autoclose_active_children"]
 
 
 class WorkerType(enum.Enum):
@@ -234,6 +236,19 @@ class Worker:
 
     def _cleanup(self):
         """Worker side hook, called after ``do_work``."""
+
+
+@contextlib.contextmanager
+def autoclose_active_children(timeout=0.1):
+    """On leaving the block, closes every live worker of this process,
+    waits ``timeout`` for it, and terminates it if it is still alive."""
+    try:
+        yield
+    finally:
+        for child in Worker.active_children():
+            child.close()
+            if not child.wait(timeout=timeout):
+                child.terminate(timeout=timeout)
 
 
 def _check_timeout(timeout):
