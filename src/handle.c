@@ -24,8 +24,11 @@ static size_t reg_n, reg_cap;
 static uint32_t reg_next_id = 1;
 static pid_t reg_pid; /* getpid() cached; reset in children */
 
+_Atomic unsigned fq__fork_gen;
+
 static void reg_atfork_child(void)
 {
+    atomic_fetch_add_explicit(&fq__fork_gen, 1, memory_order_relaxed);
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     reg_lock = fresh;
     reg_pid = 0;
@@ -103,6 +106,26 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
         if (reg[i]->id == h.id) {
             *qp = reg[i];
             rc = reg[i]->owner == my_pid() ? 0 : FQ_EFOREIGN;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return rc;
+}
+
+int fq__handle_wake(fq_queue h)
+{
+    int rc = FQ_ECLOSED;
+
+    if (h.id == 0)
+        return FQ_EINVAL;
+    /* Written under the lock: fq_queue_free() cannot close the descriptor
+     * until the queue has left the registry. */
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg_n; i++) {
+        if (reg[i]->id == h.id) {
+            rc = reg[i]->owner == my_pid() ? fq__wake_signal(reg[i])
+                                           : FQ_EFOREIGN;
             break;
         }
     }

@@ -118,6 +118,7 @@ typedef struct fqpy_queue {
 
     struct fqpy_queue *live_next, **live_prev;
     PyObject *weakreflist;
+    int woken; /* _wakeup() was called: the wait in progress returns */
 } fqpy_queue;
 
 /* queue.c */

@@ -784,8 +784,10 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
             return -1;
         }
         n = fqpy_take_ready(self);
-        if (n != 0 || self->outstanding == 0)
+        if (n != 0 || self->outstanding == 0 || self->woken) {
+            self->woken = 0;
             return n;
+        }
     }
 }
 
@@ -1454,6 +1456,20 @@ static PyObject *get_finished(fqpy_queue *self, void *closure)
     return PyBool_FromLong(self->finished);
 }
 
+/* The one method any thread may call while another waits on the queue (the
+ * GIL is all it needs): makes that wait return early, or the next one. */
+static PyObject *queue_wakeup(fqpy_queue *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (!self->opened)
+        Py_RETURN_NONE; /* finished: nothing waits any more */
+    self->woken = 1;
+    int rc = fq_wakeup(self->q);
+    if (rc < 0 && rc != FQ_ECLOSED)
+        return core_error(self, rc, "waking the queue");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef queue_methods[] = {
     {"add", (PyCFunction)(void (*)(void))queue_add,
      METH_VARARGS | METH_KEYWORDS,
@@ -1495,6 +1511,9 @@ static PyMethodDef queue_methods[] = {
     {"__exit__", (PyCFunction)queue_exit, METH_VARARGS, NULL},
     {"_worker_pids", (PyCFunction)queue_worker_pids, METH_NOARGS,
      "Pids of the live workers (for tests and monitoring)."},
+    {"_wakeup", (PyCFunction)queue_wakeup, METH_NOARGS,
+     "_wakeup()\n--\n\nThread-safe: makes a poll() or wait() running in "
+     "another thread return early (or the next one, if none runs)."},
     {"_stats", (PyCFunction)queue_stats, METH_NOARGS,
      "Counters of the core queue (for tests and monitoring)."},
     {NULL, NULL, 0, NULL}};
