@@ -13,7 +13,7 @@ implemented in C (``forkqueue._forkqueue``) on top of the libforkqueue core.
 import atexit as _atexit
 import collections.abc as _abc
 
-from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException
+from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException, ResultIterator
 from . import _forkqueue
 
 __all__ = ["ForkQueue", "ForkQueueException"]

@@ -94,3 +94,19 @@ while not (os.path.exists({str(started)!r}) and in_poll()):
     assert "Segmentation" not in r.stderr and "Fatal" not in r.stderr
     pids = [int(p) for p in r.stdout.split()]
     assert wait_until(lambda: not any(is_running(p) for p in pids))
+
+
+def test_new_callables_do_not_wait_for_a_long_job(barrier):
+    from helpers import wait_for_file
+    with ForkQueue(numforks=2, ordered=False) as q:
+        q.add(wait_for_file, (barrier.path,))
+        q.poll(0)
+        q.add(lambda: "one", ())
+        q.poll(0)
+        q.add(lambda: "two", ())
+        it = q.results()
+        # Each new callable reforks; neither waits for the long job.
+        assert sorted([next(it), next(it)]) == ["one", "two"]
+        assert q.stats()["workers"] <= 4
+        barrier.open()
+        assert list(it) == [barrier.path]

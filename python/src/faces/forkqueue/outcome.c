@@ -366,16 +366,19 @@ static int handle_outcome(fqpy_queue *self, const fq_result *r)
     self->outstanding--;
     fqpy_rec_release(self, rec);
     fqpy_call *call = (fqpy_call *)PyTuple_GET_ITEM(rec, REC_CALL);
-    if (rc < 0 || call->closed || self->dropping)
+    if (rc < 0 || call->closed)
         goto out; /* nobody will read it */
 
-    if (r->status == 0) {
-        rc = handle_reply(self, rec, r);
-    } else if (fqpy_rec_len(rec) > 1 &&
-               (r->status == FQ_ECRASHED || r->status == FQ_ETIMEDOUT ||
-                r->status == FQ_EPROTO || r->status == FQ_ETOOBIG ||
-                r->status == FQ_ENOMEM)) {
+    if (fqpy_rec_len(rec) > 1 &&
+        (r->status == FQ_ECRASHED || r->status == FQ_ETIMEDOUT ||
+         r->status == FQ_EPROTO || r->status == FQ_ETOOBIG ||
+         r->status == FQ_ENOMEM)) {
+        /* Even in finish(): every item of the batch must run. */
         rc = rerun_items(self, rec);
+    } else if (self->dropping) {
+        /* finish(): results are dropped */
+    } else if (r->status == 0) {
+        rc = handle_reply(self, rec, r);
     } else {
         rc = handle_error(self, rec, r);
     }

@@ -169,12 +169,18 @@ int fqpy_flush(fqpy_queue *self)
     if (self->ndeferred == 0)
         return 0;
     if (self->core.reg.nunknown > 0) {
-        /* The old workers retire when their jobs end while new ones start
-         * at once: one generation of old workers at a time, or every new
-         * callable meeting a long job would add numforks processes. */
+        /* The busy workers retire when their jobs end while the new ones
+         * start at once. Bound the processes to 2 * numforks: the workers
+         * that would outlive this refork (old ones still retiring, plus
+         * current ones with jobs, at most min(running, numforks)) must be
+         * at most numforks, or the jobs wait for some to exit. */
         fq_stats st;
-        if (fq_stats_get(self->core.q, &st) == 0 && st.workers > self->numforks)
-            return 0;
+        if (fq_stats_get(self->core.q, &st) == 0) {
+            uint64_t n = (uint64_t)self->numforks;
+            uint64_t busy = st.running < n ? st.running : n;
+            if ((uint64_t)st.workers + busy > 2 * n)
+                return 0;
+        }
         FQPY_LOCK(&self->core);
         int rc = fq_refork(self->core.q);
         FQPY_UNLOCK(&self->core);
