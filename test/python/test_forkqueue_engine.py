@@ -110,3 +110,28 @@ def test_new_callables_do_not_wait_for_a_long_job(barrier):
         assert q.stats()["workers"] <= 4
         barrier.open()
         assert list(it) == [barrier.path]
+
+
+def test_jobs_held_for_a_refork_of_a_broken_queue_each_get_an_error():
+    from forkqueue import ForkQueueException
+    import pytest
+
+    def bad_init():
+        raise OSError("no database")
+
+    with ForkQueue(numforks=1, initfunc=bad_init) as q:
+        q.add(abs, (1,))
+        with pytest.raises(ForkQueueException, match="no database"):
+            q.wait()
+        # New callables wait for a refork, which cannot happen any more.
+        q.add(lambda: 1, (), jobid="a")
+        q.add(lambda: 2, (), jobid="b")
+        errors = []
+        for _ in range(3):
+            try:
+                q.wait()
+                break
+            except ForkQueueException as e:
+                errors.append(e.jobid)
+        assert errors == ["a", "b"]
+        assert q.stats()["deferred"] == 0

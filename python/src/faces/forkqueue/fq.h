@@ -169,6 +169,8 @@ int fqpy_raise_pending(fqpy_queue *self);
  * exception when nothing is ready. */
 PyObject *fqpy_pop_result(fqpy_queue *self, fqpy_call *call);
 void fqpy_cancel(fqpy_queue *self);
+/* Gives every item of a record (already released) the error text. */
+int fqpy_fail_rec(fqpy_queue *self, PyObject *rec, const char *text);
 size_t fqpy_stored_items(fqpy_queue *self);
 
 /* call.c */

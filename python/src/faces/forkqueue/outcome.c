@@ -167,6 +167,19 @@ static int place_job_error(fqpy_queue *self, PyObject *rec, PyObject *tb,
     return 0;
 }
 
+int fqpy_fail_rec(fqpy_queue *self, PyObject *rec, const char *text)
+{
+    fqpy_call *call = (fqpy_call *)PyTuple_GET_ITEM(rec, REC_CALL);
+    if (call->closed || self->dropping)
+        return 0;
+    PyObject *tb = PyUnicode_FromString(text);
+    if (tb == NULL)
+        return -1;
+    int rc = place_job_error(self, rec, tb, NULL, 0, 0, 0);
+    Py_DECREF(tb);
+    return rc;
+}
+
 static void measure(fqpy_queue *self, PyObject *rec, PyObject *reply,
                     Py_ssize_t n)
 {

@@ -164,6 +164,26 @@ void fqpy_drop_deferred(fqpy_queue *self)
     PyMem_Free(d);
 }
 
+/* The queue can never run them (its initfunc failed): each deferred job
+ * gets that error as its outcome. */
+static int fail_deferred(fqpy_queue *self)
+{
+    int rc = 0;
+    while (self->ndeferred > 0 && rc == 0) {
+        fqpy_deferred d = self->deferred[0];
+        self->ndeferred--;
+        memmove(self->deferred, self->deferred + 1,
+                self->ndeferred * sizeof(*self->deferred));
+        fqpy_rec_release(self, d.rec);
+        rc = fqpy_fail_rec(self, d.rec,
+                           "initfunc failed in a worker; the queue is stopped "
+                           "and this job never ran\n");
+        Py_DECREF(d.rec);
+        Py_DECREF(d.payload);
+    }
+    return rc;
+}
+
 int fqpy_flush(fqpy_queue *self)
 {
     if (self->ndeferred == 0)
@@ -184,6 +204,8 @@ int fqpy_flush(fqpy_queue *self)
         FQPY_LOCK(&self->core);
         int rc = fq_refork(self->core.q);
         FQPY_UNLOCK(&self->core);
+        if (rc == FQ_EINIT)
+            return fail_deferred(self);
         if (rc < 0) {
             fqpy_core_error(&self->core, rc, "reforking the workers");
             return -1;
@@ -199,6 +221,14 @@ int fqpy_flush(fqpy_queue *self)
             break;
         Py_DECREF(self->deferred[i].rec);
         Py_DECREF(self->deferred[i].payload);
+    }
+    if (rc < 0 && PyErr_ExceptionMatches(self->st->exc_type)) {
+        /* FQ_EINIT: the queue is stopped for good */
+        PyErr_Clear();
+        memmove(self->deferred, self->deferred + i,
+                (self->ndeferred - i) * sizeof(*self->deferred));
+        self->ndeferred -= i;
+        return fail_deferred(self);
     }
     /* A failed submission keeps it and the jobs after it for a retry: none
      * is dropped without an outcome. */
