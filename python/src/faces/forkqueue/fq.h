@@ -2,6 +2,7 @@
  * The ForkQueue face (seed 000): forkqueue.ForkQueue.
  *
  *   queue.c    the type: constructor, methods, attributes
+ *   args.c     checking the methods' arguments
  *   submit.c   job records, ids, pickling payloads, deferred submission
  *   outcome.c  outcomes -> result slots, errors, waiting, cancelling
  *   call.c     a process()/map() call: its own results, cancellation
@@ -116,6 +117,16 @@ extern PyType_Spec fqpy_queue_spec;
 int fqpy_enter(fqpy_queue *self, int allow_finished);
 void fqpy_leave(fqpy_queue *self);
 int fqpy_check_usable(fqpy_queue *self);
+
+/* args.c */
+/* timeout of poll()/results(): None (-1: no limit) or seconds (>= 0). */
+int fqpy_parse_timeout(PyObject *o, double *out);
+/* A time limit in seconds (None: none) as ms for the core: -1 for none. */
+int fqpy_parse_limit(PyObject *o, const char *what, int *ms);
+PyObject *fqpy_normalize_kwargs(PyObject *argsv);
+int fqpy_check_callable(PyObject *func, const char *method);
+PyObject *fqpy_add_args(PyObject *fargs);
+Py_ssize_t fqpy_input_len(PyObject *o);
 
 /* submit.c */
 enum {

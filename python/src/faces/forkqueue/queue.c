@@ -76,55 +76,6 @@ static int register_env(fqpy_queue *self, PyObject *env)
     return rc;
 }
 
-/* timeout: None (no limit) or a number of seconds. */
-static int parse_timeout(PyObject *o, double *out)
-{
-    if (o == Py_None) {
-        *out = -1;
-        return 0;
-    }
-    double t = PyFloat_AsDouble(o);
-    if (t == -1.0 && PyErr_Occurred())
-        return -1;
-    if (isnan(t)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *out = t < 0 ? 0 : t;
-    return 0;
-}
-
-/* A time limit in seconds (None: none) as ms for the core: -1 for none. */
-static int parse_limit(PyObject *o, const char *what, int *ms)
-{
-    if (o == Py_None) {
-        *ms = -1;
-        return 0;
-    }
-    if (PyBool_Check(o) || !PyNumber_Check(o)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a number of seconds or None, not %.100s", what,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    double t = PyFloat_AsDouble(o);
-    if (t == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(t > 0) || isinf(t)) {
-        if (isinf(t) && t > 0) {
-            *ms = -1;
-            return 0;
-        }
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a positive number of seconds, not %R", what,
-                     o);
-        return -1;
-    }
-    double m = ceil(t * 1000);
-    *ms = m > INT_MAX ? INT_MAX : (int)m;
-    return 0;
-}
-
 static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"numforks", "initfunc", "reraise",
@@ -185,7 +136,7 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     int tmo;
-    if (parse_limit(timeout, "timeout", &tmo) < 0) {
+    if (fqpy_parse_limit(timeout, "timeout", &tmo) < 0) {
         Py_XDECREF(iargs);
         return -1;
     }
@@ -282,50 +233,6 @@ static void queue_dealloc(fqpy_queue *self)
 
 /* ---- methods ------------------------------------------------------------ */
 
-static PyObject *normalize_kwargs(PyObject *argsv)
-{
-    if (argsv == NULL || argsv == Py_None)
-        return NULL;
-    if (PyDict_CheckExact(argsv))
-        return Py_NewRef(argsv);
-    PyObject *d = PyObject_CallOneArg((PyObject *)&PyDict_Type, argsv);
-    if (d == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError,
-                     "argsv must be a mapping of keyword arguments, not %.100s",
-                     Py_TYPE(argsv)->tp_name);
-    }
-    return d;
-}
-
-static int check_callable(PyObject *func, const char *method)
-{
-    if (PyCallable_Check(func))
-        return 0;
-    PyErr_Format(PyExc_TypeError, "%s(): func must be callable, not %.100s",
-                 method, Py_TYPE(func)->tp_name);
-    return -1;
-}
-
-/* The arguments of add(): a tuple, or any other iterable (as func(*args)
- * takes), else a TypeError saying what is expected. */
-static PyObject *add_args(PyObject *fargs)
-{
-    if (PyTuple_Check(fargs))
-        return Py_NewRef(fargs);
-    if (!PyUnicode_Check(fargs) && !PyBytes_Check(fargs)) {
-        PyObject *t = PySequence_Tuple(fargs);
-        if (t || !PyErr_ExceptionMatches(PyExc_TypeError))
-            return t;
-        PyErr_Clear();
-    }
-    PyErr_Format(PyExc_TypeError,
-                 "add(): args must be a tuple of positional arguments, not "
-                 "%.100s (%.200R); for a single argument write (%.200R,)",
-                 Py_TYPE(fargs)->tp_name, fargs, fargs);
-    return NULL;
-}
-
 static PyObject *queue_add(fqpy_queue *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"func", "args", "argsv", "jobid", "timeout", NULL};
@@ -334,14 +241,14 @@ static PyObject *queue_add(fqpy_queue *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO:add", kwlist, &func,
                                      &fargs, &argsv, &jobid, &timeout))
         return NULL;
-    if (check_callable(func, "add") < 0)
+    if (fqpy_check_callable(func, "add") < 0)
         return NULL;
     int tmo = 0;
-    if (timeout && parse_limit(timeout, "timeout", &tmo) < 0)
+    if (timeout && fqpy_parse_limit(timeout, "timeout", &tmo) < 0)
         return NULL;
     if (!timeout)
         tmo = self->timeout > 0 ? (int)(self->timeout * 1000) : -1;
-    PyObject *targs = add_args(fargs);
+    PyObject *targs = fqpy_add_args(fargs);
     if (targs == NULL)
         return NULL;
     if (fqpy_enter(self, 0) < 0) {
@@ -372,7 +279,7 @@ static PyObject *queue_add(fqpy_queue *self, PyObject *args, PyObject *kwds)
         id = Py_NewRef(jobid);
     }
     added = 1;
-    if (argsv != Py_None && (kwargs = normalize_kwargs(argsv)) == NULL)
+    if (argsv != Py_None && (kwargs = fqpy_normalize_kwargs(argsv)) == NULL)
         goto out;
     Py_ssize_t key = fqpy_reg_key(&self->core.reg, func);
     if (key < 0)
@@ -411,7 +318,7 @@ static PyObject *queue_poll(fqpy_queue *self, PyObject *args, PyObject *kwds)
     double t = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:poll", kwlist, &timeout))
         return NULL;
-    if (timeout && parse_timeout(timeout, &t) < 0)
+    if (timeout && fqpy_parse_timeout(timeout, &t) < 0)
         return NULL;
     if (fqpy_enter(self, 0) < 0)
         return NULL;
@@ -458,7 +365,7 @@ static PyObject *queue_results(fqpy_queue *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:results", kwlist, &poll,
                                      &interval))
         return NULL;
-    if (parse_timeout(interval, &t) < 0)
+    if (fqpy_parse_timeout(interval, &t) < 0)
         return NULL;
     if (fqpy_check_usable(self) < 0)
         return NULL;
@@ -466,23 +373,12 @@ static PyObject *queue_results(fqpy_queue *self, PyObject *args, PyObject *kwds)
                          NULL, NULL, NULL, -1);
 }
 
-/* The number of items of an input that has a length (else -1). */
-static Py_ssize_t input_len(PyObject *o)
-{
-    if (!PySequence_Check(o) && !PyMapping_Check(o) && !PyAnySet_Check(o))
-        return -1;
-    Py_ssize_t n = PyObject_Size(o);
-    if (n < 0)
-        PyErr_Clear();
-    return n;
-}
-
 static PyObject *start_process(fqpy_queue *self, PyObject *func,
                                PyObject *iterable, PyObject *argsv, int mode,
                                PyObject *progress, Py_ssize_t total,
                                const char *method)
 {
-    if (check_callable(func, method) < 0)
+    if (fqpy_check_callable(func, method) < 0)
         return NULL;
     if (progress == Py_None || progress == Py_False)
         progress = NULL;
@@ -496,7 +392,7 @@ static PyObject *start_process(fqpy_queue *self, PyObject *func,
     if (fqpy_check_usable(self) < 0)
         return NULL;
     PyObject *kwargs = NULL;
-    if (argsv != Py_None && (kwargs = normalize_kwargs(argsv)) == NULL)
+    if (argsv != Py_None && (kwargs = fqpy_normalize_kwargs(argsv)) == NULL)
         return NULL;
     PyObject *source = PyObject_GetIter(iterable);
     PyObject *it = NULL;
@@ -518,9 +414,9 @@ static PyObject *queue_process(fqpy_queue *self, PyObject *args, PyObject *kwds)
                                      &func, &iterable, &argsv, &interval,
                                      &progress))
         return NULL;
-    if (parse_timeout(interval, &t) < 0)
+    if (fqpy_parse_timeout(interval, &t) < 0)
         return NULL;
-    Py_ssize_t total = progress != Py_None ? input_len(iterable) : -1;
+    Py_ssize_t total = progress != Py_None ? fqpy_input_len(iterable) : -1;
     return start_process(self, func, iterable, argsv, FQPY_IT_PROCESS, progress,
                          total, "process");
 }
@@ -551,7 +447,7 @@ static PyObject *queue_map(fqpy_queue *self, PyObject *args, PyObject *kwds)
     Py_ssize_t total = -1;
     if (progress != Py_None) {
         for (Py_ssize_t i = 1; i < n; i++) {
-            Py_ssize_t m = input_len(PyTuple_GET_ITEM(args, i));
+            Py_ssize_t m = fqpy_input_len(PyTuple_GET_ITEM(args, i));
             if (m < 0) {
                 total = -1;
                 break;
