@@ -19,7 +19,8 @@
 static const unsigned accept_sets[] = {
     FQ__ACCEPT_JOB,
     FQ__ACCEPT_FROM_WORKER,
-    FQ__ACCEPT_JOB | FQ__ACCEPT_FROM_WORKER,
+    FQ__ACCEPT_MSG,
+    FQ__ACCEPT_JOB | FQ__ACCEPT_FROM_WORKER | FQ__ACCEPT_MSG,
 };
 
 static int same_frame(const fq__frame *a, const fq__frame *b)
@@ -62,22 +63,22 @@ static int check(const uint8_t *data, size_t size, unsigned accept)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int ok[3];
+    int ok[4];
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         ok[i] = check(data, size, accept_sets[i]);
         if (ok[i] < 0)
             abort();
     }
-    /* The union of the two sides accepts exactly what one of them accepts. */
-    if (ok[2] != (ok[0] || ok[1]))
+    /* The union of the sides accepts exactly what one of them accepts. */
+    if (ok[3] != (ok[0] || ok[1] || ok[2]))
         abort();
     /* Truncating a header never turns garbage into "need more" wrongly:
      * every prefix shorter than a header asks for more bytes. */
     if (size >= FQ__WIRE_HDR) {
         fq__frame f;
         for (size_t n = 0; n < FQ__WIRE_HDR; n += 7)
-            if (fq__frame_decode(data, n, accept_sets[2], &f) != 0)
+            if (fq__frame_decode(data, n, accept_sets[3], &f) != 0)
                 abort();
     }
     return 0;

@@ -3,7 +3,8 @@
  * fq__rbuf_append() then the fq__rbuf_frame() / fq__rbuf_consume() loop that
  * the parent (and the worker) run after every read.
  *
- * Input layout: byte 0 picks the accepted frame types (bit 0) and seeds the
+ * Input layout: byte 0 picks the accepted frame types (bit 7: a public
+ * channel's MSG frames; else bit 0: a worker's or the parent's) and seeds the
  * way the rest is cut into chunks, so that frames arrive split at every
  * possible place, as they do from a real socket. The rest is the byte stream.
  *
@@ -48,7 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned accept = (data[0] & 1) ? FQ__ACCEPT_FROM_WORKER : FQ__ACCEPT_JOB;
+    unsigned accept = (data[0] & 0x80) ? FQ__ACCEPT_MSG
+                      : (data[0] & 1)  ? FQ__ACCEPT_FROM_WORKER
+                                       : FQ__ACCEPT_JOB;
     uint32_t seed = 0x9e3779b9u ^ (uint32_t)data[0] * 2654435761u;
     const uint8_t *s = data + 1;
     size_t n = size - 1;

@@ -37,6 +37,10 @@ def init_fail(text=b"init failed"):
     return frame(3, 0, 0, 0, text)
 
 
+def msg(payload=b"", length=None):
+    return frame(4, 0, 0, 0, payload, length)
+
+
 def write(target, name, data):
     d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus",
                      target)
@@ -57,6 +61,8 @@ def main():
         "huge_len": result(length=(1 << 40) + 1)[:HDR],
         "max_len": result(length=1 << 40)[:HDR],
         "short": result()[:HDR - 1],
+        "msg": msg(b"hello")[:HDR],
+        "msg_field_set": frame(4, 0, 1, 0, b"x")[:HDR],
     }
     for name, h in headers.items():
         write("frame_decode", name, h)
@@ -74,6 +80,10 @@ def main():
         "truncated_payload": b"\x03" + result(b"abcdef")[:-2],
         "wrong_side": b"\x00" + result(b"x"),
         "big_payload": b"\x05" + result(bytes(range(256)) * 8),
+        # bit 7 of byte 0: a public channel's end (MSG frames only)
+        "msgs": b"\x80" + msg(b"one") + msg() + msg(b"three" * 30),
+        "msgs_then_result": b"\x82" + msg(b"ok") + result(b"no"),
+        "msg_truncated": b"\x84" + msg(b"abcdefgh")[:-3],
     }
     for name, s in streams.items():
         write("rbuf_stream", name, s)

@@ -66,7 +66,7 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
     if (p[0] != 0x71 || p[1] != 0x66 || p[2] != FQ__WIRE_VERSION)
         return FQ_EPROTO;
     f->type = p[3];
-    if (f->type < FQ__FRAME_JOB || f->type > FQ__FRAME_INIT_FAIL ||
+    if (f->type < FQ__FRAME_JOB || f->type > FQ__FRAME_LAST ||
         !(accept & (1u << f->type)))
         return FQ_EPROTO;
     f->status = (int32_t)get32(p + 4);
@@ -92,7 +92,7 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
         if (f->status == 0 && f->code != 0)
             return FQ_EPROTO;
         break;
-    default: /* INIT_FAIL */
+    default: /* INIT_FAIL, MSG */
         if (f->status != 0 || get64(p + 8) != 0 || get64(p + 16) != 0)
             return FQ_EPROTO;
         break;

@@ -16,6 +16,9 @@
  *                worker (0, 1, 2, ...); zero otherwise
  *   24     8     payload length
  *
+ * A MSG frame (public channels, chan.c) carries one message of `len` bytes
+ * and has every other field zero.
+ *
  * The sequence number lets the parent match every result to the job it
  * sent, and drop a result it has already received when it recovers the
  * unflushed output of a dead worker (see worker.c).
@@ -40,7 +43,9 @@ enum fq__frame_type {
     FQ__FRAME_JOB = 1,       /* parent -> worker: run fn(arg) */
     FQ__FRAME_RESULT = 2,    /* worker -> parent: outcome of the oldest job */
     FQ__FRAME_INIT_FAIL = 3, /* worker -> parent: init failed; payload text */
+    FQ__FRAME_MSG = 4,       /* either way on a public channel: one message */
 };
+#define FQ__FRAME_LAST FQ__FRAME_MSG
 
 typedef struct fq__frame {
     unsigned type;
@@ -57,6 +62,7 @@ typedef struct fq__frame {
 #define FQ__ACCEPT_JOB (1u << FQ__FRAME_JOB)
 #define FQ__ACCEPT_FROM_WORKER                                                 \
     ((1u << FQ__FRAME_RESULT) | (1u << FQ__FRAME_INIT_FAIL))
+#define FQ__ACCEPT_MSG (1u << FQ__FRAME_MSG)
 
 /* Writes the header of f into out[FQ__WIRE_HDR]. */
 void fq__frame_encode(const fq__frame *f, unsigned char *out);

@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "chan_public.h"
 #include "internal.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
@@ -69,8 +70,9 @@ static void close_queue_fds(fq__queue *q, void *arg)
     }
 }
 
-static void child_setup(fq__queue *q, int parent_end, pid_t parent,
-                        const sigset_t *oldmask)
+/* The hygiene of every forked child (workers, public channels): see the top
+ * of this file. Runs with every signal blocked. */
+void fq__child_hygiene(int parent_end, pid_t parent)
 {
     /* Default dispositions, as a new process would have (SIG_IGN is kept
      * except for the signals we rely on or a job may wait on). */
@@ -91,6 +93,7 @@ static void child_setup(fq__queue *q, int parent_end, pid_t parent,
     }
     close(parent_end);
     fq__handle_each_unlocked(close_queue_fds, NULL);
+    fq__chan_forget_inherited();
     setpgid(0, 0);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -98,6 +101,12 @@ static void child_setup(fq__queue *q, int parent_end, pid_t parent,
     /* The parent may have died before PDEATHSIG was armed. */
     if (getppid() != parent)
         _exit(EXIT_IO);
+}
+
+static void child_setup(fq__queue *q, int parent_end, pid_t parent,
+                        const sigset_t *oldmask)
+{
+    fq__child_hygiene(parent_end, parent);
     if (q->opts.hooks.child)
         q->opts.hooks.child(q->opts.hook_arg);
     pthread_sigmask(SIG_SETMASK, oldmask, NULL);

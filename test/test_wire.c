@@ -249,6 +249,7 @@ static void test_bad_type(void **state)
         buf[3] = (unsigned char)t;
         int ok_job = t == FQ__FRAME_JOB;
         int ok_worker = t == FQ__FRAME_RESULT || t == FQ__FRAME_INIT_FAIL;
+        int ok_msg = t == FQ__FRAME_MSG;
         /* A JOB frame with fn 0 is invalid; give it a function. */
         if (t == FQ__FRAME_JOB)
             put64le(buf + 8, 0x1000);
@@ -256,10 +257,13 @@ static void test_bad_type(void **state)
                          ok_job ? (int)FQ__WIRE_HDR : FQ_EPROTO);
         assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out),
                          ok_worker ? (int)FQ__WIRE_HDR : FQ_EPROTO);
+        assert_int_equal(decode(buf, FQ__ACCEPT_MSG, &out),
+                         ok_msg ? (int)FQ__WIRE_HDR : FQ_EPROTO);
         assert_int_equal(decode(buf, 0, &out), FQ_EPROTO);
         /* Accepting every bit still refuses unknown types. */
-        assert_int_equal(decode(buf, ~0u, &out),
-                         ok_job || ok_worker ? (int)FQ__WIRE_HDR : FQ_EPROTO);
+        assert_int_equal(decode(buf, ~0u, &out), ok_job || ok_worker || ok_msg
+                                                     ? (int)FQ__WIRE_HDR
+                                                     : FQ_EPROTO);
     }
 }
 
@@ -355,6 +359,33 @@ static void test_init_fail_rules(void **state)
     }
 }
 
+/* A channel message: every field but the length is zero; only channel
+ * ends accept it, and channel ends accept nothing else. */
+static void test_msg_rules(void **state)
+{
+    (void)state;
+    unsigned char buf[FQ__WIRE_HDR];
+    fq__frame in = {.type = FQ__FRAME_MSG, .len = 12345}, out;
+    fq__frame_encode(&in, buf);
+    assert_int_equal(decode(buf, FQ__ACCEPT_MSG, &out), FQ__WIRE_HDR);
+    assert_int_equal(out.type, FQ__FRAME_MSG);
+    assert_true(out.len == 12345);
+    REJECT(buf, FQ__ACCEPT_JOB);
+    REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    for (int i = 4; i < 24; i++) {
+        fq__frame_encode(&in, buf);
+        buf[i] = 0x01;
+        REJECT(buf, FQ__ACCEPT_MSG);
+    }
+    fq__frame_encode(&in, buf);
+    put64le(buf + 24, FQ__WIRE_MAX_PAYLOAD + 1);
+    REJECT(buf, FQ__ACCEPT_MSG);
+    valid_result(buf);
+    REJECT(buf, FQ__ACCEPT_MSG);
+    valid_job(buf);
+    REJECT(buf, FQ__ACCEPT_MSG);
+}
+
 /*
  * Random headers: the decoder never reads beyond its input, and every header
  * it accepts is canonical (encoding the decoded frame gives the same bytes),
@@ -375,7 +406,7 @@ static void test_random_canonical(void **state)
             buf[0] = 0x71;
             buf[1] = 0x66;
             buf[2] = FQ__WIRE_VERSION;
-            buf[3] = (unsigned char)(1 + (r >> 1) % 3);
+            buf[3] = (unsigned char)(1 + (r >> 1) % 4);
         }
         if (r & 2)
             memset(buf + 4, 0, 4);
@@ -387,7 +418,9 @@ static void test_random_canonical(void **state)
             memset(buf + 29, 0, 3);
         if (r & 32)
             memset(buf + 8, 0, 4);
-        unsigned accept = (r & 64) ? FQ__ACCEPT_JOB : FQ__ACCEPT_FROM_WORKER;
+        unsigned accept = (r & 64)    ? FQ__ACCEPT_JOB
+                          : (r & 128) ? FQ__ACCEPT_MSG
+                                      : FQ__ACCEPT_FROM_WORKER;
         fq__frame out;
         int rc = fq__frame_decode(buf, FQ__WIRE_HDR, accept, &out);
         assert_true(rc == FQ_EPROTO || rc == (int)FQ__WIRE_HDR);
@@ -419,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_job_rules),
         cmocka_unit_test(test_result_rules),
         cmocka_unit_test(test_init_fail_rules),
+        cmocka_unit_test(test_msg_rules),
         cmocka_unit_test(test_random_canonical),
     };
     return FQT_RUN(tests);

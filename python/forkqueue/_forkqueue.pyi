@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, NoReturn, final
 
 CORE_VERSION: str
 
@@ -90,3 +90,34 @@ class ForkQueue:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False] | None: ...
+
+# ---- channel part (channel.c) ----
+
+class Channel:
+    """A child process connected to this one by a channel of framed messages.
+
+    Made by fork_channel(); payloads are bytes (pickling is the caller's).
+    """
+
+    @property
+    def pid(self) -> int:
+        """The child's pid in the parent; 0 in the child."""
+    @property
+    def returncode(self) -> int | None:
+        """None until reaped; then the exit status, or -signal."""
+    @property
+    def closed(self) -> bool: ...
+    def send(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def recv(self, timeout: float | None = None) -> bytes | None: ...
+    def poll(self, timeout: float | None = 0) -> bool: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int | None: ...
+    def kill(self, sig: int, /) -> None: ...
+
+def fork_channel() -> Channel: ...
+def child_exit(code: int = 0) -> NoReturn: ...
+def wait_channels(
+    chans: Iterable[Channel], timeout: float | None = None
+) -> list[Channel]: ...
+def _channel_cleanup(sig: int = 0, timeout: float = 0.0, /) -> int: ...

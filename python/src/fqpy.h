@@ -39,6 +39,9 @@ typedef struct fqpy_state {
 /* module.c */
 fqpy_state *fqpy_state_of_type(PyTypeObject *tp);
 
+/* channel.c: adds Channel, fork_channel(), child_exit(), wait_channels(). */
+int fqpy_channel_add(PyObject *m);
+
 /* Each face registers its types and names on the module. */
 int fqpy_forkqueue_register(PyObject *m, fqpy_state *st);
 

@@ -118,6 +118,8 @@ static int fqpy_exec(PyObject *m)
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", fq_version()) < 0)
         goto fail;
+    if (fqpy_channel_add(m) < 0) /* channel.c */
+        goto fail;
     return 0;
 
 fail:
