@@ -110,6 +110,7 @@ typedef struct fqpy_queue {
     int dropping;               /* finish(): outcomes are discarded */
 
     PyObject *weakreflist;
+    int woken; /* _wakeup() was called: the wait in progress returns */
 } fqpy_queue;
 
 /* queue.c */

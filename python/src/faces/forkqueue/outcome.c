@@ -460,8 +460,10 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
         if (fqpy_flush(self) < 0)
             return -1;
         Py_ssize_t n = fqpy_take_ready(self);
-        if (n != 0)
+        if (n != 0 || self->woken) {
+            self->woken = 0; /* set by a _wakeup() from another thread */
             return n;
+        }
         if (self->outstanding == 0) {
             if (self->ndeferred == 0)
                 return 0;
