@@ -85,24 +85,6 @@ PyObject *fqpy_channel_error(fqpy_channel *self, int rc, const char *what)
     }
 }
 
-/* Timeout argument: None -> -1 (none), else seconds >= 0. */
-int fqpy_parse_timeout(PyObject *obj, double *out)
-{
-    if (obj == NULL || obj == Py_None) {
-        *out = -1;
-        return 0;
-    }
-    double t = PyFloat_AsDouble(obj);
-    if (t == -1 && PyErr_Occurred())
-        return -1;
-    if (isnan(t)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *out = t < 0 ? 0 : t;
-    return 0;
-}
-
 /* The next slice of a wait with this deadline (-1: none), in ms; 0 once
  * it has passed. */
 int fqpy_slice_ms(double deadline)
