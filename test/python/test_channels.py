@@ -121,7 +121,7 @@ def test_unpicklable_exception_still_arrives():
         raise Local("made locally")
 
     channel = pprocess.start(child)
-    with pytest.raises(pprocess.ChildError, match="Local: made locally"):
+    with pytest.raises(pprocess.RemoteError, match="Local: made locally"):
         channel.receive()
     channel.wait()
 
