@@ -671,8 +671,8 @@ FQ__EXPORT int fq_channel_ready(fq_channel h)
     int rc = get(h, &c);
     if (rc < 0)
         return rc;
-    if (c->err || (c->flags & CH_EOF))
-        return 1;
+    if (c->fd < 0 || c->err || (c->flags & CH_EOF))
+        return 1; /* recv answers at once: closed, an error, or the end */
     if (c->big)
         return c->big_have == c->big_len;
     fq__frame f;
