@@ -12,8 +12,15 @@ class ChildError(Exception):
         self, message: str, pid: int | None = ..., returncode: int | None = ...
     ) -> None: ...
 
-from ._remote_exc import RemoteError as RemoteError
-from ._remote_exc import RemoteTraceback as RemoteTraceback
+# The package's shared classes (forkqueue._remote_exc), re-exported.
+class RemoteTraceback(Exception):
+    tb: str
+    def __init__(self, tb: str) -> None: ...
+
+class RemoteError(Exception):
+    type_name: str
+    message: str
+    def __init__(self, type_name: str, message: str = "") -> None: ...
 
 def describe_exit(pid: int, returncode: int | None) -> str: ...
 
