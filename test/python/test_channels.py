@@ -237,10 +237,29 @@ STDIO_EXPECTED = ("printed before create\nunflushed tail printed by the child\n"
                   "printed after the child ended\nexit handler in parent\n")
 
 
-@pytest.mark.parametrize("where", ["file", "pipe"])
+@pytest.mark.parametrize("where", ["file", "pipe", "tty"])
 def test_stdio_never_printed_twice_and_child_skips_exit_handlers(tmp_path,
                                                                   where):
-    if where == "pipe":
+    if where == "tty":
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([sys.executable, "-c", STDIO_SCRIPT],
+                             stdout=slave, stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO once the other side is closed
+                break
+            if not b:
+                break
+            chunks.append(b)
+        os.close(master)
+        _, err = p.communicate(timeout=60)
+        r = subprocess.CompletedProcess(p.args, p.returncode, None, err)
+        out = b"".join(chunks).decode().replace("\r\n", "\n")
+    elif where == "pipe":
         r = run(STDIO_SCRIPT)
         out = r.stdout
     else:
