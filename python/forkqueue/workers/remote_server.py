@@ -568,3 +568,9 @@ def run_server(addr, install_handlers=True, close_on_none=True, **kwargs):
     server = RemoteServer(addr, close_on_none=close_on_none, **kwargs)
     server.open_socket()
     server.run()
+
+
+if __name__ == "__main__":  # python3 -m forkqueue.workers.remote_server
+    import sys as _sys
+    from ..server import main as _main
+    _sys.exit(_main())
