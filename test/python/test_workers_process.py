@@ -105,7 +105,7 @@ def test_graceful_terminate_raises_in_the_target():
     w = ProcessWorker(sleeper)
     t0 = time.monotonic()
     assert w.terminate()
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 2  # no waiting for a timeout
     assert isinstance(w.error, WorkerTerminatedError)
     assert w.terminate() is True  # already dead
 
