@@ -390,10 +390,12 @@ class RemoteServer:
         return True
 
     def _client_gone(self, c):
+        """The connection hung up: the client left (or the worker, ending,
+        shut it down). Nothing of the worker's may outlive it."""
         self._unwatch(c.sock.fileno())
-        if c.ch.returncode is None and c.kill_at is None:
-            logger.info("client %s hung up: killing worker %d", c.peer,
-                        c.ch.pid)
+        if c.ch.returncode is None and c.kill_at is None and not c.eof:
+            logger.debug("connection of %s closed: ending worker %d", c.peer,
+                         c.ch.pid)
             c.ch.kill(signal.SIGTERM)
             c.kill_at = time.monotonic() + 1.0
 
