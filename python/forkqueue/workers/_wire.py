@@ -17,7 +17,9 @@ import select
 import socket
 import struct
 import time
-import traceback
+
+from .._remote_exc import (RemoteError, RemoteTraceback, dump_outcome,
+                           load_outcome)
 
 __all__ = ["SocketLink", "ChannelLink", "WorkerError", "RemoteTraceback",
            "encode_final", "decode_final", "dumps", "loads"]
@@ -38,72 +40,42 @@ def dumps(obj):
 loads = pickle.loads
 
 
-class WorkerError(RuntimeError):
-    """Stands for an exception raised in a worker that could not be brought
-    back as itself (it could not be pickled or unpickled); its text names
-    the original class and message."""
-
-
-class RemoteTraceback(Exception):
-    """Set as ``__cause__`` of an error that came from another process:
-    the worker's traceback, as text."""
-
-    def __str__(self):
-        return self.args[0] if self.args else ""
-
-
-def describe(exc):
-    """``module.Class: message`` and the traceback of ``exc``, as text."""
-    cls = type(exc)
-    head = f"{cls.__module__}.{cls.__qualname__}: {exc}"
-    tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
-    return head, tb
+# Exceptions cross process boundaries the way every face carries them
+# (forkqueue._remote_exc): the original type where it can be rebuilt, with
+# the worker's traceback as __cause__; otherwise a stand-in naming the
+# original class and message.
+WorkerError = RemoteError
 
 
 def encode_final(graceful, value, state):
-    """The F message: outcome and user_state, each pickled on its own so
-    that one that cannot be pickled does not lose the other."""
-    head = tb = None
-    if not graceful and value is not None:
-        head, tb = describe(value)
-    try:
-        blob = dumps(value)
-    except Exception as e:  # noqa: BLE001 (anything pickle may raise)
-        if graceful:
-            graceful = False
-            head = (f"{WorkerError.__module__}.WorkerError: the result "
-                    f"cannot be pickled: {type(e).__name__}: {e}")
-        blob = None
+    """The F message: the outcome and user_state, each pickled on its own
+    so that one that cannot be pickled does not lose the other."""
+    blob = dump_outcome(value) if graceful else dump_outcome(exc=value)
     try:
         sblob = dumps(state)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 (anything pickle may raise)
         sblob = None
-    return bytes([T_FINAL]) + dumps((graceful, blob, head, tb, sblob))
+    return bytes([T_FINAL]) + dumps((blob, sblob))
 
 
 def decode_final(data, old_state):
     """``(graceful, value_or_error, user_state)`` from an F message."""
-    graceful, blob, head, tb, sblob = loads(memoryview(data)[1:])
-    value = None
-    if blob is not None:
-        try:
-            value = loads(blob)
-        except Exception as e:  # noqa: BLE001
-            graceful = False
-            value = WorkerError(f"{head or 'result'} (it could not be "
-                                f"unpickled here: {type(e).__name__}: {e})")
-    elif head is not None:
-        value = WorkerError(head)
-    if (not graceful and isinstance(value, BaseException) and tb
-            and value.__cause__ is None):
-        value.__cause__ = RemoteTraceback(tb)
+    blob, sblob = loads(memoryview(data)[1:])
+    try:
+        value, exc = load_outcome(blob)
+    except Exception as e:  # noqa: BLE001 (a result this side cannot load)
+        value, exc = None, WorkerError(
+            f"{type(e).__module__}.{type(e).__qualname__}",
+            f"the result could not be unpickled here: {e}")
     state = old_state
     if sblob is not None:
         try:
             state = loads(sblob)
         except Exception:  # noqa: BLE001
             pass
-    return graceful, value, state
+    if exc is not None:
+        return False, exc, state
+    return True, value, state
 
 
 class ChannelLink:
