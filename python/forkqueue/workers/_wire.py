@@ -16,6 +16,7 @@ import pickle
 import select
 import socket
 import struct
+import threading
 import time
 
 from .._remote_exc import (RemoteError, RemoteTraceback, dump_outcome,
@@ -181,28 +182,110 @@ class SocketLink:
             pass
 
 
+class TLSLink(SocketLink):
+    """`SocketLink` over a TLS socket shared by two threads (a remote
+    worker's reader and its main thread): OpenSSL objects must not be used
+    by two threads at once, so every TLS call holds a lock, on a
+    non-blocking socket, and the waits happen outside it."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        import ssl
+        self._ssl = ssl
+        self.lock = threading.Lock()
+        sock.setblocking(False)
+
+    def _wait(self, want_write, deadline):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError()
+        r, w = ([], [self.sock]) if want_write else ([self.sock], [])
+        select.select(r, w, [], left)
+
+    def send(self, data):
+        view = memoryview(_HDR.pack(len(data)) + bytes(data))
+        ssl = self._ssl
+        while view:
+            want_write = False
+            with self.lock:
+                try:
+                    n = self.sock.send(view)
+                    view = view[n:]
+                    continue
+                except ssl.SSLWantWriteError:
+                    want_write = True
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLError as e:
+                    raise ConnectionError(f"TLS: {e}") from e
+            self._wait(want_write, None)
+
+    def recv(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ssl = self._ssl
+        while True:
+            frame = self._frame()
+            if frame is not None:
+                return frame
+            if self.eof:
+                return None
+            want_write = False
+            with self.lock:
+                try:
+                    chunk = self.sock.recv(262144)
+                except ssl.SSLWantReadError:
+                    chunk = None
+                except ssl.SSLWantWriteError:
+                    chunk, want_write = None, True
+                except (ssl.SSLError, OSError):
+                    chunk = b""
+            if chunk is None:
+                self._wait(want_write, deadline)
+            elif not chunk:
+                self.eof = True
+            else:
+                self.buf += chunk
+
+    def ready(self):
+        if self.eof or self.buffered():
+            return True
+        with self.lock:
+            if self.sock.pending():
+                return True
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+
 def recv_exact(sock, n, deadline):
     """Reads exactly ``n`` bytes before ``deadline`` (monotonic), for the
     handshake; ConnectionError on EOF, TimeoutError when late."""
     out = bytearray()
     while len(out) < n:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
+        tls_ready = hasattr(sock, "pending") and sock.pending()
+        if not tls_ready and (left <= 0 or not select.select(
+                [sock], [], [], left)[0]):
             raise TimeoutError("no answer from the peer in time")
-        chunk = sock.recv(n - len(out))
+        try:
+            chunk = sock.recv(n - len(out))
+        except OSError as e:  # TLS errors included
+            raise ConnectionError(f"connection failed: {e}") from e
         if not chunk:
             raise ConnectionError("connection closed by the peer")
         out += chunk
     return bytes(out)
 
 
-def connect(addr, key, timeout=10.0):
-    """Opens an authenticated connection to a worker server."""
+def connect(addr, key, timeout=10.0, ssl_context=None, server_hostname=None):
+    """Opens an authenticated connection to a worker server (over TLS with
+    ``ssl_context``)."""
     from .._auth import client_answer, client_check, HELLO_LEN, VERDICT_LEN
     sock = socket.create_connection(addr, timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(
+                sock, server_hostname=server_hostname or addr[0])
         sock.settimeout(None)
         deadline = time.monotonic() + timeout
         hello = recv_exact(sock, HELLO_LEN, deadline)
@@ -216,4 +299,4 @@ def connect(addr, key, timeout=10.0):
     except BaseException:
         sock.close()
         raise
-    return SocketLink(sock)
+    return SocketLink(sock) if ssl_context is None else TLSLink(sock)
