@@ -131,6 +131,9 @@ PyObject *fqpy_loads_mem(struct fqpy_state *st, const void *data, size_t len);
  * (steals exc, returns a new reference). */
 PyObject *fqpy_shippable_exc(struct fqpy_state *st, PyObject *exc);
 
+/* wait.c: a timeout argument: None (or NULL) -> -1 (no limit), else seconds
+ * >= 0 (negative clamps to 0; NaN is a ValueError). Shared by every face. */
+int fqpy_parse_timeout(PyObject *o, double *out);
 /* wait.c: fq_poll() with the GIL released, in slices, checking signals.
  * Returns fq_poll's count (0 on timeout or EINTR) or -1 with an exception
  * (KeyboardInterrupt included: the face decides what to stop). */

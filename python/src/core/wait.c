@@ -1,6 +1,25 @@
 /* Waiting on the core with the GIL released; Ctrl-C stays prompt. */
 #include "../fqpy.h"
 
+#include <math.h>
+
+int fqpy_parse_timeout(PyObject *o, double *out)
+{
+    if (o == NULL || o == Py_None) {
+        *out = -1;
+        return 0;
+    }
+    double t = PyFloat_AsDouble(o);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+    if (isnan(t)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+        return -1;
+    }
+    *out = t < 0 ? 0 : t;
+    return 0;
+}
+
 int fqpy_core_poll(fqpy_core *c, int ms)
 {
     if (c->closing || !c->opened) {

@@ -5,24 +5,6 @@
 #include <limits.h>
 #include <math.h>
 
-/* timeout: None (no limit) or a number of seconds. */
-int fqpy_parse_timeout(PyObject *o, double *out)
-{
-    if (o == Py_None) {
-        *out = -1;
-        return 0;
-    }
-    double t = PyFloat_AsDouble(o);
-    if (t == -1.0 && PyErr_Occurred())
-        return -1;
-    if (isnan(t)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *out = t < 0 ? 0 : t;
-    return 0;
-}
-
 /* A time limit in seconds (None: none) as ms for the core: -1 for none. */
 int fqpy_parse_limit(PyObject *o, const char *what, int *ms)
 {

@@ -540,6 +540,20 @@ static PyObject *queue_exit(fqpy_queue *self, PyObject *args)
     Py_RETURN_FALSE;
 }
 
+/* The one method any thread may call while another waits on the queue (the
+ * GIL is all it needs): makes that wait return early, or the next one. */
+static PyObject *queue_wakeup(fqpy_queue *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (!self->core.opened)
+        Py_RETURN_NONE; /* finished: nothing waits any more */
+    self->woken = 1;
+    int rc = fq_wakeup(self->core.q);
+    if (rc < 0 && rc != FQ_ECLOSED)
+        return fqpy_core_error(&self->core, rc, "waking the queue");
+    Py_RETURN_NONE;
+}
+
 static PyObject *queue_worker_pids(fqpy_queue *self, PyObject *noargs)
 {
     (void)noargs;
@@ -643,6 +657,9 @@ static PyMethodDef queue_methods[] = {
      "stats()\n--\n\nThe queue's counters as a dict (see the docs)."},
     /* Engine methods (thread-safe, for other faces and event loops) go
      * below this line. */
+    {"_wakeup", (PyCFunction)queue_wakeup, METH_NOARGS,
+     "_wakeup()\n--\n\nThread-safe: makes a poll() or wait() running in "
+     "another thread return early (or the next one, if none runs)."},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef queue_members[] = {
