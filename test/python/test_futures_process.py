@@ -299,3 +299,17 @@ def test_spawn_process_terminate():
     p.terminate()
     assert p.join(timeout=60) is None and p.exitcode == -signal.SIGTERM
     assert p.result() is None
+
+
+def test_large_result_and_large_exception_message():
+    p = Process(target=lambda: b"x" * (64 << 20))
+    p.start()
+    assert len(p.result(timeout=60)) == 64 << 20
+
+    def big_error():
+        raise ValueError("y" * (8 << 20))
+    p = Process(target=big_error)
+    p.start()
+    with pytest.raises(ValueError) as info:
+        p.join(timeout=60)
+    assert len(str(info.value)) == 8 << 20

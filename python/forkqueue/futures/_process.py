@@ -15,6 +15,7 @@ parent's collector (``_pump``, one thread for all children) handles.
 """
 
 import asyncio
+import builtins
 import concurrent.futures
 import multiprocessing
 import multiprocessing.connection
@@ -277,7 +278,7 @@ class _ChannelPopen(_Collected):
                 if not ch.poll(0):
                     return True
                 msg = ch.recv(0)
-            except TimeoutError:
+            except builtins.TimeoutError:  # (ours is a subclass)
                 return True  # a message still arriving
             if msg is None:
                 return False
