@@ -30,20 +30,23 @@
  * Threads
  * -------
  * Different queues may be used from different threads at the same time. One
- * queue must be used by one thread at a time. Forking from a multi-threaded
+ * queue must be used by one thread at a time; only fq_wakeup() may be called
+ * from another thread meanwhile. Forking from a multi-threaded
  * program is subject to the usual POSIX rules: only the forking thread exists
  * in a worker, so a job must not rely on locks that other threads of the
  * parent may have held at fork time.
  *
  * Signals
  * -------
- * The library installs no signal handler. Writes use MSG_NOSIGNAL, so a dead
- * worker never raises SIGPIPE in the parent. In workers, every caught signal
- * is reset to its default action (so are SIGTERM, SIGINT, SIGHUP and SIGCHLD
- * when ignored; other ignored signals stay ignored), and they run in a
+ * The library installs no signal handler in the parent (a worker has one,
+ * for SIGRTMAX - 1: its parent-death signal and the parent's "end now",
+ * which kills every process its jobs started). Writes use MSG_NOSIGNAL, so a
+ * dead worker never raises SIGPIPE in the parent. In workers, every caught
+ * signal is reset to its default action (so are SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD when ignored; other ignored signals stay ignored), and they run in a
  * process group of their own (so a terminal's Ctrl-C
- * reaches only the parent, which decides what to do), and on Linux they are
- * killed when the thread that forked them exits (PR_SET_PDEATHSIG): create
+ * reaches only the parent, which decides what to do), and on Linux they end
+ * when the thread that forked them exits (PR_SET_PDEATHSIG): create
  * and drive a queue from a thread that outlives it. Workers are reaped with
  * waitpid() on their own pid only; a host that ignores SIGCHLD or reaps with
  * waitpid(-1) still gets correct outcomes, but crash reports then lack the
@@ -183,8 +186,9 @@ typedef struct fq_options {
 
     /* Maximum number of jobs sent ahead to one worker. More in flight hides
      * the round trip for tiny jobs; fewer balances long jobs better. 0: adapt
-     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of
-     * more than 2 ms). */
+     * each worker's depth to the observed duration of its jobs (up to 256
+     * for tiny jobs, 2 for jobs of more than 2 ms). Either way, jobs queued
+     * behind a job that has run for 2 ms move to an idle worker. */
     int inflight;
 
     /* Replace a worker after it has run this many jobs (bounds the memory of
@@ -368,6 +372,23 @@ int fq_cancel(fq_queue q);
  */
 int fq_queue_free(fq_queue q);
 
+/*
+ * Wakes a wait on the queue (since 0.2.0). Unlike every other function here
+ * it may be called from any thread, while another thread drives the queue:
+ * an fq_poll() or fq_wait() blocked in that thread returns early, fq_poll()
+ * with the number of outcomes ready (maybe 0), fq_wait() with FQ_EINTR if
+ * not every job is finished. When no wait is in progress, the next fq_poll()
+ * or fq_wait() with a non-zero timeout returns at once: a wake-up is never
+ * lost, and several before one wait count as one. Use it to hand work to a
+ * thread that waits on the queue (put the jobs where that thread will look,
+ * then wake it). Calls that do not wait (fq_take(), timeout 0) neither
+ * notice nor consume it; fq_stream(), fq_finish() and fq_cancel() ignore it.
+ * Thread-safe, but not async-signal-safe (it takes a lock). Returns 0, or
+ * FQ_EINVAL, FQ_ECLOSED (freed queue, also when freed concurrently),
+ * FQ_EFOREIGN, FQ_ESYS.
+ */
+int fq_wakeup(fq_queue q);
+
 /* Fills *st with the queue's counters. */
 int fq_stats_get(fq_queue q, fq_stats *st);
 
@@ -504,8 +525,9 @@ int fq_channel_send(fq_channel ch, const void *data, size_t len);
 int fq_channel_recv(fq_channel ch, fq_msg *m, int timeout_ms);
 
 /* 1 when fq_channel_recv() would return at once without reading (a whole
- * message is buffered, or the end of the stream was seen), 0 when it would
- * have to read from the descriptor, or a negative error. No system call. */
+ * message is buffered, the end of the stream or an error was seen, or the
+ * channel was closed), 0 when it would have to read from the descriptor,
+ * or a negative error. No system call. */
 int fq_channel_ready(fq_channel ch);
 
 /* The channel's descriptor (to poll for POLLIN from another event loop;

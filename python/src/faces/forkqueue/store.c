@@ -6,7 +6,7 @@
  * they are yielded, plus placeholders for the items of a crashed batch that
  * are re-run one by one (so that they keep their place in ordered mode).
  */
-#include "fqpy.h"
+#include "../../fqpy.h"
 
 static int store_grow(fqpy_store *s)
 {
@@ -38,6 +38,7 @@ int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
     e->value = value;
     e->state = state;
     e->pos = 0;
+    e->stamp = s->clock ? (*s->clock)++ : 0;
     s->items += fqpy_entry_items(e);
     if (state == FQPY_ERROR)
         s->nerrors++;
@@ -65,11 +66,6 @@ fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq)
     if (seq < s->seq0 || seq - s->seq0 >= s->count)
         return NULL;
     return &s->buf[(s->head + (size_t)(seq - s->seq0)) & (s->cap - 1)];
-}
-
-fqpy_entry *fqpy_store_front(fqpy_store *s)
-{
-    return s->count ? &s->buf[s->head] : NULL;
 }
 
 void fqpy_store_pop(fqpy_store *s, fqpy_entry *out)

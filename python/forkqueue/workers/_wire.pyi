@@ -1,0 +1,3 @@
+from .._remote_exc import RemoteError, RemoteTraceback as RemoteTraceback
+
+WorkerError = RemoteError
