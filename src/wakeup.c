@@ -26,7 +26,26 @@
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
+/* The descriptors are on the core's list (see fq__fds_lock()), so that no
+ * worker of any queue keeps them. */
+static int wake_open(fq__queue *q);
+
 int fq__wake_open(fq__queue *q)
+{
+    fq__fds_lock();
+    int rc = wake_open(q);
+    if (rc == 0 &&
+        (fq__fds_add_locked(q->wake_rd) ||
+         (q->wake_wr != q->wake_rd && fq__fds_add_locked(q->wake_wr)))) {
+        fq__fds_unlock();
+        fq__wake_close(q);
+        return FQ_ENOMEM;
+    }
+    fq__fds_unlock();
+    return rc;
+}
+
+static int wake_open(fq__queue *q)
 {
     q->wake_rd = q->wake_wr = -1;
 #ifdef FQ__HAVE_EVENTFD
@@ -56,10 +75,12 @@ int fq__wake_open(fq__queue *q)
 
 void fq__wake_close(fq__queue *q)
 {
+    fq__fds_lock();
     if (q->wake_wr >= 0 && q->wake_wr != q->wake_rd)
-        close(q->wake_wr);
+        fq__fds_close_locked(q->wake_wr);
     if (q->wake_rd >= 0)
-        close(q->wake_rd);
+        fq__fds_close_locked(q->wake_rd);
+    fq__fds_unlock();
     q->wake_rd = q->wake_wr = -1;
 }
 
