@@ -397,8 +397,18 @@ class RemoteServer:
         if ctx is not None and main is None:
             main = ctx[0]
         setup_main(main)
-        link = SocketLink(sock) if self.ssl_context is None else \
-            _wire.TLSLink(sock)
+        relay = None
+        if self.ssl_context is not None:
+            sock, relay = _wire.tls_relay(sock)
+        try:
+            self._run_worker(sock, ch, rest, ctx, payload)
+        finally:
+            if relay is not None:
+                sock.close()
+                relay.join(5.0)  # what the worker sent reaches the client
+
+    def _run_worker(self, sock, ch, rest, ctx, payload):
+        link = SocketLink(sock)
         link.buf += rest
         try:
             patches = {}
