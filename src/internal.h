@@ -254,6 +254,9 @@ void fq__worker_free(fq__worker *w);
  * with fq__worker_kill_group() at hard_kill_at. */
 void fq__worker_kill(fq__worker *w, int sig);
 void fq__worker_kill_group(fq__worker *w);
+/* fq_cancel()'s SIGTERM: on Linux the worker sends it to its group and to
+ * the processes it adopted, and kills what is left after grace_ms. */
+void fq__worker_terminate(fq__worker *w, int grace_ms);
 /* The worker's parent-death signal and the parent's "end now" request. */
 #define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */
 #define FQ__HARD_KILL_NS INT64_C(200000000)

@@ -871,6 +871,8 @@ static int stop_workers(fq__queue *q, int sig)
             }
         } else if (grace < 0) {
             fq__worker_kill(w, SIGKILL);
+        } else if (sig == SIGTERM) {
+            fq__worker_terminate(w, grace);
         } else {
             fq__worker_kill(w, sig);
         }

@@ -154,9 +154,45 @@ static void kill_descendants(void)
     }
 }
 
-static void cleanup_handler(int sig)
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* fq_cancel(): SIGTERM to the worker's group (the worker's own stays
+ * pending, blocked while this handler runs) and to the processes it
+ * adopted, up to grace_ms for them to end, then SIGKILL to what is left.
+ * When the handler returns, the pending SIGTERM takes its course in the
+ * worker as if the parent had sent it: the default action ends it, or the
+ * job's own handler runs. */
+static void terminate_gently(int grace_ms)
+{
+    pid_t kids[256];
+    kill(0, SIGTERM);
+    int n = tree_tracked ? read_children(kids, 256) : 0;
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGTERM);
+    for (int waited = 0; tree_tracked && waited < grace_ms; waited += 5) {
+        while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
+            ;
+        if (read_children(kids, 1) <= 0)
+            break;
+        sleep_ms(5);
+    }
+    kill_descendants();
+}
+
+static void cleanup_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
+    (void)uc;
+    if (si && si->si_code == SI_QUEUE && si->si_value.sival_int > 0 &&
+        getppid() == si->si_pid) {
+        terminate_gently(si->si_value.sival_int - 1);
+        return;
+    }
     kill_descendants();
     kill(getpid(), SIGKILL);
 }
@@ -220,7 +256,8 @@ static void child_setup(fq__queue *q, int parent_end, int own_end, pid_t parent,
     {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = cleanup_handler;
+        sa.sa_sigaction = cleanup_handler;
+        sa.sa_flags = SA_SIGINFO;
         sigfillset(&sa.sa_mask);
         sigaction(FQ__SIG_CLEANUP, &sa, NULL);
         pid_t probe[1];
@@ -358,6 +395,21 @@ void fq__worker_kill(fq__worker *w, int sig)
      * the pid in case the group was never formed. */
     if (kill(-w->pid, sig) < 0)
         signal_worker(w, sig);
+}
+
+void fq__worker_terminate(fq__worker *w, int grace_ms)
+{
+#ifdef __linux__
+    /* The worker sends the SIGTERM itself, also to the processes its jobs
+     * moved out of its group, and kills what is left after the grace. */
+    if (still_ours(w)) {
+        union sigval v;
+        v.sival_int = (grace_ms < INT32_MAX - 1 ? grace_ms : INT32_MAX - 1) + 1;
+        if (sigqueue(w->pid, FQ__SIG_CLEANUP, v) == 0)
+            return;
+    }
+#endif
+    fq__worker_kill(w, SIGTERM);
 }
 
 void fq__worker_kill_group(fq__worker *w)

@@ -5,7 +5,8 @@
  * stays in the worker's process group, one that moves to a session of its
  * own (setsid), and one daemonized by a double fork (its parent exits, so
  * it is orphaned). Then the worker ends by each path: fq_finish(),
- * retirement, re-fork, a time limit, fq_queue_free(), a crash, and the death
+ * retirement, re-fork, a time limit, fq_queue_free(), fq_cancel(), a crash,
+ * and the death
  * of the parent (SIGKILL, SIGTERM). The test checks that the processes are
  * gone within a few seconds (zombies waiting for init count as gone).
  *
@@ -203,6 +204,23 @@ static void test_queue_free(void **state)
     cleanup();
 }
 
+/* fq_cancel(): SIGTERM first (a grace period for the job's processes to
+ * end on their own), then everything left is killed. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    fq_options o = {.workers = 1, .grace_ms = 300};
+    uint64_t id;
+    fq_queue q = start(&o, 1, 0, &id);
+    assert_int_equal(fq_cancel(q), 0);
+    assert_true(all_gone((fq_queue){0}, ALL | (1u << K_WORKER), 3000));
+    fq_result r;
+    assert_int_equal(fq_take(q, &r), 1);
+    assert_int_equal(r.status, FQ_ECANCELED);
+    assert_int_equal(fq_queue_free(q), 0);
+    cleanup();
+}
+
 /* The documented limit: a crash ends the worker at once; what stayed in
  * its process group is killed, what left it is not. */
 static void test_crash(void **state)
@@ -276,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_refork),
         cmocka_unit_test(test_time_limit),
         cmocka_unit_test(test_queue_free),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_crash),
         cmocka_unit_test(test_parent_sigkill),
         cmocka_unit_test(test_parent_sigterm),
