@@ -30,6 +30,7 @@ import os
 import pickle
 import re
 import signal as _signal
+import sys
 import threading
 import time
 import traceback
@@ -574,13 +575,21 @@ class _Engine:
             self._set_error(job, exc)
 
 
+def _interrupted():
+    """True when the program is ending on an uncaught Ctrl-C."""
+    return isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+
+
 def _at_exit():
     """Before the interpreter goes: executors finish their work (as the
-    standard library's do), pools that were not closed are terminated."""
+    standard library's do), pools that were not closed are terminated, and
+    after an uncaught Ctrl-C everything is terminated: no wait, no worker
+    left."""
     global _exiting
     _exiting = True
+    interrupted = _interrupted()
     for eng in list(_live_engines):
-        if getattr(eng, "terminate_at_exit", False):
+        if interrupted or getattr(eng, "terminate_at_exit", False):
             eng.shutdown(wait=True, terminate=True)
         else:
             eng.shutdown(wait=True)

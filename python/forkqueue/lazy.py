@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from ._executor import Executor, default_workers
+from ._executor import Executor, _interrupted, default_workers
 
 __all__ = [
     "fork", "submit", "go", "process", "thread",
@@ -262,6 +262,8 @@ _unfinished = set()
 
 
 def _finish_at_exit():
+    if _interrupted():
+        return  # Ctrl-C: the executors' hook terminates the workers
     while True:
         pending = [f for f in list(_unfinished) if not f.done()]
         if not pending:

@@ -244,6 +244,51 @@ def test_ctrl_c_in_map_leaves_no_worker_behind():
                       timeout=10)
 
 
+EXECUTOR_CTRL_C = r"""
+import os, time
+from forkqueue._executor import Executor
+ex = Executor(2)
+fs = [ex.submit(time.sleep, 60) for _ in range(4)]
+while True:
+    kids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                st = open(f"/proc/{name}/stat").read()
+            except OSError:
+                continue
+            f = st[st.rindex(")") + 2:].split()
+            if int(f[1]) == os.getpid() and f[0] != "Z":
+                kids.append(name)
+    if len(kids) >= 2 and all(f.running() for f in fs[:2]):
+        break
+    time.sleep(0.01)
+print(" ".join(kids), flush=True)
+fs[0].result()
+"""
+
+
+def test_ctrl_c_while_waiting_on_an_executor_ends_promptly():
+    proc = subprocess.Popen([sys.executable, "-c", EXECUTOR_CTRL_C],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        pids = [int(x) for x in proc.stdout.readline().split()]
+        assert len(pids) >= 2
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "KeyboardInterrupt" in err
+    assert took < 15  # not the 60 s the tasks would take
+    assert wait_until(lambda: not any(is_running(p) for p in pids),
+                      timeout=10)
+
+
 def test_pool_cannot_be_pickled():
     import pickle
     with Pool(1) as p:
