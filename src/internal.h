@@ -157,8 +157,10 @@ typedef struct fq__queue {
     void *pfd_mem; /* poll set cache */
     size_t pfd_cap;
 
-    /* fq_wakeup(): an eventfd (both the same) or a pipe. */
+    /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
+     * slot wake_slot of the wake-up table (-1: none, -2: table full). */
     int wake_rd, wake_wr;
+    int wake_slot;
 } fq__queue;
 
 /* handle.c */
@@ -192,16 +194,22 @@ __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
 
 /* wakeup.c */
 int fq__wake_open(fq__queue *q);
+/* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
+void fq__wake_publish(fq__queue *q);
+/* Retires and closes (parent); fq__wake_forget() only closes (a worker's
+ * copy of a queue). */
 void fq__wake_close(fq__queue *q);
+void fq__wake_forget(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);
 
 /* loop.c */
 typedef int (*fq__cond_fn)(fq__queue *q);
 /* Flags of fq__drive(). */
-#define FQ__DRIVE_UNINTERRUPTIBLE 1 /* no FQ_EINTR, even with return_on_eintr  \
-                                     */
-#define FQ__DRIVE_WAKEABLE 2        /* fq_wakeup() ends a wait: returns 1 */
+#define FQ__DRIVE_UNINTERRUPTIBLE                                              \
+    1                        /* no FQ_EINTR, even with return_on_eintr         \
+                              */
+#define FQ__DRIVE_WAKEABLE 2 /* fq_wakeup() ends a wait: returns 1 */
 /* Moves jobs and results until cond(q) holds or timeout_ms passes (-1: no
  * limit). Returns 0, FQ_ETIMEDOUT, FQ_EINTR (only with return_on_eintr and
  * not FQ__DRIVE_UNINTERRUPTIBLE), 1 when woken by fq_wakeup() (only with

@@ -558,6 +558,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         free(q);
         return rc;
     }
+    fq__wake_publish(q);
     for (int i = 0; i < q->nworkers; i++) {
         rc = add_worker(q);
         if (rc) {

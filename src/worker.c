@@ -72,7 +72,7 @@ static void close_queue_fds(fq__queue *q, void *arg)
             close(w->pidfd);
         w->fd = w->pidfd = -1;
     }
-    fq__wake_close(q);
+    fq__wake_forget(q);
 }
 
 /* The hygiene of every forked child (workers, public channels): see the top
