@@ -38,13 +38,15 @@
  *
  * Signals
  * -------
- * The library installs no signal handler. Writes use MSG_NOSIGNAL, so a dead
- * worker never raises SIGPIPE in the parent. In workers, every caught signal
- * is reset to its default action (so are SIGTERM, SIGINT, SIGHUP and SIGCHLD
- * when ignored; other ignored signals stay ignored), and they run in a
+ * The library installs no signal handler in the parent (a worker has one,
+ * for SIGRTMAX - 1: its parent-death signal and the parent's "end now",
+ * which kills every process its jobs started). Writes use MSG_NOSIGNAL, so a
+ * dead worker never raises SIGPIPE in the parent. In workers, every caught
+ * signal is reset to its default action (so are SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD when ignored; other ignored signals stay ignored), and they run in a
  * process group of their own (so a terminal's Ctrl-C
- * reaches only the parent, which decides what to do), and on Linux they are
- * killed when the thread that forked them exits (PR_SET_PDEATHSIG): create
+ * reaches only the parent, which decides what to do), and on Linux they end
+ * when the thread that forked them exits (PR_SET_PDEATHSIG): create
  * and drive a queue from a thread that outlives it. Workers are reaped with
  * waitpid() on their own pid only; a host that ignores SIGCHLD or reaps with
  * waitpid(-1) still gets correct outcomes, but crash reports then lack the
@@ -184,8 +186,9 @@ typedef struct fq_options {
 
     /* Maximum number of jobs sent ahead to one worker. More in flight hides
      * the round trip for tiny jobs; fewer balances long jobs better. 0: adapt
-     * to the observed job duration (up to 256 for tiny jobs, 2 for jobs of
-     * more than 2 ms). */
+     * each worker's depth to the observed duration of its jobs (up to 256
+     * for tiny jobs, 2 for jobs of more than 2 ms). Either way, jobs queued
+     * behind a job that has run for 2 ms move to an idle worker. */
     int inflight;
 
     /* Replace a worker after it has run this many jobs (bounds the memory of

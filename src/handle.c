@@ -24,8 +24,11 @@ static size_t reg_n, reg_cap;
 static uint32_t reg_next_id = 1;
 static pid_t reg_pid; /* getpid() cached; reset in children */
 
+_Atomic unsigned fq__fork_gen;
+
 static void reg_atfork_child(void)
 {
+    atomic_fetch_add_explicit(&fq__fork_gen, 1, memory_order_relaxed);
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     reg_lock = fresh;
     reg_pid = 0;

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "channel.h"
@@ -41,6 +42,7 @@ typedef struct fq__job {
     unsigned requeues;    /* ran, but the result died with the worker */
     unsigned bounces;     /* sent, never started, worker died */
     unsigned init_deaths; /* first job of workers that died in init */
+    unsigned suspect;     /* may have broken a stream: runs alone */
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -60,17 +62,36 @@ typedef struct fq__job {
  * worker. It tells the parent which job is running (for timeouts and for
  * blaming the right job when the worker dies) without any message.
  */
+/* Jobs a worker can have in flight at most (a power of two). */
+#define FQ__RING 256u
+
 typedef struct fq__wstat {
     _Atomic uint64_t started; /* wseq+1 of the job started last, 0: none */
     _Atomic uint64_t done;    /* wseq+1 of the job finished last, 0: none */
     _Atomic int64_t start_ns; /* CLOCK_MONOTONIC start of job started-1 */
     _Atomic int ready;        /* init has run */
+    /* Bytes the worker itself has written to its channel so far, and, per
+     * job (wseq % FQ__RING), that count when the job started and when it
+     * ended. When the parent finds bytes that are not a frame at stream
+     * offset P, the jobs that can have written them are those that ran
+     * while the count was P: see fq__blame_proto(). */
+    _Atomic uint64_t tx;
+    _Atomic uint64_t tx_start[FQ__RING];
+    _Atomic uint64_t tx_end[FQ__RING];
     /* The worker's output buffer: result frames not yet known to be sent.
      * The first `committed` bytes of out[] are whole frames. When a worker
      * dies, the parent recovers from here the results it had produced but
      * not yet flushed, so a crash never costs the results of the jobs
      * before it. */
     _Atomic uint64_t committed;
+    /* Bumped by the worker each time it empties out[] (a seqlock): the
+     * parent copies results out of out[] while the worker runs a long job,
+     * and keeps the copy only if gen did not change meanwhile. */
+    _Atomic uint64_t gen;
+    /* Per job (wseq % FQ__RING): FQ__CLAIM_STARTED(wseq) once the worker
+     * starts it, FQ__CLAIM_REVOKED(wseq) if the parent took it back first.
+     * Both sides exchange the word, so exactly one of them wins. */
+    _Atomic uint64_t claim[FQ__RING];
     unsigned char out[];
 } fq__wstat;
 
@@ -78,6 +99,11 @@ typedef struct fq__wstat {
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
 #define FQ__FLUSH_AGE_NS (1000 * 1000)
+/* A job running this long holds up the jobs sent behind it: the worker gets
+ * no new ones, and those not started move to an idle worker. */
+#define FQ__STALL_NS (2 * 1000 * 1000)
+#define FQ__CLAIM_STARTED(wseq) (((uint64_t)(wseq) + 1) << 1)
+#define FQ__CLAIM_REVOKED(wseq) ((((uint64_t)(wseq) + 1) << 1) | 1)
 #define FQ__DIRECT_BYTES (64u * 1024)
 #define FQ__WSTAT_SIZE (256u * 1024)
 #define FQ__OUT_CAP (FQ__WSTAT_SIZE - sizeof(fq__wstat))
@@ -88,6 +114,7 @@ enum {
     FQ__W_EOF = 1 << 2,      /* channel closed by the worker */
     FQ__W_KILLED = 1 << 3,   /* we sent SIGKILL */
     FQ__W_PROTO = 1 << 4,    /* sent garbage */
+    FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
 };
 
 typedef struct fq__worker {
@@ -105,8 +132,16 @@ typedef struct fq__worker {
     unsigned ntimed; /* in-flight jobs with a time limit */
     uint64_t next_wseq;
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
+    uint64_t rx;            /* stream offset of the next frame to read */
+    uint64_t guilty_wseq;   /* wseq+1 of the job that broke the stream */
+    uint64_t taken_upto;    /* wseq+1 of the last result taken from out[] */
+    int64_t take_at;        /* next look at results held in out[] */
+    int64_t avg_run_ns;     /* this worker's moving average, -1: none */
+    unsigned limit;         /* in-flight depth for this dispatch round */
     int64_t eof_deadline;   /* kill if still alive after EOF by then */
     int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
+    int64_t reap_check_at;  /* no pidfd: next waitpid(WNOHANG) when busy */
+    int64_t hard_kill_at;   /* SIGKILL the group if still alive by then */
     /* A large payload read straight into its final buffer (the result of
      * the job at the head of the FIFO). */
     unsigned char *direct_buf; /* NULL while discarding */
@@ -148,6 +183,7 @@ typedef struct fq__queue {
 
     fq_stats st;
     int64_t avg_run_ns; /* moving average of job run time, -1: unknown */
+    int64_t now_ns;     /* the loop's last clock reading (for dispatch) */
     unsigned inflight_limit;
 
     int64_t respawn_at; /* after a failed fork, retry at this time */
@@ -156,6 +192,7 @@ typedef struct fq__queue {
 
     void *pfd_mem; /* poll set cache */
     size_t pfd_cap;
+    unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
 
     /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
      * slot wake_slot of the wake-up table (-1: none, -2: table full). */
@@ -174,19 +211,33 @@ int fq__handle_wake(fq_queue h);
  * freshly forked child, where no other thread exists. */
 void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
 
+/* Counts forks in this process's ancestry since it was loaded (a
+ * pthread_atfork child handler increments it): a worker compares it after
+ * each job to notice that it is a copy a job made. */
+extern _Atomic unsigned fq__fork_gen;
+
 /* time */
 int64_t fq__now_ns(void);
 
 /* worker.c (parent side) */
 int fq__worker_spawn(fq__queue *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);
+/* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
+ * kill every process its jobs started and then itself; the loop follows
+ * with fq__worker_kill_group() at hard_kill_at. */
 void fq__worker_kill(fq__worker *w, int sig);
+void fq__worker_kill_group(fq__worker *w);
+/* The worker's parent-death signal and the parent's "end now" request. */
+#define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */
+#define FQ__HARD_KILL_NS INT64_C(200000000)
 /* Describes how a worker ended, for outcome messages. */
 void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
                        int exit_status);
 
 /* queue.c: results a dead worker produced but had not flushed. */
 void fq__recover_output(fq__queue *q, fq__worker *w);
+/* queue.c: decides which job wrote the bytes that broke w's stream. */
+void fq__blame_proto(fq__queue *q, fq__worker *w);
 
 /* worker.c (child side) */
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
@@ -222,6 +273,12 @@ void fq__flush_worker(fq__worker *w);
 int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);
+fq__job *fq__fifo_pop(fq__worker *w);
+/* Start time of the job w is running, if it is the head of its FIFO and
+ * has not ended; else -1. */
+int64_t fq__head_stalled_since(const fq__worker *w);
+/* Takes back the jobs w has not started (loop.c); returns how many. */
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);

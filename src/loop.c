@@ -23,6 +23,10 @@
 #define MAX_IOV 256
 /* How long a worker that closed its channel may take to exit. */
 #define EOF_GRACE_NS INT64_C(1000000000)
+/* Without a pidfd, how often a busy worker is asked whether it exited: a
+ * process its job started may hold the channel open, so no end of file
+ * would tell. */
+#define REAP_CHECK_NS INT64_C(250000000)
 
 /* ---- Sending ----------------------------------------------------------- */
 
@@ -109,6 +113,8 @@ static int read_direct(fq__queue *q, fq__worker *w)
         if (fq__deliver(q, w, &w->direct_frame, buf, NULL, w->direct_status) <
             0)
             proto_error(w);
+        else
+            w->rx += FQ__WIRE_HDR + w->direct_len;
     }
     return 1;
 }
@@ -194,9 +200,59 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
                 return;
             }
             fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + (size_t)f.len);
+            w->rx += FQ__WIRE_HDR + f.len;
         }
         if (drained && !w->direct_len)
             return;
+    }
+}
+
+/*
+ * Results held in a live worker's shared out[] while it runs further jobs:
+ * taken from there, so that a result reaches the caller within about
+ * FQ__FLUSH_AGE_NS of its job's end, however long the next job runs. The
+ * copy is kept only if the worker did not empty out[] meanwhile (gen), and
+ * only after the channel was read up to date: results the worker flushed
+ * come first, and bytes a job wrote into the channel are seen before any of
+ * its results are taken. The worker sends the same frames later; the
+ * parent skips them (taken_upto).
+ */
+static void take_held(fq__queue *q, fq__worker *w)
+{
+    fq__wstat *st = w->stat;
+
+    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
+        atomic_load_explicit(&st->done, memory_order_acquire) <= w->head->wseq)
+        return;
+    read_worker(q, w, 0);
+    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
+        w->direct_len || w->rb.end != w->rb.start)
+        return;
+    uint64_t g = atomic_load_explicit(&st->gen, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&st->committed, memory_order_acquire);
+    if (n == 0 || n > FQ__OUT_CAP)
+        return;
+    if (!q->held_buf && !(q->held_buf = malloc(FQ__OUT_CAP)))
+        return;
+    memcpy(q->held_buf, st->out, (size_t)n);
+    /* A read-modify-write (of nothing) orders the copy before the check. */
+    if (atomic_fetch_add_explicit(&st->gen, 0, memory_order_acq_rel) != g)
+        return;
+    size_t off = 0;
+    while (w->head && w->head != w->unsent && off < n) {
+        fq__frame f;
+        const unsigned char *p = q->held_buf + off;
+        if (fq__frame_decode(p, (size_t)n - off, FQ__ACCEPT_FROM_WORKER, &f) <=
+                0 ||
+            f.type != FQ__FRAME_RESULT || f.len > n - off - FQ__WIRE_HDR ||
+            f.wseq > w->head->wseq)
+            return;
+        if (f.wseq == w->head->wseq) {
+            if (fq__deliver(q, w, &f, NULL, p + FQ__WIRE_HDR, 0) < 0)
+                return;
+            w->taken_upto = f.wseq + 1;
+        }
+        off += FQ__WIRE_HDR + (size_t)f.len;
     }
 }
 
@@ -210,7 +266,29 @@ static void collect_output(fq__queue *q, fq__worker *w)
     free(w->direct_buf);
     w->direct_buf = NULL;
     w->direct_len = w->direct_have = 0;
+    if (w->flags & FQ__W_PROTO)
+        fq__blame_proto(q, w);
     fq__recover_output(q, w);
+}
+
+/* Whether the worker has exited: 1 (still ours to reap: a zombie), 0 (alive),
+ * -1 (gone: the host reaped it). Nothing is reaped. */
+static int peek_exit(fq__worker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return errno == EINTR ? 0 : -1;
+    return si.si_pid == w->pid ? 1 : 0;
+}
+
+/* Processes a job left in the worker's process group end with it. While
+ * the worker is an unreaped zombie its pid, and so its group id, cannot be
+ * reused: the signal reaches that group only. */
+static void kill_leftovers(fq__worker *w)
+{
+    if (peek_exit(w) == 1)
+        kill(-w->pid, SIGKILL);
 }
 
 /* The worker has exited (its pidfd fired): take its results, reap it,
@@ -220,6 +298,7 @@ static void reap_worker(fq__queue *q, fq__worker *w)
     int st = 0, have = 1;
 
     collect_output(q, w);
+    kill_leftovers(w);
     for (;;) {
         pid_t r = waitpid(w->pid, &st, 0);
         if (r == w->pid)
@@ -235,10 +314,15 @@ static void reap_worker(fq__queue *q, fq__worker *w)
 /* Without pidfd: collect a worker that closed its channel, if it exited. */
 static int try_reap(fq__queue *q, fq__worker *w)
 {
-    int st;
-    pid_t r = waitpid(w->pid, &st, WNOHANG);
-    if (r == 0)
+    int st = 0;
+    int e = peek_exit(w);
+    if (e == 0)
         return 0;
+    if (e == 1)
+        kill(-w->pid, SIGKILL);
+    pid_t r = e == 1 ? waitpid(w->pid, &st, 0) : -1;
+    while (r < 0 && e == 1 && errno == EINTR)
+        r = waitpid(w->pid, &st, 0);
     collect_output(q, w);
     fq__worker_gone(q, w, st, r == w->pid);
     return 1;
@@ -281,19 +365,62 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
     return next;
 }
 
+/* Jobs queued behind a job that has run for FQ__STALL_NS move to idle
+ * workers. Returns when to look again. */
+static int64_t rebalance(fq__queue *q, int64_t now)
+{
+    int idle = 0;
+    int64_t next = INT64_MAX;
+
+    if (q->pend_head)
+        return next;
+    for (int i = 0; i < q->nw; i++)
+        idle += q->w[i]->inflight == 0 &&
+                !(q->w[i]->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
+                                    FQ__W_KILLED | FQ__W_PROTO));
+    if (!idle)
+        return next;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        if (!w->head || !w->head->next)
+            continue;
+        int64_t since = fq__head_stalled_since(w);
+        if (since < 0)
+            continue;
+        if (now - since < FQ__STALL_NS)
+            next = min64(next, since + FQ__STALL_NS);
+        else if (fq__revoke_unstarted(q, w) > 0)
+            fq__dispatch(q);
+    }
+    return next;
+}
+
 /* Everything that does not wait: returns the next time something is due. */
 static int64_t maintain(fq__queue *q)
 {
     int64_t now = fq__now_ns(), next = INT64_MAX;
 
     /* Without pidfds: collect workers whose channel closed and that have
-     * exited. First, so that their jobs are requeued and the workers
-     * replaced before dispatch below. */
+     * exited, and look at busy (or stopping) workers now and then. First,
+     * so that their jobs are requeued and the workers replaced before
+     * dispatch below. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (w->pidfd < 0 && (w->flags & (FQ__W_EOF | FQ__W_KILLED)) &&
-            try_reap(q, w))
-            i--;
+        if (w->pidfd >= 0)
+            continue;
+        if (w->flags & (FQ__W_EOF | FQ__W_KILLED)) {
+            if (try_reap(q, w))
+                i--;
+        } else if (w->inflight || (w->flags & FQ__W_SHUT)) {
+            if (now < w->reap_check_at) {
+                next = min64(next, w->reap_check_at);
+            } else if (try_reap(q, w)) {
+                i--;
+            } else {
+                w->reap_check_at = now + REAP_CHECK_NS;
+                next = min64(next, w->reap_check_at);
+            }
+        }
     }
     if (q->broken) {
         fq__fail_pending(q, FQ_EINIT, q->broken_msg);
@@ -304,7 +431,9 @@ static int64_t maintain(fq__queue *q)
     fq__refill_workers(q);
     if (q->npending && q->respawn_at > now)
         next = q->respawn_at;
+    q->now_ns = now;
     fq__dispatch(q);
+    next = min64(next, rebalance(q, now));
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         if (w->unsent)
@@ -314,10 +443,24 @@ static int64_t maintain(fq__queue *q)
             shutdown(w->fd, SHUT_WR);
             w->flags |= FQ__W_SHUT;
         }
-        if (w->flags & FQ__W_KILLED)
+        if (w->flags & FQ__W_KILLED) {
+            if (w->hard_kill_at && now >= w->hard_kill_at)
+                fq__worker_kill_group(w);
+            else if (w->hard_kill_at)
+                next = min64(next, w->hard_kill_at);
             continue;
+        }
         if (w->ntimed)
             next = min64(next, check_timeouts(w, now));
+        /* A second job sent behind the head: results may be held back. */
+        if (w->head && w->head != w->unsent && w->head->next &&
+            w->head->next != w->unsent) {
+            if (now >= w->take_at) {
+                take_held(q, w);
+                w->take_at = now + FQ__FLUSH_AGE_NS;
+            }
+            next = min64(next, w->take_at);
+        }
         if (w->kill_at) {
             if (now >= w->kill_at)
                 fq__worker_kill(w, SIGKILL);

@@ -4,28 +4,22 @@
  * creation in worker.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
-/* A job whose result died with its worker (it ran, but its result was
- * being written when the worker was killed) runs again at most this many
- * times; one that was sent but never started is sent again at most
- * MAX_BOUNCES times. Beyond that it ends as FQ_ECRASHED. */
-#define MAX_REQUEUES 16
-#define MAX_BOUNCES 1000
-/* Workers that may die in their init under one job before it fails. */
-#define INIT_DEATHS 3
 #define DEFAULT_GRACE_MS 1000
-#define MAX_INFLIGHT 256u
+#define MAX_INFLIGHT FQ__RING
 
 /* ---- Outcomes ---------------------------------------------------------- */
 
@@ -95,25 +89,48 @@ void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
-static unsigned inflight_limit(const fq__queue *q)
+/* The in-flight depth of one worker, from the run times of its own jobs
+ * (the queue's average until it has some). */
+static unsigned inflight_limit(const fq__queue *q, const fq__worker *w)
 {
     if (q->opts.inflight > 0)
         return (unsigned)q->opts.inflight;
-    if (q->avg_run_ns < 0)
+    int64_t avg = w->avg_run_ns >= 0 ? w->avg_run_ns : q->avg_run_ns;
+    if (avg < 0)
         return 4;
-    if (q->avg_run_ns < 20000)
+    if (avg < 20000)
         return MAX_INFLIGHT;
-    /* Enough to keep a worker busy while it holds its results back for up
-     * to FQ__FLUSH_AGE_NS, twice over; 2 for jobs over 2 ms,
-     * so that long jobs stay balanced across workers. */
-    int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / q->avg_run_ns;
+    /* Enough to keep a worker busy for twice FQ__FLUSH_AGE_NS (the age at
+     * which the parent takes held results); 2 for jobs over 2 ms, so that
+     * long jobs stay balanced across workers. */
+    int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / avg;
     return n > (int64_t)MAX_INFLIGHT ? MAX_INFLIGHT : (unsigned)n;
+}
+
+int64_t fq__head_stalled_since(const fq__worker *w)
+{
+    if (!w->head || w->head == w->unsent)
+        return -1;
+    uint64_t started =
+        atomic_load_explicit(&w->stat->started, memory_order_acquire);
+    if (started != w->head->wseq + 1 ||
+        atomic_load_explicit(&w->stat->done, memory_order_acquire) >= started)
+        return -1;
+    return atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
+}
+
+/* A worker whose current job has run for FQ__STALL_NS gets no more jobs
+ * until it ends: the jobs would wait behind it. */
+static int stalled(const fq__queue *q, const fq__worker *w)
+{
+    int64_t since = fq__head_stalled_since(w);
+    return since >= 0 && q->now_ns - since >= FQ__STALL_NS;
 }
 
 static int accepts_jobs(const fq__worker *w)
 {
     return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_PROTO));
+                         FQ__W_KILLED | FQ__W_PROTO | FQ__W_SOLO));
 }
 
 static fq__job *pend_pop(fq__queue *q)
@@ -129,19 +146,29 @@ static fq__job *pend_pop(fq__queue *q)
 
 void fq__dispatch(fq__queue *q)
 {
-    unsigned limit = inflight_limit(q);
-
+    if (!q->pend_head)
+        return;
+    for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
+        w->limit = !accepts_jobs(w) || stalled(q, w) ? 0 : inflight_limit(q, w);
+    }
     while (q->pend_head) {
         fq__worker *best = NULL;
+        /* A job suspected of breaking a stream runs alone in an idle
+         * worker, so that its output is told apart from any other's. */
+        int suspect = q->pend_head->suspect != 0;
         for (int i = 0; i < q->nw; i++) {
             fq__worker *w = q->w[i];
-            if (accepts_jobs(w) && w->inflight < limit &&
+            unsigned lim = suspect && w->limit ? 1 : w->limit;
+            if (w->inflight < lim && !(w->flags & FQ__W_SOLO) &&
                 (!best || w->inflight < best->inflight))
                 best = w;
         }
         if (!best)
             return;
         fq__job *j = pend_pop(q);
+        if (j->suspect)
+            best->flags |= FQ__W_SOLO;
         j->state = FQ__JOB_SENT;
         j->wseq = best->next_wseq++;
         if (best->tail)
@@ -158,14 +185,87 @@ void fq__dispatch(fq__queue *q)
         if (j->timeout_ms > 0)
             best->ntimed++;
         if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker)
+            best->next_wseq >= q->opts.max_jobs_per_worker) {
             best->flags |= FQ__W_RETIRING;
+            best->limit = 0;
+        }
     }
+}
+
+/*
+ * Takes back the jobs queued in w behind the one it is running, for an idle
+ * worker. Jobs not yet written are unlinked (and the worker's sequence
+ * numbers rolled back, since it never saw them); for jobs already written
+ * the parent and the worker exchange the job's claim word in the shared
+ * page: whoever comes first wins, so a job is either run by w or revoked,
+ * never both. Revoked jobs go back to the front of the pending list.
+ */
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+{
+    fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
+    int n = 0, stop = 0;
+
+    if (!keep || keep == w->unsent)
+        return 0;
+    /* Jobs from first_unwritten on never reached the worker; a job partly
+     * written must still reach it whole, so it stays. */
+    uint64_t first_unwritten = UINT64_MAX;
+    fq__job *partial = w->unsent && w->unsent_off > 0 ? w->unsent : NULL;
+    if (w->unsent) {
+        first_unwritten = w->unsent->wseq + (partial ? 1 : 0);
+        w->next_wseq = first_unwritten;
+    }
+    w->unsent = partial;
+    w->nunsent = partial ? 1 : 0;
+    fq__job *j = keep->next;
+    keep->next = NULL;
+    w->tail = keep;
+    while (j) {
+        fq__job *nx = j->next;
+        int take;
+        if (j->wseq >= first_unwritten) {
+            take = 1;
+        } else if (j == partial || stop) {
+            take = 0;
+        } else {
+            uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
+                                            FQ__CLAIM_REVOKED(j->wseq));
+            take = prev != FQ__CLAIM_STARTED(j->wseq);
+            stop = !take; /* the worker has moved on: keep the rest */
+        }
+        j->next = NULL;
+        if (take) {
+            w->inflight--;
+            if (j->timeout_ms > 0)
+                w->ntimed--;
+            if (j->suspect)
+                w->flags &= ~FQ__W_SOLO;
+            j->state = FQ__JOB_PENDING;
+            if (back_tail)
+                back_tail->next = j;
+            else
+                back = j;
+            back_tail = j;
+            q->npending++;
+            n++;
+        } else {
+            w->tail->next = j;
+            w->tail = j;
+        }
+        j = nx;
+    }
+    if (back) {
+        back_tail->next = q->pend_head;
+        q->pend_head = back;
+        if (!q->pend_tail)
+            q->pend_tail = back_tail;
+    }
+    return n;
 }
 
 /* ---- Results from workers ---------------------------------------------- */
 
-static fq__job *fifo_pop(fq__worker *w)
+fq__job *fq__fifo_pop(fq__worker *w)
 {
     fq__job *j = w->head;
     w->head = j->next;
@@ -175,6 +275,8 @@ static fq__job *fifo_pop(fq__worker *w)
     w->inflight--;
     if (j->timeout_ms > 0)
         w->ntimed--;
+    if (j->suspect)
+        w->flags &= ~FQ__W_SOLO;
     return j;
 }
 
@@ -188,9 +290,10 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
         free(owned);
         return FQ_EPROTO; /* not the result of the job we expect */
     }
-    fifo_pop(w);
+    fq__fifo_pop(w);
     int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
+    w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
 
     if (!override && f->status == 0 && q->opts.max_result_bytes &&
@@ -245,6 +348,10 @@ static void set_broken(fq__queue *q, const char *msg)
 int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
                      const unsigned char *payload)
 {
+    /* A result the parent already took from the worker's out[]. */
+    if (f->type == FQ__FRAME_RESULT && f->wseq < w->taken_upto &&
+        (!w->head || f->wseq < w->head->wseq))
+        return 0;
     if (f->type == FQ__FRAME_INIT_FAIL) {
         char buf[1024];
         /* Only a worker still in its init may say that init failed. */
@@ -259,137 +366,12 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
     return fq__deliver(q, w, f, NULL, payload, 0);
 }
 
-void fq__recover_output(fq__queue *q, fq__worker *w)
-{
-    /* The worker is dead: nothing writes the buffer any more. Its bytes
-     * come from another process, so they are decoded like any input. */
-    uint64_t n = atomic_load(&w->stat->committed);
-    const unsigned char *p = w->stat->out;
-    size_t off = 0;
-
-    if (n > FQ__OUT_CAP)
-        return;
-    while (w->head && off < n) {
-        fq__frame f;
-        int rc = fq__frame_decode(p + off, (size_t)n - off,
-                                  FQ__ACCEPT_FROM_WORKER, &f);
-        if (rc <= 0 || f.len > n - off - FQ__WIRE_HDR)
-            return;
-        if (f.type == FQ__FRAME_RESULT && f.wseq == w->head->wseq) {
-            if (fq__deliver(q, w, &f, NULL, p + off + FQ__WIRE_HDR, 0) < 0)
-                return;
-        } else if (f.type != FQ__FRAME_RESULT || f.wseq > w->head->wseq) {
-            return; /* received already through the channel, or garbage */
-        }
-        off += FQ__WIRE_HDR + (size_t)f.len;
-    }
-}
-
-/* ---- Worker death ------------------------------------------------------ */
-
 void fq__fail_pending(fq__queue *q, int status, const char *msg)
 {
     while (q->pend_head) {
         fq__job *j = pend_pop(q);
         fq__job_finish(q, j, status, 0, msg);
     }
-}
-
-static void remove_worker(fq__queue *q, fq__worker *w)
-{
-    for (int i = 0; i < q->nw; i++) {
-        if (q->w[i] == w) {
-            memmove(&q->w[i], &q->w[i + 1],
-                    (size_t)(q->nw - i - 1) * sizeof(*q->w));
-            q->nw--;
-            break;
-        }
-    }
-    fq__worker_free(w);
-}
-
-void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
-{
-    int signo = 0, exit_status = -1;
-    char msg[256];
-    fq__job *rq_head = NULL, *rq_tail = NULL;
-    uint64_t started = atomic_load(&w->stat->started);
-    uint64_t done = atomic_load(&w->stat->done);
-    int ready = atomic_load(&w->stat->ready);
-
-    if (have && WIFSIGNALED(wstatus))
-        signo = WTERMSIG(wstatus);
-    else if (have && WIFEXITED(wstatus))
-        exit_status = WEXITSTATUS(wstatus);
-    if (w->flags & FQ__W_PROTO)
-        snprintf(msg, sizeof(msg),
-                 "worker %ld sent bytes that are not a valid frame (the job "
-                 "wrote to the channel?); it was killed",
-                 (long)w->pid);
-    else
-        fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
-
-    /* A worker that died before its init function returned cannot tell us
-     * whether init crashed or something killed it. Its first job is the
-     * one that waited for that init: it is sent elsewhere, but once
-     * INIT_DEATHS workers died in init under it, it ends as a crash that
-     * names the init function. So an init that always crashes fails jobs
-     * one by one (never hangs them), one that crashes now and then or is
-     * killed from outside costs nothing, and the queue never stops for it;
-     * only an init that returns non-zero stops the queue. */
-    int in_init = !ready && q->opts.init != NULL;
-    if (in_init) {
-        size_t l = strlen(msg);
-        snprintf(msg + l, sizeof(msg) - l, " while running the init function");
-    }
-    while (w->head) {
-        fq__job *j = fifo_pop(w);
-        if (q->canceling) {
-            fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
-        } else if (q->broken) {
-            fq__job_finish(q, j, FQ_EINIT, 0, q->broken_msg);
-        } else if (w->timedout_wseq && j->wseq + 1 == w->timedout_wseq) {
-            char m[128];
-            snprintf(m, sizeof(m), "job exceeded its time limit of %d ms",
-                     j->timeout_ms);
-            fq__job_finish(q, j, FQ_ETIMEDOUT, 0, m);
-        } else if ((in_init && j->wseq == 0 &&
-                    ++j->init_deaths >= INIT_DEATHS) ||
-                   (j->wseq + 1 == started && done < started)) {
-            int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
-            fq__job_finish(q, j, st, 0, msg);
-            j->signo = signo;
-            j->exit_status = signo ? -1 : exit_status;
-        } else if ((j->wseq < done ? ++j->requeues > MAX_REQUEUES
-                                   : ++j->bounces > MAX_BOUNCES)) {
-            char m[300];
-            snprintf(m, sizeof(m), "job lost %u workers; last: %s",
-                     j->requeues + j->bounces - 1, msg);
-            fq__job_finish(q, j, FQ_ECRASHED, 0, m);
-            j->signo = signo;
-            j->exit_status = signo ? -1 : exit_status;
-        } else {
-            /* Never started, or ran but its result died with the worker:
-             * run it again elsewhere, ahead of newer jobs. */
-            j->state = FQ__JOB_PENDING;
-            j->next = NULL;
-            if (rq_tail)
-                rq_tail->next = j;
-            else
-                rq_head = j;
-            rq_tail = j;
-            q->npending++;
-        }
-    }
-    if (rq_head) {
-        rq_tail->next = q->pend_head;
-        q->pend_head = rq_head;
-        if (!q->pend_tail)
-            q->pend_tail = rq_tail;
-    }
-    if (q->broken)
-        fq__fail_pending(q, FQ_EINIT, q->broken_msg);
-    remove_worker(q, w);
 }
 
 /* ---- Worker supply ----------------------------------------------------- */
@@ -473,12 +455,41 @@ static int cond_no_workers(fq__queue *q)
             return rc_;                                                        \
     } while (0)
 
+/* Waits until w exits or `until` passes, without reaping it. */
+static void await_exit(fq__worker *w, int64_t until)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+            errno != EINTR)
+            return; /* the host reaped it */
+        if (si.si_pid == w->pid)
+            return;
+        int64_t left = until - fq__now_ns();
+        if (left <= 0)
+            return;
+        if (w->pidfd >= 0) {
+            struct pollfd p = {w->pidfd, POLLIN, 0};
+            poll(&p, 1, (int)((left + 999999) / 1000000));
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static void kill_all_and_reap(fq__queue *q)
 {
+    /* Each worker is asked to kill what its jobs started and itself; what
+     * is left of its process group a moment later is killed from here. */
     for (int i = 0; i < q->nw; i++)
         fq__worker_kill(q->w[i], SIGKILL);
+    int64_t until = fq__now_ns() + FQ__HARD_KILL_NS;
     for (int i = 0; i < q->nw; i++) {
         int st;
+        await_exit(q->w[i], until);
+        fq__worker_kill_group(q->w[i]);
         while (waitpid(q->w[i]->pid, &st, 0) < 0 && errno == EINTR)
             ;
         fq__worker_free(q->w[i]);
@@ -518,6 +529,7 @@ static void queue_destroy(fq__queue *q)
     free(q->w);
     free(q->broken_msg);
     free(q->pfd_mem);
+    free(q->held_buf);
     fq__wake_close(q);
     free(q);
 }

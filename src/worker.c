@@ -10,6 +10,7 @@
  * returns into the caller's stack: it ends with _exit().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,8 +32,9 @@
 #define FQ__EXPORT __attribute__((visibility("default")))
 
 /* Results are flushed to the parent when FQ__FLUSH_BYTES are buffered,
- * when the oldest buffered result is FQ__FLUSH_AGE_NS old, or when the
- * worker runs out of input (so a lone job is answered at once). Batches
+ * or when the worker runs out of input (so a lone job is answered at once);
+ * while it runs further jobs, the parent takes buffered results that are
+ * FQ__FLUSH_AGE_NS old straight from the shared out[] (loop.c). Batches
  * amortise system calls and, as much, wake-ups of the parent, which on a
  * machine with no idle CPU preempt a worker each time. Results of
  * FQ__DIRECT_BYTES or more are written straight from the job's buffer. */
@@ -70,9 +72,118 @@ static void close_queue_fds(fq__queue *q, void *arg)
             close(w->fd);
         if (w->pidfd >= 0)
             close(w->pidfd);
+        /* This process's copy of the registry must not name them any more:
+         * a queue created here (a job's own queue) may get the same
+         * numbers, and its workers would close them in turn. */
         w->fd = w->pidfd = -1;
     }
     fq__wake_forget(q);
+}
+
+/* ---- A worker's process tree ------------------------------------------ */
+
+/*
+ * Every process a job starts must end no later than its worker. A worker is
+ * a child subreaper (Linux), so a process a job started that is orphaned
+ * (its parent exited, after setsid() or daemon() or not) is adopted by the
+ * worker instead of init, and stays its descendant. Before a worker ends on
+ * its own (end of file from the parent: fq_finish(), retirement, re-fork,
+ * the parent gone), and when the parent asks it to end (time limits,
+ * fq_queue_free(), protocol errors) or dies (the parent-death signal), the
+ * worker kills its children with SIGKILL and reaps them, round after round,
+ * until none is left: each round's orphans are the next round's children.
+ *
+ * Everything here is async-signal-safe (it also runs in a signal handler,
+ * interrupting a job): no stdio, no malloc.
+ */
+static int tree_tracked; /* subreaper set and the children file readable */
+
+static char *fmt_uint(char *p, unsigned long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Reads the pids of this process's children (one thread's list: a worker
+ * forks from its only thread, and orphans go to the thread group leader).
+ * Returns how many, or -1. */
+static int read_children(pid_t *out, int max)
+{
+    char path[64] = "/proc/self/task/", *p;
+    char buf[4096];
+    p = fmt_uint(path + 16, (unsigned long)getpid());
+    memcpy(p, "/children", 10);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int n = 0;
+    unsigned long cur = 0;
+    int in = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                cur = cur * 10 + (unsigned long)(buf[i] - '0');
+                in = 1;
+            } else if (in) {
+                if (n < max)
+                    out[n++] = (pid_t)cur;
+                cur = 0;
+                in = 0;
+            }
+        }
+    }
+    if (in && n < max)
+        out[n++] = (pid_t)cur;
+    close(fd);
+    return n;
+}
+
+static void kill_descendants(void)
+{
+    pid_t kids[256];
+
+    if (!tree_tracked) {
+        /* No subreaper or no children list: what stayed in the worker's
+         * process group at least, the worker included. */
+        kill(0, SIGKILL);
+        return;
+    }
+    for (int round = 0; round < 10000; round++) {
+        int n = read_children(kids, 256);
+        if (n <= 0)
+            return;
+        for (int i = 0; i < n; i++)
+            kill(kids[i], SIGKILL);
+        for (int i = 0; i < n; i++)
+            while (waitpid(kids[i], NULL, __WALL) < 0 && errno == EINTR)
+                ;
+    }
+}
+
+static void cleanup_handler(int sig)
+{
+    (void)sig;
+    kill_descendants();
+    kill(getpid(), SIGKILL);
+}
+
+/* Ends a worker: its jobs' processes first. */
+static __attribute__((noreturn)) void worker_exit(int status)
+{
+    kill_descendants();
+    _exit(status);
 }
 
 /* The hygiene of every forked child (workers, public channels): see the top
@@ -112,6 +223,23 @@ static void child_setup(fq__queue *q, int parent_end, pid_t parent,
                         const sigset_t *oldmask)
 {
     fq__child_hygiene(parent_end, parent);
+#ifdef __linux__
+    /* A worker also tracks its jobs' process trees (see above): it adopts
+     * their orphans and, on its parent's death, kills them before itself. */
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = cleanup_handler;
+        sigfillset(&sa.sa_mask);
+        sigaction(FQ__SIG_CLEANUP, &sa, NULL);
+        pid_t probe[1];
+        tree_tracked = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 &&
+                       read_children(probe, 1) >= 0;
+        prctl(PR_SET_PDEATHSIG, FQ__SIG_CLEANUP);
+    }
+    if (getppid() != parent)
+        _exit(EXIT_IO);
+#endif
     if (q->opts.hooks.child)
         q->opts.hooks.child(q->opts.hook_arg);
     pthread_sigmask(SIG_SETMASK, oldmask, NULL);
@@ -126,6 +254,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     if (!w)
         return FQ_ENOMEM;
     w->fd = w->pidfd = -1;
+    w->avg_run_ns = -1;
     fq__rbuf_init(&w->rb);
     w->stat = mmap(NULL, FQ__WSTAT_SIZE, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -171,14 +300,62 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     return 0;
 }
 
+static int signal_worker(fq__worker *w, int sig)
+{
+#if defined(__linux__) && defined(SYS_pidfd_send_signal)
+    /* Through the pidfd, a signal can never reach a process that reused
+     * the pid of a worker the host reaped. */
+    if (w->pidfd >= 0)
+        return (int)syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
+#endif
+    return kill(w->pid, sig);
+}
+
+/* 0 when the worker was reaped by someone else (the host): its pid, and so
+ * its group id, may belong to another process by now. */
+static int still_ours(const fq__worker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    return waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 ||
+           errno != ECHILD;
+}
+
 void fq__worker_kill(fq__worker *w, int sig)
 {
+    if (!still_ours(w)) {
+        w->flags |= sig == SIGKILL ? FQ__W_KILLED : 0;
+        w->hard_kill_at = 0;
+        return;
+    }
+    if (sig == SIGKILL) {
+#ifdef __linux__
+        /* The worker kills every process its jobs started, then itself
+         * (see kill_descendants()); the group gets SIGKILL from the loop
+         * if it has not ended a moment later. */
+        if (!(w->flags & FQ__W_KILLED) &&
+            signal_worker(w, FQ__SIG_CLEANUP) == 0) {
+            w->flags |= FQ__W_KILLED;
+            w->hard_kill_at = fq__now_ns() + FQ__HARD_KILL_NS;
+            return;
+        }
+#endif
+        w->flags |= FQ__W_KILLED;
+        w->hard_kill_at = 0;
+    }
     /* The whole process group: a job's own children go too. Fall back to
      * the pid in case the group was never formed. */
     if (kill(-w->pid, sig) < 0)
-        kill(w->pid, sig);
-    if (sig == SIGKILL)
-        w->flags |= FQ__W_KILLED;
+        signal_worker(w, sig);
+}
+
+void fq__worker_kill_group(fq__worker *w)
+{
+    w->hard_kill_at = 0;
+    if (!still_ours(w))
+        return;
+    if (kill(-w->pid, SIGKILL) < 0)
+        signal_worker(w, SIGKILL);
 }
 
 void fq__worker_free(fq__worker *w)
@@ -255,9 +432,19 @@ struct fq_ctx {
     uint64_t wseq;
     int64_t start_ns;
     fq__wstat *st;
-    size_t out_len;     /* bytes of st->out in use */
-    int64_t out_oldest; /* time the oldest buffered result was made */
+    size_t out_len;    /* bytes of st->out in use */
+    uint64_t tx;       /* bytes written to the channel so far */
+    unsigned fork_gen; /* fq__fork_gen in this worker */
 };
+
+/* A job forked and the copy is running worker code: it must never act as
+ * the worker (write results, read jobs), or the parent would take it for
+ * the worker and blame the wrong jobs. */
+static int forked_copy(const fq_ctx *c)
+{
+    return c->fork_gen !=
+           atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
+}
 
 static char init_msg[1024];
 
@@ -273,9 +460,14 @@ static void flush_out(fq_ctx *c)
         return;
     struct iovec iov = {c->st->out, c->out_len};
     if (fq__send_all(c->fd, &iov, 1) < 0)
-        _exit(EXIT_IO);
+        worker_exit(EXIT_IO);
+    c->tx += c->out_len;
+    atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
     c->out_len = 0;
-    atomic_store_explicit(&c->st->committed, 0, memory_order_release);
+    atomic_store_explicit(&c->st->committed, 0, memory_order_relaxed);
+    /* out[] is rewritten from the start from now on: a copy the parent
+     * is making must be seen as torn. */
+    atomic_fetch_add_explicit(&c->st->gen, 1, memory_order_acq_rel);
 }
 
 /* Queues (or, when large, writes at once) one frame to the parent. A queued
@@ -291,13 +483,13 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
                                {(void *)data, (size_t)f->len}};
         flush_out(c);
         if (fq__send_all(c->fd, iov, 2) < 0)
-            _exit(EXIT_IO);
+            worker_exit(EXIT_IO);
+        c->tx += FQ__WIRE_HDR + (size_t)f->len;
+        atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
         return;
     }
     if (c->out_len + FQ__WIRE_HDR + f->len > FQ__OUT_CAP)
         flush_out(c);
-    if (c->out_len == 0)
-        c->out_oldest = fq__now_ns();
     memcpy(c->st->out + c->out_len, hdr, FQ__WIRE_HDR);
     if (f->len)
         memcpy(c->st->out + c->out_len + FQ__WIRE_HDR, data, (size_t)f->len);
@@ -324,6 +516,8 @@ FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
 {
     if (!ctx || (!data && len))
         return FQ_EINVAL;
+    if (forked_copy(ctx))
+        return FQ_EFOREIGN;
     if (ctx->replied)
         return FQ_EBUSY;
     emit_result(ctx, 0, 0, data, len);
@@ -336,6 +530,8 @@ FQ__EXPORT int fq_fail(fq_ctx *ctx, int code, const char *msg)
         return FQ_EINVAL;
     if (code == 0)
         code = -1;
+    if (forked_copy(ctx))
+        return FQ_EFOREIGN;
     if (ctx->replied)
         return FQ_EBUSY;
     emit_result(ctx, FQ_EJOB, code, msg ? msg : "", msg ? strlen(msg) : 0);
@@ -361,10 +557,18 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     const void *arg = payload;
     void *copy = NULL;
 
+    /* The parent may have taken this job back to give it to an idle
+     * worker: exactly one of us wins the exchange. */
+    if (atomic_exchange(&st->claim[c->wseq % FQ__RING],
+                        FQ__CLAIM_STARTED(c->wseq)) ==
+        FQ__CLAIM_REVOKED(c->wseq)) {
+        c->wseq++;
+        return;
+    }
     if (((uintptr_t)payload % _Alignof(max_align_t)) != 0 && f->len > 0) {
         copy = malloc((size_t)f->len);
         if (!copy)
-            _exit(EXIT_NOMEM);
+            worker_exit(EXIT_NOMEM);
         memcpy(copy, payload, (size_t)f->len);
         arg = copy;
     }
@@ -372,14 +576,20 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     c->replied = 0;
     c->start_ns = fq__now_ns();
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
+    atomic_store_explicit(&st->tx_start[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
     atomic_store_explicit(&st->started, c->wseq + 1, memory_order_release);
     int rc = fn(c, arg, (size_t)f->len);
+    if (forked_copy(c))
+        _exit(EXIT_OK); /* a copy made by the job (fork, daemon) */
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
         else
             emit_result(c, FQ_EJOB, rc, "", 0);
     }
+    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
     atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
     c->wseq++;
     free(copy);
@@ -395,6 +605,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
     c.fd = fd;
     c.st = st;
     c.udata = q->opts.udata;
+    c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
     fq__rbuf_init(&rb);
 
     if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
@@ -403,7 +614,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
         f.len = strlen(init_msg);
         emit(&c, &f, init_msg);
         flush_out(&c);
-        _exit(EXIT_INIT);
+        worker_exit(EXIT_INIT);
     }
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
@@ -412,12 +623,14 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
         const unsigned char *payload;
         int rc = fq__rbuf_frame(&rb, FQ__ACCEPT_JOB, &f, &payload);
         if (rc < 0)
-            _exit(EXIT_PROTO);
+            worker_exit(EXIT_PROTO);
         if (rc == 1) {
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
-            if (c.out_len >= FQ__FLUSH_BYTES ||
-                (c.out_len && fq__now_ns() - c.out_oldest >= FQ__FLUSH_AGE_NS))
+            /* Results younger than a batch stay here while jobs are
+             * queued: the parent takes them from out[] when they are
+             * FQ__FLUSH_AGE_NS old, whatever job runs next. */
+            if (c.out_len >= FQ__FLUSH_BYTES)
                 flush_out(&c);
             continue;
         }
@@ -428,12 +641,12 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
             /* A header is here (rc == 0 decoded it): room for all of it. */
             want = FQ__WIRE_HDR + (size_t)f.len - (rb.end - rb.start);
             if (fq__rbuf_reserve(&rb, FQ__WIRE_HDR + (size_t)f.len) < 0)
-                _exit(EXIT_NOMEM);
+                worker_exit(EXIT_NOMEM);
         }
         ssize_t n = fq__rbuf_read(&rb, fd, want < 4096 ? 4096 : want);
         if (n == 0)
-            _exit(EXIT_OK); /* parent closed: finished, or gone */
+            worker_exit(EXIT_OK); /* parent closed: finished, or gone */
         if (n < 0)
-            _exit(EXIT_IO);
+            worker_exit(EXIT_IO);
     }
 }

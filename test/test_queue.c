@@ -1392,9 +1392,10 @@ static void test_fork_hooks(void **state)
 
 static int job_nested(fq_ctx *ctx, const void *arg, size_t len)
 {
-    (void)arg;
-    (void)len;
-    fq_options o = {.workers = 2};
+    int inner = 2;
+    if (len == sizeof inner)
+        memcpy(&inner, arg, sizeof inner);
+    fq_options o = {.workers = inner};
     fq_queue q = {0};
     int rc = fq_queue_new(&q, &o);
     if (rc)
@@ -1411,6 +1412,9 @@ static int job_nested(fq_ctx *ctx, const void *arg, size_t len)
         memcpy(&v, r.data, sizeof v);
         sum += v;
     }
+    fq_stats st;
+    if (fq_stats_get(q, &st) != 0 || st.respawns != 0)
+        return fq_fail(ctx, 5, "inner workers were respawned");
     if (fq_queue_free(q) != 0)
         return fq_fail(ctx, 4, "free");
     return fq_reply(ctx, &sum, sizeof sum) == 0 ? 0 : 100;
@@ -1430,6 +1434,35 @@ static void test_nested_queue(void **state)
         assert_int_equal(fqt_take_wait(q, &r, 60000), 1);
         assert_true(fqt_u64(&r) == want);
     }
+    FQT_OK(fq_queue_free(q));
+}
+
+/* One inner worker per outer worker: the inner worker must keep its own
+ * channel whatever descriptor numbers the inner queue got (a worker once
+ * closed the numbers its parent's registry copy still listed). Every job
+ * must succeed without a single inner respawn. */
+static void test_nested_one_inner_worker(void **state)
+{
+    (void)state;
+    int one = 1;
+    fq_queue q = fqt_queue(3, 0);
+    for (int i = 0; i < 9; i++)
+        FQT_OK(fq_submit(q, job_nested, &one, sizeof one, NULL, NULL));
+    uint64_t want = 0;
+    for (uint64_t i = 0; i < 20; i++)
+        want += fqt_square(i);
+    for (int i = 0; i < 9; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 60000), 1);
+        if (r.status != 0)
+            print_error("nested job: %s: %.*s\n", fq_err_name(r.status),
+                        (int)r.len, (const char *)r.data);
+        assert_int_equal(r.status, 0);
+        assert_true(fqt_u64(&r) == want);
+    }
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_true(st.respawns == 0);
     FQT_OK(fq_queue_free(q));
 }
 
@@ -1592,6 +1625,7 @@ int main(void)
         FQT_TEST(test_default_workers),
         FQT_TEST(test_fork_hooks),
         FQT_TEST(test_nested_queue),
+        FQT_TEST(test_nested_one_inner_worker),
         FQT_TEST(test_threads),
         FQT_TEST(test_return_on_eintr),
     };

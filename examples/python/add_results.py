@@ -1,10 +1,10 @@
 # Seed example 3: the add()/results() interface. Prints 0, 1, 4.
 from forkqueue import ForkQueue
 
-def myfunc1(x):
+def myfunc1(x: int) -> int:
     return x**2
 
-def myfunc2(x):
+def myfunc2(x: int) -> int:
     return x
 
 with ForkQueue() as queue:

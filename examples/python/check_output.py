@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 
-def main():
+def main() -> int:
     script, expected_file = sys.argv[1], sys.argv[2]
     with open(expected_file, encoding="utf-8") as f:
         expected = f.read()

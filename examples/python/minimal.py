@@ -1,7 +1,7 @@
 # Seed example 1: the minimal process() example. Prints 1, 2, 3, 4.
 from forkqueue import ForkQueue
 
-def myfunc(x):
+def myfunc(x: int) -> int:
     return x+1
 
 with ForkQueue() as queue:

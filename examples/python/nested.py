@@ -2,9 +2,9 @@
 # Prints 2a+7 for a in 0..99. (The seed's `def main()` lacks its colon.)
 from forkqueue import ForkQueue
 
-def main():
+def main() -> None:
     c = [1,2,3]
-    def myfunc(a, b):
+    def myfunc(a: int, b: int) -> int:
         return a+b+sum(c)
 
     with ForkQueue(numforks=4, env=locals()) as queue:

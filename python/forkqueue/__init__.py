@@ -11,12 +11,16 @@ implemented in C (``forkqueue._forkqueue``) on top of the libforkqueue core.
 """
 
 import atexit as _atexit
+import collections.abc as _abc
 
-from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException
+from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException, ResultIterator
 from . import _forkqueue
 
 __all__ = ["ForkQueue", "ForkQueueException"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# process(), map() and results() return generators (close(), send(), throw()).
+_abc.Generator.register(_forkqueue.ResultIterator)
 
 # Workers of queues that were never finished must not outlive the program.
 _atexit.register(_forkqueue._shutdown_all)

@@ -3,13 +3,13 @@
  * core's public channels (fq_channel_*) for Python faces.
  *
  * Payloads are bytes; pickling belongs to the faces. Every wait releases the
- * GIL, runs in slices of SLICE_MS and checks for signals between them (and
+ * GIL, runs in slices of FQPY_SLICE_MS and checks for signals between them (and
  * at once when a signal interrupts the wait: return_on_eintr), so Ctrl-C
  * raises KeyboardInterrupt promptly. One thread may send while another
  * receives (or waits); a second thread doing the same kind of call gets
  * RuntimeError instead of a data race.
  */
-#include "fqpy.h"
+#include "channel.h"
 
 #include <structmember.h>
 
@@ -21,20 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SLICE_MS 50
-
-typedef struct fqpy_channel {
-    PyObject_HEAD fq_channel ch;
-    pid_t pid;   /* the child's pid on the parent's end, 0 in the child */
-    pid_t owner; /* the process this end belongs to */
-    int closed;
-    int reaped;
-    int returncode;
-    int busy;
-    PyObject *weakreflist;
-} fqpy_channel;
-
-static PyObject *channel_type_of(PyObject *module)
+PyObject *fqpy_channel_type_of(PyObject *module)
 {
     return PyObject_GetAttrString(module, "Channel");
 }
@@ -66,7 +53,7 @@ static void leave(fqpy_channel *self, int use)
     self->busy &= ~use;
 }
 
-static PyObject *raise_core(fqpy_channel *self, int rc, const char *what)
+PyObject *fqpy_channel_error(fqpy_channel *self, int rc, const char *what)
 {
     switch (rc) {
     case FQ_ENOMEM:
@@ -98,38 +85,20 @@ static PyObject *raise_core(fqpy_channel *self, int rc, const char *what)
     }
 }
 
-/* Timeout argument: None -> -1 (none), else seconds >= 0. */
-static int parse_timeout(PyObject *obj, double *out)
-{
-    if (obj == NULL || obj == Py_None) {
-        *out = -1;
-        return 0;
-    }
-    double t = PyFloat_AsDouble(obj);
-    if (t == -1 && PyErr_Occurred())
-        return -1;
-    if (isnan(t)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *out = t < 0 ? 0 : t;
-    return 0;
-}
-
 /* The next slice of a wait with this deadline (-1: none), in ms; 0 once
  * it has passed. */
-static int slice_ms(double deadline)
+int fqpy_slice_ms(double deadline)
 {
     if (deadline < 0)
-        return SLICE_MS;
+        return FQPY_SLICE_MS;
     double rem = deadline - fqpy_now();
     if (rem <= 0)
         return 0;
     double ms = ceil(rem * 1000);
-    return ms < SLICE_MS ? (int)ms : SLICE_MS;
+    return ms < FQPY_SLICE_MS ? (int)ms : FQPY_SLICE_MS;
 }
 
-static void record_status(fqpy_channel *self, int st)
+void fqpy_channel_reaped(fqpy_channel *self, int st)
 {
     self->reaped = 1;
     if (st == -1)
@@ -170,7 +139,7 @@ static PyObject *ch_send(fqpy_channel *self, PyObject *arg)
     leave(self, USE_SEND);
     PyBuffer_Release(&view);
     if (rc < 0)
-        return raise_core(self, rc, "send");
+        return fqpy_channel_error(self, rc, "send");
     Py_RETURN_NONE;
 }
 
@@ -181,13 +150,13 @@ static PyObject *ch_recv(fqpy_channel *self, PyObject *args, PyObject *kw)
     double timeout;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwlist, &tobj))
         return NULL;
-    if (parse_timeout(tobj, &timeout) < 0 || enter(self, USE_RECV) < 0)
+    if (fqpy_parse_timeout(tobj, &timeout) < 0 || enter(self, USE_RECV) < 0)
         return NULL;
     double deadline = timeout < 0 ? -1 : fqpy_now() + timeout;
     fq_msg m = {0};
     int rc;
     for (;;) {
-        int ms = slice_ms(deadline);
+        int ms = fqpy_slice_ms(deadline);
         fq_channel ch = self->ch;
         Py_BEGIN_ALLOW_THREADS
         rc = fq_channel_recv(ch, &m, ms);
@@ -209,7 +178,7 @@ static PyObject *ch_recv(fqpy_channel *self, PyObject *args, PyObject *kw)
     }
     leave(self, USE_RECV);
     if (rc < 0)
-        return raise_core(self, rc, "recv");
+        return fqpy_channel_error(self, rc, "recv");
     if (rc == 0)
         Py_RETURN_NONE;
     PyObject *b = PyBytes_FromStringAndSize(m.data, (Py_ssize_t)m.len);
@@ -222,7 +191,7 @@ static PyObject *ch_recv(fqpy_channel *self, PyObject *args, PyObject *kw)
 static int poll_fds(struct pollfd *p, int n, double deadline)
 {
     for (;;) {
-        int ms = slice_ms(deadline);
+        int ms = fqpy_slice_ms(deadline);
         int r;
         Py_BEGIN_ALLOW_THREADS
         r = poll(p, (nfds_t)n, ms);
@@ -247,7 +216,7 @@ static PyObject *ch_poll(fqpy_channel *self, PyObject *args, PyObject *kw)
     double timeout = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:poll", kwlist, &tobj))
         return NULL;
-    if (tobj && parse_timeout(tobj, &timeout) < 0)
+    if (tobj && fqpy_parse_timeout(tobj, &timeout) < 0)
         return NULL;
     if (enter(self, USE_RECV) < 0)
         return NULL;
@@ -268,7 +237,7 @@ static PyObject *ch_poll(fqpy_channel *self, PyObject *args, PyObject *kw)
     }
     leave(self, USE_RECV);
     if (rc < 0)
-        return raise_core(self, rc, "poll");
+        return fqpy_channel_error(self, rc, "poll");
     return PyBool_FromLong(rc);
 }
 
@@ -276,10 +245,10 @@ static PyObject *ch_fileno(fqpy_channel *self, PyObject *noargs)
 {
     (void)noargs;
     if (self->owner != getpid() || self->closed)
-        return raise_core(self, FQ_ECLOSED, "fileno");
+        return fqpy_channel_error(self, FQ_ECLOSED, "fileno");
     int fd = fq_channel_fd(self->ch);
     if (fd < 0)
-        return raise_core(self, fd, "fileno");
+        return fqpy_channel_error(self, fd, "fileno");
     return PyLong_FromLong(fd);
 }
 
@@ -305,7 +274,7 @@ static PyObject *ch_wait(fqpy_channel *self, PyObject *args, PyObject *kw)
     double timeout;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &tobj))
         return NULL;
-    if (parse_timeout(tobj, &timeout) < 0)
+    if (fqpy_parse_timeout(tobj, &timeout) < 0)
         return NULL;
     if (self->reaped)
         return PyLong_FromLong(self->returncode);
@@ -319,7 +288,7 @@ static PyObject *ch_wait(fqpy_channel *self, PyObject *args, PyObject *kw)
     double deadline = timeout < 0 ? -1 : fqpy_now() + timeout;
     int rc, st = 0;
     for (;;) {
-        int ms = slice_ms(deadline);
+        int ms = fqpy_slice_ms(deadline);
         fq_channel ch = self->ch;
         Py_BEGIN_ALLOW_THREADS
         rc = fq_channel_wait(ch, &st, ms);
@@ -339,8 +308,8 @@ static PyObject *ch_wait(fqpy_channel *self, PyObject *args, PyObject *kw)
     }
     leave(self, USE_WAIT);
     if (rc < 0)
-        return raise_core(self, rc, "wait");
-    record_status(self, st);
+        return fqpy_channel_error(self, rc, "wait");
+    fqpy_channel_reaped(self, st);
     return PyLong_FromLong(self->returncode);
 }
 
@@ -363,7 +332,7 @@ static PyObject *ch_kill(fqpy_channel *self, PyObject *arg)
         return NULL;
     }
     if (rc < 0)
-        return raise_core(self, rc, "kill");
+        return fqpy_channel_error(self, rc, "kill");
     Py_RETURN_NONE;
 }
 
@@ -508,7 +477,7 @@ static void hook_child(void *arg)
 static PyObject *fork_channel(PyObject *module, PyObject *noargs)
 {
     (void)noargs;
-    PyObject *tp = channel_type_of(module);
+    PyObject *tp = fqpy_channel_type_of(module);
     if (tp == NULL)
         return NULL;
     fqpy_channel *self = PyObject_GC_New(fqpy_channel, (PyTypeObject *)tp);
@@ -532,7 +501,7 @@ static PyObject *fork_channel(PyObject *module, PyObject *noargs)
     int rc = fq_channel_fork(&ch, &o);
     if (rc < 0) {
         Py_DECREF(self);
-        return raise_core(NULL, rc, "fork_channel");
+        return fqpy_channel_error(NULL, rc, "fork_channel");
     }
     self->ch = ch;
     self->pid = fq_channel_pid(ch);
@@ -563,12 +532,12 @@ static PyObject *wait_channels(PyObject *module, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait_channels", kwlist,
                                      &iterable, &tobj))
         return NULL;
-    if (parse_timeout(tobj, &timeout) < 0)
+    if (fqpy_parse_timeout(tobj, &timeout) < 0)
         return NULL;
     seq = PySequence_Fast(iterable, "wait_channels: chans must be iterable");
     if (seq == NULL)
         return NULL;
-    tp = channel_type_of(module);
+    tp = fqpy_channel_type_of(module);
     out = PyList_New(0);
     if (tp == NULL || out == NULL)
         goto fail;
@@ -596,7 +565,7 @@ static PyObject *wait_channels(PyObject *module, PyObject *args, PyObject *kw)
         }
         int r = fq_channel_ready(c->ch);
         if (r < 0) {
-            raise_core(c, r, "wait_channels");
+            fqpy_channel_error(c, r, "wait_channels");
             goto fail;
         }
         if (r == 1) {
@@ -683,7 +652,7 @@ int fqpy_channel_add(PyObject *m)
         return -1;
     int rc = PyModule_AddType(m, (PyTypeObject *)tp);
     Py_DECREF(tp);
-    if (rc < 0)
+    if (rc < 0 || fqpy_exchange_add(m) < 0)
         return -1;
     return PyModule_AddFunctions(m, channel_functions);
 }

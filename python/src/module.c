@@ -42,24 +42,15 @@ fqpy_state *fqpy_state_of_type(PyTypeObject *tp)
 static PyObject *shutdown_all(PyObject *module, PyObject *noargs)
 {
     (void)noargs;
-    fqpy_state *st = PyModule_GetState(module);
-    while (st->live) {
-        fqpy_queue *q = st->live;
-        /* Unlink first: the queue may be freed later by the GC. */
-        st->live = q->live_next;
-        if (q->live_next)
-            q->live_next->live_prev = &st->live;
-        q->live_next = NULL;
-        q->live_prev = NULL;
-        if (q->opened && q->owner_pid == getpid()) {
-            q->opened = 0;
-            q->finished = 1;
-            Py_BEGIN_ALLOW_THREADS
-            fq_queue_free(q->q);
-            Py_END_ALLOW_THREADS
-        }
-    }
+    fqpy_core_shutdown_all(PyModule_GetState(module));
     Py_RETURN_NONE;
+}
+
+static PyObject *cpu_count(PyObject *module, PyObject *noargs)
+{
+    (void)module;
+    (void)noargs;
+    return PyLong_FromLong(fqpy_cpu_count());
 }
 
 static PyObject *core_version(PyObject *module, PyObject *noargs)
@@ -72,6 +63,8 @@ static PyObject *core_version(PyObject *module, PyObject *noargs)
 static PyMethodDef fqpy_methods[] = {
     {"_shutdown_all", shutdown_all, METH_NOARGS,
      "Stop the workers of every open queue (used at interpreter exit)."},
+    {"cpu_count", cpu_count, METH_NOARGS,
+     "CPUs this process may run on (the default of numforks=None)."},
     {"core_version", core_version, METH_NOARGS,
      "Version of the C library forkqueue linked into the extension."},
     {NULL, NULL, 0, NULL}};
@@ -111,28 +104,18 @@ static int fqpy_exec(PyObject *m)
     if (st->empty_str == NULL)
         goto fail;
 
-    st->exc_type = PyErr_NewExceptionWithDoc(
-        "forkqueue.ForkQueueException",
-        "A job failed: its exception, or the death of the worker running "
-        "it.\n\nThe message is 'Exception running task:\\n' followed by the "
-        "worker's\nformatted traceback (or the cause of the worker's death). "
-        "The same text\nis in the attribute `backtrace`.",
-        PyExc_RuntimeError, NULL);
-    if (st->exc_type == NULL)
+    pickle = PyImport_ImportModule("pickle");
+    if (pickle == NULL)
         goto fail;
-    if (PyModule_AddObjectRef(m, "ForkQueueException", st->exc_type) < 0)
+    st->pickling_error = PyObject_GetAttrString(pickle, "PicklingError");
+    Py_CLEAR(pickle);
+    if (st->pickling_error == NULL)
         goto fail;
 
-    st->queue_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_queue_spec, NULL);
-    if (st->queue_type == NULL)
+    /* One line per face. */
+    if (fqpy_forkqueue_register(m, st) < 0)
         goto fail;
-    if (PyModule_AddType(m, st->queue_type) < 0)
-        goto fail;
-    st->iter_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_iter_spec, NULL);
-    if (st->iter_type == NULL)
-        goto fail;
+
     if (PyModule_AddStringConstant(m, "CORE_VERSION", fq_version()) < 0)
         goto fail;
     if (fqpy_channel_add(m) < 0) /* channel.c */
@@ -152,6 +135,9 @@ static int fqpy_traverse(PyObject *m, visitproc visit, void *arg)
         return 0;
     Py_VISIT(st->queue_type);
     Py_VISIT(st->iter_type);
+    Py_VISIT(st->pickling_error);
+    Py_VISIT(st->exc_subtypes);
+    Py_VISIT(st->call_type);
     Py_VISIT(st->exc_type);
     Py_VISIT(st->dumps);
     Py_VISIT(st->loads);
@@ -168,6 +154,9 @@ static int fqpy_clear(PyObject *m)
         return 0;
     Py_CLEAR(st->queue_type);
     Py_CLEAR(st->iter_type);
+    Py_CLEAR(st->pickling_error);
+    Py_CLEAR(st->exc_subtypes);
+    Py_CLEAR(st->call_type);
     Py_CLEAR(st->exc_type);
     Py_CLEAR(st->dumps);
     Py_CLEAR(st->loads);

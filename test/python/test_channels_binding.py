@@ -270,3 +270,63 @@ def test_freed_running_child_is_reaped_by_cleanup():
     assert fq._channel_cleanup(0, 0) == 1
     assert fq._channel_cleanup(signal.SIGKILL, 10) == 0
     assert not is_running(pid)
+
+
+def test_core_exchange_reports_messages_then_end():
+    a, b = fork_echo(), fork_sleeper()
+    ex = fq.Exchange()
+    assert ex.ready(0) == [] and len(ex) == 0  # nothing watched: at once
+    ex.add(a)
+    ex.add(b)
+    ex.add(a)  # already watched: no-op
+    assert len(ex) == 2
+    t0 = time.monotonic()
+    assert ex.ready(0.1) == []
+    assert time.monotonic() - t0 >= 0.09
+    a.send(b"one")
+    assert ex.ready(10) == [(a, False)]
+    assert ex.ready(0) == [(a, False)]  # level-triggered until received
+    assert a.recv(0) == b"one"
+    a.close()  # its child sees the end and exits
+    assert ex.ready(10) == [(a, True)]
+    assert a.returncode == 0 and len(ex) == 1
+    ex.remove(b)
+    with pytest.raises(ValueError):
+        ex.remove(b)
+    with pytest.raises(TypeError):
+        ex.add(3)
+    b.kill(signal.SIGKILL)
+    assert b.wait(10) == -signal.SIGKILL
+
+
+def test_core_exchange_data_before_end_and_crash_status():
+    sys.stdout.flush()
+    ch = fq.fork_channel()
+    if ch.pid == 0:
+        for i in range(3):
+            ch.send(b"%d" % i)
+        os.kill(os.getpid(), signal.SIGKILL)
+    ex = fq.Exchange()
+    ex.add(ch)
+    got = []
+    while True:
+        (c, ended), = ex.ready(10)
+        if ended:
+            break
+        got.append(c.recv(0))
+    assert got == [b"0", b"1", b"2"]
+    assert ch.returncode == -signal.SIGKILL
+
+
+def test_core_exchange_refuses_child_end():
+    sys.stdout.flush()
+    ch = fq.fork_channel()
+    if ch.pid == 0:
+        try:
+            fq.Exchange().add(ch)
+            ch.send(b"accepted")
+        except ValueError:
+            ch.send(b"ValueError")
+        fq.child_exit(0)
+    assert ch.recv(10) == b"ValueError"
+    assert ch.wait(10) == 0

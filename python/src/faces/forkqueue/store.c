@@ -6,7 +6,7 @@
  * they are yielded, plus placeholders for the items of a crashed batch that
  * are re-run one by one (so that they keep their place in ordered mode).
  */
-#include "fqpy.h"
+#include "../../fqpy.h"
 
 static int store_grow(fqpy_store *s)
 {
@@ -38,6 +38,7 @@ int fqpy_store_push(fqpy_store *s, PyObject *id, long long num, PyObject *value,
     e->value = value;
     e->state = state;
     e->pos = 0;
+    e->stamp = s->clock ? (*s->clock)++ : 0;
     s->items += fqpy_entry_items(e);
     if (state == FQPY_ERROR)
         s->nerrors++;

@@ -7,13 +7,15 @@
  * worker's inherited copy of the queue's registry: nothing about the
  * callable itself is ever pickled.
  *
- * Job payload (pickled):  (key, [args, ...], kwargs or None, flat)
+ * Job payload (pickled):  (key, [args, ...], kwargs or None, flat, call id,
+ *                          index of the first item in the call or None)
  *                         flat: each element is the single argument itself
  * Reply (pickled):        ([value, ...], {index: (exception, traceback)} or
  *                          None, nanoseconds spent in the worker)
  */
-#include "fqpy.h"
+#include "../../fqpy.h"
 
+#include <stdio.h>
 #include <time.h>
 
 static int64_t now_ns(void)
@@ -21,73 +23,6 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-PyObject *fqpy_format_current_exc(fqpy_state *st, PyObject **exc_out)
-{
-    PyObject *t, *v, *tb, *lines, *text = NULL;
-    PyErr_Fetch(&t, &v, &tb);
-    if (t == NULL) {
-        t = Py_NewRef(PyExc_RuntimeError);
-        v = PyUnicode_FromString("unknown error");
-    }
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v == NULL) {
-        PyErr_Clear();
-        v = PyObject_CallNoArgs(PyExc_RuntimeError);
-        if (v == NULL)
-            PyErr_Clear();
-    }
-    if (tb && v)
-        PyException_SetTraceback(v, tb);
-    lines = PyObject_CallFunctionObjArgs(
-        st->format_exception, t, v ? v : Py_None, tb ? tb : Py_None, NULL);
-    if (lines) {
-        text = PyUnicode_Join(st->empty_str, lines);
-        Py_DECREF(lines);
-    }
-    if (text == NULL) {
-        PyErr_Clear();
-        text = PyUnicode_FromFormat("%s: <traceback could not be formatted>\n",
-                                    ((PyTypeObject *)t)->tp_name);
-        if (text == NULL)
-            PyErr_Clear();
-    }
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    if (exc_out)
-        *exc_out = v;
-    else
-        Py_XDECREF(v);
-    return text;
-}
-
-/* The exception must survive pickling both ways, or the reply could not be
- * sent (or read). Otherwise it is replaced by a RuntimeError with its repr. */
-static PyObject *shippable_exc(fqpy_state *st, PyObject *exc)
-{
-    PyObject *b =
-        PyObject_CallFunctionObjArgs(st->dumps, exc, st->protocol, NULL);
-    PyObject *back = b ? PyObject_CallOneArg(st->loads, b) : NULL;
-    Py_XDECREF(b);
-    if (back) {
-        Py_DECREF(back);
-        return exc;
-    }
-    PyErr_Clear();
-    PyObject *r = PyObject_Repr(exc);
-    if (r == NULL) {
-        PyErr_Clear();
-        r = PyUnicode_FromString(Py_TYPE(exc)->tp_name);
-    }
-    PyObject *sub = r ? PyObject_CallOneArg(PyExc_RuntimeError, r) : NULL;
-    Py_XDECREF(r);
-    if (sub == NULL) {
-        PyErr_Clear();
-        return exc; /* keep it; the reply fallback will deal with it */
-    }
-    Py_DECREF(exc);
-    return sub;
 }
 
 /* Records the current exception as the error of item i. With prefix, the
@@ -106,7 +41,7 @@ static int record_error(fqpy_state *st, PyObject **errors, Py_ssize_t i,
             goto out;
         Py_SETREF(tb, full);
     }
-    exc = shippable_exc(st, exc);
+    exc = fqpy_shippable_exc(st, exc);
     if (*errors == NULL && (*errors = PyDict_New()) == NULL)
         goto out;
     PyObject *k = PyLong_FromSsize_t(i);
@@ -121,18 +56,25 @@ out:
     return rc;
 }
 
-/* Output printed by a job must not sit in a buffer that _exit() discards. */
-static void flush_std_streams(void)
+/* An item that is not a tuple: used as the arguments if it is a sequence
+ * (as func(*item) would), else a clear TypeError naming the item. */
+static PyObject *bad_item(PyObject *a, PyObject *first, Py_ssize_t i)
 {
-    static const char *names[] = {"stdout", "stderr"};
-    for (int i = 0; i < 2; i++) {
-        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
-        if (f && f != Py_None) {
-            PyObject *r = PyObject_CallMethod(f, "flush", NULL);
-            Py_XDECREF(r);
-        }
-    }
+    PyObject *t = PySequence_Tuple(a);
+    if (t || !PyErr_ExceptionMatches(PyExc_TypeError))
+        return t;
     PyErr_Clear();
+    Py_ssize_t idx = first == Py_None ? -1 : PyLong_AsSsize_t(first) + i;
+    PyObject *r = PyObject_Repr(a);
+    if (r == NULL)
+        PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "item %zd of the input is %.200S (%.100s), not a tuple of "
+                 "positional arguments: process() calls func(*item); write "
+                 "(%.200S,) for a single argument, or use map()",
+                 idx, r ? r : Py_None, Py_TYPE(a)->tp_name, r ? r : Py_None);
+    Py_XDECREF(r);
+    return NULL;
 }
 
 static PyObject *build_reply(PyObject *values, PyObject *errors, int64_t ns)
@@ -151,7 +93,7 @@ static int fail_job(fq_ctx *ctx, fqpy_state *st)
         PyErr_Clear();
     int rc = fq_fail(ctx, 1, msg ? msg : "forkqueue: job failed\n");
     Py_XDECREF(tb);
-    flush_std_streams();
+    fqpy_flush_std_streams();
     return rc;
 }
 
@@ -164,15 +106,10 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     PyObject *bytes = NULL;
     int rc;
 
-    PyObject *mv =
-        PyMemoryView_FromMemory((char *)arg, (Py_ssize_t)len, PyBUF_READ);
-    if (mv == NULL)
-        goto fail;
-    payload = PyObject_CallOneArg(st->loads, mv);
-    Py_DECREF(mv);
+    payload = fqpy_loads_mem(st, arg, len);
     if (payload == NULL)
         goto fail;
-    if (!PyTuple_Check(payload) || PyTuple_GET_SIZE(payload) != 4 ||
+    if (!PyTuple_Check(payload) || PyTuple_GET_SIZE(payload) != 6 ||
         !PyList_Check(PyTuple_GET_ITEM(payload, 1))) {
         PyErr_SetString(PyExc_RuntimeError, "forkqueue: malformed job");
         goto fail;
@@ -180,12 +117,12 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     Py_ssize_t key = PyLong_AsSsize_t(PyTuple_GET_ITEM(payload, 0));
     if (key == -1 && PyErr_Occurred())
         goto fail;
-    if (key < 0 || key >= PyList_GET_SIZE(self->registry)) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "forkqueue: this worker does not know callable #%zd", key);
+    PyObject *func = fqpy_reg_get(&self->core.reg, key);
+    if (func == NULL)
         goto fail;
-    }
-    PyObject *func = PyList_GET_ITEM(self->registry, key);
+    uint32_t callid =
+        (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(payload, 4));
+    PyObject *first = PyTuple_GET_ITEM(payload, 5);
     PyObject *argslist = PyTuple_GET_ITEM(payload, 1);
     PyObject *kwargs = PyTuple_GET_ITEM(payload, 2);
     if (kwargs == Py_None)
@@ -201,12 +138,17 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = PyList_GET_ITEM(argslist, i);
         PyObject *r;
+        if (fqpy_call_cancelled(self->cancel_page, callid)) {
+            /* Its call was closed: the parent drops this reply. */
+            PyList_SET_ITEM(values, i, Py_NewRef(Py_None));
+            continue;
+        }
         if (flat && kwargs == NULL) {
             r = PyObject_CallOneArg(func, a);
         } else {
             PyObject *t = flat               ? PyTuple_Pack(1, a)
                           : PyTuple_Check(a) ? Py_NewRef(a)
-                                             : PySequence_Tuple(a);
+                                             : bad_item(a, first, i);
             r = t ? PyObject_Call(func, t, kwargs) : NULL;
             Py_XDECREF(t);
         }
@@ -222,7 +164,7 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
         PyList_SET_ITEM(values, i, r);
     }
     Py_DECREF(func);
-    flush_std_streams();
+    fqpy_flush_std_streams();
 
     reply = build_reply(values, errors, now_ns() - t0);
     if (reply == NULL)
@@ -242,8 +184,12 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
                 Py_DECREF(b);
                 continue;
             }
-            if (record_error(st, &errors, i, "Result could not be pickled:\n") <
-                0)
+            char pre[200];
+            snprintf(pre, sizeof(pre),
+                     "Result could not be pickled (a %.100s) to send it "
+                     "back:\n",
+                     Py_TYPE(v)->tp_name);
+            if (record_error(st, &errors, i, pre) < 0)
                 goto fail;
             PyList_SetItem(values, i, Py_NewRef(Py_None));
         }
@@ -281,10 +227,12 @@ int fqpy_worker_init(void *udata)
     fqpy_queue *self = udata;
     if (self->initfunc == NULL || self->initfunc == Py_None)
         return 0;
-    PyObject *r = PyObject_CallNoArgs(self->initfunc);
+    PyObject *r = self->initargs
+                      ? PyObject_Call(self->initfunc, self->initargs, NULL)
+                      : PyObject_CallNoArgs(self->initfunc);
     if (r) {
         Py_DECREF(r);
-        flush_std_streams();
+        fqpy_flush_std_streams();
         return 0;
     }
     PyObject *tb = fqpy_format_current_exc(self->st, NULL);
@@ -292,7 +240,7 @@ int fqpy_worker_init(void *udata)
         tb ? PyUnicode_FromFormat("initfunc failed:\n%U", tb) : NULL;
     const char *s = msg ? PyUnicode_AsUTF8(msg) : NULL;
     PyErr_Clear();
-    flush_std_streams();
+    fqpy_flush_std_streams();
     /* msg stays alive: this process ends without returning to Python. */
     Py_XDECREF(tb);
     return fq_init_fail(s ? s : "initfunc failed");

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Benchmark: forkqueue.workers against the original pyworkers and
+multiprocessing.Pool (issue 9, point 6).
+
+In one run, on the same inputs:
+
+  tiny     x + 1, 20,000 calls (pure overhead)
+  cpu      a CPU-bound call of about 100 us, 2,000 calls
+  create   creating a process worker and waiting for a trivial call
+
+Contenders: a sequential loop; forkqueue.workers Pool of 2 process workers;
+the same Pool with 2 remote workers on a server on loopback; pyworkers' Pool
+of 2 process workers (the original library, pip-installed into the
+benchmark's own virtual environment, run in a child interpreter of that
+environment); multiprocessing.Pool(2).map.
+
+The table shows medians of --reps runs and the ratios the issue sets
+targets for. --quick: small sizes, one run, no pyworkers (a smoke test of
+the script; its figures mean nothing).
+
+Usage:
+  PYTHONPATH=build/python python3 bench/python/bench_workers.py [--quick]
+      [--reps N] [--venv DIR] [--no-pyworkers]
+"""
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# spawned pyworkers processes import this file again: they read it here
+CPU_LOOPS = int(os.environ.get("BENCH_WORKERS_LOOPS", "1000"))
+
+
+def inc(x):
+    return x + 1
+
+
+def cpu(x):
+    s = x
+    for i in range(CPU_LOOPS):
+        s = (s * 31 + i) & 0xFFFFFFFF
+    return s
+
+
+def noop():
+    return 1
+
+
+def calibrate(target_s=100e-6):
+    global CPU_LOOPS
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in range(200):
+            cpu(i)
+        per = (time.perf_counter() - t0) / 200
+        CPU_LOOPS = max(1, int(CPU_LOOPS * target_s / per))
+    return CPU_LOOPS
+
+
+def median_time(fn, reps):
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ---- contenders -----------------------------------------------------------
+
+
+def run_pool(api, make_workers, target, n, reps):
+    """A warmed-up pool of the given library; median seconds of run()."""
+    pool = api.Pool(target)
+    try:
+        make_workers(pool)
+        out = pool.run(iter(range(50)))
+        assert len(out) == 50
+        expected = sorted(target(x) for x in range(n))
+
+        def once():
+            res = pool.run(iter(range(n)))
+            assert len(res) == n
+            once.last = res
+        t = median_time(once, reps)
+        assert sorted(once.last) == expected
+        return t
+    finally:
+        pool.close()
+
+
+def measure_create(api, reps):
+    def once():
+        w = api.ProcessWorker(noop)
+        assert w.wait(60) and w.result == 1
+    once()
+    return median_time(once, reps)
+
+
+def ours(args):
+    import forkqueue.workers as fw
+    res = {}
+
+    def two_process(pool):
+        pool.add_worker(fw.WorkerType.PROCESS)
+        pool.add_worker(fw.WorkerType.PROCESS)
+
+    res["fq_tiny"] = run_pool(fw, two_process, inc, args.tiny, args.reps)
+    res["fq_cpu"] = run_pool(fw, two_process, cpu, args.cpu, args.reps)
+    server = fw.spawn_server(("127.0.0.1", 0))
+    try:
+        def two_remote(pool):
+            pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
+            pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
+        res["fq_remote_cpu"] = run_pool(fw, two_remote, cpu, args.cpu,
+                                        args.reps)
+        res["fq_remote_tiny"] = run_pool(fw, two_remote, inc, args.tiny,
+                                         args.reps)
+    finally:
+        server.terminate()
+    res["fq_create"] = measure_create(fw, max(args.reps, 10))
+    return res
+
+
+def baselines(args):
+    res = {"seq_tiny": median_time(lambda: [inc(x) for x in range(args.tiny)],
+                                   args.reps),
+           "seq_cpu": median_time(lambda: [cpu(x) for x in range(args.cpu)],
+                                  args.reps)}
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(inc, range(50))
+        res["mp_tiny"] = median_time(lambda: pool.map(inc, range(args.tiny)),
+                                     args.reps)
+        res["mp_cpu"] = median_time(lambda: pool.map(cpu, range(args.cpu)),
+                                    args.reps)
+    return res
+
+
+def pyworkers_side(args):
+    """Runs inside the pyworkers virtual environment."""
+    global CPU_LOOPS
+    CPU_LOOPS = args.loops
+    os.environ["BENCH_WORKERS_LOOPS"] = str(args.loops)
+    import pyworkers.pool
+    import pyworkers.process
+    from pyworkers.worker import WorkerType
+
+    class Api:
+        Pool = pyworkers.pool.Pool
+        ProcessWorker = pyworkers.process.ProcessWorker
+
+    def two_process(pool):
+        pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.PROCESS)
+
+    res = {"pw_tiny": run_pool(Api, two_process, inc, args.tiny, args.reps),
+           "pw_cpu": run_pool(Api, two_process, cpu, args.cpu, args.reps),
+           "pw_create": measure_create(Api, max(3, args.reps))}
+    print(json.dumps(res))
+
+
+def ensure_venv(path):
+    py = os.path.join(path, "bin", "python")
+    probe = [py, "-c", "import pyworkers"]
+    if os.path.exists(py) and subprocess.run(probe).returncode == 0:
+        return py
+    subprocess.run([sys.executable, "-m", "venv", path], check=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", "pyworkers"],
+                   check=True)
+    return py
+
+
+def pyworkers(args):
+    py = ensure_venv(args.venv)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [py, os.path.abspath(__file__), "--pyworkers-side",
+         "--loops", str(CPU_LOOPS), "--tiny", str(args.tiny),
+         "--cpu", str(args.cpu), "--reps", str(args.reps)],
+        env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"pyworkers run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(r, args):
+    def row(name, key, n):
+        t = r.get(key)
+        if t is None:
+            return f"| {name} | - | - |"
+        return f"| {name} | {t * 1000:.1f} ms | {t / n * 1e6:.1f} us |"
+
+    lines = [
+        f"bench_workers: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, cpu call = {CPU_LOOPS} loops, "
+        f"median of {args.reps}",
+        "",
+        f"CPU capacity of 2 forked processes right now: "
+        f"{r['capacity']:.2f} CPUs (2.00 on an idle 2-CPU machine; it bounds "
+        f"every speed-up below)",
+        "",
+        f"| tiny calls ({args.tiny}) | wall | per call |",
+        "|---|---|---|",
+        row("sequential loop", "seq_tiny", args.tiny),
+        row("forkqueue.workers Pool, 2 process workers", "fq_tiny", args.tiny),
+        row("forkqueue.workers Pool, 2 remote workers", "fq_remote_tiny",
+            args.tiny),
+        row("pyworkers Pool, 2 process workers", "pw_tiny", args.tiny),
+        row("multiprocessing.Pool(2).map", "mp_tiny", args.tiny),
+        "",
+        f"| ~100 us calls ({args.cpu}) | wall | per call |",
+        "|---|---|---|",
+        row("sequential loop", "seq_cpu", args.cpu),
+        row("forkqueue.workers Pool, 2 process workers", "fq_cpu", args.cpu),
+        row("forkqueue.workers Pool, 2 remote workers", "fq_remote_cpu",
+            args.cpu),
+        row("pyworkers Pool, 2 process workers", "pw_cpu", args.cpu),
+        row("multiprocessing.Pool(2).map", "mp_cpu", args.cpu),
+        "",
+        "| create a process worker, wait for a trivial call | median |",
+        "|---|---|",
+        f"| forkqueue.workers | {r['fq_create'] * 1000:.2f} ms |",
+    ]
+    if "pw_create" in r:
+        lines.append(f"| pyworkers | {r['pw_create'] * 1000:.2f} ms |")
+    lines += ["", "| target (issue 9) | measured | met |", "|---|---|---|"]
+
+    def target(name, value, goal, higher=True):
+        if value is None:
+            return f"| {name} | - | - |"
+        ok = value >= goal if higher else value <= goal
+        return f"| {name} | {value:.2f}x | {'yes' if ok else 'NO'} |"
+
+    pw = r.get("pw_tiny")
+    lines.append(target("tiny calls vs pyworkers (>= 10x)",
+                        pw / r["fq_tiny"] if pw else None, 10))
+    lines.append(target("100 us calls vs sequential (>= 1.8x)",
+                        r["seq_cpu"] / r["fq_cpu"], 1.8))
+    lines.append(target("remote / local process, 100 us calls (<= 2x)",
+                        r["fq_remote_cpu"] / r["fq_cpu"], 2.0, higher=False))
+    pc = r.get("pw_create")
+    lines.append(target("creating a process worker vs pyworkers (>= 10x)",
+                        pc / r["fq_create"] if pc else None, 10))
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--tiny", type=int, default=20000)
+    p.add_argument("--cpu", type=int, default=2000)
+    p.add_argument("--venv", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), ".venv-pyworkers"))
+    p.add_argument("--no-pyworkers", action="store_true")
+    p.add_argument("--pyworkers-side", action="store_true",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--loops", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.pyworkers_side:
+        return pyworkers_side(args)
+    if args.quick:
+        args.reps, args.tiny, args.cpu, args.no_pyworkers = 1, 500, 100, True
+    calibrate()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_forkqueue import raw_capacity  # shared with that benchmark
+    r = {"capacity": raw_capacity(2, 200_000 if args.quick else 2_000_000)}
+    r.update(baselines(args))
+    r.update(ours(args))
+    if not args.no_pyworkers:
+        r.update(pyworkers(args))
+    print(report(r, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

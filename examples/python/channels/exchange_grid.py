@@ -1,0 +1,35 @@
+"""The grid with an Exchange subclass: store_data() decides what to do with
+each message; manage() turns a function into one that runs in a child.
+(An optional argument sets the delay per cell, in seconds.)
+"""
+import sys
+import time
+
+import forkqueue.channels as pprocess
+
+N = 10
+LIMIT = 10
+DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+
+
+class GridFiller(pprocess.Exchange):
+    def store_data(self, channel):
+        i, j, value = channel.receive()
+        self.grid[i][j] = value
+
+
+def cell(i, j):
+    time.sleep(DELAY)
+    return i, j, i * N + j
+
+
+if __name__ == "__main__":
+    filler = GridFiller(limit=LIMIT)
+    filler.grid = [[None] * N for _ in range(N)]
+    compute = filler.manage(pprocess.MakeParallel(cell))
+    for i in range(N):
+        for j in range(N):
+            compute(i, j)
+    filler.finish()
+    for row in filler.grid:
+        print(" ".join(str(v) for v in row))

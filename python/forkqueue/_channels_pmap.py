@@ -1,0 +1,183 @@
+"""pmap of forkqueue.channels: a Map computed by a bounded set of reusable
+children.
+
+pprocess forks one process per element. Here at most ``limit`` children
+(default: the number of CPUs) each run spans of elements: the elements and
+the callable are inherited through fork (never pickled); only a span's
+bounds go to a child and its results come back, one message per span. The
+first span of each child has one element; later ones are sized from the
+measured time per element (about 5 ms of work, and never more than a
+quarter of what is left per child), so one-second elements still run one
+per child and tiny ones in large batches.
+
+A child that dies loses the results of its span that it had not sent: the
+elements of that span without a result run again, one per child, so the
+element that crashes is the one that reports the crash (an element
+computed but not yet sent when its child died runs twice).
+"""
+
+import collections
+import pickle
+import time
+
+from .channels import (ChildError, MakeParallel, _Failure, describe_exit,
+                       get_number_of_cores, start)
+from ._channels_exchange import Exchange, Map, _Error, _UNDEF
+
+_TARGET_SPAN_S = 0.005
+_DEPTH = 2  # spans in flight per child
+
+
+def _span_worker(channel, fn, items):
+    """In a child: run spans until told to stop (None)."""
+    while True:
+        span = channel.receive()
+        if span is None:
+            return
+        first, count = span
+        t0 = time.perf_counter()
+        out = []
+        errors = None
+        for k in range(first, first + count):
+            try:
+                out.append(fn(items[k]))
+            except BaseException as exc:  # SystemExit too: this element's
+                out.append(None)
+                errors = errors or {}
+                errors[k - first] = _Failure(exc)
+        elapsed = time.perf_counter() - t0
+        try:
+            channel.send((first, out, errors, elapsed))
+        except Exception:
+            # A result that cannot be pickled is that element's error.
+            errors = errors or {}
+            for j, r in enumerate(out):
+                try:
+                    pickle.dumps(r)
+                except Exception as exc:
+                    out[j] = None
+                    errors[j] = _Failure(exc)
+            channel.send((first, out, errors, elapsed))
+
+
+class _SpanMap(Map):
+    """The Map that pmap returns."""
+
+    def __init__(self, callable, sequence, limit):
+        Map.__init__(self, limit=limit)
+        if isinstance(callable, MakeParallel):
+            callable = callable.callable
+        self._fn = callable
+        self._items = list(sequence)
+        self.results = [_UNDEF] * len(self._items)
+        self._missing = len(self._items)
+        self._retry = collections.deque()  # single elements to run again
+        self._next = 0  # first element not yet in a span
+        self._spans = {}  # child's channel -> deque of spans it was sent
+        self._quitting = set()  # children told to end
+        self._per_item = None  # measured seconds per element
+        self._dispatch()
+
+    def add(self, channel):
+        Exchange.add(self, channel)  # no result number: spans say where
+
+    def unfinished(self):
+        return bool(self._spans) or bool(self._retry) or \
+            self._next < len(self._items)
+
+    def _take_span(self):
+        if self._retry:
+            return (self._retry.popleft(), 1, True)
+        left = len(self._items) - self._next
+        if left <= 0:
+            return None
+        size = 1
+        if self._per_item is not None:
+            size = int(_TARGET_SPAN_S / max(self._per_item, 1e-9))
+            size = max(1, min(size, left // (4 * self.limit) or 1))
+        span = (self._next, min(size, left), False)
+        self._next += span[1]
+        return span
+
+    def _dispatch(self):
+        # Two spans in flight per child: it starts the next one while the
+        # parent is still busy with (or not yet scheduled for) its last
+        # result.
+        for ch, spans in list(self._spans.items()):
+            if ch in self._quitting:
+                continue
+            while len(spans) < _DEPTH:
+                span = self._take_span()
+                if span is None and spans:
+                    break
+                try:
+                    ch.send(span[:2] if span else None)
+                except (BrokenPipeError, ValueError):
+                    if span:
+                        self._give_back(span)
+                    break
+                if span is None:
+                    self._quitting.add(ch)
+                    break
+                spans.append(span)
+        while len(self._spans) < self.limit:
+            span = self._take_span()
+            if span is None:
+                break
+            ch = start(_span_worker, self._fn, self._items)
+            self.add(ch)
+            self._spans[ch] = collections.deque([span])
+            try:
+                ch.send(span[:2])
+            except (BrokenPipeError, ValueError):
+                pass  # it died at once: ready() will see it end
+
+    def _give_back(self, span):
+        first, count, solo = span
+        self._retry.extendleft(
+            reversed([i for i in range(first, first + count)
+                      if self.results[i] is _UNDEF]))
+
+    def store(self, timeout=None):
+        self._dispatch()
+        for ch in self.ready(timeout):
+            first, out, errors, elapsed = ch.receive()
+            for j, value in enumerate(out):
+                self._set(first + j, value)
+            for j, failure in (errors or {}).items():
+                self.results[first + j] = _Error(failure.exception())
+            if out:
+                per = elapsed / len(out)
+                self._per_item = per if self._per_item is None else \
+                    0.5 * self._per_item + 0.5 * per
+            spans = self._spans.get(ch)
+            if spans:
+                spans.popleft()
+        self._dispatch()
+
+    def _child_ended(self, channel, returncode):
+        self._quitting.discard(channel)
+        spans = self._spans.pop(channel, None)
+        if not spans:
+            return  # ended between spans: nothing of ours was lost
+        # spans[0] was running; the others had not started.
+        for k in range(len(spans) - 1, -1, -1):
+            first, count, solo = span = spans[k]
+            if k == 0 and solo and self.results[first] is _UNDEF:
+                self._set(first, _Error(ChildError(
+                    f"element {first}: "
+                    f"{describe_exit(channel.pid, returncode)}",
+                    channel.pid, returncode)))
+            else:
+                self._give_back(span)
+
+
+def pmap(callable, sequence, limit=None):
+    """Apply ``callable`` to every element of ``sequence`` in children (at
+    most ``limit`` at once; None: the number of CPUs) and return a Map of
+    the results in input order, filled as they are needed."""
+    if limit is None:
+        limit = get_number_of_cores()
+    if limit < 1:
+        raise ValueError(f"pmap: limit must be at least 1, not {limit!r}")
+    return _SpanMap(callable, sequence, limit)

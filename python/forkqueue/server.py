@@ -1,0 +1,50 @@
+"""The worker server: ``python3 -m forkqueue.server --addr A --port P [-v]
+[--close_on_none]``. See ``docs/remote.md``."""
+import argparse
+import logging
+import sys
+
+from ._auth import AuthenticationError
+from .workers.remote import default_port
+from .workers.remote_server import RemoteServer
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python3 -m forkqueue.server",
+        description="Serve forkqueue.workers remote workers.")
+    p.add_argument("--addr", "-a", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, "
+                        "loopback only)")
+    p.add_argument("--port", "-p", type=int, default=default_port,
+                   help=f"port to listen on (default: {default_port}; 0 "
+                        "picks a free one)")
+    p.add_argument("--verbose", "-v", action="count", default=0,
+                   help="-v: connections and workers; -vv: debug")
+    p.add_argument("--close_on_none", action="store_true",
+                   help="stop when a client sends None")
+    p.add_argument("--handshake-timeout", type=float, default=5.0,
+                   help="seconds a connection has to authenticate and send "
+                        "its request (default: 5)")
+    args = p.parse_args(argv)
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level,
+                        format="[%(asctime)s][%(process)d] %(message)s")
+    try:
+        server = RemoteServer((args.addr, args.port), args.close_on_none,
+                              handshake_timeout=args.handshake_timeout)
+        server.open_socket()
+    except (AuthenticationError, OSError) as e:
+        print(f"forkqueue.server: cannot start: {e}", file=sys.stderr)
+        return 1
+    print(f"Listening on {server.addr[0]}:{server.addr[1]}", flush=True)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

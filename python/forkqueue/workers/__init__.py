@@ -1,0 +1,35 @@
+"""forkqueue.workers: one worker API over threads, forked processes and
+remote processes, persistent workers and a pool (the API of pyworkers).
+
+Programs written for pyworkers run with their imports changed from
+``pyworkers.X`` to ``forkqueue.workers``. See ``docs/python-workers.md``.
+"""
+import logging as _logging
+
+from .._auth import AuthenticationError
+from ._wire import RemoteTraceback, WorkerError
+from .persistent import PersistentWorker, WorkerClosedError
+from .persistent_process import PersistentProcessWorker
+from .persistent_remote import PersistentRemoteWorker
+from .persistent_thread import PersistentThreadWorker
+from .pool import Pool, PoolError
+from .process import ProcessWorker
+from .remote import RemoteWorker
+from .remote_context import RemoteContext
+from .remote_server import RemoteServer, RemoteServerProcess, spawn_server
+from .thread import ThreadWorker
+from .worker import Worker, WorkerTerminatedError, WorkerType
+from . import remote_pickle
+
+__all__ = [
+    "Worker", "WorkerType", "WorkerTerminatedError", "ThreadWorker",
+    "ProcessWorker", "RemoteWorker", "PersistentWorker",
+    "PersistentThreadWorker", "PersistentProcessWorker",
+    "PersistentRemoteWorker", "WorkerClosedError", "Pool", "PoolError",
+    "RemoteServer", "RemoteServerProcess", "spawn_server", "RemoteContext",
+    "remote_pickle", "AuthenticationError", "WorkerError", "RemoteTraceback",
+]
+
+# A library logs, the program decides what is shown (python -m
+# forkqueue.server -v does): nothing reaches stderr by default.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -1,0 +1,345 @@
+"""What process and remote workers share: a link carrying tagged messages
+(see `_wire`), read on the parent side into a results buffer and a final
+outcome, and the worker-side main that runs ``do_work`` and reports.
+
+Graceful termination inside a worker process is a signal (SIGUSR2, sent to
+the worker's main thread) whose handler raises `WorkerTerminatedError`:
+it interrupts the target wherever it is, including a wait for input. It
+is only armed while the target runs, and held back while a result is being
+sent, so a message is never cut in half.
+"""
+import collections
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+from . import _wire
+from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
+                    T_RESULTS, T_STARTED, T_TERM, dumps, loads)
+from .persistent import _END
+from .utils import get_hostname, gettid
+from .worker import Worker, WorkerTerminatedError, _check_timeout
+
+TERM_SIGNAL = signal.SIGUSR2
+
+#: A worker holds back the results of calls shorter than HOLD_CALL while
+#: more input is already waiting, up to HOLD_COUNT results or HOLD_TIME
+#: seconds, and sends them in one message: fewer wake-ups on both sides.
+HOLD_CALL = 200e-6
+HOLD_COUNT = 64
+HOLD_TIME = 1e-3
+
+
+class LinkedWorker(Worker):
+    """Base of the process and remote kinds (not public)."""
+
+    def __init__(self, target, **kwargs):
+        self._link = None
+        self._is_child = False
+        self._seen_started = False
+        self._final = None
+        self._rq = collections.deque()
+        self._aux = collections.deque()
+        self._terminable = False
+        self._sending = False
+        self._term_pending = False
+        self._corked = None
+        self._held = []
+        self._held_since = 0.0
+        self._in_q = collections.deque()
+        self._t_in = None
+        super().__init__(target, **kwargs)
+
+    @property
+    def is_child(self):
+        return self._is_child
+
+    def _reset_for_restart(self):
+        super()._reset_for_restart()
+        self._link = None
+        self._seen_started = False
+        self._final = None
+        self._rq = collections.deque()
+        self._aux = collections.deque()
+
+    # ---- parent side: reading -------------------------------------------------
+
+    def _dispatch(self, data):
+        tag = data[0]
+        if tag == T_RESULT:
+            self._rq.append(self._loads(memoryview(data)[1:]))
+        elif tag == T_RESULTS:
+            self._rq.extend(self._loads(memoryview(data)[1:]))
+        elif tag == T_STARTED:
+            self._host, self._pid, self._tid = loads(memoryview(data)[1:])
+            self._seen_started = True
+        elif tag == T_FINAL:
+            self._final = _wire.decode_final(data, self._user_state)
+        elif tag == T_AUX:
+            self._aux.append(loads(memoryview(data)[1:]))
+        else:
+            raise ConnectionError(f"unexpected message tag {tag!r} from "
+                                  f"{self!r}")
+
+    _loads = staticmethod(loads)
+
+    def _read(self, timeout):
+        """Reads one message (TimeoutError if none in time); False at EOF."""
+        data = self._link.recv(timeout)
+        if data is None:
+            return False
+        self._dispatch(data)
+        return True
+
+    def _drain(self):
+        """Reads what is ready now, without blocking."""
+        link = self._link
+        while not link.eof and (link.buffered() or link.ready()):
+            try:
+                if not self._read(0):
+                    break
+            except TimeoutError:
+                break
+
+    def _finish(self):
+        """The worker is over: publish its outcome and state."""
+        if self._final is not None:
+            graceful, value, state = self._final
+            self._outcome = (graceful, value)
+            self._user_state = state
+        else:
+            self._outcome = (False, None)
+        self._dead = True
+        self._link_closed()
+
+    def _link_closed(self):
+        pass
+
+    # ---- parent side: persistent primitives ----------------------------------
+
+    def _p_send_input(self, args, kwargs):
+        if self._corked is not None:
+            data = self._dumps((args, kwargs))
+            self._corked.append(data)
+        else:
+            data = bytes([T_INPUT]) + self._dumps((args, kwargs))
+            self._link.send(data)
+        self._last_input_size = len(data)
+
+    def _cork(self):
+        """Pool helper: inputs enqueued until `_uncork` go in one message."""
+        self._corked = []
+
+    def _uncork(self):
+        corked, self._corked = self._corked, None
+        if not corked:
+            return
+        if len(corked) == 1:
+            data = bytes([T_INPUT]) + corked[0]
+        else:
+            data = bytes([T_INPUTS]) + dumps(corked)
+        try:
+            self._link.send(data)
+        except OSError:
+            pass  # dead: the pool sees it end and retries what was pending
+
+    _dumps = staticmethod(dumps)
+
+    def _p_send_close(self):
+        if not self._dead:
+            self._link.send(bytes([T_CLOSE]))
+
+    def _p_fetch(self, block, timeout):
+        deadline = None
+        if block and timeout is not None:
+            deadline = time.monotonic() + timeout
+        while True:
+            if self._rq:
+                return self._rq.popleft()
+            if self._final is not None or self._link is None or \
+                    self._link.eof:
+                return _END
+            if not block:
+                left = 0
+            elif deadline is None:
+                left = None
+            else:
+                left = max(0.0, deadline - time.monotonic())
+            try:
+                self._read(left)
+            except TimeoutError:
+                raise queue.Empty from None
+
+    def _accepting(self):
+        return not self._dead and self._final is None and not self._link.eof
+
+    def _pool_fetch_ready(self):
+        # Everything ready, including what the link has buffered already:
+        # the pool's poll only sees what is still in the kernel.
+        link = self._link
+        while self._final is None and not link.eof and link.ready():
+            try:
+                if not self._read(0):
+                    break
+            except TimeoutError:
+                break
+        out = list(self._rq)
+        self._rq.clear()
+        return out, self._final is not None or self._link.eof
+
+    def _pool_fileno(self):
+        return None if self._link is None else self._link.fileno()
+
+    # ---- worker side ---------------------------------------------------------
+
+    def _child_setup(self, link):
+        """First thing in the worker process, before any user code."""
+        self._is_child = True
+        self._link = link
+        self._host, self._pid, self._tid = Worker.get_current_id()
+        self._main_ident = threading.get_ident()
+        self._child_state = self._user_state
+        self._terminable = False
+        self._term_pending = False
+        signal.signal(TERM_SIGNAL, self._on_term_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def _started_message(self):
+        return bytes([T_STARTED]) + dumps((self._host, self._pid, self._tid))
+
+    def _on_term_signal(self, signum, frame):
+        if not self._terminable or self._sending:
+            # not running the target yet, or mid-message: raised later
+            self._term_pending = True
+            return
+        self._release_self()
+        raise WorkerTerminatedError()
+
+    def _child_run(self):
+        """Runs the job; returns ``(graceful, value_or_error)``."""
+        outcome = None
+        try:
+            try:
+                self._terminable = True
+                if self._term_pending:
+                    self._term_pending = False
+                    raise WorkerTerminatedError()
+                self._init_child()
+                outcome = (True, self.do_work())
+            except BaseException as e:  # noqa: B036 (reported as error)
+                outcome = (False, e)
+            finally:
+                self._cleanup()
+        except BaseException as e:  # terminate landed during cleanup
+            if outcome is None:
+                outcome = (False, e)
+        while True:  # no termination may land after this
+            try:
+                self._terminable = False
+                self._term_pending = False
+                break
+            except WorkerTerminatedError as e:
+                if outcome is None:
+                    outcome = (False, e)
+        return outcome
+
+    def _child_report(self, outcome):
+        graceful, value = outcome
+        try:
+            self._flush_results()
+        except (OSError, WorkerTerminatedError):
+            pass
+        try:
+            self._link.send(_wire.encode_final(graceful, value,
+                                               self._child_state))
+        except OSError:
+            pass  # the parent is gone: nobody to tell
+
+    def _c_send_result(self, value):
+        now = time.perf_counter()
+        t_in, self._t_in = self._t_in, None
+        held = self._held
+        if t_in is not None and now - t_in < HOLD_CALL and \
+                len(held) < HOLD_COUNT - 1 and self._input_ready():
+            if not held:
+                self._held_since = now
+                held.append(value)
+                return
+            if now - self._held_since < HOLD_TIME:
+                held.append(value)
+                return
+        held.append(value)
+        self._flush_results()
+
+    def _flush_results(self):
+        held = self._held
+        if not held:
+            return
+        if len(held) == 1:
+            data = bytes([T_RESULT]) + self._dumps(held[0])
+        else:
+            data = bytes([T_RESULTS]) + self._dumps(held)
+        self._held = []
+        self._sending = True
+        try:
+            self._link.send(data)
+        finally:
+            self._sending = False
+        if self._term_pending:
+            self._term_pending = False
+            raise WorkerTerminatedError()
+
+    def _input_ready(self):
+        return bool(self._in_q) or self._link.ready()
+
+    def _next_input_from(self, recv):
+        """Worker side: the next input, from the batch being worked through
+        or from ``recv()`` (which blocks); held results go out first."""
+        if not self._in_q:
+            self._flush_results()
+            item = self._decode_input(recv())
+            if item is not _BATCH:
+                self._t_in = time.perf_counter()
+                return item
+        self._t_in = time.perf_counter()
+        return self._in_q.popleft()
+
+    def _send_aux(self, value):
+        """Worker side: sends a value the parent reads with `_recv_aux`."""
+        self._link.send(bytes([T_AUX]) + dumps(value))
+
+    def _decode_input(self, data):
+        if data is None or data[0] == T_CLOSE:
+            return None
+        if data[0] == T_TERM:
+            raise WorkerTerminatedError()
+        if data[0] == T_INPUTS:
+            self._in_q.extend(self._loads(b) for b in
+                              self._loads(memoryview(data)[1:]))
+            return _BATCH
+        return self._loads(memoryview(data)[1:])
+
+
+_BATCH = object()
+
+
+def flush_stdio():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f is not None:
+                f.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def deadline_left(deadline):
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def check_timeout(timeout):
+    _check_timeout(timeout)

@@ -1,0 +1,496 @@
+"""`Pool`: persistent workers of any kinds fed from input sources.
+
+Each worker has ``1 + worker_extra_pending_inputs`` inputs pending at a
+time; a result frees its worker for the next input. When inputs are
+retried (``retry=True``, the default) and no ``enqueue_fn`` decides what
+goes where, a worker may have more inputs queued: up to `WINDOW` of them
+and `WINDOW_BYTES` of pickled input, so that it never waits for the pool
+between two calls (and a channel never fills up in both directions). The
+first round still goes out in the order workers were added, and inputs
+pending at a worker that dies are all retried. Inputs pending at
+a worker that dies are given to the others (``retry``). The pool waits on
+all its workers at once: the link of a process or remote worker, a
+wake-up socket for thread workers.
+"""
+import collections
+import collections.abc as cabc
+import logging
+import select
+import socket
+import threading
+import time
+
+from .persistent import PersistentWorker
+from .worker import Worker, WorkerType
+
+__all__ = ["Pool", "PoolError"]
+
+logger = logging.getLogger("forkqueue.workers.pool")
+
+#: Inputs and pickled bytes a worker may have queued beyond its one
+#: pending input, when the pool may choose (see the module's doc).
+WINDOW = 64
+WINDOW_BYTES = 64 * 1024
+
+
+class PoolError(RuntimeError):
+    """``Pool.run`` could not process the whole input (every worker died);
+    ``partial_results`` holds the results it got."""
+
+    def __init__(self, msg, partial_results=None):
+        super().__init__(msg)
+        self.partial_results = partial_results
+
+
+class Pool:
+    """A set of persistent workers sharing one target and one input."""
+
+    def __init__(self, target, results_queue=None, args=None, kwargs=None,
+                 retry=True, close_timeout=5, force_terminate=None,
+                 name=None):
+        if close_timeout is not None and close_timeout < 0:
+            raise ValueError("Negative timeout")
+        del results_queue  # accepted for compatibility; results are returned
+        self._target = target
+        self._args = args
+        self._kwargs = kwargs
+        self._retry = retry
+        self._timeout = close_timeout
+        self._force_close = force_terminate
+        self._name = name or type(self).__name__
+        self._workers = []
+        self._closed = set()
+        self._pool_closed = False
+        self._running = False
+        self._next_worker_id = 0
+        self._lock = threading.Lock()
+        self._wake_r = self._wake_w = None
+
+    # ---- properties ------------------------------------------------------------
+
+    @property
+    def timeout(self):
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value):
+        if value is not None and value < 0:
+            raise ValueError("Negative timeout")
+        self._timeout = value
+
+    @property
+    def force(self):
+        return self._force_close
+
+    @force.setter
+    def force(self, value):
+        self._force_close = value
+
+    @property
+    def workers(self):
+        """The workers, in the order they were added."""
+        return list(self._workers)
+
+    # ---- adding workers ----------------------------------------------------------
+
+    def add_worker(self, worker_type, name=None, userid=None, target=None,
+                   args=None, kwargs=None, **worker_kwargs):
+        """Creates a persistent worker of ``worker_type`` (a `WorkerType`
+        or a class) with the pool's target and arguments and adds it."""
+        with self._lock:
+            index = self._next_worker_id
+            self._next_worker_id += 1
+        if name is None:
+            name = f"{self._name} worker {index}"
+        if userid is None:
+            userid = index
+        kw = dict(worker_kwargs, target=target or self._target,
+                  args=args or self._args, kwargs=kwargs or self._kwargs,
+                  name=name, userid=userid, results_pipe=None)
+        if isinstance(worker_type, WorkerType):
+            worker = PersistentWorker.create(worker_type, **kw)
+        else:
+            worker = worker_type(**kw)
+        try:
+            if any(w.id == worker.id for w in self._workers):
+                raise ValueError(f"Duplicated worker id: {worker.id}")
+            self._add(worker)
+            self.handle_new_worker(worker)
+        except BaseException:
+            self._discard(worker)
+            worker.terminate()
+            raise
+        return worker
+
+    def attach(self, worker):
+        """Adds a persistent worker created elsewhere."""
+        if not isinstance(worker, Worker):
+            raise ValueError("Worker expected")
+        if not isinstance(worker, PersistentWorker):
+            raise ValueError("a Pool needs persistent workers")
+        if any(w is worker for w in self._workers):
+            return
+        self._add(worker)
+        self.handle_new_worker(worker)
+
+    def handle_new_worker(self, worker):
+        """Hook: called for each worker added."""
+
+    def _add(self, worker):
+        with self._lock:
+            self._workers.append(worker)
+        if worker.is_thread:
+            if self._wake_r is None:
+                self._wake_r, self._wake_w = socket.socketpair()
+                self._wake_r.setblocking(False)
+                self._wake_w.setblocking(False)
+            worker._pool_wakeup = self._wake
+
+    def _discard(self, worker):
+        with self._lock:
+            self._workers = [w for w in self._workers if w is not worker]
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # full (a wake-up is pending anyway) or closed
+
+    # ---- running ----------------------------------------------------------------
+
+    def run(self, *input_sources, worker_callback=None, enqueue_fn=None,
+            worker_extra_pending_inputs=0, return_results=True):
+        """Feeds the inputs (one item of each source per call; a source is
+        an iterable or a callable taking the worker) to the workers and
+        returns the results in completion order."""
+        if self._pool_closed:
+            raise RuntimeError("Trying to use a closed Pool")
+        if self._running:
+            raise RuntimeError("recursive map!")
+        if all(id(w) in self._closed for w in self._workers):
+            return None
+        sources = [s if callable(s) or isinstance(s, cabc.Iterator)
+                   else iter(s) for s in input_sources]
+        self._running = True
+        try:
+            ok, ret = _Run(self, sources, worker_callback, enqueue_fn,
+                           worker_extra_pending_inputs,
+                           return_results).go()
+        finally:
+            self._running = False
+        if not ok:
+            raise PoolError("Pool failed to process the whole input - all "
+                            "workers have died",
+                            partial_results=ret if return_results else None)
+        return ret if return_results else None
+
+    # ---- closing -------------------------------------------------------------------
+
+    def _close(self, timeout, force, graceful):
+        if self._pool_closed:
+            return
+        if self._running:
+            raise RuntimeError("Requested to close the Pool while still "
+                               "processing workload, finish a call to "
+                               "Pool.run before calling Pool.close or "
+                               "Pool.terminate")
+        timeout = timeout if timeout is not None else self._timeout
+        force = force if force is not None else self._force_close
+        force_args = {} if force is None else {"force": force}
+
+        def cleanup(worker):
+            try:
+                if not worker.is_alive():
+                    return
+                worker.close()
+                alive = not worker.wait(timeout=timeout)
+                if alive and (force is not False or not graceful):
+                    worker.terminate(timeout=timeout if timeout is not None
+                                     else 1, **force_args)
+            except Exception:  # noqa: BLE001 (one worker must not stop others)
+                logger.exception("Error while closing %r", worker)
+
+        threads = [threading.Thread(target=cleanup, args=(w,), daemon=True)
+                   for w in self._workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self._wake_r = self._wake_w = None
+        self._pool_closed = True
+
+    def close(self, timeout=None, force=None):
+        """Closes every worker and waits up to ``timeout`` (default:
+        ``close_timeout``) for it; ``force`` then terminates stragglers."""
+        return self._close(timeout, force, True)
+
+    def terminate(self, timeout=None, force=None):
+        """Like `close`, but workers still alive after ``timeout`` are
+        always terminated."""
+        return self._close(timeout, force, False)
+
+    def restart_workers(self, timeout=1, **kwargs):
+        """Restarts every worker (see `PersistentWorker.restart`)."""
+        if self._pool_closed:
+            raise RuntimeError("Trying to restart workers on a closed Pool")
+        if self._running:
+            raise RuntimeError("Requested to restart workers while still "
+                               "processing workload")
+        for w in self._workers:
+            w.restart(timeout=timeout, **kwargs)
+            if w.is_thread:
+                w._pool_wakeup = self._wake
+        self._closed.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        else:
+            self.terminate()
+
+
+class _Run:
+    """The state of one ``Pool.run``."""
+
+    def __init__(self, pool, sources, callback, enqueue_fn, extra,
+                 return_results):
+        self.pool = pool
+        self.sources = sources
+        self.callback = callback
+        self.enqueue_fn = enqueue_fn
+        self.extra = extra
+        self.return_results = return_results
+        self.closed = pool._closed
+        self.pending = {id(w): collections.deque() for w in pool._workers}
+        self.nbytes = {id(w): 0 for w in pool._workers}
+        self.limit = 1 + extra
+        self.auto = pool._retry and enqueue_fn is None
+        # workers whose inputs may travel several to a message
+        self.corkable = [w for w in pool._workers if enqueue_fn is None and
+                         hasattr(w, "_cork") and
+                         type(w).enqueue is PersistentWorker.enqueue]
+        self.npending = 0
+        self.retries = collections.deque()
+        self.depleted = False
+        self.ret = []
+        self._poll_key = None
+        self._poll_state = None
+
+    def live(self):
+        return [w for w in self.pool._workers if id(w) not in self.closed]
+
+    def go(self):
+        self.first_round()
+        while self.npending and self.live():
+            for w in self.wait_ready():
+                self.service(w)
+        ok = self.depleted and not self.npending and not self.retries
+        return ok, self.ret
+
+    def has_room(self, w):
+        n = len(self.pending[id(w)])
+        if n < self.limit:
+            return True
+        return self.auto and n < WINDOW and self.nbytes[id(w)] < WINDOW_BYTES
+
+    def first_round(self):
+        for w in self.corkable:
+            w._cork()
+        try:
+            self._first_round()
+        finally:
+            for w in self.corkable:
+                w._uncork()
+
+    def _first_round(self):
+        while True:
+            progressed = False
+            for w in self.pool._workers:
+                if id(w) in self.closed or not self.has_room(w):
+                    continue
+                before = len(self.pending[id(w)])
+                if not self.try_enqueue(w):
+                    return
+                progressed |= len(self.pending[id(w)]) > before
+            if not progressed:
+                return
+
+    def fill(self, w):
+        q = self.pending[id(w)]
+        corked = w in self.corkable
+        if corked:
+            w._cork()
+        try:
+            while id(w) not in self.closed and self.has_room(w):
+                before = len(q)
+                if not self.try_enqueue(w) or len(q) == before:
+                    return
+        finally:
+            if corked:
+                w._uncork()
+
+    def _poller(self):
+        """A poll set over the live workers (rebuilt when one dies)."""
+        key = len(self.closed)
+        if self._poll_key == key:
+            return self._poll_state
+        fds = {}
+        threads = []
+        for w in self.live():
+            if w.is_thread:
+                threads.append(w)
+            else:
+                fd = w._pool_fileno()
+                if fd is not None and fd >= 0:
+                    fds.setdefault(fd, []).append(w)
+        poller = select.poll()
+        wake = self.pool._wake_r
+        if threads and wake is not None:
+            poller.register(wake.fileno(), select.POLLIN)
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        self._poll_key = key
+        self._poll_state = (poller, fds, threads, wake)
+        return self._poll_state
+
+    def wait_ready(self):
+        """Workers that may have results or have ended."""
+        poller, fds, threads, wake = self._poller()
+        ready = []
+        for fd, _ in poller.poll(1000):
+            if wake is not None and fd == wake.fileno():
+                try:
+                    while wake.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                ready.extend(threads)
+            else:
+                ready.extend(fds.get(fd, ()))
+        if not ready:  # nothing in a second: look at everyone
+            ready = self.live()
+        return ready
+
+    def service(self, w):
+        results, ended = w._pool_ready()
+        k = id(w)
+        for r in results:
+            if self.pending.get(k):
+                self.new_result(w, r, refill=False)
+        if ended and k not in self.closed:
+            self.death(w)
+        elif results and k not in self.closed:
+            if self.auto:
+                self.fill(w)
+            else:
+                for _ in results:
+                    self.try_enqueue(w)
+
+    def next_inputs(self, w):
+        if self.retries:
+            return True, True, self.retries.popleft()
+        if self.depleted:
+            return False, False, None
+        try:
+            return True, False, tuple(
+                [s(w) if callable(s) else next(s) for s in self.sources])
+        except StopIteration:
+            self.depleted = True
+            return False, False, None
+
+    def unused(self, data, from_retries):
+        if not self.pool._retry:
+            return
+        if from_retries:
+            self.retries.appendleft(data)
+        else:
+            self.retries.append(data)
+
+    def no_enqueue(self, w):
+        if not self.pending[id(w)] and self.callback:
+            self.callback(w, "idle")
+
+    def try_enqueue(self, w):
+        """Gives ``w`` its next input; False when there is none."""
+        while True:
+            has, from_retries, inp = self.next_inputs(w)
+            if not has:
+                self.no_enqueue(w)
+                return False
+            if id(w) in self.closed:
+                self.unused(inp, from_retries)
+                return True
+            try:
+                if self.enqueue_fn is not None:
+                    if not self.enqueue_fn(w, *inp):
+                        self.no_enqueue(w)
+                        self.unused(inp, from_retries)
+                        return True
+                else:
+                    w.enqueue(*inp)
+            except Exception:  # noqa: BLE001
+                if not _alive_soon(w):
+                    self.death(w)
+                    self.unused(inp, from_retries)
+                    return True
+                logger.exception("Enqueueing failed for %r on a live worker"
+                                 ": the input is skipped", w)
+                continue
+            size = getattr(w, "_last_input_size", 0)
+            self.npending += 1
+            self.pending[id(w)].append((inp, size))
+            self.nbytes[id(w)] += size
+            if self.callback:
+                self.callback(w, "enqueued")
+            return True
+
+    def new_result(self, w, result, refill=True):
+        self.npending -= 1
+        _, size = self.pending[id(w)].popleft()
+        self.nbytes[id(w)] -= size
+        if self.callback:
+            self.callback(w, "finished", result)
+        if self.return_results:
+            self.ret.append(result)
+        if refill and id(w) not in self.closed:
+            if self.auto:
+                self.fill(w)
+            else:
+                self.try_enqueue(w)
+
+    def death(self, w):
+        k = id(w)
+        lost = self.pending.setdefault(k, collections.deque())
+        self.nbytes[k] = 0
+        if self.pool._retry:
+            self.retries.extend(inp for inp, _ in lost)
+        self.npending -= len(lost)
+        lost.clear()
+        self.closed.add(k)
+        if self.callback:
+            self.callback(w, "died")
+        while self.retries:
+            idle = next((x for x in self.live() if self.has_room(x)), None)
+            if idle is None:
+                break
+            before = self.npending
+            self.try_enqueue(idle)
+            if self.npending == before:
+                break
+
+
+def _alive_soon(w, limit=1.0):
+    """False if ``w`` is dead or dies within ``limit`` seconds (a failed
+    enqueue usually means it is dying)."""
+    deadline = time.monotonic() + limit
+    while w.is_alive():
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.01)
+    return False

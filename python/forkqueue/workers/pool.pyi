@@ -1,0 +1,40 @@
+from typing import Any, Callable, Iterable
+
+from .persistent import PersistentWorker
+from .worker import Worker, WorkerType
+
+WINDOW: int
+WINDOW_BYTES: int
+
+class PoolError(RuntimeError):
+    partial_results: list[Any] | None
+    def __init__(self, msg: str, partial_results: list[Any] | None = ...) -> None: ...
+
+class Pool:
+    timeout: float | None
+    force: bool | None
+    def __init__(self, target: Callable[..., Any] | None,
+                 results_queue: Any = ..., args: Iterable[Any] | None = ...,
+                 kwargs: dict[str, Any] | None = ..., retry: bool = ...,
+                 close_timeout: float | None = ...,
+                 force_terminate: bool | None = ...,
+                 name: str | None = ...) -> None: ...
+    @property
+    def workers(self) -> list[PersistentWorker]: ...
+    def add_worker(self, worker_type: WorkerType | type, name: str | None = ...,
+                   userid: Any = ..., target: Callable[..., Any] | None = ...,
+                   args: Iterable[Any] | None = ...,
+                   kwargs: dict[str, Any] | None = ...,
+                   **worker_kwargs: Any) -> PersistentWorker: ...
+    def attach(self, worker: Worker) -> None: ...
+    def handle_new_worker(self, worker: Worker) -> None: ...
+    def run(self, *input_sources: Iterable[Any] | Callable[[Worker], Any],
+            worker_callback: Callable[..., Any] | None = ...,
+            enqueue_fn: Callable[..., Any] | None = ...,
+            worker_extra_pending_inputs: int = ...,
+            return_results: bool = ...) -> list[Any] | None: ...
+    def close(self, timeout: float | None = ..., force: bool | None = ...) -> None: ...
+    def terminate(self, timeout: float | None = ..., force: bool | None = ...) -> None: ...
+    def restart_workers(self, timeout: float | None = ..., **kwargs: Any) -> None: ...
+    def __enter__(self) -> Pool: ...
+    def __exit__(self, *exc: Any) -> None: ...

@@ -1,0 +1,242 @@
+"""`RemoteWorker`: a worker in a process of a worker server.
+
+The worker object itself travels to the server (pickled with
+``__getstate__(remote=True)``; its class, target and arguments by
+reference, like multiprocessing's spawn), so overrides of ``run`` and
+``do_work`` run there. The server forks a process per worker, which then
+talks to this client directly over the authenticated connection.
+"""
+import collections.abc as cabc
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+
+from .. import _auth
+from . import _wire, remote_pickle
+from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left
+from ._wire import T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM, SocketLink
+from .utils import classproperty
+from .worker import WorkerTerminatedError, WorkerType, _check_timeout
+
+__all__ = ["RemoteWorker", "default_port", "sanitize_target_host",
+           "client_main_path"]
+
+default_port = 60006
+#: Bound on connecting, authenticating and seeing the worker start.
+START_TIMEOUT = 30.0
+_TERMINATE = object()
+
+# Attributes that mean nothing on the server (the client's link and
+# buffers); user attributes travel.
+_LOCAL = ("_link", "_rq", "_aux", "_buffer", "_pool_wakeup", "_startup",
+          "_inputs", "_reader", "_corked")
+
+
+def sanitize_target_host(host):
+    """``'h'``, ``'h:port'``, ``(h, port)`` or None -> ``(ip, port)``."""
+    if not host:
+        return ("127.0.0.1", default_port)
+    if isinstance(host, str):
+        if ":" in host:
+            h, port = host.rsplit(":", 1)
+            return (socket.gethostbyname(h), int(port))
+        return (socket.gethostbyname(host), default_port)
+    if not isinstance(host, cabc.Sequence) or len(host) != 2:
+        raise TypeError(f'Invalid type for "host" parameter: '
+                        f"{type(host).__name__}")
+    return (socket.gethostbyname(host[0]), int(host[1]))
+
+
+def client_main_path():
+    """Absolute path of the running script (None in an interpreter)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return os.path.abspath(path) if path else None
+
+
+class RemoteWorker(LinkedWorker):
+    """Runs ``do_work()`` on a worker server (see `RemoteServer`)."""
+
+    def __init__(self, target, *, host=None, context=None, main_path=None,
+                 authkey=None, **kwargs):
+        self._target_host = sanitize_target_host(host)
+        self._context = context
+        self._main_path = (main_path if main_path is not None
+                           else client_main_path())
+        self._authkey = authkey
+        if context is not None:
+            kwargs.setdefault("run", True)
+        super().__init__(target, **kwargs)
+
+    @classproperty
+    def worker_type(cls):
+        return WorkerType.REMOTE
+
+    _dumps = staticmethod(remote_pickle.dumps)
+    _loads = staticmethod(remote_pickle.loads)
+
+    def __getstate__(self, remote=False):
+        state = self.__dict__.copy()
+        if remote:
+            for k in _LOCAL:
+                state.pop(k, None)
+            state["_authkey"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    # ---- client side ---------------------------------------------------------
+
+    def _start(self):
+        key = _auth.get_authkey(self._authkey)
+        payload = remote_pickle.dumps(self)
+        link = _wire.connect(self._target_host, key, START_TIMEOUT)
+        try:
+            link.send(_wire.dumps(("worker", self._context, self._main_path,
+                                   payload)))
+        except OSError:
+            link.close()
+            raise
+        self._link = link
+        self._dead = False
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while not self._seen_started and self._final is None:
+                if not self._read(deadline_left(deadline)):
+                    break
+        except TimeoutError:
+            link.close()
+            self._finish()
+            raise TimeoutError(f"the remote worker at {self._target_host} "
+                               "did not start in time") from None
+        if self._final is not None or link.eof:
+            self._finish()
+
+    def _link_closed(self):
+        self._link.close()
+
+    def is_alive(self):
+        if self._is_child:
+            return True
+        if self._dead:
+            return False
+        self._drain()
+        if self._final is not None or self._link.eof:
+            self._finish()
+            return False
+        return True
+
+    def _await(self, timeout):
+        if self._dead:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while self._final is None:
+                if not self._read(deadline_left(deadline)):
+                    break
+        except TimeoutError:
+            return False
+        self._finish()
+        return True
+
+    def wait(self, timeout=None, remote_timeout=None):
+        """Waits up to ``timeout`` seconds (None: no limit) for the worker
+        to end; True if it has. (``remote_timeout``: accepted for
+        compatibility; the wait is one.)"""
+        _check_timeout(timeout)
+        _check_timeout(remote_timeout)
+        if self._is_child:
+            raise ValueError("A worker cannot wait for itself")
+        if not self._started:
+            return True
+        return self._await(timeout)
+
+    def terminate(self, timeout=1, force=True, remote_timeout=None):
+        """Raises `WorkerTerminatedError` in the remote target, waits up to
+        ``timeout`` seconds, then (``force``) has the worker's process group
+        killed on the server and drops the connection. Never signals the
+        caller's process. (``remote_timeout``: accepted for compatibility.)"""
+        _check_timeout(timeout)
+        _check_timeout(remote_timeout)
+        if self._is_child:
+            raise WorkerTerminatedError()
+        if not self.is_alive():
+            return True
+        self._send_ctl(T_TERM)
+        self._release_child()
+        if self._await(timeout):
+            return True
+        if not force:
+            return False
+        self._send_ctl(T_KILL)
+        if not self._await(2.0):
+            # closing the connection makes the server kill the worker
+            self._final = None
+            self._finish()
+        return True
+
+    def _send_ctl(self, tag):
+        try:
+            self._link.send(bytes([tag]))
+        except OSError:
+            pass
+
+    # ---- server side ---------------------------------------------------------
+
+    def _serve_remote(self, sock, ch, link=None):
+        """In the server's forked process: runs this worker for its client
+        on ``sock``; ``ch`` is the channel to the server."""
+        if link is None:
+            link = SocketLink(sock)
+        self._child_setup(link)
+        self._inputs = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_client,
+                                        daemon=True)
+        self._reader.start()
+        started = self._started_message()
+        ch.send(started)  # the server may now signal us
+        link.send(started)
+        outcome = self._child_run()
+        self._child_report(outcome)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _read_client(self):
+        """Reader thread of the worker: inputs, close, terminate, kill."""
+        main = threading.main_thread().ident
+        while True:
+            data = self._link.recv(None)
+            if data is None:
+                self._inputs.put(None)  # decoded as the end of input
+                return
+            tag = data[0]
+            if tag == T_TERM:
+                self._inputs.put(_TERMINATE)
+                signal.pthread_kill(main, TERM_SIGNAL)
+            elif tag == T_KILL:
+                os.killpg(os.getpgrp(), signal.SIGTERM)
+                time.sleep(1.0)
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+            elif tag == T_INPUT or tag == T_INPUTS:
+                self._inputs.put(data)
+            elif tag == T_CLOSE:
+                self._inputs.put(data)
+
+    def _c_next_input(self):
+        return self._next_input_from(self._get_input)
+
+    def _get_input(self):
+        item = self._inputs.get()
+        if item is _TERMINATE:
+            raise WorkerTerminatedError()
+        return item
+
+    def _input_ready(self):
+        return bool(self._in_q) or not self._inputs.empty()

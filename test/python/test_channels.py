@@ -1,0 +1,309 @@
+"""forkqueue.channels, part 1: create/exit, start, Channel, waitall, stdio
+and interpreter exit (spec: shared/spec/channels.md)."""
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import forkqueue.channels as pprocess
+from helpers import child_pids, is_running, wait_until
+
+
+def run(code, **kw):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_names():
+    for name in ("create", "start", "exit", "waitall", "Channel", "Exchange",
+                 "Map", "Queue", "pmap", "MakeParallel", "MakeReusable",
+                 "get_number_of_cores", "AcknowledgementError"):
+        assert hasattr(pprocess, name), name
+    assert callable(pprocess.Exchange.manage)
+    assert issubclass(pprocess.AcknowledgementError, Exception)
+    n = pprocess.get_number_of_cores()
+    assert isinstance(n, int) and 1 <= n <= os.cpu_count()
+
+
+def test_create_pid_and_child_continues():
+    channel = pprocess.create()
+    if channel.pid == 0:
+        # the child continues after create()
+        channel.send(("child", os.getpid(), os.getppid()))
+        pprocess.exit(channel)
+    what, pid, ppid = channel.receive()
+    assert what == "child" and pid == channel.pid and ppid == os.getpid()
+    assert isinstance(channel, pprocess.Channel)
+    with pytest.raises(EOFError):
+        channel.receive()
+    channel.close()
+    channel.wait()
+    assert channel.returncode == 0
+    channel.close()  # idempotent
+
+
+def test_objects_are_pickled_and_arrive_in_order():
+    def child(ch):
+        for i in range(1000):
+            ch.send({"i": i, "data": [i] * (i % 7)})
+        ch.send(("big", b"x" * 3_000_000))
+
+    channel = pprocess.start(child)
+    for i in range(1000):
+        assert channel.receive() == {"i": i, "data": [i] * (i % 7)}
+    assert channel.receive() == ("big", b"x" * 3_000_000)
+    channel.wait()
+    assert channel.returncode == 0
+
+
+def test_start_passes_channel_args_and_kwargs():
+    def child(ch, a, b, *, c):
+        ch.send((a, b, c))
+        ch.send(ch.receive() * 2)
+
+    channel = pprocess.start(child, 1, "two", c=[3])
+    assert channel.receive() == (1, "two", [3])
+    channel.send(21)
+    assert channel.receive() == 42
+    channel.wait()
+
+
+def test_exception_in_child_is_raised_by_receive_with_traceback():
+    def child(ch):
+        ch.send("first")
+        {}["missing key"]
+
+    channel = pprocess.start(child)
+    assert channel.receive() == "first"
+    with pytest.raises(KeyError) as info:
+        channel.receive()
+    assert info.value.args == ("missing key",)
+    cause = info.value.__cause__
+    assert isinstance(cause, pprocess.RemoteTraceback)
+    assert "in child" in str(cause) and "KeyError" in str(cause)
+    channel.wait()
+
+
+def test_oserror_in_user_code_is_the_error_not_a_channel_failure():
+    def child(ch):
+        open("/nonexistent/dir/file")
+
+    channel = pprocess.start(child)
+    with pytest.raises(FileNotFoundError) as info:
+        channel.receive()
+    assert "/nonexistent/dir/file" in str(info.value)
+    channel.wait()
+
+
+@pytest.mark.parametrize("exc, text", [(SystemExit(3), "SystemExit: 3"),
+                                       (KeyboardInterrupt(),
+                                        "KeyboardInterrupt")])
+def test_systemexit_and_keyboardinterrupt_in_child_are_errors(exc, text):
+    def child(ch):
+        raise exc
+
+    channel = pprocess.start(child)
+    with pytest.raises(pprocess.ChildError, match=text):
+        channel.receive()
+    channel.wait()
+
+
+def test_unpicklable_exception_still_arrives():
+    class Local(Exception):  # defined in a function: cannot be pickled
+        pass
+
+    def child(ch):
+        raise Local("made locally")
+
+    channel = pprocess.start(child)
+    with pytest.raises(pprocess.ChildError, match="Local: made locally"):
+        channel.receive()
+    channel.wait()
+
+
+def test_exception_object_sent_is_raised_like_pprocess():
+    def child(ch):
+        ch.send(ValueError("as a value"))
+
+    channel = pprocess.start(child)
+    with pytest.raises(ValueError, match="as a value"):
+        channel.receive()
+    channel.wait()
+
+
+def test_no_acknowledgement_child_exits_before_parent_reads():
+    def child(ch):
+        for i in range(100):
+            ch.send(i)
+
+    channel = pprocess.start(child)
+    # The child ends without any reply from us...
+    assert wait_until(lambda: channel.wait(os.WNOHANG) is not None)
+    assert channel.returncode == 0
+    # ...and everything it sent is still there, in order.
+    assert [channel.receive() for _ in range(100)] == list(range(100))
+    assert not hasattr(pprocess.Channel, "acknowledge")
+
+
+def test_wait_options_wnohang():
+    def child(ch):
+        ch.receive()
+
+    channel = pprocess.start(child)
+    assert channel.wait(os.WNOHANG) is None  # still running
+    channel.send("go")
+    assert channel.wait() == 0
+    assert channel.wait(os.WNOHANG) == 0
+
+
+def test_send_after_child_gone_is_broken_pipe():
+    channel = pprocess.start(lambda ch: None)
+    channel.wait()
+    with pytest.raises(BrokenPipeError):
+        for _ in range(200):
+            channel.send(b"x" * 100000)
+
+
+def test_waitall_reaps_and_never_blocks_on_a_child_waiting_for_us():
+    def waits_for_parent(ch):
+        ch.send("waiting")
+        ch.receive()  # the parent never sends: EOFError once waitall runs
+
+    def sends_then_ends(ch):
+        for i in range(5):
+            ch.send(i)
+
+    a = pprocess.start(waits_for_parent)
+    b = pprocess.start(sends_then_ends)
+    t0 = time.monotonic()
+    pprocess.waitall()
+    assert time.monotonic() - t0 < 10
+    assert not child_pids()
+    # data sent before waitall() is still delivered afterwards
+    assert a.receive() == "waiting"
+    assert [b.receive() for _ in range(5)] == list(range(5))
+    with pytest.raises(EOFError):  # a's child raised EOFError: reported
+        a.receive()
+
+
+def test_waitall_reaps_only_this_modules_children():
+    other = subprocess.Popen([sys.executable, "-c",
+                              "import time; time.sleep(0.3)"])
+    try:
+        ch = pprocess.start(lambda ch: None)
+        pprocess.waitall()
+        assert ch.returncode == 0
+        assert other.poll() is None or other.returncode == 0
+        assert other.wait(timeout=10) == 0  # not stolen by waitall
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_child_has_own_process_group_and_is_killed_by_signal():
+    def child(ch):
+        ch.send(os.getpgrp())
+        signal.pause()
+
+    channel = pprocess.start(child)
+    assert channel.receive() == channel.pid != os.getpgrp()
+    os.kill(channel.pid, signal.SIGKILL)
+    channel.wait()
+    assert channel.returncode == -signal.SIGKILL
+    assert "killed by signal 9 (SIGKILL)" in pprocess.describe_exit(
+        channel.pid, channel.returncode)
+
+
+STDIO_SCRIPT = r"""
+import atexit, os, sys
+import forkqueue.channels as pprocess
+parent = os.getpid()
+atexit.register(lambda: print("exit handler in", "parent" if os.getpid() == parent else "child"))
+print("printed before create")
+sys.stdout.write("unflushed tail ")
+channel = pprocess.create()
+if channel.pid == 0:
+    print("printed by the child")
+    pprocess.exit(channel)
+channel.wait()
+print("printed after the child ended")
+"""
+STDIO_EXPECTED = ("printed before create\nunflushed tail printed by the child\n"
+                  "printed after the child ended\nexit handler in parent\n")
+
+
+@pytest.mark.parametrize("where", ["file", "pipe"])
+def test_stdio_never_printed_twice_and_child_skips_exit_handlers(tmp_path,
+                                                                  where):
+    if where == "pipe":
+        r = run(STDIO_SCRIPT)
+        out = r.stdout
+    else:
+        path = tmp_path / "out.txt"
+        with open(path, "w") as f:
+            r = subprocess.run([sys.executable, "-c", STDIO_SCRIPT], stdout=f,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        out = path.read_text()
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert out == STDIO_EXPECTED
+
+
+def test_children_running_at_interpreter_exit_are_ended_and_reaped(tmp_path):
+    pids = tmp_path / "pids"
+    r = run(f"""
+        import signal
+        import forkqueue.channels as pprocess
+        def forever(ch):
+            ch.send("up")
+            while True:
+                signal.pause()
+        chans = [pprocess.start(forever) for _ in range(3)]
+        for c in chans:
+            c.receive()
+        ex = pprocess.Exchange(limit=1)
+        ex.start(forever)
+        with open({str(pids)!r}, "w") as f:
+            f.write(" ".join(str(c.pid) for c in chans + ex.active()))
+        # ends without waiting for them
+        """)
+    assert r.returncode == 0, r.stderr
+    left = [int(p) for p in pids.read_text().split()]
+    assert len(left) == 4
+    # reaped by their parent before it exited: not even zombies remain
+    assert wait_until(lambda: not any(is_running(p) for p in left),
+                      timeout=5)
+
+
+def test_exit_in_child_closes_channel_and_uses_code():
+    channel = pprocess.create()
+    if channel.pid == 0:
+        channel.send("bye")
+        pprocess.exit(channel, 7)
+    assert channel.receive() == "bye"
+    assert channel.wait() == 7
+
+
+def test_channel_fileno_for_select():
+    import select
+    channel = pprocess.start(lambda ch: ch.send(1))
+    r, _, _ = select.select([channel], [], [], 10)
+    assert r == [channel]
+    assert channel.receive() == 1
+    channel.wait()
+
+
+def test_pickled_payloads_use_highest_protocol():
+    big = bytearray(range(256)) * 4000
+
+    def child(ch):
+        ch.send(pickle.PickleBuffer(big).raw().tobytes())
+
+    channel = pprocess.start(child)
+    assert channel.receive() == bytes(big)
+    channel.wait()

@@ -1,0 +1,128 @@
+/*
+ * Jobs of mixed lengths: a result is not held back behind a long job, and
+ * short jobs queued behind a long one do not wait for it while another
+ * worker is idle.
+ *
+ * The thresholds are far from both sides: the long job sleeps 1.5 s, the
+ * short ones must be through within 400 ms (about 1 ms each when nothing
+ * holds them up), so a loaded machine does not make the tests flaky.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "forkqueue.h"
+#include "rel_util.h"
+
+#define LONG_MS 1500
+#define SHORT_LIMIT_MS 400
+
+static int sleep_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    int ms;
+    if (len != sizeof ms)
+        return fq_fail(ctx, 1, "bad argument");
+    memcpy(&ms, arg, sizeof ms);
+    if (ms > 0)
+        rel_sleep_ms(ms);
+    return fq_reply(ctx, &ms, sizeof ms);
+}
+
+static uint64_t submit_ms(fq_queue q, int ms)
+{
+    uint64_t id;
+    assert_int_equal(fq_submit(q, sleep_job, &ms, sizeof ms, NULL, &id), 0);
+    return id;
+}
+
+/* Takes outcomes until every short job (all ids but `long_id`) is in, or
+ * the limit passes; returns the time it took. */
+static int64_t shorts_done(fq_queue q, uint64_t long_id, int nshort,
+                           int *long_seen)
+{
+    int64_t t0 = fqp_now_ms();
+    int got = 0;
+    while (got < nshort && fqp_now_ms() - t0 < 10000) {
+        fq_result r;
+        int n = fq_poll(q, 50);
+        assert_true(n >= 0);
+        while (fq_take(q, &r) == 1) {
+            assert_int_equal(r.status, 0);
+            if (r.id == long_id)
+                *long_seen = 1;
+            else
+                got++;
+        }
+    }
+    assert_int_equal(got, nshort);
+    return fqp_now_ms() - t0;
+}
+
+/* One worker: an instant job, then a long one sent in the same batch. The
+ * instant job's result must not wait for the long job to end. */
+static void test_result_not_held_behind_long_job(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 1;
+    o.inflight = 8;
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    /* The worker is busy while both are sent, so they arrive together. */
+    submit_ms(q, 50);
+    uint64_t instant = submit_ms(q, 0);
+    uint64_t long_id = submit_ms(q, LONG_MS);
+    (void)instant;
+    int long_seen = 0;
+    int64_t ms = shorts_done(q, long_id, 2, &long_seen);
+    print_message("instant job's result after %lld ms\n", (long long)ms);
+    assert_false(long_seen);
+    assert_true(ms < 50 + SHORT_LIMIT_MS);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+/* Two workers with a deep window (many tiny jobs first), then a long job
+ * and short jobs: those sent behind the long job move to the idle worker. */
+static void test_short_jobs_not_stuck_behind_long_job(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 2;
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    for (int i = 0; i < 2000; i++)
+        submit_ms(q, 0);
+    assert_int_equal(fq_wait(q, 30000), 0);
+    fq_result r;
+    while (fq_take(q, &r) == 1)
+        assert_int_equal(r.status, 0);
+
+    uint64_t long_id = submit_ms(q, LONG_MS);
+    for (int i = 0; i < 60; i++)
+        submit_ms(q, 1);
+    int long_seen = 0;
+    int64_t ms = shorts_done(q, long_id, 60, &long_seen);
+    print_message("60 short jobs behind a %d ms one: %lld ms\n", LONG_MS,
+                  (long long)ms);
+    assert_false(long_seen);
+    assert_true(ms < SHORT_LIMIT_MS);
+    assert_int_equal(fq_wait(q, 10000), 0);
+    assert_int_equal(fq_take(q, &r), 1);
+    assert_true(r.id == long_id);
+    assert_int_equal(r.status, 0);
+    fq_stats st;
+    assert_int_equal(fq_stats_get(q, &st), 0);
+    assert_true(st.finished == st.submitted);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_result_not_held_behind_long_job),
+        cmocka_unit_test(test_short_jobs_not_stuck_behind_long_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
