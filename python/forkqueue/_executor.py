@@ -38,6 +38,7 @@ import weakref
 from concurrent.futures.process import BrokenProcessPool
 
 from ._forkqueue import ForkQueue
+from ._remote_exc import RemoteError, RemoteTraceback
 
 __all__ = ["Executor", "Pool", "WorkerCrashedError", "default_workers"]
 
@@ -67,18 +68,6 @@ class WorkerCrashedError(BrokenProcessPool):
         self.exitcode = exitcode
 
 
-class _RemoteTraceback(Exception):
-    """Set as ``__cause__`` of an exception raised by a task: the traceback
-    as the worker printed it (as ``ProcessPoolExecutor`` does)."""
-
-    def __init__(self, tb):
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self):
-        return self.tb
-
-
 # ---- worker side -----------------------------------------------------------
 
 class _Err:
@@ -95,7 +84,7 @@ class _Err:
 
     def rebuild(self):
         exc = self.exc
-        exc.__cause__ = _RemoteTraceback('\n"""\n' + self.tb + '"""')
+        exc.__cause__ = RemoteTraceback(self.tb)
         return exc
 
 
@@ -108,8 +97,12 @@ def _failure(e):
         pickle.loads(pickle.dumps(e, pickle.HIGHEST_PROTOCOL))
         exc = e
     except BaseException:
-        exc = RuntimeError(f"{type(e).__module__}.{type(e).__qualname__}: "
-                           f"{e} (the exception could not be pickled)")
+        try:
+            message = str(e)
+        except BaseException:
+            message = "(its message could not be formatted)"
+        exc = RemoteError(f"{type(e).__module__}.{type(e).__qualname__}",
+                          message)
     e.__traceback__ = None
     return _Err(exc, tb)
 

@@ -15,6 +15,8 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from forkqueue import ForkQueue
+from forkqueue._remote_exc import (RemoteError, get_remote_traceback,
+                                   is_remote_exception)
 from forkqueue._executor import Executor, WorkerCrashedError, default_workers
 from helpers import child_pids, is_running, run_script, wait_for_file, wait_until
 
@@ -64,6 +66,8 @@ def test_exception_keeps_type_message_and_remote_traceback():
         with pytest.raises(KeyError, match="bad 3") as info:
             f.result(30)
         tb = str(info.value.__cause__)
+        assert is_remote_exception(info.value)
+        assert get_remote_traceback(info.value) == tb
         assert "Traceback (most recent call last)" in tb
         assert "in fail" in tb
         assert isinstance(f.exception(), KeyError)
@@ -79,15 +83,17 @@ class NotRebuildable(Exception):
         super().__init__(a)  # unpickling calls NotRebuildable(a): fails
 
 
-def test_exception_that_cannot_travel_becomes_runtime_error():
+def test_exception_that_cannot_travel_becomes_a_remote_error():
     def raise_it(cls):
         raise cls(1, 2) if cls is NotRebuildable else cls("x")
 
     with Executor(max_workers=1) as ex:
         for cls in (Unpicklable, NotRebuildable):
-            with pytest.raises(RuntimeError, match=cls.__name__) as info:
+            with pytest.raises(RemoteError, match=cls.__name__) as info:
                 ex.submit(raise_it, cls).result(30)
-            assert "in raise_it" in str(info.value.__cause__)
+            assert info.value.type_name.endswith(cls.__qualname__)
+            assert is_remote_exception(info.value)
+            assert "in raise_it" in get_remote_traceback(info.value)
 
 
 def test_unpicklable_argument_fails_that_task_only():
