@@ -526,8 +526,9 @@ int fq_channel_send(fq_channel ch, const void *data, size_t len);
 int fq_channel_recv(fq_channel ch, fq_msg *m, int timeout_ms);
 
 /* 1 when fq_channel_recv() would return at once without reading (a whole
- * message is buffered, or the end of the stream was seen), 0 when it would
- * have to read from the descriptor, or a negative error. No system call. */
+ * message is buffered, the end of the stream or an error was seen, or the
+ * channel was closed), 0 when it would have to read from the descriptor,
+ * or a negative error. No system call. */
 int fq_channel_ready(fq_channel ch);
 
 /* The channel's descriptor (to poll for POLLIN from another event loop;

@@ -3,10 +3,10 @@
  * fq__child_hygiene), connected by a socketpair (channel.c) that carries MSG
  * frames (wire.c; the decoder is the only reader of the peer's bytes).
  *
- * Both ends are non-blocking; waits are poll() with a deadline, so that a
- * timeout or (with return_on_eintr) a signal ends them. Small messages are
- * read in batches into a receive buffer; a large one (FQ__CHAN_DIRECT bytes
- * or more) is read straight into the buffer handed to the caller.
+ * This file: the handles, forking, waiting, signalling and the orphans;
+ * chan_msg.c sends and receives. Both ends are non-blocking; waits are
+ * poll() with a deadline, so that a timeout or (with return_on_eintr) a
+ * signal ends them.
  *
  * Handles are ids in a registry, as queues' are (handle.c). The registry and
  * the list of orphans (children of freed channels, not reaped yet) are
@@ -31,34 +31,6 @@
 #include "wire.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
-
-#define FQ__CHAN_DIRECT (64u * 1024)
-#define FQ__CHAN_READ (16u * 1024)
-
-enum {
-    CH_EOF = 1 << 0,     /* the peer's end is closed */
-    CH_DRAINED = 1 << 1, /* the last read emptied the socket: poll first */
-};
-
-typedef struct fq__chan {
-    uint32_t id;
-    pid_t owner; /* the process holding this end */
-    pid_t pid;   /* the child (parent's end), 0 (child's end) */
-    int fd;      /* -1 once closed */
-    int pidfd;   /* -1: none */
-    /* Separate fields for what the sending side, the receiving side and a
-     * wait touch, so that they may run in different threads. */
-    unsigned flags; /* receiving side */
-    int wshut;      /* a send was interrupted midway: no more sends */
-    int reaped;     /* the child was reaped (wstatus is valid) */
-    int err;        /* sticky receive error */
-    int wstatus;
-    int eintr;
-    uint64_t max_msg;
-    fq__rbuf rb;
-    unsigned char *big; /* a large message being read, or NULL */
-    size_t big_have, big_len;
-} fq__chan;
 
 typedef struct orphan {
     pid_t pid;
@@ -115,7 +87,7 @@ static void add_locked(fq__chan *c)
     tab[ntab++] = c;
 }
 
-static int get(fq_channel h, fq__chan **cp)
+int fq__chan_get(fq_channel h, fq__chan **cp)
 {
     int rc = FQ_ECLOSED;
 
@@ -141,12 +113,12 @@ static int get(fq_channel h, fq__chan **cp)
     return rc;
 }
 
-static int64_t deadline_of(int timeout_ms)
+int64_t fq__deadline_of(int timeout_ms)
 {
     return timeout_ms < 0 ? -1 : fq__now_ns() + (int64_t)timeout_ms * 1000000;
 }
 
-static int remaining_ms(int64_t deadline)
+int fq__remaining_ms(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
@@ -157,13 +129,11 @@ static int remaining_ms(int64_t deadline)
     return ms > 1000000000 ? 1000000000 : (int)ms;
 }
 
-/* Waits for events on fd until the deadline (-1: none). Returns 0 when
- * ready, FQ_ETIMEDOUT, FQ_EINTR (with eintr) or FQ_ESYS. */
-static int wait_fd(int fd, short events, int64_t deadline, int eintr)
+int fq__wait_fd(int fd, short events, int64_t deadline, int eintr)
 {
     for (;;) {
         struct pollfd p = {fd, events, 0};
-        int r = poll(&p, 1, remaining_ms(deadline));
+        int r = poll(&p, 1, fq__remaining_ms(deadline));
         if (r > 0)
             return 0;
         if (r == 0)
@@ -261,7 +231,7 @@ FQ__EXPORT int fq_channel_cleanup(int sig, int timeout_ms)
 {
     if (sig < 0 || sig >= NSIG)
         return FQ_EINVAL;
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = fq__deadline_of(timeout_ms);
     int step = 1;
     pthread_once(&once, setup);
     pthread_mutex_lock(&lock);
@@ -272,7 +242,7 @@ FQ__EXPORT int fq_channel_cleanup(int sig, int timeout_ms)
     for (;;) {
         reap_orphans_locked();
         int left = (int)norph;
-        int ms = remaining_ms(deadline);
+        int ms = fq__remaining_ms(deadline);
         if (left == 0 || ms == 0) {
             pthread_mutex_unlock(&lock);
             return left;
@@ -423,14 +393,14 @@ FQ__EXPORT int fq_channel_start(fq_channel *ch, fq_channel_fn fn, void *arg,
 FQ__EXPORT pid_t fq_channel_pid(fq_channel h)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     return rc < 0 ? rc : c->pid;
 }
 
 FQ__EXPORT int fq_channel_fd(fq_channel h)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     return c->fd >= 0 ? c->fd : FQ_ECLOSED;
@@ -439,7 +409,7 @@ FQ__EXPORT int fq_channel_fd(fq_channel h)
 FQ__EXPORT int fq_channel_close(fq_channel h)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     chan_release(c);
@@ -449,7 +419,7 @@ FQ__EXPORT int fq_channel_close(fq_channel h)
 FQ__EXPORT int fq_channel_free(fq_channel h)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&lock);
@@ -478,220 +448,17 @@ FQ__EXPORT int fq_channel_free(fq_channel h)
     return 0;
 }
 
-/* ---- messages ----------------------------------------------------------- */
-
-FQ__EXPORT void fq_msg_free(fq_msg *m)
-{
-    if (!m)
-        return;
-    free(m->data);
-    m->data = NULL;
-    m->len = 0;
-}
-
-FQ__EXPORT int fq_channel_send(fq_channel h, const void *data, size_t len)
-{
-    fq__chan *c;
-    int rc = get(h, &c);
-    if (rc < 0)
-        return rc;
-    if (!data && len)
-        return FQ_EINVAL;
-    if (c->fd < 0 || c->wshut)
-        return FQ_ECLOSED;
-
-    unsigned char hdr[FQ__WIRE_HDR];
-    fq__frame f = {0};
-    f.type = FQ__FRAME_MSG;
-    f.len = len;
-    fq__frame_encode(&f, hdr);
-    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
-    struct iovec *v = iov;
-    int n = len ? 2 : 1;
-    int sent = 0;
-    while (n > 0) {
-        ssize_t r = fq__send_iov(c->fd, v, n);
-        if (r >= 0) {
-            size_t left = (size_t)r;
-            sent = 1;
-            while (n > 0 && left >= v->iov_len) {
-                left -= v->iov_len;
-                v++;
-                n--;
-            }
-            if (n > 0) {
-                v->iov_base = (char *)v->iov_base + left;
-                v->iov_len -= left;
-            }
-            continue;
-        }
-        if (r != FQ_ETIMEDOUT)
-            return (int)r;
-        rc = wait_fd(c->fd, POLLOUT, -1, c->eintr);
-        if (rc == FQ_EINTR && sent) {
-            /* Half a frame is out: the stream cannot be resumed. */
-            shutdown(c->fd, SHUT_WR);
-            c->wshut = 1;
-        }
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int fail(fq__chan *c, int err)
-{
-    c->err = err;
-    return err;
-}
-
-/* Reads once. Returns > 0 bytes, 0 at EOF, FQ_ETIMEDOUT when nothing is
- * there, or another error. */
-static ssize_t read_some(fq__chan *c)
-{
-    ssize_t n;
-    if (c->big) {
-        size_t want = c->big_len - c->big_have;
-        for (;;) {
-            n = read(c->fd, c->big + c->big_have, want);
-            if (n >= 0 || errno != EINTR)
-                break;
-        }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                n = FQ_ETIMEDOUT;
-            else
-                n = errno == ECONNRESET ? 0 : FQ_ESYS;
-        }
-        if (n > 0)
-            c->big_have += (size_t)n;
-        if (n >= 0 && (size_t)n < want)
-            c->flags |= CH_DRAINED;
-        return n;
-    }
-    n = fq__rbuf_read(&c->rb, c->fd, FQ__CHAN_READ);
-    if (n >= 0 && (size_t)n < FQ__CHAN_READ)
-        c->flags |= CH_DRAINED;
-    return n;
-}
-
-/* A whole message at hand: 1 (delivered into *m), 0 (not yet), or an
- * error. Starts a direct read for a large message. */
-static int take_buffered(fq__chan *c, fq_msg *m)
-{
-    if (c->big) {
-        if (c->big_have < c->big_len)
-            return 0;
-        m->data = c->big;
-        m->len = c->big_len;
-        c->big = NULL;
-        c->big_have = c->big_len = 0;
-        return 1;
-    }
-    fq__frame f;
-    const unsigned char *p;
-    int rc = fq__rbuf_frame(&c->rb, FQ__ACCEPT_MSG, &f, &p);
-    if (rc < 0)
-        return fail(c, FQ_EPROTO);
-    size_t have = c->rb.end - c->rb.start;
-    if (have < FQ__WIRE_HDR)
-        return 0;
-    /* rc == 1, or rc == 0 with the header decoded into f */
-    if ((c->max_msg && f.len > c->max_msg) || f.len > SIZE_MAX / 2)
-        return fail(c, FQ_ETOOBIG);
-    if (rc == 1) {
-        void *d = NULL;
-        if (f.len) {
-            d = malloc((size_t)f.len);
-            if (!d)
-                return fail(c, FQ_ENOMEM);
-            memcpy(d, p, (size_t)f.len);
-        }
-        fq__rbuf_consume(&c->rb, FQ__WIRE_HDR + (size_t)f.len);
-        m->data = d;
-        m->len = (size_t)f.len;
-        return 1;
-    }
-    if (f.len >= FQ__CHAN_DIRECT) {
-        size_t got = have - FQ__WIRE_HDR;
-        c->big = malloc((size_t)f.len);
-        if (!c->big)
-            return fail(c, FQ_ENOMEM);
-        memcpy(c->big, c->rb.buf + c->rb.start + FQ__WIRE_HDR, got);
-        fq__rbuf_consume(&c->rb, have);
-        c->big_len = (size_t)f.len;
-        c->big_have = got;
-    }
-    return 0;
-}
-
-FQ__EXPORT int fq_channel_recv(fq_channel h, fq_msg *m, int timeout_ms)
-{
-    fq__chan *c;
-    if (!m)
-        return FQ_EINVAL;
-    m->data = NULL;
-    m->len = 0;
-    int rc = get(h, &c);
-    if (rc < 0)
-        return rc;
-    if (c->err)
-        return c->err;
-    if (c->fd < 0)
-        return FQ_ECLOSED;
-    int64_t deadline = deadline_of(timeout_ms);
-    for (;;) {
-        rc = take_buffered(c, m);
-        if (rc != 0)
-            return rc;
-        if (c->flags & CH_EOF) {
-            if (c->big || c->rb.end > c->rb.start)
-                return fail(c, FQ_EPROTO); /* ended inside a frame */
-            return 0;
-        }
-        if (c->flags & CH_DRAINED) {
-            rc = wait_fd(c->fd, POLLIN, deadline, c->eintr);
-            if (rc < 0)
-                return rc;
-            c->flags &= ~(unsigned)CH_DRAINED;
-        }
-        ssize_t n = read_some(c);
-        if (n == 0)
-            c->flags |= CH_EOF;
-        else if (n == FQ_ETIMEDOUT)
-            c->flags |= CH_DRAINED; /* poll before the next read */
-        else if (n < 0)
-            return n == FQ_ENOMEM ? fail(c, FQ_ENOMEM) : (int)n;
-    }
-}
-
-FQ__EXPORT int fq_channel_ready(fq_channel h)
-{
-    fq__chan *c;
-    int rc = get(h, &c);
-    if (rc < 0)
-        return rc;
-    if (c->err || (c->flags & CH_EOF))
-        return 1;
-    if (c->big)
-        return c->big_have == c->big_len;
-    fq__frame f;
-    const unsigned char *p;
-    rc = fq__rbuf_frame(&c->rb, FQ__ACCEPT_MSG, &f, &p);
-    return rc != 0;
-}
-
 /* ---- the child ---------------------------------------------------------- */
 
 FQ__EXPORT int fq_channel_wait(fq_channel h, int *status, int timeout_ms)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     if (c->pid <= 0)
         return FQ_EINVAL;
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = fq__deadline_of(timeout_ms);
     int step = 1;
     while (!c->reaped) {
         int st;
@@ -708,11 +475,11 @@ FQ__EXPORT int fq_channel_wait(fq_channel h, int *status, int timeout_ms)
         }
         if (r < 0)
             return FQ_ESYS;
-        int ms = remaining_ms(deadline);
+        int ms = fq__remaining_ms(deadline);
         if (ms == 0)
             return FQ_ETIMEDOUT;
         if (c->pidfd >= 0) {
-            rc = wait_fd(c->pidfd, POLLIN, deadline, c->eintr);
+            rc = fq__wait_fd(c->pidfd, POLLIN, deadline, c->eintr);
             if (rc == FQ_EINTR)
                 return rc;
             if (rc == FQ_ESYS) { /* fall back to polling */
@@ -735,7 +502,7 @@ FQ__EXPORT int fq_channel_wait(fq_channel h, int *status, int timeout_ms)
 FQ__EXPORT int fq_channel_kill(fq_channel h, int sig)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     if (c->pid <= 0 || sig < 0 || sig >= NSIG)
@@ -749,7 +516,7 @@ FQ__EXPORT int fq_channel_kill(fq_channel h, int sig)
 int fq__chan_info_get(fq_channel h, fq__chan_info *info)
 {
     fq__chan *c;
-    int rc = get(h, &c);
+    int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
     info->fd = c->fd;
@@ -757,25 +524,8 @@ int fq__chan_info_get(fq_channel h, fq__chan_info *info)
     info->pid = c->pid;
     info->reaped = c->reaped != 0;
     info->ready = fq_channel_ready(h) == 1;
-    info->ended = c->fd < 0 || c->err ||
-                  ((c->flags & CH_EOF) && !c->big && c->rb.end == c->rb.start);
-    return 0;
-}
-
-int fq__chan_fill(fq_channel h)
-{
-    fq__chan *c;
-    int rc = get(h, &c);
-    if (rc < 0)
-        return rc;
-    if (c->fd < 0 || fq_channel_ready(h) == 1)
-        return 0;
-    ssize_t n = read_some(c);
-    if (n == 0)
-        c->flags |= CH_EOF;
-    else if (n == FQ_ETIMEDOUT)
-        c->flags |= CH_DRAINED;
-    else if (n > 0)
-        c->flags &= ~(unsigned)CH_DRAINED;
+    info->ended =
+        c->fd < 0 || c->err ||
+        ((c->flags & FQ__CH_EOF) && !c->big && c->rb.end == c->rb.start);
     return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef FQ_CHAN_PUBLIC_H
 #define FQ_CHAN_PUBLIC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "channel.h"
@@ -41,5 +42,44 @@ int fq__chan_fill(fq_channel ch);
 
 /* Reaps the children of freed channels that have ended (never blocks). */
 void fq__chan_reap_orphans(void);
+
+/* ---- shared by chan_public.c and chan_msg.c ------------------------------ */
+
+enum {
+    FQ__CH_EOF = 1 << 0,     /* the peer's end is closed */
+    FQ__CH_DRAINED = 1 << 1, /* the last read emptied the socket: poll first */
+};
+
+typedef struct fq__chan {
+    uint32_t id;
+    pid_t owner; /* the process holding this end */
+    pid_t pid;   /* the child (parent's end), 0 (child's end) */
+    int fd;      /* -1 once closed */
+    int pidfd;   /* -1: none */
+    /* Separate fields for what the sending side, the receiving side and a
+     * wait touch, so that they may run in different threads. */
+    unsigned flags; /* receiving side */
+    int wshut;      /* a send was interrupted midway: no more sends */
+    int reaped;     /* the child was reaped (wstatus is valid) */
+    int err;        /* sticky receive error */
+    int wstatus;
+    int eintr;
+    uint64_t max_msg;
+    fq__rbuf rb;
+    unsigned char *big; /* a large message being read, or NULL */
+    size_t big_have, big_len;
+} fq__chan;
+
+/* The channel of a handle owned by this process: 0, FQ_EINVAL, FQ_ECLOSED. */
+int fq__chan_get(fq_channel h, fq__chan **cp);
+
+/* Deadlines in CLOCK_MONOTONIC ns (-1: none) and what is left of one in
+ * ms for poll() (-1: none, 0: passed). */
+int64_t fq__deadline_of(int timeout_ms);
+int fq__remaining_ms(int64_t deadline);
+
+/* Waits for events on fd until the deadline. Returns 0 when ready,
+ * FQ_ETIMEDOUT, FQ_EINTR (with eintr) or FQ_ESYS. */
+int fq__wait_fd(int fd, short events, int64_t deadline, int eintr);
 
 #endif

@@ -174,8 +174,12 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
             finish_guilty(q, j);
         } else if ((in_init && j->wseq == 0 &&
                     ++j->init_deaths >= INIT_DEATHS) ||
-                   (!(w->flags & FQ__W_PROTO) && j->wseq + 1 == started &&
-                    done < started)) {
+                   /* Not when the parent killed the worker for a time
+                    * limit: the job running then may be the next one (the
+                    * limited job ended as the limit fired, and its result,
+                    * recovered above, stands); it is sent again. */
+                   (!(w->flags & FQ__W_PROTO) && !w->timedout_wseq &&
+                    j->wseq + 1 == started && done < started)) {
             int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
             fq__job_finish(q, j, st, 0, msg);
             j->signo = signo;

@@ -26,8 +26,77 @@ static pid_t reg_pid; /* getpid() cached; reset in children */
 
 _Atomic unsigned fq__fork_gen;
 
+/* Every descriptor the core creates for its workers (both ends of each
+ * channel, pidfds), so that a new worker can close all of them but its own,
+ * whichever thread made them. They are created, registered, unregistered
+ * and closed under fd_lock, and fq__worker_spawn() holds it across fork():
+ * a worker never inherits a descriptor this list does not name. */
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *fd_list;
+static size_t fd_n, fd_cap;
+
+void fq__fds_lock(void)
+{
+    pthread_mutex_lock(&fd_lock);
+}
+
+void fq__fds_unlock(void)
+{
+    pthread_mutex_unlock(&fd_lock);
+}
+
+int fq__fds_add_locked(int fd)
+{
+    if (fd < 0)
+        return 0;
+    if (fd_n == fd_cap) {
+        size_t ncap = fd_cap ? fd_cap * 2 : 16;
+        int *n = realloc(fd_list, ncap * sizeof(*n));
+        if (!n)
+            return FQ_ENOMEM;
+        fd_list = n;
+        fd_cap = ncap;
+    }
+    fd_list[fd_n++] = fd;
+    return 0;
+}
+
+void fq__fds_close_locked(int fd)
+{
+    if (fd < 0)
+        return;
+    for (size_t i = 0; i < fd_n; i++) {
+        if (fd_list[i] == fd) {
+            fd_list[i] = fd_list[--fd_n];
+            break;
+        }
+    }
+    close(fd);
+}
+
+void fq__fds_close(int fd)
+{
+    if (fd < 0)
+        return;
+    fq__fds_lock();
+    fq__fds_close_locked(fd);
+    fq__fds_unlock();
+}
+
+void fq__fds_child_keep_only(int keep)
+{
+    for (size_t i = 0; i < fd_n; i++)
+        if (fd_list[i] != keep)
+            close(fd_list[i]);
+    fd_n = 0;
+    if (keep >= 0 && fd_cap > 0)
+        fd_list[fd_n++] = keep;
+}
+
 static void reg_atfork_child(void)
 {
+    pthread_mutex_t fresh_fd = PTHREAD_MUTEX_INITIALIZER;
+    fd_lock = fresh_fd;
     atomic_fetch_add_explicit(&fq__fork_gen, 1, memory_order_relaxed);
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     reg_lock = fresh;
@@ -78,7 +147,7 @@ int fq__handle_add(fq__queue *q)
     return 0;
 }
 
-void fq__handle_remove(fq__queue *q)
+unsigned fq__handle_remove(fq__queue *q)
 {
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
@@ -92,7 +161,22 @@ void fq__handle_remove(fq__queue *q)
         reg = NULL;
         reg_cap = 0;
     }
+    atomic_store(&q->closing, 1);
+    unsigned others = q->refs > 0 ? q->refs - 1 : 0;
     pthread_mutex_unlock(&reg_lock);
+    return others;
+}
+
+void fq__handle_release(fq__queue **qp)
+{
+    fq__queue *q = *qp;
+    if (!q)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    int last = --q->refs == 0 && atomic_load(&q->closing);
+    pthread_mutex_unlock(&reg_lock);
+    if (last)
+        fq__queue_destroy(q);
 }
 
 int fq__handle_get(fq_queue h, fq__queue **qp)
@@ -104,8 +188,11 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
         if (reg[i]->id == h.id) {
-            *qp = reg[i];
             rc = reg[i]->owner == my_pid() ? 0 : FQ_EFOREIGN;
+            if (rc == 0) {
+                reg[i]->refs++;
+                *qp = reg[i];
+            }
             break;
         }
     }

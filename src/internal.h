@@ -99,6 +99,9 @@ typedef struct fq__wstat {
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
 #define FQ__FLUSH_AGE_NS (1000 * 1000)
+/* Longest "init failed" message accepted; a longer one is garbage (the
+ * worker's own is at most 1 KiB), rejected before it is buffered. */
+#define FQ__INIT_MSG_MAX 4096u
 /* A job running this long holds up the jobs sent behind it: the worker gets
  * no new ones, and those not started move to an idle worker. */
 #define FQ__STALL_NS (2 * 1000 * 1000)
@@ -198,12 +201,26 @@ typedef struct fq__queue {
      * slot wake_slot of the wake-up table (-1: none, -2: table full). */
     int wake_rd, wake_wr;
     int wake_slot;
+    /* References held by calls in progress (handle.c, under its lock); the
+     * queue is destroyed when it is closing and the last one goes. */
+    unsigned refs;
+    _Atomic int closing; /* fq_queue_free() was called */
+    /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
+     * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
+    _Atomic int busy;
 } fq__queue;
 
 /* handle.c */
 int fq__handle_add(fq__queue *q);
-void fq__handle_remove(fq__queue *q);
+/* Takes q out of the registry (new lookups fail with FQ_ECLOSED) and marks
+ * it closing; returns how many references other calls still hold. */
+unsigned fq__handle_remove(fq__queue *q);
+/* Finds the queue of h and takes a reference to it, released by
+ * fq__handle_release() (the LOOKUP of every public call does both). */
 int fq__handle_get(fq_queue h, fq__queue **qp);
+void fq__handle_release(fq__queue **qp);
+/* queue.c: kills and reaps the workers, frees everything. */
+void fq__queue_destroy(fq__queue *q);
 /* fq_wakeup(): signals the queue's wake-up descriptor under the lock. */
 int fq__handle_wake(fq_queue h);
 /* Calls fn for every queue of this process (used in a new worker to close
@@ -215,6 +232,18 @@ void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
  * pthread_atfork child handler increments it): a worker compares it after
  * each job to notice that it is a copy a job made. */
 extern _Atomic unsigned fq__fork_gen;
+
+/* handle.c: the descriptors of all workers of all queues (see there). */
+void fq__fds_lock(void);
+void fq__fds_unlock(void);
+int fq__fds_add_locked(int fd);
+void fq__fds_close_locked(int fd);
+void fq__fds_close(int fd);
+/* In a new worker (the lock is held by the fork): closes all but keep. */
+void fq__fds_child_keep_only(int keep);
+/* worker.c: fq__child_hygiene() (chan_public.h) keeping one worker
+ * descriptor, a new worker's own end of its channel. */
+void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
 
 /* time */
 int64_t fq__now_ns(void);
@@ -247,10 +276,10 @@ __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
 int fq__wake_open(fq__queue *q);
 /* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
 void fq__wake_publish(fq__queue *q);
-/* Retires and closes (parent); fq__wake_forget() only closes (a worker's
- * copy of a queue). */
+/* fq_wakeup() no longer finds the queue (FQ_ECLOSED); idempotent. */
+void fq__wake_unpublish(fq__queue *q);
+/* Unpublishes, then closes the descriptors. */
 void fq__wake_close(fq__queue *q);
-void fq__wake_forget(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);
 

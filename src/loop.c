@@ -186,6 +186,11 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
             }
             if (rc == 0) {
                 if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
+                    f.type == FQ__FRAME_INIT_FAIL && f.len > FQ__INIT_MSG_MAX) {
+                    proto_error(w); /* never buffer what it announces */
+                    return;
+                }
+                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
                     f.len >= DIRECT_READ && f.type == FQ__FRAME_RESULT) {
                     if (!w->head || w->head == w->unsent) {
                         proto_error(w);
@@ -501,6 +506,10 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
      * when the condition already holds or the time is up, so that even
      * fq_take() and fq_poll(q, 0) move bytes and notice deaths. */
     for (int pass = 0;; pass++) {
+        /* Freed by another thread (or a callback): our caller's reference
+         * keeps the memory; the last release destroys the queue. */
+        if (atomic_load_explicit(&q->closing, memory_order_relaxed))
+            return FQ_ECLOSED;
         int64_t next = maintain(q);
         int satisfied = cond(q);
         int64_t now = fq__now_ns();
@@ -584,6 +593,8 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
                 reap_worker(q, w); /* frees w */
         }
         if (wake_idx >= 0 && pfd[wake_idx].revents) {
+            if (atomic_load(&q->closing))
+                return FQ_ECLOSED;
             fq__wake_drain(q);
             return 1;
         }

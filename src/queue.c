@@ -354,6 +354,8 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
         return 0;
     if (f->type == FQ__FRAME_INIT_FAIL) {
         char buf[1024];
+        if (f->len > FQ__INIT_MSG_MAX)
+            return FQ_EPROTO;
         /* Only a worker still in its init may say that init failed. */
         if (atomic_load(&w->stat->ready))
             return FQ_EPROTO;
@@ -447,12 +449,45 @@ static int cond_no_workers(fq__queue *q)
 
 /* ---- Public API -------------------------------------------------------- */
 
+/* Every public call holds a reference to its queue until it returns (on
+ * every path: the cleanup attribute releases it), so a queue freed by
+ * another thread meanwhile stays valid until then. */
 #define LOOKUP(h, q)                                                           \
-    fq__queue *q;                                                              \
+    fq__queue *q __attribute__((cleanup(fq__handle_release))) = NULL;          \
     do {                                                                       \
         int rc_ = fq__handle_get(h, &q);                                       \
         if (rc_)                                                               \
             return rc_;                                                        \
+    } while (0)
+
+/* A call in progress marks its queue busy; a hook or callback of that call
+ * (fork hooks, fq_stream()'s producer and consumer) that calls back into
+ * the queue gets FQ_EBUSY, except fq_submit() from fq_stream()'s callbacks,
+ * and fq_queue_free(), fq_stats_get(), fq_worker_pids(), fq_wakeup(), which
+ * are always allowed. Declared after LOOKUP's reference, so it is left
+ * before the reference is released. */
+typedef struct fq__guard {
+    fq__queue *q;
+    int prev;
+} fq__guard;
+
+static void guard_leave(fq__guard *g)
+{
+    if (g->q)
+        atomic_store(&g->q->busy, g->prev);
+}
+
+#define ENTER(q, in_callback_ok)                                               \
+    fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
+    do {                                                                       \
+        int e_ = 0;                                                            \
+        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
+            if (!((in_callback_ok) && e_ == 2) ||                              \
+                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
+                return FQ_EBUSY;                                               \
+        }                                                                      \
+        guard_.prev = e_;                                                      \
+        guard_.q = (q);                                                        \
     } while (0)
 
 /* Waits until w exits or `until` passes, without reaping it. */
@@ -506,7 +541,7 @@ static void free_list(fq__job *j, int by_onext)
     }
 }
 
-static void queue_destroy(fq__queue *q)
+void fq__queue_destroy(fq__queue *q)
 {
     /* Ordered: every untaken job is on the submission list. Unordered:
      * pending, in flight and ready jobs are on three kinds of list. */
@@ -575,7 +610,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         rc = add_worker(q);
         if (rc) {
             fq__handle_remove(q);
-            queue_destroy(q);
+            fq__queue_destroy(q);
             return rc;
         }
     }
@@ -600,6 +635,7 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
                          const fq_job_options *jopts, uint64_t *id_out)
 {
     LOOKUP(h, q);
+    ENTER(q, 1);
     uint64_t id;
     int rc;
 
@@ -699,10 +735,13 @@ static int take_ready(fq__queue *q, fq_result *r)
 FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (!r)
         return FQ_EINVAL;
-    if (q->nready == 0 && q->nw > 0) {
+    /* Also with no worker left but jobs pending: the drive forks again
+     * (after a failed fork, once its back-off has passed). */
+    if (q->nready == 0 && (q->nw > 0 || q->npending)) {
         int rc = fq__drive(q, 0, cond_ready, 0);
         if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
             return rc;
@@ -713,7 +752,10 @@ FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
 FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
+    if (timeout_ms < -1)
+        return FQ_EINVAL;
     if (q->nw > 0 || q->npending) {
         int rc = fq__drive(q, timeout_ms, cond_ready, FQ__DRIVE_WAKEABLE);
         if (rc < 0 && rc != FQ_ETIMEDOUT)
@@ -725,6 +767,9 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
 FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
+    if (timeout_ms < -1)
+        return FQ_EINVAL;
     int rc = fq__drive(q, timeout_ms, cond_all_done, FQ__DRIVE_WAKEABLE);
     if (rc == 1) /* fq_wakeup() */
         return cond_all_done(q) ? 0 : FQ_EINTR;
@@ -735,6 +780,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                          fq_consumer_fn consume, void *udata, size_t lookahead)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
     fq_result r;
     int exhausted = 0, rc;
 
@@ -755,21 +801,28 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 exhausted = 1;
                 break;
             }
+            atomic_store(&q->busy, 2);
             rc = produce(h, udata);
+            atomic_store(&q->busy, 1);
             if (rc < 0)
                 return rc;
             exhausted = rc == 0;
-            /* A callback may have freed the queue: never touch it then. */
-            if ((rc = fq__handle_get(h, &q)) != 0)
-                return rc;
+            /* A callback may have freed the queue (our reference keeps
+             * the memory until we return). */
+            if (atomic_load(&q->closing))
+                return FQ_ECLOSED;
         }
         /* Outcomes already in: the drive below is what waits for more. */
         while (take_ready(q, &r) == 1) {
+            atomic_store(&q->busy, 2);
             int stop = consume(h, &r, udata);
+            atomic_store(&q->busy, 1);
             if (stop)
                 return stop;
-            if ((rc = fq__handle_get(h, &q)) != 0)
-                return rc;
+            if (q->canceling)
+                return FQ_ECANCELED; /* the consumer cancelled the queue */
+            if (atomic_load(&q->closing))
+                return FQ_ECLOSED;
         }
         if (exhausted && q->st.submitted == q->st.taken)
             return q->broken ? FQ_EINIT : 0;
@@ -782,6 +835,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
 FQ__EXPORT int fq_refork(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
 
     if (q->broken)
         return FQ_EINIT;
@@ -830,6 +884,7 @@ static int stop_workers(fq__queue *q, int sig)
 FQ__EXPORT int fq_finish(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 0);
     int rc;
 
     if (q->state == FQ__Q_FINISHED)
@@ -848,6 +903,7 @@ FQ__EXPORT int fq_finish(fq_queue h)
 FQ__EXPORT int fq_cancel(fq_queue h)
 {
     LOOKUP(h, q);
+    ENTER(q, 1); /* also from fq_stream() callbacks */
 
     if (q->state == FQ__Q_FINISHED)
         return 0;
@@ -863,8 +919,12 @@ FQ__EXPORT int fq_queue_free(fq_queue h)
 {
     LOOKUP(h, q);
 
-    fq__handle_remove(q);
-    queue_destroy(q);
+    /* Calls in progress in other threads (or callbacks of this one) hold
+     * references: wake their waits, which then return FQ_ECLOSED; the
+     * last reference released destroys the queue. */
+    fq__wake_unpublish(q);
+    if (fq__handle_remove(q) > 0)
+        fq__wake_signal(q);
     return 0;
 }
 

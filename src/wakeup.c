@@ -24,6 +24,10 @@
  * adds, and write(): async-signal-safe. The wait in retire is short (a
  * write), and a handler that interrupts it has finished before it goes on.
  *
+ * fq_queue_free() unpublishes the queue at once (a freed handle answers
+ * FQ_ECLOSED), though a call still running in another thread may keep the
+ * queue, and its descriptors, alive a little longer.
+ *
  * More live queues than slots: the others are found through the handle
  * registry, under its lock (thread-safe, not async-signal-safe).
  */
@@ -57,10 +61,29 @@ static struct wake_slot {
 /* Live queues of this process that found no free slot. */
 static _Atomic int wake_unslotted;
 
+/* The descriptors are on the core's list (see fq__fds_lock()), so that no
+ * worker of any queue keeps them. */
+static int wake_open(fq__queue *q);
+
 int fq__wake_open(fq__queue *q)
 {
-    q->wake_rd = q->wake_wr = -1;
     q->wake_slot = -1;
+    fq__fds_lock();
+    int rc = wake_open(q);
+    if (rc == 0 &&
+        (fq__fds_add_locked(q->wake_rd) ||
+         (q->wake_wr != q->wake_rd && fq__fds_add_locked(q->wake_wr)))) {
+        fq__fds_unlock();
+        fq__wake_close(q);
+        return FQ_ENOMEM;
+    }
+    fq__fds_unlock();
+    return rc;
+}
+
+static int wake_open(fq__queue *q)
+{
+    q->wake_rd = q->wake_wr = -1;
 #ifdef FQ__HAVE_EVENTFD
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd >= 0) {
@@ -105,41 +128,32 @@ void fq__wake_publish(fq__queue *q)
     atomic_fetch_add(&wake_unslotted, 1);
 }
 
-/* Closes the descriptors; the caller made sure no waker can use them. */
-static void close_fds(fq__queue *q)
-{
-    if (q->wake_wr >= 0 && q->wake_wr != q->wake_rd)
-        close(q->wake_wr);
-    if (q->wake_rd >= 0)
-        close(q->wake_rd);
-    q->wake_rd = q->wake_wr = -1;
-}
-
-void fq__wake_close(fq__queue *q)
+void fq__wake_unpublish(fq__queue *q)
 {
     if (q->wake_slot >= 0) {
         struct wake_slot *s = &wake_slots[q->wake_slot];
         atomic_store(&s->id, SLOT_RETIRING);
         while (atomic_load(&s->users) > 0)
             sched_yield();
-        close_fds(q);
         atomic_store(&s->id, 0);
-    } else {
-        /* Unslotted: off the registry already (fq_queue_free() removes the
-         * handle first), and registry wakers hold its lock. */
-        if (q->wake_slot == -2)
-            atomic_fetch_sub(&wake_unslotted, 1);
-        close_fds(q);
+    } else if (q->wake_slot == -2) {
+        /* Found through the registry, which it has left (or is leaving
+         * under its lock): nothing more to do but the count. */
+        atomic_fetch_sub(&wake_unslotted, 1);
     }
     q->wake_slot = -1;
 }
 
-void fq__wake_forget(fq__queue *q)
+void fq__wake_close(fq__queue *q)
 {
-    /* In a new worker: the slots belong to the parent's copy of the table
-     * (and may hold counts of the parent's threads): only close. */
-    close_fds(q);
-    q->wake_slot = -1;
+    fq__wake_unpublish(q); /* no waker uses the descriptors after this */
+    fq__fds_lock();
+    if (q->wake_wr >= 0 && q->wake_wr != q->wake_rd)
+        fq__fds_close_locked(q->wake_wr);
+    if (q->wake_rd >= 0)
+        fq__fds_close_locked(q->wake_rd);
+    fq__fds_unlock();
+    q->wake_rd = q->wake_wr = -1;
 }
 
 void fq__wake_drain(fq__queue *q)

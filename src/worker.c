@@ -14,6 +14,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <stdio_ext.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -57,27 +60,6 @@ static int open_pidfd(pid_t pid)
     (void)pid;
     return -1;
 #endif
-}
-
-static void close_queue_fds(fq__queue *q, void *arg)
-{
-    (void)arg;
-    /* The new worker is not in q->w yet: its own end is never among these. */
-    /* Marked closed in this process's copy: the numbers get reused here, and
-     * a worker that this worker forks (nested queues) must not close them
-     * again, which would close its own channel. */
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (w->fd >= 0)
-            close(w->fd);
-        if (w->pidfd >= 0)
-            close(w->pidfd);
-        /* This process's copy of the registry must not name them any more:
-         * a queue created here (a job's own queue) may get the same
-         * numbers, and its workers would close them in turn. */
-        w->fd = w->pidfd = -1;
-    }
-    fq__wake_forget(q);
 }
 
 /* ---- A worker's process tree ------------------------------------------ */
@@ -187,8 +169,9 @@ static __attribute__((noreturn)) void worker_exit(int status)
 }
 
 /* The hygiene of every forked child (workers, public channels): see the top
- * of this file. Runs with every signal blocked. */
-void fq__child_hygiene(int parent_end, pid_t parent)
+ * of this file. Runs with every signal blocked. `keep` is the one worker
+ * descriptor the child keeps (a worker's own end of its channel), or -1. */
+void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent)
 {
     /* Default dispositions, as a new process would have (SIG_IGN is kept
      * except for the signals we rely on or a job may wait on). */
@@ -207,8 +190,11 @@ void fq__child_hygiene(int parent_end, pid_t parent)
         sa.sa_handler = SIG_DFL;
         sigaction(s, &sa, NULL);
     }
-    close(parent_end);
-    fq__handle_each_unlocked(close_queue_fds, NULL);
+    /* Every worker channel and pidfd of every queue of this process
+     * (the parent's end of a worker's own channel among them): only `keep`
+     * stays. */
+    fq__fds_child_keep_only(keep);
+    close(parent_end); /* a public channel's; already closed for a worker */
     fq__chan_forget_inherited();
     setpgid(0, 0);
 #ifdef __linux__
@@ -219,10 +205,15 @@ void fq__child_hygiene(int parent_end, pid_t parent)
         _exit(EXIT_IO);
 }
 
-static void child_setup(fq__queue *q, int parent_end, pid_t parent,
+void fq__child_hygiene(int parent_end, pid_t parent)
+{
+    fq__child_hygiene_keep(parent_end, -1, parent);
+}
+
+static void child_setup(fq__queue *q, int parent_end, int own_end, pid_t parent,
                         const sigset_t *oldmask)
 {
-    fq__child_hygiene(parent_end, parent);
+    fq__child_hygiene_keep(parent_end, own_end, parent);
 #ifdef __linux__
     /* A worker also tracks its jobs' process trees (see above): it adopts
      * their orphans and, on its parent's death, kills them before itself. */
@@ -263,39 +254,59 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
         free(w);
         return FQ_ENOMEM;
     }
+    pid_t parent = getpid();
+    if (q->opts.hooks.prepare)
+        q->opts.hooks.prepare(q->opts.hook_arg);
+    /* Held from the channel's creation to the end of the fork: see
+     * fq__fds_lock(). */
+    fq__fds_lock();
     int rc = fq__channel_pair(fds);
+    if (rc == 0 && (fq__fds_add_locked(fds[0]) || fq__fds_add_locked(fds[1]))) {
+        fq__fds_close_locked(fds[0]);
+        fq__fds_close_locked(fds[1]);
+        errno = ENOMEM;
+        rc = FQ_ENOMEM;
+    }
     if (rc) {
         q->fork_errno = errno;
+        fq__fds_unlock();
+        if (q->opts.hooks.parent)
+            q->opts.hooks.parent(q->opts.hook_arg);
         munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         return rc;
     }
-    pid_t parent = getpid();
-    if (q->opts.hooks.prepare)
-        q->opts.hooks.prepare(q->opts.hook_arg);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(q, fds[0], parent, &old);
+        child_setup(q, fds[0], fds[1], parent, &old);
         fq__worker_main(q, w, fds[1]);
     }
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (q->opts.hooks.parent)
-        q->opts.hooks.parent(q->opts.hook_arg);
-    close(fds[1]);
+    fq__fds_close_locked(fds[1]);
     if (pid < 0) {
-        close(fds[0]);
+        fq__fds_close_locked(fds[0]);
+        fq__fds_unlock();
+        if (q->opts.hooks.parent)
+            q->opts.hooks.parent(q->opts.hook_arg);
         munmap(w->stat, FQ__WSTAT_SIZE);
         free(w);
         q->fork_errno = fork_errno;
         return FQ_EFORK;
     }
-    setpgid(pid, pid); /* also done by the child; whoever runs first wins */
     w->pid = pid;
     w->fd = fds[0];
     w->pidfd = open_pidfd(pid);
+    if (w->pidfd >= 0 && fq__fds_add_locked(w->pidfd) < 0) {
+        close(w->pidfd);
+        w->pidfd = -1;
+    }
+    fq__fds_unlock();
+    if (q->opts.hooks.parent)
+        q->opts.hooks.parent(q->opts.hook_arg);
+    setpgid(pid, pid); /* also done by the child; whoever runs first wins */
     *wp = w;
     return 0;
 }
@@ -360,10 +371,10 @@ void fq__worker_kill_group(fq__worker *w)
 
 void fq__worker_free(fq__worker *w)
 {
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->pidfd >= 0)
-        close(w->pidfd);
+    fq__fds_lock();
+    fq__fds_close_locked(w->fd);
+    fq__fds_close_locked(w->pidfd);
+    fq__fds_unlock();
     fq__rbuf_free(&w->rb);
     free(w->direct_buf);
     munmap(w->stat, FQ__WSTAT_SIZE);
@@ -516,6 +527,8 @@ FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
 {
     if (!ctx || (!data && len))
         return FQ_EINVAL;
+    if (len > FQ__WIRE_MAX_PAYLOAD)
+        return FQ_ETOOBIG; /* as fq_submit(): never read past the buffer */
     if (forked_copy(ctx))
         return FQ_EFOREIGN;
     if (ctx->replied)
@@ -595,6 +608,37 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     free(copy);
 }
 
+#ifdef __GLIBC__
+/* Registered last, so it runs first when a job calls exit(): it ends the
+ * worker before the parent's atexit handlers run and before stdio flushes
+ * the buffers the worker inherited (they are the parent's to write). The
+ * job's own output on stdout and stderr is written: what was inherited
+ * there was dropped when the worker started. */
+static pid_t exit_guard_pid;
+
+static void on_job_exit(int status, void *arg)
+{
+    (void)arg;
+    if (getpid() == exit_guard_pid)
+        kill_descendants(); /* the worker itself: its jobs' processes too */
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status & 0xff);
+}
+
+static void guard_exit(void)
+{
+    exit_guard_pid = getpid();
+    __fpurge(stdout);
+    __fpurge(stderr);
+    on_exit(on_job_exit, NULL);
+}
+#else
+static void guard_exit(void)
+{
+}
+#endif
+
 void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
 {
     fq_ctx c;
@@ -607,6 +651,7 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
     c.udata = q->opts.udata;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
     fq__rbuf_init(&rb);
+    guard_exit();
 
     if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
         fq__frame f = {0};

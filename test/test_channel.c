@@ -364,6 +364,7 @@ static void test_misuse(void **state)
     FQT_EQ(fq_channel_send(ch, "a", 1), FQ_ECLOSED);
     FQT_EQ(fq_channel_recv(ch, &m, 0), FQ_ECLOSED);
     FQT_EQ(fq_channel_fd(ch), FQ_ECLOSED);
+    FQT_EQ(fq_channel_ready(ch), 1); /* recv answers at once */
     assert_int_equal(wait_code(ch), 0);
     FQT_OK(fq_channel_free(ch));
     FQT_EQ(fq_channel_free(ch), FQ_ECLOSED);

@@ -10,10 +10,12 @@ measured time per element (about 5 ms of work, and never more than a
 quarter of what is left per child), so one-second elements still run one
 per child and tiny ones in large batches.
 
-A child that dies loses the results of its span that it had not sent: the
-elements of that span without a result run again, one per child, so the
-element that crashes is the one that reports the crash (an element
-computed but not yet sent when its child died runs twice).
+A child that dies loses the span it was running (results go back one
+message per span). That span runs again split in two halves, and a half
+that crashes again is split again, until the crashing element runs alone
+and is the one that reports the crash: log2(span) more crashes, not one
+fork per element. Spans sent to the child but not started run again as
+they were. Elements of a crashed span that had been computed run twice.
 """
 
 import collections
@@ -71,7 +73,7 @@ class _SpanMap(Map):
         self._items = list(sequence)
         self.results = [_UNDEF] * len(self._items)
         self._missing = len(self._items)
-        self._retry = collections.deque()  # single elements to run again
+        self._retry = collections.deque()  # spans to run again, first
         self._next = 0  # first element not yet in a span
         self._spans = {}  # child's channel -> deque of spans it was sent
         self._quitting = set()  # children told to end
@@ -87,7 +89,7 @@ class _SpanMap(Map):
 
     def _take_span(self):
         if self._retry:
-            return (self._retry.popleft(), 1, True)
+            return self._retry.popleft()
         left = len(self._items) - self._next
         if left <= 0:
             return None
@@ -95,7 +97,7 @@ class _SpanMap(Map):
         if self._per_item is not None:
             size = int(_TARGET_SPAN_S / max(self._per_item, 1e-9))
             size = max(1, min(size, left // (4 * self.limit) or 1))
-        span = (self._next, min(size, left), False)
+        span = (self._next, min(size, left))
         self._next += span[1]
         return span
 
@@ -111,7 +113,7 @@ class _SpanMap(Map):
                 if span is None and spans:
                     break
                 try:
-                    ch.send(span[:2] if span else None)
+                    ch.send(span)
                 except (BrokenPipeError, ValueError):
                     if span:
                         self._give_back(span)
@@ -128,15 +130,12 @@ class _SpanMap(Map):
             self.add(ch)
             self._spans[ch] = collections.deque([span])
             try:
-                ch.send(span[:2])
+                ch.send(span)
             except (BrokenPipeError, ValueError):
                 pass  # it died at once: ready() will see it end
 
     def _give_back(self, span):
-        first, count, solo = span
-        self._retry.extendleft(
-            reversed([i for i in range(first, first + count)
-                      if self.results[i] is _UNDEF]))
+        self._retry.appendleft(span)
 
     def store(self, timeout=None):
         self._dispatch()
@@ -160,16 +159,21 @@ class _SpanMap(Map):
         spans = self._spans.pop(channel, None)
         if not spans:
             return  # ended between spans: nothing of ours was lost
-        # spans[0] was running; the others had not started.
-        for k in range(len(spans) - 1, -1, -1):
-            first, count, solo = span = spans[k]
-            if k == 0 and solo and self.results[first] is _UNDEF:
-                self._set(first, _Error(ChildError(
-                    f"element {first}: "
-                    f"{describe_exit(channel.pid, returncode)}",
-                    channel.pid, returncode)))
-            else:
-                self._give_back(span)
+        # spans[0] was running: one of its elements crashed. The others
+        # had not started: they run again as they are.
+        for span in list(spans)[:0:-1]:
+            self._give_back(span)
+        first, count = spans[0]
+        if count == 1:
+            self._set(first, _Error(ChildError(
+                f"element {first}: {describe_exit(channel.pid, returncode)}",
+                channel.pid, returncode)))
+            return
+        # Halve it and run both halves again (each in a child of its own
+        # turn): the crashing element is found in log2(count) crashes.
+        half = count // 2
+        self._give_back((first + half, count - half))
+        self._give_back((first, half))
 
 
 def pmap(callable, sequence, limit=None):

@@ -17,16 +17,17 @@ import pickle
 import signal
 import sys
 import time
-import traceback
 import weakref
 
 from . import _forkqueue
+from ._remote_exc import (RemoteError, RemoteTraceback, format_remote,
+                          portable)
 
 __all__ = [
     "AcknowledgementError", "ChildError", "Channel", "Exchange", "Map",
     "Queue", "MakeParallel", "MakeReusable", "ManagedCallable", "create",
     "start", "exit", "waitall", "pmap", "get_number_of_cores",
-    "RemoteTraceback", "describe_exit",
+    "RemoteTraceback", "RemoteError", "describe_exit",
 ]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -59,19 +60,6 @@ class ChildError(Exception):
         return (type(self), (str(self), self.pid, self.returncode))
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a child, as text. It is the
-    ``__cause__`` of the exception that ``receive()`` raises, so Python
-    prints it above that exception."""
-
-    def __init__(self, tb):
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self):
-        return self.tb
-
-
 def describe_exit(pid, returncode):
     """Says how a child ended, e.g. 'child 4242 was killed by signal 9
     (SIGKILL)'."""
@@ -88,16 +76,19 @@ def describe_exit(pid, returncode):
 
 class _Failure:
     """What a child sends when its callable raised: the exception (pickled
-    apart, so that one that cannot be pickled or rebuilt still arrives as a
-    ChildError with its text) and its traceback."""
+    apart, through the shared _remote_exc.portable(), so that one that
+    cannot be rebuilt still arrives as a RemoteError naming it) and its
+    traceback text."""
 
     __slots__ = ("exc", "type_name", "text", "tb", "pid", "fatal")
 
     def __init__(self, exc):
         self.type_name = type(exc).__qualname__
-        self.text = str(exc)
-        self.tb = "".join(traceback.format_exception(
-            type(exc), exc, exc.__traceback__))
+        try:
+            self.text = str(exc)
+        except Exception:
+            self.text = f"<str() of {self.type_name} failed>"
+        self.tb = format_remote(exc)
         self.pid = os.getpid()
         # SystemExit, KeyboardInterrupt and the like are errors here, never
         # something to raise as such in the parent.
@@ -105,8 +96,7 @@ class _Failure:
         self.exc = None
         if not self.fatal:
             try:
-                self.exc = pickle.dumps(exc, _PROTOCOL)
-                pickle.loads(self.exc)
+                self.exc = pickle.dumps(portable(exc), _PROTOCOL)
             except Exception:
                 self.exc = None
 
@@ -127,7 +117,10 @@ class _Failure:
         if exc is None:
             what = f"{self.type_name}: {self.text}" if self.text else \
                 self.type_name
-            exc = ChildError(f"child {self.pid} raised {what}", self.pid)
+            if self.fatal:
+                exc = ChildError(f"child {self.pid} raised {what}", self.pid)
+            else:
+                exc = RemoteError(self.type_name, self.text)
         exc.__cause__ = RemoteTraceback(self.tb)
         return exc
 

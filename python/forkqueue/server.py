@@ -26,6 +26,11 @@ def main(argv=None):
     p.add_argument("--handshake-timeout", type=float, default=5.0,
                    help="seconds a connection has to authenticate and send "
                         "its request (default: 5)")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="speak TLS with this certificate chain (PEM)")
+    p.add_argument("--tls-key", metavar="FILE",
+                   help="the certificate's private key (PEM; default: in "
+                        "--tls-cert)")
     args = p.parse_args(argv)
     level = logging.WARNING
     if args.verbose == 1:
@@ -34,9 +39,15 @@ def main(argv=None):
         level = logging.DEBUG
     logging.basicConfig(level=level,
                         format="[%(asctime)s][%(process)d] %(message)s")
+    ctx = None
     try:
+        if args.tls_cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
         server = RemoteServer((args.addr, args.port), args.close_on_none,
-                              handshake_timeout=args.handshake_timeout)
+                              handshake_timeout=args.handshake_timeout,
+                              ssl_context=ctx)
         server.open_socket()
     except (AuthenticationError, OSError) as e:
         print(f"forkqueue.server: cannot start: {e}", file=sys.stderr)

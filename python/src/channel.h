@@ -27,8 +27,7 @@ PyObject *fqpy_channel_type_of(PyObject *module);
 /* Raises the Python error for a core error code; returns NULL. self may be
  * NULL. */
 PyObject *fqpy_channel_error(fqpy_channel *self, int rc, const char *what);
-/* timeout argument: None -> -1, else seconds (negative -> 0). */
-int fqpy_parse_timeout(PyObject *obj, double *out);
+/* fqpy_parse_timeout() is in core/wait.c. */
 /* The next slice of a wait until deadline (-1: none), in ms; 0 once past. */
 int fqpy_slice_ms(double deadline);
 /* Records a waitpid() status (-1: collected elsewhere) as the returncode. */

@@ -112,6 +112,8 @@ static int fqpy_exec(PyObject *m)
     if (st->pickling_error == NULL)
         goto fail;
 
+    fqpy_core_global_init();
+
     /* One line per face. */
     if (fqpy_forkqueue_register(m, st) < 0)
         goto fail;

@@ -121,7 +121,7 @@ def test_unpicklable_exception_still_arrives():
         raise Local("made locally")
 
     channel = pprocess.start(child)
-    with pytest.raises(pprocess.ChildError, match="Local: made locally"):
+    with pytest.raises(pprocess.RemoteError, match="Local: made locally"):
         channel.receive()
     channel.wait()
 
@@ -178,12 +178,13 @@ def test_waitall_reaps_and_never_blocks_on_a_child_waiting_for_us():
         for i in range(5):
             ch.send(i)
 
+    others = set(child_pids())  # children of earlier tests' other modules
     a = pprocess.start(waits_for_parent)
     b = pprocess.start(sends_then_ends)
     t0 = time.monotonic()
     pprocess.waitall()
     assert time.monotonic() - t0 < 10
-    assert not child_pids()
+    assert not set(child_pids()) - others
     # data sent before waitall() is still delivered afterwards
     assert a.receive() == "waiting"
     assert [b.receive() for _ in range(5)] == list(range(5))
@@ -237,10 +238,29 @@ STDIO_EXPECTED = ("printed before create\nunflushed tail printed by the child\n"
                   "printed after the child ended\nexit handler in parent\n")
 
 
-@pytest.mark.parametrize("where", ["file", "pipe"])
+@pytest.mark.parametrize("where", ["file", "pipe", "tty"])
 def test_stdio_never_printed_twice_and_child_skips_exit_handlers(tmp_path,
                                                                   where):
-    if where == "pipe":
+    if where == "tty":
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([sys.executable, "-c", STDIO_SCRIPT],
+                             stdout=slave, stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO once the other side is closed
+                break
+            if not b:
+                break
+            chunks.append(b)
+        os.close(master)
+        _, err = p.communicate(timeout=60)
+        r = subprocess.CompletedProcess(p.args, p.returncode, None, err)
+        out = b"".join(chunks).decode().replace("\r\n", "\n")
+    elif where == "pipe":
         r = run(STDIO_SCRIPT)
         out = r.stdout
     else:
@@ -257,7 +277,20 @@ def test_stdio_never_printed_twice_and_child_skips_exit_handlers(tmp_path,
 def test_children_running_at_interpreter_exit_are_ended_and_reaped(tmp_path):
     pids = tmp_path / "pids"
     r = run(f"""
-        import signal
+        import atexit, os, signal
+        def children_left():  # runs after the module's own exit handler
+            me = str(os.getpid())
+            n = 0
+            for d in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{{d}}/stat") as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                if st[st.rindex(")") + 2:].split()[1] == me:
+                    n += 1
+            print("children left at exit:", n)
+        atexit.register(children_left)
         import forkqueue.channels as pprocess
         def forever(ch):
             ch.send("up")
@@ -273,6 +306,7 @@ def test_children_running_at_interpreter_exit_are_ended_and_reaped(tmp_path):
         # ends without waiting for them
         """)
     assert r.returncode == 0, r.stderr
+    assert r.stdout == "children left at exit: 0\n"
     left = [int(p) for p in pids.read_text().split()]
     assert len(left) == 4
     # reaped by their parent before it exited: not even zombies remain
@@ -307,3 +341,39 @@ def test_pickled_payloads_use_highest_protocol():
     channel = pprocess.start(child)
     assert channel.receive() == bytes(big)
     channel.wait()
+
+
+def test_ctrl_c_while_waiting_for_a_map_then_children_are_reaped(tmp_path):
+    pids = tmp_path / "pids"
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        import forkqueue.channels as pprocess
+        def slow(x):
+            with open({str(pids)!r}, "a") as f:
+                f.write(f"{{os.getpid()}} ")
+            time.sleep(60)
+        m = pprocess.pmap(slow, range(4), limit=2)
+        try:
+            m[0]
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """)
+    from helpers import in_poll
+    p = subprocess.Popen([sys.executable, "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert wait_until(lambda: pids.exists() and
+                          len(pids.read_text().split()) == 2 and
+                          in_poll(p.pid))
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        assert out == "interrupted\n", err
+        assert time.monotonic() - t0 < 5  # SIGTERM at exit, no minute wait
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    children = [int(x) for x in pids.read_text().split()]
+    assert not any(is_running(c) for c in children)

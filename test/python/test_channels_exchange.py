@@ -404,3 +404,21 @@ def test_pmap_crash_inside_a_large_span_blames_only_that_element():
             values.append("crash")
     assert [i for i, v in enumerate(values) if v == "crash"] == [1234, 2500]
     assert all(v == i + 1 for i, v in enumerate(values) if v != "crash")
+
+
+def test_pmap_crash_in_a_big_span_costs_few_forks():
+    def f(x):
+        if x == 15000:
+            os._exit(9)
+        return os.getpid()
+
+    r = pprocess.pmap(f, range(20000), limit=2)
+    pids = set()
+    for i in range(20000):
+        if i == 15000:
+            with pytest.raises(pprocess.ChildError, match="element 15000: "):
+                r[i]
+        else:
+            pids.add(r[i])
+    # bisection: a handful of children, not one fork per element of the span
+    assert len(pids) < 40, len(pids)

@@ -342,7 +342,11 @@ def test_parent_killed_leaves_no_orphans():
         q = ForkQueue(numforks=3)
         for _ in range(6):
             q.add(time.sleep, (60,))
-        q.poll(0.1)
+        # The first use of time.sleep reforked: wait for the old workers to
+        # be reaped (quick, but not bounded on a loaded machine).
+        deadline = time.monotonic() + 20
+        while len(q._worker_pids()) != 3 and time.monotonic() < deadline:
+            q.poll(0.01)
         print(*q._worker_pids(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """)

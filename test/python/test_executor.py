@@ -18,7 +18,7 @@ from forkqueue import ForkQueue
 from forkqueue._remote_exc import (RemoteError, get_remote_traceback,
                                    is_remote_exception)
 from forkqueue._executor import Executor, WorkerCrashedError, default_workers
-from helpers import child_pids, is_running, run_script, wait_for_file, wait_until
+from helpers import child_pids, new_children, is_running, run_script, wait_for_file, wait_until
 
 
 def _supports(**kw):
@@ -200,6 +200,7 @@ def test_new_task_is_not_held_up_by_a_running_one(barrier):
 
 
 def test_cancel_before_start_and_shutdown_cancel_futures(barrier):
+    before = set(child_pids())
     ex = Executor(max_workers=1)
     running = ex.submit(wait_for_file, barrier.path, 60)
     wait_until(lambda: running.running(), timeout=10)
@@ -213,7 +214,7 @@ def test_cancel_before_start_and_shutdown_cancel_futures(barrier):
     for f in queued:
         assert f.cancelled() or f.result(30) >= 0
     ex.shutdown(wait=True)
-    assert wait_until(lambda: not child_pids(), timeout=10)
+    assert wait_until(lambda: not new_children(before), timeout=10)
 
 
 def test_future_cancel_before_it_starts(barrier):
@@ -229,14 +230,15 @@ def test_future_cancel_before_it_starts(barrier):
 
 
 def test_shutdown_wait_leaves_no_worker():
+    before = set(child_pids())
     ex = Executor(max_workers=2)
     assert ex.submit(abs, -1).result(30) == 1
     # Two workers (plus, maybe, retired ones not yet reaped: a new callable
     # makes fresh forks that know it).
     assert wait_until(
-        lambda: len([p for p in child_pids() if is_running(p)]) == 2)
+        lambda: len([p for p in new_children(before) if is_running(p)]) == 2)
     ex.shutdown(wait=True)
-    assert child_pids() == []
+    assert new_children(before) == []
     ex.shutdown()  # twice is fine
 
 

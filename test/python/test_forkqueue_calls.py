@@ -60,11 +60,11 @@ def test_interleaved_calls_keep_their_own_results():
 @pytest.mark.parametrize("how", ["close", "drop"])
 def test_closing_cancels_the_unstarted_jobs(tmp_path, how):
     log = str(tmp_path / "ran")
-    n = 60
+    n = 30
     with ForkQueue(numforks=2) as q:
-        it = q.process(log_and_sleep, ((log, i, 0.05) for i in range(n)))
+        # 3 s of work on 2 workers if nothing were cancelled.
+        it = q.process(log_and_sleep, ((log, i, 0.2) for i in range(n)))
         assert next(it) == 0
-        t0 = time.monotonic()
         if how == "close":
             it.close()
             with pytest.raises(StopIteration):
@@ -73,9 +73,8 @@ def test_closing_cancels_the_unstarted_jobs(tmp_path, how):
             del it
             gc.collect()
         q.wait()  # only the jobs already running finish
-        assert time.monotonic() - t0 < n * 0.05 / 2 / 2
         ran = lines(log)
-        assert 1 <= len(ran) < n // 3
+        assert 1 <= len(ran) < n // 2, ran
         # The queue goes on, and nothing of the closed call comes out.
         assert list(q.map(abs, [-1, -2])) == [1, 2]
         assert list(q.results()) == []

@@ -155,7 +155,7 @@ def test_silent_client_is_dropped_while_others_are_served(server):
     t0 = time.monotonic()
     assert served(server) and served(server)
     assert closed_by_peer(silent, 5) and closed_by_peer(authed_silent, 5)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 4.5  # deadline 0.5 s, a busy machine
     silent.close()
     authed_silent.close()
 
@@ -198,3 +198,23 @@ def test_server_without_a_key_refuses_to_start(tmp_path):
                          text=True, timeout=30)
     assert out.returncode == 1
     assert "cannot start" in out.stderr and "no key" in out.stderr
+
+
+def test_random_bytes_at_every_stage(server):
+    """A small fuzz of the handshake and request reader (seeded): random
+    lengths of random bytes, before and after authenticating."""
+    import random
+    rnd = random.Random(9)
+    base = fds(server.pid)
+    for i in range(150):
+        s, hello = raw(server)
+        if i % 2:
+            answer, c, chal = _auth.client_answer(KEY.encode(), hello)
+            s.sendall(answer)
+            _auth.client_check(KEY.encode(), _recv(s, _auth.VERDICT_LEN), c,
+                               chal)
+        n = rnd.choice([0, 1, 3, 4, 5, 63, 64, 65, 200, 5000])
+        s.sendall(bytes(rnd.getrandbits(8) for _ in range(n)))
+        s.close()
+    assert wait_until(lambda: fds(server.pid) <= base, 10)
+    assert server.is_alive() and served(server)

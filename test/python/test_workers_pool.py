@@ -116,3 +116,12 @@ def test_restart_workers_and_attach():
         out = pool.run(range(8))
         assert len(out) == 8
         assert set(out) <= {x * x for x in range(8)} | {-x for x in range(8)}
+
+
+def test_a_worker_ended_between_runs_is_skipped():
+    with Pool(square) as pool:
+        a = pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.PROCESS)
+        assert sorted(pool.run(range(10))) == [x * x for x in range(10)]
+        assert a.terminate() and not a.is_alive()
+        assert sorted(pool.run(range(10))) == [x * x for x in range(10)]

@@ -187,3 +187,11 @@ def test_main_script_functions_resolve_on_a_standalone_server(tmp_path):
         srv.send_signal(signal.SIGINT)
         assert srv.wait(10) == 0
         srv.stdout.close()
+
+
+def test_worker_ends_when_its_client_goes_away(server):
+    w = RemoteWorker(sleeper, host=server.addr)
+    pid = w.pid
+    assert is_running(pid)
+    w._link.close()  # the client vanishes without a word
+    assert wait_until(lambda: not is_running(pid), 5)

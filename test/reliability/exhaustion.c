@@ -312,6 +312,44 @@ static int scn_nproc_respawn(void)
     return 0;
 }
 
+/* After a failed fork left no worker, a program that only calls fq_take()
+ * (a polling loop) must get its jobs run once fork works again. */
+static int scn_nproc_take_only(void)
+{
+    CHECK(drop_root() == 0);
+    rlim_t saved = soft_limit(RLIMIT_NPROC);
+    fq_queue q = new_queue(1, 0);
+    CHECK(q.id != 0);
+    CHECK(queue_works(q) == 0);
+    CHECK(set_soft_limit(RLIMIT_NPROC, 1) == 0);
+    struct tally t;
+    CHECK(run_jobs(q, die_job, NULL, 0, 1, 30000, &t) == 0);
+    CHECK(t.n == 1 && t.status[1] == 1);
+    fq_stats st;
+    CHECK_RC(fq_stats_get(q, &st), 0);
+    CHECK(st.workers == 0);
+    CHECK(set_soft_limit(RLIMIT_NPROC, saved) == 0);
+
+    int x = 9;
+    uint64_t id;
+    CHECK_RC(fq_submit(q, square_job, &x, sizeof x, NULL, &id), 0);
+    int64_t end = fqp_now_ms() + 20000;
+    fq_result r;
+    int got = 0;
+    while (!got && fqp_now_ms() < end) {
+        got = fq_take(q, &r);
+        CHECK(got >= 0);
+        if (!got)
+            rel_sleep_ms(5);
+    }
+    fprintf(stderr, "    fq_take() alone after the failed fork: %s\n",
+            got ? fq_err_name(r.status) : "nothing within 20 s");
+    CHECK(got == 1 && r.id == id && r.status == 0);
+    CHECK_RC(fq_queue_free(q), 0);
+    CHECK(children_now() == 0);
+    return 0;
+}
+
 static int scn_nofile_new(void)
 {
     rlim_t saved = soft_limit(RLIMIT_NOFILE);
@@ -644,6 +682,7 @@ static void run_isolated(int (*fn)(void), const char *name)
 
 SCENARIO(nproc_new)
 SCENARIO(nproc_respawn)
+SCENARIO(nproc_take_only)
 SCENARIO(nofile_new)
 SCENARIO(nofile_respawn)
 SCENARIO(memory_hog)
@@ -658,6 +697,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nproc_new),
         cmocka_unit_test(test_nproc_respawn),
+        cmocka_unit_test(test_nproc_take_only),
         cmocka_unit_test(test_nofile_new),
         cmocka_unit_test(test_nofile_respawn),
         cmocka_unit_test(test_memory_hog),

@@ -235,9 +235,89 @@ static void test_queue_outlives_creator_thread(void **state)
     assert_int_equal(fq_queue_free(q), 0);
 }
 
+/* ---- Workers hold no other queue's descriptors --------------------------- */
+
+/* Replies with the number of sockets and eventfds (queues' wake-up
+ * descriptors) open in the worker: its own channel only, whatever other
+ * threads were creating or destroying meanwhile. */
+static int count_sockets_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d)
+        return fq_fail(ctx, 1, "opendir");
+    while ((e = readdir(d))) {
+        char path[300], link[64];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t l = readlink(path, link, sizeof link - 1);
+        if (l > 0) {
+            link[l] = 0;
+            n += strncmp(link, "socket:", 7) == 0 ||
+                 strcmp(link, "anon_inode:[eventfd]") == 0;
+        }
+    }
+    closedir(d);
+    return fq_reply(ctx, &n, sizeof n);
+}
+
+struct churn_fds {
+    int rounds, bad, errors;
+};
+
+static void *churn_queues(void *arg)
+{
+    struct churn_fds *c = arg;
+    for (int i = 0; i < c->rounds; i++) {
+        fq_options o = {0};
+        o.workers = 1 + i % 2;
+        fq_queue q = {0};
+        if (fq_queue_new(&q, &o) != 0) {
+            c->errors++;
+            continue;
+        }
+        fq_result r;
+        if (fq_submit(q, count_sockets_job, NULL, 0, NULL, NULL) != 0 ||
+            fq_wait(q, 60000) != 0 || fq_take(q, &r) != 1 || r.status != 0)
+            c->errors++;
+        else if (*(const int *)r.data != 1)
+            c->bad++;
+        fq_queue_free(q);
+    }
+    return NULL;
+}
+
+static void test_no_foreign_descriptors(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    struct churn_fds c[4];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < 4; i++) {
+        c[i].rounds = 120 / SCALE;
+        assert_int_equal(pthread_create(&t[i], NULL, churn_queues, &c[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    int bad = 0, errors = 0;
+    for (int i = 0; i < 4; i++) {
+        bad += c[i].bad;
+        errors += c[i].errors;
+    }
+    print_message("    %d of %d workers held another queue's sockets\n", bad,
+                  4 * (120 / SCALE));
+    assert_int_equal(errors, 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_foreign_descriptors),
         cmocka_unit_test(test_busy_host_threads),
         cmocka_unit_test(test_queue_per_thread),
         cmocka_unit_test(test_queue_outlives_creator_thread),

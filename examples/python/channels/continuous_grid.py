@@ -12,7 +12,7 @@ LIMIT = 10
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 
-def row(channel, i):
+def row(channel: pprocess.Channel, i: int) -> None:
     for j in range(N):
         time.sleep(DELAY)
         channel.send((i, j, i * N + j))
@@ -22,7 +22,7 @@ if __name__ == "__main__":
     arrivals = pprocess.Queue(limit=LIMIT, continuous=1)
     for i in range(N):
         arrivals.start(row, i)
-    grid = [[None] * N for _ in range(N)]
+    grid: list[list[int | None]] = [[None] * N for _ in range(N)]
     for i, j, value in arrivals:
         grid[i][j] = value
     for r in grid:

@@ -13,12 +13,14 @@ DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 
 class GridFiller(pprocess.Exchange):
-    def store_data(self, channel):
+    grid: list[list[int | None]]
+
+    def store_data(self, channel: pprocess.Channel) -> None:
         i, j, value = channel.receive()
         self.grid[i][j] = value
 
 
-def cell(i, j):
+def cell(i: int, j: int) -> tuple[int, int, int]:
     time.sleep(DELAY)
     return i, j, i * N + j
 

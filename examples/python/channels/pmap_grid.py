@@ -14,7 +14,7 @@ LIMIT = 10
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 
-def cell(pos):
+def cell(pos: tuple[int, int]) -> int:
     i, j = pos
     time.sleep(DELAY)  # stands for a slow computation
     return i * N + j

@@ -12,7 +12,7 @@ LIMIT = 10
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 
-def cell(i, j):
+def cell(i: int, j: int) -> tuple[int, int, int]:
     time.sleep(DELAY)
     return i, j, i * N + j
 
@@ -23,7 +23,7 @@ if __name__ == "__main__":
     for i in range(N):
         for j in range(N):
             compute(i, j)
-    grid = [[None] * N for _ in range(N)]
+    grid: list[list[int | None]] = [[None] * N for _ in range(N)]
     for i, j, value in arrivals:
         grid[i][j] = value
     for row in grid:

@@ -13,7 +13,7 @@ LIMIT = 10
 DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 
 
-def cell(i, j):
+def cell(i: int, j: int) -> int:
     time.sleep(DELAY)
     return i * N + j
 

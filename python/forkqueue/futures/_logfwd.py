@@ -16,6 +16,8 @@ import threading
 LOG = b"L"
 OUTCOME = b"R"
 
+_LogRecord = logging.LogRecord
+_new_record = object.__new__
 _BASIC = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -33,27 +35,33 @@ class _Forward(logging.Handler):
             self.handleError(record)
 
 
+_KEYS = ("name", "msg", "levelname", "levelno", "pathname", "filename", "module",
+         "lineno", "funcName", "created", "msecs", "relativeCreated", "thread",
+         "threadName", "processName", "process", "exc_text", "stack_info",
+         "taskName")
+
+
 def _dump(record) -> bytes:
-    d = dict(record.__dict__)
-    d["msg"] = record.getMessage()
-    d["args"] = None
-    if record.exc_info:
-        if not record.exc_text:
-            d["exc_text"] = logging.Formatter().formatException(record.exc_info)
-    d["exc_info"] = None
-    d.pop("message", None)
+    # A tuple in a fixed key order plus a dict of the rest: a third cheaper
+    # to load than the whole attribute dict, which matters in the parent.
+    d = record.__dict__
+    exc_text = d.get("exc_text")
+    if record.exc_info and not exc_text:
+        exc_text = logging.Formatter().formatException(record.exc_info)
+    values = [d.get(k) for k in _KEYS]
+    values[1] = record.getMessage()
+    values[16] = exc_text
+    extra = {k: v for k, v in d.items() if k not in _BASIC}
     try:
-        return pickle.dumps(d, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((values, extra), pickle.HIGHEST_PROTOCOL)
     except Exception:
         # An `extra` value that cannot be pickled travels as its repr.
-        for k, v in list(d.items()):
-            if k in _BASIC:
-                continue
+        for k, v in list(extra.items()):
             try:
                 pickle.dumps(v)
             except Exception:
-                d[k] = repr(v)
-        return pickle.dumps(d, pickle.HIGHEST_PROTOCOL)
+                extra[k] = repr(v)
+        return pickle.dumps((values, extra), pickle.HIGHEST_PROTOCOL)
 
 
 def install(send, *, spawned: bool) -> None:
@@ -87,9 +95,16 @@ def install(send, *, spawned: bool) -> None:
 def handle(data: bytes) -> None:
     """In the parent: one forwarded record to the parent's logger."""
     try:
-        record = logging.makeLogRecord(pickle.loads(data))
+        values, extra = pickle.loads(data)
+        record = _new_record(_LogRecord)
+        attrs = record.__dict__
+        attrs.update(zip(_KEYS, values))
+        attrs["args"] = None
+        attrs["exc_info"] = None
+        if extra:
+            attrs.update(extra)
     except Exception:
         return
-    logger = logging.getLogger(record.name)
+    logger = logging.getLogger(record.name) if record.name != "root" else logging.getLogger()
     if logger.isEnabledFor(record.levelno):
         logger.handle(record)

@@ -216,7 +216,10 @@ class _Collected(_pump.Entry):
     def _message(self, msg):
         tag = msg[:1]
         if tag == _logfwd.LOG:
-            _logfwd.handle(msg[1:])
+            try:
+                _logfwd.handle(msg[1:])
+            except Exception:
+                pass  # a failing handler or filter loses its record only
         elif tag == _logfwd.OUTCOME:
             self.outcome = bytes(msg[1:])
 
@@ -269,6 +272,8 @@ class _ChannelPopen(_Collected):
         n = 0
         while limit is None or n < limit:
             try:
+                # poll() first: it also sees messages already buffered here
+                # (recv(0) alone may time out on those).
                 if not ch.poll(0):
                     return True
                 msg = ch.recv(0)

@@ -101,10 +101,14 @@ class _Collector:
 
     @staticmethod
     def _drain(entry, limit):
+        # A message that fails to be handled is dropped, never the channel:
+        # stopping to read would leave the child blocked on a full channel.
         try:
             return entry.drain(limit)
+        except (OSError, ValueError):
+            return False  # the channel itself is unusable
         except Exception:
-            return False
+            return True
 
     def _finish(self, entry, poller, fds):
         # The child has exited: everything it wrote is readable now.

@@ -191,7 +191,10 @@ class LinkedWorker(Worker):
         return out, self._final is not None or self._link.eof
 
     def _pool_fileno(self):
-        return None if self._link is None else self._link.fileno()
+        """The descriptor to poll, None once the worker is known dead."""
+        if self._link is None or self._dead:
+            return None
+        return self._link.fileno()
 
     # ---- worker side ---------------------------------------------------------
 

@@ -16,8 +16,11 @@ import pickle
 import select
 import socket
 import struct
+import threading
 import time
-import traceback
+
+from .._remote_exc import (RemoteError, RemoteTraceback, dump_outcome,
+                           load_outcome)
 
 __all__ = ["SocketLink", "ChannelLink", "WorkerError", "RemoteTraceback",
            "encode_final", "decode_final", "dumps", "loads"]
@@ -38,72 +41,42 @@ def dumps(obj):
 loads = pickle.loads
 
 
-class WorkerError(RuntimeError):
-    """Stands for an exception raised in a worker that could not be brought
-    back as itself (it could not be pickled or unpickled); its text names
-    the original class and message."""
-
-
-class RemoteTraceback(Exception):
-    """Set as ``__cause__`` of an error that came from another process:
-    the worker's traceback, as text."""
-
-    def __str__(self):
-        return self.args[0] if self.args else ""
-
-
-def describe(exc):
-    """``module.Class: message`` and the traceback of ``exc``, as text."""
-    cls = type(exc)
-    head = f"{cls.__module__}.{cls.__qualname__}: {exc}"
-    tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
-    return head, tb
+# Exceptions cross process boundaries the way every face carries them
+# (forkqueue._remote_exc): the original type where it can be rebuilt, with
+# the worker's traceback as __cause__; otherwise a stand-in naming the
+# original class and message.
+WorkerError = RemoteError
 
 
 def encode_final(graceful, value, state):
-    """The F message: outcome and user_state, each pickled on its own so
-    that one that cannot be pickled does not lose the other."""
-    head = tb = None
-    if not graceful and value is not None:
-        head, tb = describe(value)
-    try:
-        blob = dumps(value)
-    except Exception as e:  # noqa: BLE001 (anything pickle may raise)
-        if graceful:
-            graceful = False
-            head = (f"{WorkerError.__module__}.WorkerError: the result "
-                    f"cannot be pickled: {type(e).__name__}: {e}")
-        blob = None
+    """The F message: the outcome and user_state, each pickled on its own
+    so that one that cannot be pickled does not lose the other."""
+    blob = dump_outcome(value) if graceful else dump_outcome(exc=value)
     try:
         sblob = dumps(state)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 (anything pickle may raise)
         sblob = None
-    return bytes([T_FINAL]) + dumps((graceful, blob, head, tb, sblob))
+    return bytes([T_FINAL]) + dumps((blob, sblob))
 
 
 def decode_final(data, old_state):
     """``(graceful, value_or_error, user_state)`` from an F message."""
-    graceful, blob, head, tb, sblob = loads(memoryview(data)[1:])
-    value = None
-    if blob is not None:
-        try:
-            value = loads(blob)
-        except Exception as e:  # noqa: BLE001
-            graceful = False
-            value = WorkerError(f"{head or 'result'} (it could not be "
-                                f"unpickled here: {type(e).__name__}: {e})")
-    elif head is not None:
-        value = WorkerError(head)
-    if (not graceful and isinstance(value, BaseException) and tb
-            and value.__cause__ is None):
-        value.__cause__ = RemoteTraceback(tb)
+    blob, sblob = loads(memoryview(data)[1:])
+    try:
+        value, exc = load_outcome(blob)
+    except Exception as e:  # noqa: BLE001 (a result this side cannot load)
+        value, exc = None, WorkerError(
+            f"{type(e).__module__}.{type(e).__qualname__}",
+            f"the result could not be unpickled here: {e}")
     state = old_state
     if sblob is not None:
         try:
             state = loads(sblob)
         except Exception:  # noqa: BLE001
             pass
-    return graceful, value, state
+    if exc is not None:
+        return False, exc, state
+    return True, value, state
 
 
 class ChannelLink:
@@ -209,28 +182,110 @@ class SocketLink:
             pass
 
 
+class TLSLink(SocketLink):
+    """`SocketLink` over a TLS socket shared by two threads (a remote
+    worker's reader and its main thread): OpenSSL objects must not be used
+    by two threads at once, so every TLS call holds a lock, on a
+    non-blocking socket, and the waits happen outside it."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        import ssl
+        self._ssl = ssl
+        self.lock = threading.Lock()
+        sock.setblocking(False)
+
+    def _wait(self, want_write, deadline):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError()
+        r, w = ([], [self.sock]) if want_write else ([self.sock], [])
+        select.select(r, w, [], left)
+
+    def send(self, data):
+        view = memoryview(_HDR.pack(len(data)) + bytes(data))
+        ssl = self._ssl
+        while view:
+            want_write = False
+            with self.lock:
+                try:
+                    n = self.sock.send(view)
+                    view = view[n:]
+                    continue
+                except ssl.SSLWantWriteError:
+                    want_write = True
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLError as e:
+                    raise ConnectionError(f"TLS: {e}") from e
+            self._wait(want_write, None)
+
+    def recv(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ssl = self._ssl
+        while True:
+            frame = self._frame()
+            if frame is not None:
+                return frame
+            if self.eof:
+                return None
+            want_write = False
+            with self.lock:
+                try:
+                    chunk = self.sock.recv(262144)
+                except ssl.SSLWantReadError:
+                    chunk = None
+                except ssl.SSLWantWriteError:
+                    chunk, want_write = None, True
+                except (ssl.SSLError, OSError):
+                    chunk = b""
+            if chunk is None:
+                self._wait(want_write, deadline)
+            elif not chunk:
+                self.eof = True
+            else:
+                self.buf += chunk
+
+    def ready(self):
+        if self.eof or self.buffered():
+            return True
+        with self.lock:
+            if self.sock.pending():
+                return True
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+
 def recv_exact(sock, n, deadline):
     """Reads exactly ``n`` bytes before ``deadline`` (monotonic), for the
     handshake; ConnectionError on EOF, TimeoutError when late."""
     out = bytearray()
     while len(out) < n:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
+        tls_ready = hasattr(sock, "pending") and sock.pending()
+        if not tls_ready and (left <= 0 or not select.select(
+                [sock], [], [], left)[0]):
             raise TimeoutError("no answer from the peer in time")
-        chunk = sock.recv(n - len(out))
+        try:
+            chunk = sock.recv(n - len(out))
+        except OSError as e:  # TLS errors included
+            raise ConnectionError(f"connection failed: {e}") from e
         if not chunk:
             raise ConnectionError("connection closed by the peer")
         out += chunk
     return bytes(out)
 
 
-def connect(addr, key, timeout=10.0):
-    """Opens an authenticated connection to a worker server."""
+def connect(addr, key, timeout=10.0, ssl_context=None, server_hostname=None):
+    """Opens an authenticated connection to a worker server (over TLS with
+    ``ssl_context``)."""
     from .._auth import client_answer, client_check, HELLO_LEN, VERDICT_LEN
     sock = socket.create_connection(addr, timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(
+                sock, server_hostname=server_hostname or addr[0])
         sock.settimeout(None)
         deadline = time.monotonic() + timeout
         hello = recv_exact(sock, HELLO_LEN, deadline)
@@ -244,4 +299,4 @@ def connect(addr, key, timeout=10.0):
     except BaseException:
         sock.close()
         raise
-    return SocketLink(sock)
+    return SocketLink(sock) if ssl_context is None else TLSLink(sock)

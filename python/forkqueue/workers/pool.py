@@ -342,6 +342,7 @@ class _Run:
             return self._poll_state
         fds = {}
         threads = []
+        gone = []
         for w in self.live():
             if w.is_thread:
                 threads.append(w)
@@ -349,6 +350,10 @@ class _Run:
                 fd = w._pool_fileno()
                 if fd is not None and fd >= 0:
                     fds.setdefault(fd, []).append(w)
+                else:
+                    gone.append(w)  # already seen dead elsewhere
+        if gone:
+            return None, gone, None, None
         poller = select.poll()
         wake = self.pool._wake_r
         if threads and wake is not None:
@@ -362,6 +367,9 @@ class _Run:
     def wait_ready(self):
         """Workers that may have results or have ended."""
         poller, fds, threads, wake = self._poller()
+        if poller is None:
+            self._poll_key = None
+            return fds  # workers already dead: service them now
         ready = []
         for fd, _ in poller.poll(1000):
             if wake is not None and fd == wake.fileno():

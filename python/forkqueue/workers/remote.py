@@ -62,12 +62,13 @@ class RemoteWorker(LinkedWorker):
     """Runs ``do_work()`` on a worker server (see `RemoteServer`)."""
 
     def __init__(self, target, *, host=None, context=None, main_path=None,
-                 authkey=None, **kwargs):
+                 authkey=None, ssl_context=None, **kwargs):
         self._target_host = sanitize_target_host(host)
         self._context = context
         self._main_path = (main_path if main_path is not None
                            else client_main_path())
         self._authkey = authkey
+        self._ssl_context = ssl_context
         if context is not None:
             kwargs.setdefault("run", True)
         super().__init__(target, **kwargs)
@@ -85,6 +86,7 @@ class RemoteWorker(LinkedWorker):
             for k in _LOCAL:
                 state.pop(k, None)
             state["_authkey"] = None
+            state["_ssl_context"] = None
         return state
 
     def __setstate__(self, state):
@@ -95,7 +97,8 @@ class RemoteWorker(LinkedWorker):
     def _start(self):
         key = _auth.get_authkey(self._authkey)
         payload = remote_pickle.dumps(self)
-        link = _wire.connect(self._target_host, key, START_TIMEOUT)
+        link = _wire.connect(self._target_host, key, START_TIMEOUT,
+                             self._ssl_context)
         try:
             link.send(_wire.dumps(("worker", self._context, self._main_path,
                                    payload)))

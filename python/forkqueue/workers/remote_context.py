@@ -17,10 +17,12 @@ class RemoteContext:
     the workers using it)."""
 
     def __init__(self, ctx_id, host=None, target=None, args=None,
-                 kwargs=None, extra_state=None, *, authkey=None):
+                 kwargs=None, extra_state=None, *, authkey=None,
+                 ssl_context=None):
         self._id = ctx_id
         self._target_host = sanitize_target_host(host)
         self._authkey = authkey
+        self._ssl_context = ssl_context
         payload = remote_pickle.dumps((target, list(args or ()),
                                        dict(kwargs or {}),
                                        dict(extra_state or {})))
@@ -33,7 +35,8 @@ class RemoteContext:
 
     def _request(self, req):
         key = _auth.get_authkey(self._authkey)
-        link = _wire.connect(self._target_host, key)
+        link = _wire.connect(self._target_host, key,
+                             ssl_context=self._ssl_context)
         with contextlib.closing(link):
             link.send(_wire.dumps(req))
             data = link.recv(30.0)

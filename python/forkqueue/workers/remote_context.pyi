@@ -6,7 +6,8 @@ class RemoteContext:
                  args: Iterable[Any] | None = ...,
                  kwargs: dict[str, Any] | None = ...,
                  extra_state: dict[str, Any] | None = ..., *,
-                 authkey: str | bytes | None = ...) -> None: ...
+                 authkey: str | bytes | None = ...,
+                 ssl_context: Any = ...) -> None: ...
     @property
     def context_id(self) -> Any: ...
     @property

@@ -67,7 +67,8 @@ def _request(frame):
 
 
 class _Pending:
-    __slots__ = ("sock", "peer", "buf", "authed", "deadline", "challenge")
+    __slots__ = ("sock", "peer", "buf", "authed", "deadline", "challenge",
+                 "tls_done")
 
 
 class _Child:
@@ -80,11 +81,12 @@ class RemoteServer:
     ``authkey``: the shared key (default: $FORKQUEUE_AUTHKEY, else the
     per-user key file, created if missing); the server refuses to start
     without one. ``handshake_timeout``: seconds a connection has to
-    authenticate and send its request.
+    authenticate and send its request. ``ssl_context``: a server-side
+    `ssl.SSLContext` to speak TLS (clients then pass theirs).
     """
 
     def __init__(self, addr=None, close_on_none=False, *, authkey=None,
-                 handshake_timeout=5.0, max_pending=512):
+                 handshake_timeout=5.0, max_pending=512, ssl_context=None):
         self.req_addr = server_addr(addr)
         self.addr = None
         self.socket = None
@@ -92,6 +94,7 @@ class RemoteServer:
         self.close_on_none = close_on_none
         self.handshake_timeout = handshake_timeout
         self.max_pending = max_pending
+        self.ssl_context = ssl_context
         self._key = _auth.get_authkey(authkey)
         self.children = []
         self.contexts = {}
@@ -194,18 +197,56 @@ class RemoteServer:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            hello, challenge = _auth.server_hello()
-            try:
-                sock.send(hello)
-            except OSError:
-                sock.close()
-                continue
             p = _Pending()
-            p.sock, p.peer, p.buf, p.authed = sock, peer, bytearray(), False
-            p.challenge = challenge
+            p.peer, p.buf, p.authed = peer, bytearray(), False
             p.deadline = time.monotonic() + self.handshake_timeout
+            p.tls_done = self.ssl_context is None
+            if not p.tls_done:
+                try:
+                    sock = self.ssl_context.wrap_socket(
+                        sock, server_side=True,
+                        do_handshake_on_connect=False)
+                except OSError:
+                    sock.close()
+                    continue
+            p.sock = sock
+            if p.tls_done and not self._hello(p):
+                continue
             self._pending[sock.fileno()] = p
             self._watch(sock, select.POLLIN, ("conn", p))
+
+    def _hello(self, p):
+        hello, p.challenge = _auth.server_hello()
+        try:
+            p.sock.send(hello)
+        except OSError:
+            p.sock.close()
+            return False
+        return True
+
+    def _tls_step(self, p):
+        """Advances the TLS handshake of ``p``; True once it is done."""
+        import ssl
+        fd = p.sock.fileno()
+        try:
+            p.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._poll.modify(fd, select.POLLIN)
+            return False
+        except ssl.SSLWantWriteError:
+            self._poll.modify(fd, select.POLLOUT)
+            return False
+        except OSError as e:
+            self.stats["rejected"] += 1
+            self._drop(p, f"TLS handshake failed: {e}")
+            return False
+        self._poll.modify(fd, select.POLLIN)
+        p.tls_done = True
+        if not self._hello(p):
+            self._pending.pop(fd, None)
+            self._unwatch(fd)
+            return False
+        return True
 
     def _drop(self, p, why=None):
         fd = p.sock.fileno()
@@ -216,11 +257,18 @@ class RemoteServer:
         p.sock.close()
 
     def _conn_readable(self, p):
+        if not p.tls_done:
+            self._tls_step(p)
+            return
         try:
             data = p.sock.recv(65536)
+            while self.ssl_context is not None and p.sock.pending():
+                data += p.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
+        except OSError as e:
+            if type(e).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
+                return
             data = b""
         if not data:
             return self._drop(p)
@@ -349,7 +397,8 @@ class RemoteServer:
         if ctx is not None and main is None:
             main = ctx[0]
         setup_main(main)
-        link = SocketLink(sock)
+        link = SocketLink(sock) if self.ssl_context is None else \
+            _wire.TLSLink(sock)
         link.buf += rest
         try:
             patches = {}
@@ -390,10 +439,12 @@ class RemoteServer:
         return True
 
     def _client_gone(self, c):
+        """The connection hung up: the client left (or the worker, ending,
+        shut it down). Nothing of the worker's may outlive it."""
         self._unwatch(c.sock.fileno())
-        if c.ch.returncode is None and c.kill_at is None:
-            logger.info("client %s hung up: killing worker %d", c.peer,
-                        c.ch.pid)
+        if c.ch.returncode is None and c.kill_at is None and not c.eof:
+            logger.debug("connection of %s closed: ending worker %d", c.peer,
+                         c.ch.pid)
             c.ch.kill(signal.SIGTERM)
             c.kill_at = time.monotonic() + 1.0
 
@@ -568,3 +619,9 @@ def run_server(addr, install_handlers=True, close_on_none=True, **kwargs):
     server = RemoteServer(addr, close_on_none=close_on_none, **kwargs)
     server.open_socket()
     server.run()
+
+
+if __name__ == "__main__":  # python3 -m forkqueue.workers.remote_server
+    import sys as _sys
+    from ..server import main as _main
+    _sys.exit(_main())

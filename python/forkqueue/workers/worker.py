@@ -38,6 +38,17 @@ _live = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
+def _after_fork_in_child():
+    # A forked worker starts with no children of its own, and with a lock
+    # that no thread of the parent can be holding.
+    global _live, _live_lock
+    _live = weakref.WeakSet()
+    _live_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Worker:
     """Base of all workers. See ``docs/python-workers.md``."""
 

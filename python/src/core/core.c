@@ -65,6 +65,7 @@ int fqpy_core_open(fqpy_core *c, fq_options *o)
     }
     c->opened = 1;
     c->owner_pid = getpid();
+    c->fork_gen = fqpy_fork_generation;
     fqpy_reg_reforked(&c->reg);
     fqpy_state *st = c->st;
     c->live_next = st->live;

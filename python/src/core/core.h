@@ -62,6 +62,7 @@ typedef struct fqpy_core {
     int in_core; /* a core call with the GIL released is running */
     int closing; /* interpreter exit: the queue is being closed */
     pid_t owner_pid;
+    unsigned long fork_gen;    /* fqpy_fork_generation when opened */
     PyGILState_STATE gilstate; /* from the prepare hook to the parent hook */
     fqpy_registry reg;
     struct fqpy_core *live_next, **live_prev;
@@ -100,6 +101,9 @@ PyObject *fqpy_format_current_exc(struct fqpy_state *st, PyObject **exc_out);
  * never while the core is inside a call or a result buffer is borrowed
  * (unpickling runs __setstate__, fork hooks flush user streams). */
 int fqpy_core_enter(fqpy_core *c, int allow_finished);
+extern unsigned long fqpy_fork_generation;
+/* Once per process, at module load. */
+void fqpy_core_global_init(void);
 void fqpy_core_leave(fqpy_core *c);
 #define FQPY_LOCK(c) ((c)->locked++)
 #define FQPY_UNLOCK(c) ((c)->locked--)

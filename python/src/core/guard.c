@@ -1,7 +1,26 @@
 /* One thread at a time per queue, and no re-entry from hooks/callbacks. */
 #include "../fqpy.h"
 
-#include <unistd.h>
+#include <pthread.h>
+
+/* Bumped in the child of every fork (pthread_atfork): a queue opened in
+ * another generation belongs to a parent. Cheaper than getpid() per call,
+ * which is a system call. */
+unsigned long fqpy_fork_generation;
+
+static void bump_generation(void)
+{
+    fqpy_fork_generation++;
+}
+
+void fqpy_core_global_init(void)
+{
+    static int done;
+    if (!done) {
+        done = 1;
+        pthread_atfork(NULL, NULL, bump_generation);
+    }
+}
 
 int fqpy_core_enter(fqpy_core *c, int allow_finished)
 {
@@ -10,7 +29,7 @@ int fqpy_core_enter(fqpy_core *c, int allow_finished)
                      c->name);
         return -1;
     }
-    if (c->opened && c->owner_pid != getpid()) {
+    if (c->opened && c->fork_gen != fqpy_fork_generation) {
         PyErr_Format(PyExc_RuntimeError,
                      "this %s belongs to another process (a forked child "
                      "cannot use its parent's queue)",

@@ -54,7 +54,10 @@ PyObject *fqpy_entry_id(const fqpy_entry *e, Py_ssize_t i);
 /* Results held by a slot. */
 Py_ssize_t fqpy_entry_items(const fqpy_entry *e);
 fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq);
-fqpy_entry *fqpy_store_front(fqpy_store *s);
+static inline fqpy_entry *fqpy_store_front(fqpy_store *s)
+{
+    return s->count ? &s->buf[s->head] : NULL;
+}
 /* Removes the front slot; its references move to *out. */
 void fqpy_store_pop(fqpy_store *s, fqpy_entry *out);
 void fqpy_store_clear(fqpy_store *s);

@@ -377,11 +377,43 @@ static int report_progress(fqpy_iter *it)
     return t ? -1 : 0;
 }
 
+/* The common case, a result of a whole batch that succeeded, needs neither
+ * the core nor the guard (no core call, no Python code runs): a few loads
+ * instead of the general path, for the ~40 ns per item of tiny jobs. */
+static PyObject *iter_fast(fqpy_iter *it, fqpy_queue *self)
+{
+    fqpy_call *call = it->call;
+    fqpy_store *s = &call->store;
+    fqpy_entry *e = fqpy_store_front(s);
+    if (e == NULL || e->state != FQPY_BATCH || it->progress || self->retn_ids ||
+        self->track_ids ||
+        (call != self->main && self->main->store.count != 0) ||
+        (it->source && it->since_fill >= 31))
+        return NULL;
+    if (it->source)
+        it->since_fill++;
+    PyObject *value = Py_NewRef(PyList_GET_ITEM(e->value, e->pos));
+    e->pos++;
+    s->items--;
+    if (e->pos == PyList_GET_SIZE(e->value)) {
+        fqpy_entry out;
+        fqpy_store_pop(s, &out);
+        Py_XDECREF(out.id);
+        Py_DECREF(out.value);
+    }
+    return value;
+}
+
 static PyObject *iter_next(fqpy_iter *it)
 {
     if (it->done)
         return NULL;
     fqpy_queue *self = it->q;
+    if (self && !self->core.finished) {
+        PyObject *r = iter_fast(it, self);
+        if (r)
+            return r;
+    }
     if (self == NULL || fqpy_enter(self, 0) < 0)
         return NULL;
     PyObject *res = NULL;

@@ -68,11 +68,6 @@ fqpy_entry *fqpy_store_at(fqpy_store *s, uint64_t seq)
     return &s->buf[(s->head + (size_t)(seq - s->seq0)) & (s->cap - 1)];
 }
 
-fqpy_entry *fqpy_store_front(fqpy_store *s)
-{
-    return s->count ? &s->buf[s->head] : NULL;
-}
-
 void fqpy_store_pop(fqpy_store *s, fqpy_entry *out)
 {
     fqpy_entry *e = &s->buf[s->head];
