@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "forkqueue.h"
-#include "wire.h"
+#include "wire/wire.h"
 
 static const unsigned accept_sets[] = {
     FQ__ACCEPT_JOB,

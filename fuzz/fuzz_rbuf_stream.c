@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
+#include "transport/channel.h"
 #include "forkqueue.h"
-#include "wire.h"
+#include "wire/wire.h"
 
 static uint32_t next_rand(uint32_t *s)
 {

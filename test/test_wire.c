@@ -1,7 +1,7 @@
 /* The frame codec: round trips, byte layout and every rejection path. */
 #include "fq_test.h"
 
-#include "wire.h"
+#include "wire/wire.h"
 
 static void encode(const fq__frame *f, unsigned char out[FQ__WIRE_HDR])
 {

@@ -43,7 +43,7 @@
 #define FQ__HAVE_EVENTFD 1
 #endif
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 

@@ -1,5 +1,5 @@
 /* Live job ids: see jobtable.h. */
-#include "jobtable.h"
+#include "core/jobtable.h"
 
 #include <stdlib.h>
 

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan_public.h"
-#include "internal.h"
+#include "channel/chan_public.h"
+#include "core/internal.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 

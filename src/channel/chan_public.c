@@ -12,7 +12,7 @@
  * the list of orphans (children of freed channels, not reaped yet) are
  * guarded by a lock that a child re-creates (pthread_atfork).
  */
-#include "chan_public.h"
+#include "channel/chan_public.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "wire.h"
+#include "core/internal.h"
+#include "wire/wire.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 

@@ -1,5 +1,6 @@
-/* Channels: see channel.h. */
-#include "channel.h"
+/* The receive buffer: bytes -> frames (see rbuf.h). With the decoder in
+ * wire.c, the only code that reads bytes from another process. */
+#include "wire/rbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,65 +104,4 @@ void fq__rbuf_consume(fq__rbuf *rb, size_t n)
     rb->start += n;
     if (rb->start >= rb->end)
         rb->start = rb->end = 0;
-}
-
-int fq__channel_pair(int fds[2])
-{
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-        return FQ_ESYS;
-    int fl = fcntl(fds[0], F_GETFL);
-    if (fl < 0 || fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return FQ_ESYS;
-    }
-    /* Bigger socket buffers mean fewer wake-ups for batched small frames;
-     * the kernel caps the value, failure is harmless. */
-    int sz = 1 << 20;
-    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-    setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-    return 0;
-}
-
-ssize_t fq__send_iov(int fd, const struct iovec *iov, int n)
-{
-    struct msghdr mh;
-
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = (struct iovec *)iov;
-    mh.msg_iovlen = (size_t)n;
-    for (;;) {
-        ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return FQ_ETIMEDOUT;
-        if (errno == EPIPE || errno == ECONNRESET)
-            return FQ_ECLOSED;
-        return FQ_ESYS;
-    }
-}
-
-int fq__send_all(int fd, struct iovec *iov, int n)
-{
-    while (n > 0) {
-        ssize_t r = fq__send_iov(fd, iov, n);
-        if (r < 0)
-            return (int)r;
-        size_t left = (size_t)r;
-        while (n > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
-    }
-    return 0;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "internal.h"
+#include "queue/queue.h"
 
 /* A job whose result died with its worker (it ran, but its result was
  * being written when the worker was killed) runs again at most this many

@@ -18,10 +18,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#include "channel.h"
+#include "transport/channel.h"
 #include "forkqueue.h"
-#include "jobtable.h"
-#include "wire.h"
+#include "core/jobtable.h"
+#include "wire/wire.h"
 
 #define FQ__INLINE_RESULT 32
 

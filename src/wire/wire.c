@@ -1,5 +1,5 @@
 /* Frame encoding and validation: see wire.h for the layout. */
-#include "wire.h"
+#include "wire/wire.h"
 
 #include "forkqueue.h"
 

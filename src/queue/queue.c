@@ -14,421 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "queue/queue.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
 #define DEFAULT_GRACE_MS 1000
-#define MAX_INFLIGHT FQ__RING
-
-/* ---- Outcomes ---------------------------------------------------------- */
-
-static void job_free(fq__job *j)
-{
-    if (j->res && j->res != (void *)j->inline_res.bytes)
-        free(j->res);
-    free(j);
-}
-
-/* Stores len bytes (plus a NUL) as the job's outcome payload. */
-static int set_payload(fq__job *j, const void *data, size_t len)
-{
-    if (len < FQ__INLINE_RESULT) {
-        j->res = j->inline_res.bytes;
-    } else {
-        j->res = malloc(len + 1);
-        if (!j->res)
-            return FQ_ENOMEM;
-    }
-    if (len)
-        memcpy(j->res, data, len);
-    ((char *)j->res)[len] = '\0';
-    j->res_len = len;
-    return 0;
-}
-
-static void publish(fq__queue *q, fq__job *j)
-{
-    j->state = FQ__JOB_DONE;
-    q->st.finished++;
-    if (j->status == FQ_ECRASHED)
-        q->st.crashed++;
-    else if (j->status == FQ_ETIMEDOUT)
-        q->st.timedout++;
-    if (q->opts.ordered) {
-        while (q->ord_scan && q->ord_scan->state == FQ__JOB_DONE) {
-            q->nready++;
-            q->ord_scan = q->ord_scan->onext;
-        }
-    } else {
-        j->onext = NULL;
-        if (q->ord_tail)
-            q->ord_tail->onext = j;
-        else
-            q->ord_head = j;
-        q->ord_tail = j;
-        q->nready++;
-    }
-}
-
-void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
-                    const char *msg)
-{
-    j->status = status;
-    j->code = code;
-    if (!msg)
-        msg = fq_strerror(status);
-    if (set_payload(j, msg, strlen(msg)) < 0) {
-        /* Out of memory for the message: keep the outcome, drop text. */
-        j->res = j->inline_res.bytes;
-        j->inline_res.bytes[0] = '\0';
-        j->res_len = 0;
-    }
-    publish(q, j);
-}
-
-/* ---- Dispatch ---------------------------------------------------------- */
-
-/* The in-flight depth of one worker, from the run times of its own jobs
- * (the queue's average until it has some). */
-static unsigned inflight_limit(const fq__queue *q, const fq__worker *w)
-{
-    if (q->opts.inflight > 0)
-        return (unsigned)q->opts.inflight;
-    int64_t avg = w->avg_run_ns >= 0 ? w->avg_run_ns : q->avg_run_ns;
-    if (avg < 0)
-        return 4;
-    if (avg < 20000)
-        return MAX_INFLIGHT;
-    /* Enough to keep a worker busy for twice FQ__FLUSH_AGE_NS (the age at
-     * which the parent takes held results); 2 for jobs over 2 ms, so that
-     * long jobs stay balanced across workers. */
-    int64_t n = 2 + 2 * FQ__FLUSH_AGE_NS / avg;
-    return n > (int64_t)MAX_INFLIGHT ? MAX_INFLIGHT : (unsigned)n;
-}
-
-int64_t fq__head_stalled_since(const fq__worker *w)
-{
-    if (!w->head || w->head == w->unsent)
-        return -1;
-    uint64_t started =
-        atomic_load_explicit(&w->stat->started, memory_order_acquire);
-    if (started != w->head->wseq + 1 ||
-        atomic_load_explicit(&w->stat->done, memory_order_acquire) >= started)
-        return -1;
-    return atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
-}
-
-/* A worker whose current job has run for FQ__STALL_NS gets no more jobs
- * until it ends: the jobs would wait behind it. */
-static int stalled(const fq__queue *q, const fq__worker *w)
-{
-    int64_t since = fq__head_stalled_since(w);
-    return since >= 0 && q->now_ns - since >= FQ__STALL_NS;
-}
-
-static int accepts_jobs(const fq__worker *w)
-{
-    return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_PROTO | FQ__W_SOLO));
-}
-
-static fq__job *pend_pop(fq__queue *q)
-{
-    fq__job *j = q->pend_head;
-    q->pend_head = j->next;
-    if (!q->pend_head)
-        q->pend_tail = NULL;
-    j->next = NULL;
-    q->npending--;
-    return j;
-}
-
-void fq__dispatch(fq__queue *q)
-{
-    if (!q->pend_head)
-        return;
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        w->limit = !accepts_jobs(w) || stalled(q, w) ? 0 : inflight_limit(q, w);
-    }
-    while (q->pend_head) {
-        fq__worker *best = NULL;
-        /* A job suspected of breaking a stream runs alone in an idle
-         * worker, so that its output is told apart from any other's. */
-        int suspect = q->pend_head->suspect != 0;
-        for (int i = 0; i < q->nw; i++) {
-            fq__worker *w = q->w[i];
-            unsigned lim = suspect && w->limit ? 1 : w->limit;
-            if (w->inflight < lim && !(w->flags & FQ__W_SOLO) &&
-                (!best || w->inflight < best->inflight))
-                best = w;
-        }
-        if (!best)
-            return;
-        fq__job *j = pend_pop(q);
-        if (j->suspect)
-            best->flags |= FQ__W_SOLO;
-        j->state = FQ__JOB_SENT;
-        j->wseq = best->next_wseq++;
-        if (best->tail)
-            best->tail->next = j;
-        else
-            best->head = j;
-        best->tail = j;
-        if (!best->unsent) {
-            best->unsent = j;
-            best->unsent_off = 0;
-        }
-        best->nunsent++;
-        best->inflight++;
-        if (j->timeout_ms > 0)
-            best->ntimed++;
-        if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker) {
-            best->flags |= FQ__W_RETIRING;
-            best->limit = 0;
-        }
-    }
-}
-
-/*
- * Takes back the jobs queued in w behind the one it is running, for an idle
- * worker. Jobs not yet written are unlinked (and the worker's sequence
- * numbers rolled back, since it never saw them); for jobs already written
- * the parent and the worker exchange the job's claim word in the shared
- * page: whoever comes first wins, so a job is either run by w or revoked,
- * never both. Revoked jobs go back to the front of the pending list.
- */
-int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
-{
-    fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
-    int n = 0, stop = 0;
-
-    if (!keep || keep == w->unsent)
-        return 0;
-    /* Jobs from first_unwritten on never reached the worker; a job partly
-     * written must still reach it whole, so it stays. */
-    uint64_t first_unwritten = UINT64_MAX;
-    fq__job *partial = w->unsent && w->unsent_off > 0 ? w->unsent : NULL;
-    if (w->unsent) {
-        first_unwritten = w->unsent->wseq + (partial ? 1 : 0);
-        w->next_wseq = first_unwritten;
-    }
-    w->unsent = partial;
-    w->nunsent = partial ? 1 : 0;
-    fq__job *j = keep->next;
-    keep->next = NULL;
-    w->tail = keep;
-    while (j) {
-        fq__job *nx = j->next;
-        int take;
-        if (j->wseq >= first_unwritten) {
-            take = 1;
-        } else if (j == partial || stop) {
-            take = 0;
-        } else {
-            uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
-                                            FQ__CLAIM_REVOKED(j->wseq));
-            take = prev != FQ__CLAIM_STARTED(j->wseq);
-            stop = !take; /* the worker has moved on: keep the rest */
-        }
-        j->next = NULL;
-        if (take) {
-            w->inflight--;
-            if (j->timeout_ms > 0)
-                w->ntimed--;
-            if (j->suspect)
-                w->flags &= ~FQ__W_SOLO;
-            j->state = FQ__JOB_PENDING;
-            if (back_tail)
-                back_tail->next = j;
-            else
-                back = j;
-            back_tail = j;
-            q->npending++;
-            n++;
-        } else {
-            w->tail->next = j;
-            w->tail = j;
-        }
-        j = nx;
-    }
-    if (back) {
-        back_tail->next = q->pend_head;
-        q->pend_head = back;
-        if (!q->pend_tail)
-            q->pend_tail = back_tail;
-    }
-    return n;
-}
-
-/* ---- Results from workers ---------------------------------------------- */
-
-fq__job *fq__fifo_pop(fq__worker *w)
-{
-    fq__job *j = w->head;
-    w->head = j->next;
-    if (!w->head)
-        w->tail = NULL;
-    j->next = NULL;
-    w->inflight--;
-    if (j->timeout_ms > 0)
-        w->ntimed--;
-    if (j->suspect)
-        w->flags &= ~FQ__W_SOLO;
-    return j;
-}
-
-int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
-                const unsigned char *copy, int override)
-{
-    fq__job *j = w->head;
-    char msg[128];
-
-    if (!j || j == w->unsent || f->wseq != j->wseq) {
-        free(owned);
-        return FQ_EPROTO; /* not the result of the job we expect */
-    }
-    fq__fifo_pop(w);
-    int64_t run = (int64_t)f->run_us * 1000;
-    q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
-    w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
-    q->fork_failures = 0;
-
-    if (!override && f->status == 0 && q->opts.max_result_bytes &&
-        f->len > q->opts.max_result_bytes)
-        override = FQ_ETOOBIG;
-    if (override == FQ_ETOOBIG) {
-        free(owned);
-        snprintf(msg, sizeof(msg),
-                 "result of %llu bytes exceeds max_result_bytes (%llu)",
-                 (unsigned long long)f->len,
-                 (unsigned long long)q->opts.max_result_bytes);
-        fq__job_finish(q, j, override, 0, msg);
-    } else if (override) {
-        free(owned);
-        snprintf(msg, sizeof(msg),
-                 "result of %llu bytes could not be allocated",
-                 (unsigned long long)f->len);
-        fq__job_finish(q, j, override, 0, msg);
-    } else {
-        j->status = f->status;
-        j->code = f->code;
-        if (owned) {
-            ((char *)owned)[f->len] = '\0';
-            j->res = owned;
-            j->res_len = (size_t)f->len;
-        } else if (set_payload(j, copy, (size_t)f->len) < 0) {
-            j->status = FQ_ENOMEM;
-            j->code = 0;
-            j->res = j->inline_res.bytes;
-            snprintf((char *)j->res, FQ__INLINE_RESULT, "result not allocated");
-            j->res_len = strlen((char *)j->res);
-        }
-        publish(q, j);
-    }
-    if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
-        !(w->flags & FQ__W_SHUT)) {
-        shutdown(w->fd, SHUT_WR);
-        w->flags |= FQ__W_SHUT;
-    }
-    return 0;
-}
-
-static void set_broken(fq__queue *q, const char *msg)
-{
-    if (q->broken)
-        return;
-    q->broken = 1;
-    free(q->broken_msg);
-    q->broken_msg = strdup(msg && *msg ? msg : "init function failed");
-}
-
-int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
-                     const unsigned char *payload)
-{
-    /* A result the parent already took from the worker's out[]. */
-    if (f->type == FQ__FRAME_RESULT && f->wseq < w->taken_upto &&
-        (!w->head || f->wseq < w->head->wseq))
-        return 0;
-    if (f->type == FQ__FRAME_INIT_FAIL) {
-        char buf[1024];
-        if (f->len > FQ__INIT_MSG_MAX)
-            return FQ_EPROTO;
-        /* Only a worker still in its init may say that init failed. */
-        if (atomic_load(&w->stat->ready))
-            return FQ_EPROTO;
-        size_t n = f->len < sizeof(buf) - 1 ? (size_t)f->len : sizeof(buf) - 1;
-        memcpy(buf, payload, n);
-        buf[n] = '\0';
-        set_broken(q, buf);
-        return 0;
-    }
-    return fq__deliver(q, w, f, NULL, payload, 0);
-}
-
-void fq__fail_pending(fq__queue *q, int status, const char *msg)
-{
-    while (q->pend_head) {
-        fq__job *j = pend_pop(q);
-        fq__job_finish(q, j, status, 0, msg);
-    }
-}
-
-/* ---- Worker supply ----------------------------------------------------- */
-
-static int active_workers(const fq__queue *q)
-{
-    int n = 0;
-    for (int i = 0; i < q->nw; i++)
-        if (!(q->w[i]->flags & FQ__W_RETIRING))
-            n++;
-    return n;
-}
-
-static int add_worker(fq__queue *q)
-{
-    fq__worker *w;
-
-    if (q->nw == q->capw) {
-        int ncap = q->capw ? q->capw * 2 : 8;
-        fq__worker **n = realloc(q->w, (size_t)ncap * sizeof(*n));
-        if (!n)
-            return FQ_ENOMEM;
-        q->w = n;
-        q->capw = ncap;
-    }
-    int rc = fq__worker_spawn(q, &w);
-    if (rc)
-        return rc;
-    q->w[q->nw++] = w;
-    return 0;
-}
-
-void fq__refill_workers(fq__queue *q)
-{
-    if (q->state != FQ__Q_RUNNING || q->broken)
-        return;
-    int64_t now = fq__now_ns();
-    if (now < q->respawn_at)
-        return;
-    for (int n = active_workers(q); n < q->nworkers; n++) {
-        if (add_worker(q) < 0) {
-            unsigned f = q->fork_failures < 7 ? q->fork_failures : 7;
-            q->fork_failures++;
-            q->respawn_at = now + (INT64_C(10000000) << f); /* to ~1.3 s */
-            if (active_workers(q) == 0) {
-                char m[160];
-                snprintf(m, sizeof(m), "could not fork a worker: %s",
-                         strerror(q->fork_errno));
-                fq__fail_pending(q, FQ_EFORK, m);
-            }
-            return;
-        }
-        q->st.respawns++;
-    }
-}
 
 /* ---- Conditions for the loop ------------------------------------------- */
 
@@ -536,7 +126,7 @@ static void free_list(fq__job *j, int by_onext)
 {
     while (j) {
         fq__job *n = by_onext ? j->onext : j->next;
-        job_free(j);
+        fq__job_free(j);
         j = n;
     }
 }
@@ -559,7 +149,7 @@ void fq__queue_destroy(fq__queue *q)
     }
     kill_all_and_reap(q);
     if (q->last_taken)
-        job_free(q->last_taken);
+        fq__job_free(q->last_taken);
     fq__jobtable_free(&q->table);
     free(q->w);
     free(q->broken_msg);
@@ -589,8 +179,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         q->nworkers = n > 0 ? (int)n : 1;
     }
-    if (q->opts.inflight > (int)MAX_INFLIGHT)
-        q->opts.inflight = (int)MAX_INFLIGHT;
+    if (q->opts.inflight > (int)FQ__MAX_INFLIGHT)
+        q->opts.inflight = (int)FQ__MAX_INFLIGHT;
     q->state = FQ__Q_RUNNING;
     q->avg_run_ns = -1;
     fq__jobtable_init(&q->table);
@@ -607,7 +197,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     }
     fq__wake_publish(q);
     for (int i = 0; i < q->nworkers; i++) {
-        rc = add_worker(q);
+        rc = fq__add_worker(q);
         if (rc) {
             fq__handle_remove(q);
             fq__queue_destroy(q);
@@ -708,7 +298,7 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
 static int take_ready(fq__queue *q, fq_result *r)
 {
     if (q->last_taken) {
-        job_free(q->last_taken);
+        fq__job_free(q->last_taken);
         q->last_taken = NULL;
     }
     if (q->nready == 0)
@@ -790,7 +380,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
         return FQ_EFINISHED;
     if (lookahead == 0) {
         size_t depth =
-            q->opts.inflight > 0 ? (size_t)q->opts.inflight : MAX_INFLIGHT;
+            q->opts.inflight > 0 ? (size_t)q->opts.inflight : FQ__MAX_INFLIGHT;
         lookahead = 4 * (size_t)q->nworkers * depth;
         if (lookahead < 64)
             lookahead = 64;
@@ -851,7 +441,7 @@ FQ__EXPORT int fq_refork(fq_queue h)
     }
     q->respawn_at = 0;
     fq__refill_workers(q);
-    if (active_workers(q) == 0)
+    if (fq__active_workers(q) == 0)
         return FQ_EFORK;
     fq__dispatch(q);
     eager_flush(q);

@@ -12,9 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "chan_public.h"
-#include "internal.h"
-#include "wire.h"
+#include "channel/chan_public.h"
+#include "core/internal.h"
+#include "wire/wire.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "channel.h"
+#include "transport/channel.h"
 #include "forkqueue.h"
 
 /* worker.c: the hygiene of every forked child, run first in the child with

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* Payloads at least this big are read straight into their own buffer. */
 #define DIRECT_READ (1u << 20)

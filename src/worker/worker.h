@@ -1,0 +1,29 @@
+/*
+ * Private to the worker layer: what its files (process.c, tree.c, main.c)
+ * share. The rest of the core sees the worker through core/internal.h.
+ */
+#ifndef FQ_WORKER_H
+#define FQ_WORKER_H
+
+#include <signal.h>
+
+#include "core/internal.h"
+
+/* Exit statuses of a worker that ends on its own. */
+#define FQ__EXIT_OK 0
+#define FQ__EXIT_IO 120    /* channel failed */
+#define FQ__EXIT_PROTO 121 /* parent sent garbage */
+#define FQ__EXIT_INIT 122  /* init failed (after reporting it) */
+#define FQ__EXIT_NOMEM 123
+
+/* tree.c: kills and reaps every process a worker's jobs started
+ * (async-signal-safe). */
+void fq__kill_descendants(void);
+/* tree.c: ends a worker, its jobs' processes first. */
+__attribute__((noreturn)) void fq__worker_exit(int status);
+/* tree.c: the hygiene of a new worker, then the queue's child hook; runs
+ * with every signal blocked and restores *oldmask. */
+void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
+                            pid_t parent, const sigset_t *oldmask);
+
+#endif
