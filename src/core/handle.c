@@ -176,7 +176,7 @@ void fq__handle_release(fq__queue **qp)
     int last = --q->refs == 0 && atomic_load(&q->closing);
     pthread_mutex_unlock(&reg_lock);
     if (last)
-        fq__queue_destroy(q);
+        q->destroy(q);
 }
 
 int fq__handle_get(fq_queue h, fq__queue **qp)
@@ -200,7 +200,7 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
     return rc;
 }
 
-int fq__handle_wake(fq_queue h)
+int fq__handle_call_locked(fq_queue h, int (*fn)(fq__queue *q))
 {
     int rc = FQ_ECLOSED;
 
@@ -211,8 +211,7 @@ int fq__handle_wake(fq_queue h)
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
         if (reg[i]->id == h.id) {
-            rc = reg[i]->owner == my_pid() ? fq__wake_signal(reg[i])
-                                           : FQ_EFOREIGN;
+            rc = reg[i]->owner == my_pid() ? fn(reg[i]) : FQ_EFOREIGN;
             break;
         }
     }

@@ -193,8 +193,9 @@ typedef struct fq__queue {
     unsigned fork_failures;
     int fork_errno;
 
-    void *pfd_mem; /* poll set cache */
+    void *pfd_mem; /* poll set cache (queue/events.c) */
     size_t pfd_cap;
+    int poll_nslot;          /* workers in the poll set being waited on */
     unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
 
     /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
@@ -204,13 +205,17 @@ typedef struct fq__queue {
     /* References held by calls in progress (handle.c, under its lock); the
      * queue is destroyed when it is closing and the last one goes. */
     unsigned refs;
+    /* Called by the last release of a closing queue: kills and reaps the
+     * workers, frees everything (queue/queue.c sets it; the registry below
+     * the queue calls it without knowing the queue layer). */
+    void (*destroy)(struct fq__queue *q);
     _Atomic int closing; /* fq_queue_free() was called */
     /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
      * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
     _Atomic int busy;
 } fq__queue;
 
-/* handle.c */
+/* core/handle.c */
 int fq__handle_add(fq__queue *q);
 /* Takes q out of the registry (new lookups fail with FQ_ECLOSED) and marks
  * it closing; returns how many references other calls still hold. */
@@ -219,10 +224,11 @@ unsigned fq__handle_remove(fq__queue *q);
  * fq__handle_release() (the LOOKUP of every public call does both). */
 int fq__handle_get(fq_queue h, fq__queue **qp);
 void fq__handle_release(fq__queue **qp);
-/* queue.c: kills and reaps the workers, frees everything. */
-void fq__queue_destroy(fq__queue *q);
-/* fq_wakeup(): signals the queue's wake-up descriptor under the lock. */
-int fq__handle_wake(fq_queue h);
+/* Calls fn(q) for the queue of h under the registry's lock, so that
+ * fq_queue_free() cannot close what fn uses meanwhile (fq_wakeup() signals
+ * the wake-up descriptor this way). FQ_ECLOSED for no such queue,
+ * FQ_EFOREIGN for one of another process. */
+int fq__handle_call_locked(fq_queue h, int (*fn)(fq__queue *q));
 /* Calls fn for every queue of this process (used in a new worker to close
  * the descriptors of all queues). Called without the lock: only from a
  * freshly forked child, where no other thread exists. */
@@ -233,7 +239,7 @@ void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg);
  * each job to notice that it is a copy a job made. */
 extern _Atomic unsigned fq__fork_gen;
 
-/* handle.c: the descriptors of all workers of all queues (see there). */
+/* core/handle.c: the descriptors of all workers of all queues (see there). */
 void fq__fds_lock(void);
 void fq__fds_unlock(void);
 int fq__fds_add_locked(int fd);
@@ -241,14 +247,14 @@ void fq__fds_close_locked(int fd);
 void fq__fds_close(int fd);
 /* In a new worker (the lock is held by the fork): closes all but keep. */
 void fq__fds_child_keep_only(int keep);
-/* worker.c: fq__child_hygiene() (chan_public.h) keeping one worker
+/* channel/child.c: fq__child_hygiene() (chan_public.h) keeping one worker
  * descriptor, a new worker's own end of its channel. */
 void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
 
 /* time */
 int64_t fq__now_ns(void);
 
-/* worker.c (parent side) */
+/* worker/process.c (parent side) */
 int fq__worker_spawn(fq__queue *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);
 /* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
@@ -266,16 +272,11 @@ void fq__worker_terminate(fq__worker *w, int grace_ms);
 void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
                        int exit_status);
 
-/* queue.c: results a dead worker produced but had not flushed. */
-void fq__recover_output(fq__queue *q, fq__worker *w);
-/* queue.c: decides which job wrote the bytes that broke w's stream. */
-void fq__blame_proto(fq__queue *q, fq__worker *w);
-
-/* worker.c (child side) */
+/* worker/main.c (child side) */
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
                                                int fd);
 
-/* wakeup.c */
+/* loop/wakeup.c */
 int fq__wake_open(fq__queue *q);
 /* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
 void fq__wake_publish(fq__queue *q);
@@ -285,37 +286,5 @@ void fq__wake_unpublish(fq__queue *q);
 void fq__wake_close(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);
-
-/* loop.c */
-typedef int (*fq__cond_fn)(fq__queue *q);
-/* Flags of fq__drive(). */
-#define FQ__DRIVE_UNINTERRUPTIBLE                                              \
-    1                        /* no FQ_EINTR, even with return_on_eintr         \
-                              */
-#define FQ__DRIVE_WAKEABLE 2 /* fq_wakeup() ends a wait: returns 1 */
-/* Moves jobs and results until cond(q) holds or timeout_ms passes (-1: no
- * limit). Returns 0, FQ_ETIMEDOUT, FQ_EINTR (only with return_on_eintr and
- * not FQ__DRIVE_UNINTERRUPTIBLE), 1 when woken by fq_wakeup() (only with
- * FQ__DRIVE_WAKEABLE and a non-zero timeout) or another error. */
-int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags);
-
-/* queue.c, used by the loop */
-void fq__dispatch(fq__queue *q);
-void fq__flush_worker(fq__worker *w);
-int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
-                const unsigned char *copy, int override);
-void fq__fail_pending(fq__queue *q, int status, const char *msg);
-fq__job *fq__fifo_pop(fq__worker *w);
-/* Start time of the job w is running, if it is the head of its FIFO and
- * has not ended; else -1. */
-int64_t fq__head_stalled_since(const fq__worker *w);
-/* Takes back the jobs w has not started (loop.c); returns how many. */
-int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
-void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
-                    const char *msg);
-void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);
-int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
-                     const unsigned char *payload);
-void fq__refill_workers(fq__queue *q);
 
 #endif

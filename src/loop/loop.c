@@ -1,561 +1,46 @@
 /*
- * The poll loop over the channels and pidfds of a queue's workers: sends
- * queued jobs, reads and decodes results, notices deaths, enforces time
- * limits, and starts replacement workers. It blocks only in poll(), with a
- * timeout computed from the nearest deadline, so a hung or stopped worker
- * can never hang the parent beyond the limits the caller chose.
+ * The poll loop (see loop.h). It blocks only in poll(), with a timeout
+ * computed from the nearest deadline its owner reports, so a hung or stopped
+ * peer can never hang the caller beyond the limits the caller chose.
  */
+#include "loop/loop.h"
+
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "core/internal.h"
+#include "forkqueue.h"
 
-/* Payloads at least this big are read straight into their own buffer. */
-#define DIRECT_READ (1u << 20)
-#define READ_CHUNK (256u * 1024)
-#define MAX_IOV 256
-/* How long a worker that closed its channel may take to exit. */
-#define EOF_GRACE_NS INT64_C(1000000000)
-/* Without a pidfd, how often a busy worker is asked whether it exited: a
- * process its job started may hold the channel open, so no end of file
- * would tell. */
-#define REAP_CHECK_NS INT64_C(250000000)
-
-/* ---- Sending ----------------------------------------------------------- */
-
-void fq__flush_worker(fq__worker *w)
+int fq__loop_run(const fq__loop_ops *ops, void *owner, int timeout_ms,
+                 int wake_fd, int flags)
 {
-    while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
-        struct iovec iov[MAX_IOV];
-        int n = 0;
-        size_t off = w->unsent_off;
-        for (fq__job *j = w->unsent; j && n < MAX_IOV; j = j->next) {
-            iov[n].iov_base = j->hdr + off;
-            iov[n].iov_len = FQ__WIRE_HDR + j->arg_len - off;
-            off = 0;
-            n++;
-        }
-        ssize_t r = fq__send_iov(w->fd, iov, n);
-        if (r == FQ_ETIMEDOUT)
-            return; /* socket full: POLLOUT will bring us back */
-        if (r < 0) {
-            /* The worker is gone or going; its death requeues the jobs. */
-            w->flags |= FQ__W_SHUT;
-            return;
-        }
-        size_t left = (size_t)r;
-        while (w->unsent) {
-            size_t rem = FQ__WIRE_HDR + w->unsent->arg_len - w->unsent_off;
-            if (left < rem) {
-                w->unsent_off += left;
-                break;
-            }
-            left -= rem;
-            w->unsent = w->unsent->next;
-            w->unsent_off = 0;
-            w->nunsent--;
-        }
-    }
-}
-
-/* ---- Receiving --------------------------------------------------------- */
-
-static void proto_error(fq__worker *w)
-{
-    w->flags |= FQ__W_PROTO | FQ__W_EOF;
-    w->eof_deadline = fq__now_ns() + EOF_GRACE_NS;
-    fq__worker_kill(w, SIGKILL);
-}
-
-static void saw_eof(fq__worker *w)
-{
-    if (!(w->flags & FQ__W_EOF)) {
-        w->flags |= FQ__W_EOF;
-        w->eof_deadline = fq__now_ns() + EOF_GRACE_NS;
-    }
-}
-
-/* Continues a payload that is being read into its own buffer (or dropped,
- * when it could not be kept). Returns 1 if progress, 0 if no data, -1 at
- * EOF or error. */
-static int read_direct(fq__queue *q, fq__worker *w)
-{
-    uint64_t want = w->direct_len - w->direct_have;
-    ssize_t n;
-
-    if (w->direct_buf) {
-        n = read(w->fd, w->direct_buf + w->direct_have, (size_t)want);
-    } else {
-        if (fq__rbuf_reserve(&w->rb, READ_CHUNK) < 0)
-            return -1;
-        n = read(w->fd, w->rb.buf, want < w->rb.cap ? (size_t)want : w->rb.cap);
-    }
-    if (n < 0) {
-        if (errno == EINTR)
-            return 1;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        return -1;
-    }
-    if (n == 0)
-        return -1;
-    w->direct_have += (uint64_t)n;
-    if (w->direct_have == w->direct_len) {
-        void *buf = w->direct_buf;
-        w->direct_buf = NULL;
-        if (fq__deliver(q, w, &w->direct_frame, buf, NULL, w->direct_status) <
-            0)
-            proto_error(w);
-        else
-            w->rx += FQ__WIRE_HDR + w->direct_len;
-    }
-    return 1;
-}
-
-/* Starts a direct read of a large payload whose header is buffered. */
-static void start_direct(fq__queue *q, fq__worker *w, const fq__frame *f)
-{
-    size_t have = w->rb.end - w->rb.start - FQ__WIRE_HDR;
-
-    w->direct_frame = *f;
-    w->direct_len = f->len;
-    w->direct_have = have;
-    w->direct_status = 0;
-    if (f->status == 0 && q->opts.max_result_bytes &&
-        f->len > q->opts.max_result_bytes) {
-        w->direct_status = FQ_ETOOBIG;
-        w->direct_buf = NULL;
-    } else if (f->len >= SIZE_MAX ||
-               !(w->direct_buf = malloc((size_t)f->len + 1))) {
-        w->direct_status = FQ_ENOMEM;
-        w->direct_buf = NULL;
-    }
-    if (w->direct_buf)
-        memcpy(w->direct_buf, w->rb.buf + w->rb.start + FQ__WIRE_HDR, have);
-    fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + have);
-}
-
-/* Reads what a worker sent and handles every complete frame. With `all`,
- * reads until the channel is empty (the worker is dead, nothing more can
- * come); otherwise a bounded amount, so one chatty worker cannot starve the
- * others. */
-static void read_worker(fq__queue *q, fq__worker *w, int all)
-{
-    for (int rounds = 0; all || rounds < 8; rounds++) {
-        if (w->flags & FQ__W_EOF)
-            return;
-        if (w->direct_len) {
-            int r = read_direct(q, w);
-            if (r < 0) {
-                saw_eof(w);
-                return;
-            }
-            if (r == 0)
-                return;
-            if (w->direct_have == w->direct_len)
-                w->direct_len = w->direct_have = 0;
-            continue;
-        }
-        size_t room = w->rb.cap - w->rb.end;
-        ssize_t n = fq__rbuf_read(&w->rb, w->fd, READ_CHUNK);
-        if (n == FQ_ETIMEDOUT)
-            return;
-        if (n <= 0) {
-            saw_eof(w);
-            return;
-        }
-        /* A read that did not fill the buffer found the channel empty:
-         * do not ask again only to hear EAGAIN (one system call less per
-         * round trip), unless the worker is dead and must be drained. */
-        int drained = !all && (size_t)n < room && room >= READ_CHUNK;
-        for (;;) {
-            fq__frame f;
-            const unsigned char *payload;
-            int rc =
-                fq__rbuf_frame(&w->rb, FQ__ACCEPT_FROM_WORKER, &f, &payload);
-            if (rc < 0) {
-                proto_error(w);
-                return;
-            }
-            if (rc == 0) {
-                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
-                    f.type == FQ__FRAME_INIT_FAIL && f.len > FQ__INIT_MSG_MAX) {
-                    proto_error(w); /* never buffer what it announces */
-                    return;
-                }
-                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
-                    f.len >= DIRECT_READ && f.type == FQ__FRAME_RESULT) {
-                    if (!w->head || w->head == w->unsent) {
-                        proto_error(w);
-                        return;
-                    }
-                    start_direct(q, w, &f);
-                }
-                break;
-            }
-            if (fq__handle_frame(q, w, &f, payload) < 0) {
-                proto_error(w);
-                return;
-            }
-            fq__rbuf_consume(&w->rb, FQ__WIRE_HDR + (size_t)f.len);
-            w->rx += FQ__WIRE_HDR + f.len;
-        }
-        if (drained && !w->direct_len)
-            return;
-    }
-}
-
-/*
- * Results held in a live worker's shared out[] while it runs further jobs:
- * taken from there, so that a result reaches the caller within about
- * FQ__FLUSH_AGE_NS of its job's end, however long the next job runs. The
- * copy is kept only if the worker did not empty out[] meanwhile (gen), and
- * only after the channel was read up to date: results the worker flushed
- * come first, and bytes a job wrote into the channel are seen before any of
- * its results are taken. The worker sends the same frames later; the
- * parent skips them (taken_upto).
- */
-static void take_held(fq__queue *q, fq__worker *w)
-{
-    fq__wstat *st = w->stat;
-
-    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
-        atomic_load_explicit(&st->done, memory_order_acquire) <= w->head->wseq)
-        return;
-    read_worker(q, w, 0);
-    if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
-        w->direct_len || w->rb.end != w->rb.start)
-        return;
-    uint64_t g = atomic_load_explicit(&st->gen, memory_order_acquire);
-    uint64_t n = atomic_load_explicit(&st->committed, memory_order_acquire);
-    if (n == 0 || n > FQ__OUT_CAP)
-        return;
-    if (!q->held_buf && !(q->held_buf = malloc(FQ__OUT_CAP)))
-        return;
-    memcpy(q->held_buf, st->out, (size_t)n);
-    /* A read-modify-write (of nothing) orders the copy before the check. */
-    if (atomic_fetch_add_explicit(&st->gen, 0, memory_order_acq_rel) != g)
-        return;
-    size_t off = 0;
-    while (w->head && w->head != w->unsent && off < n) {
-        fq__frame f;
-        const unsigned char *p = q->held_buf + off;
-        if (fq__frame_decode(p, (size_t)n - off, FQ__ACCEPT_FROM_WORKER, &f) <=
-                0 ||
-            f.type != FQ__FRAME_RESULT || f.len > n - off - FQ__WIRE_HDR ||
-            f.wseq > w->head->wseq)
-            return;
-        if (f.wseq == w->head->wseq) {
-            if (fq__deliver(q, w, &f, NULL, p + FQ__WIRE_HDR, 0) < 0)
-                return;
-            w->taken_upto = f.wseq + 1;
-        }
-        off += FQ__WIRE_HDR + (size_t)f.len;
-    }
-}
-
-/* Takes every result of a dead worker: what it flushed to the channel, then
- * what it had produced but not yet flushed. */
-static void collect_output(fq__queue *q, fq__worker *w)
-{
-    read_worker(q, w, 1);
-    /* A frame cut short in the channel is whole in the shared buffer. */
-    fq__rbuf_consume(&w->rb, w->rb.end - w->rb.start);
-    free(w->direct_buf);
-    w->direct_buf = NULL;
-    w->direct_len = w->direct_have = 0;
-    if (w->flags & FQ__W_PROTO)
-        fq__blame_proto(q, w);
-    fq__recover_output(q, w);
-}
-
-/* Whether the worker has exited: 1 (still ours to reap: a zombie), 0 (alive),
- * -1 (gone: the host reaped it). Nothing is reaped. */
-static int peek_exit(fq__worker *w)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-        return errno == EINTR ? 0 : -1;
-    return si.si_pid == w->pid ? 1 : 0;
-}
-
-/* Processes a job left in the worker's process group end with it. While
- * the worker is an unreaped zombie its pid, and so its group id, cannot be
- * reused: the signal reaches that group only. */
-static void kill_leftovers(fq__worker *w)
-{
-    if (peek_exit(w) == 1)
-        kill(-w->pid, SIGKILL);
-}
-
-/* The worker has exited (its pidfd fired): take its results, reap it,
- * settle its jobs. */
-static void reap_worker(fq__queue *q, fq__worker *w)
-{
-    int st = 0, have = 1;
-
-    collect_output(q, w);
-    kill_leftovers(w);
-    for (;;) {
-        pid_t r = waitpid(w->pid, &st, 0);
-        if (r == w->pid)
-            break;
-        if (r < 0 && errno == EINTR)
-            continue;
-        have = 0; /* ECHILD: the host reaped it or ignores SIGCHLD */
-        break;
-    }
-    fq__worker_gone(q, w, st, have);
-}
-
-/* Without pidfd: collect a worker that closed its channel, if it exited. */
-static int try_reap(fq__queue *q, fq__worker *w)
-{
-    int st = 0;
-    int e = peek_exit(w);
-    if (e == 0)
-        return 0;
-    if (e == 1)
-        kill(-w->pid, SIGKILL);
-    pid_t r = e == 1 ? waitpid(w->pid, &st, 0) : -1;
-    while (r < 0 && e == 1 && errno == EINTR)
-        r = waitpid(w->pid, &st, 0);
-    collect_output(q, w);
-    fq__worker_gone(q, w, st, r == w->pid);
-    return 1;
-}
-
-/* ---- Housekeeping ------------------------------------------------------ */
-
-static int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* Kills the worker of a job past its time limit; returns the next time a
- * limit could expire for this worker. */
-static int64_t check_timeouts(fq__worker *w, int64_t now)
-{
-    int64_t next = INT64_MAX;
-    uint64_t started =
-        atomic_load_explicit(&w->stat->started, memory_order_acquire);
-    uint64_t done = atomic_load_explicit(&w->stat->done, memory_order_acquire);
-    int64_t start_ns =
-        atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
-
-    for (fq__job *j = w->head; j; j = j->next) {
-        if (j->timeout_ms <= 0 || j->wseq + 1 < started)
-            continue;
-        int64_t limit = (int64_t)j->timeout_ms * 1000000;
-        if (j->wseq + 1 == started && done < started) {
-            if (now - start_ns >= limit) {
-                w->timedout_wseq = started;
-                fq__worker_kill(w, SIGKILL);
-                return INT64_MAX;
-            }
-            next = min64(next, start_ns + limit);
-        } else {
-            /* Not started: it cannot expire before `limit` from now. */
-            next = min64(next, now + limit);
-        }
-    }
-    return next;
-}
-
-/* Jobs queued behind a job that has run for FQ__STALL_NS move to idle
- * workers. Returns when to look again. */
-static int64_t rebalance(fq__queue *q, int64_t now)
-{
-    int idle = 0;
-    int64_t next = INT64_MAX;
-
-    if (q->pend_head)
-        return next;
-    for (int i = 0; i < q->nw; i++)
-        idle += q->w[i]->inflight == 0 &&
-                !(q->w[i]->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                                    FQ__W_KILLED | FQ__W_PROTO));
-    if (!idle)
-        return next;
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (!w->head || !w->head->next)
-            continue;
-        int64_t since = fq__head_stalled_since(w);
-        if (since < 0)
-            continue;
-        if (now - since < FQ__STALL_NS)
-            next = min64(next, since + FQ__STALL_NS);
-        else if (fq__revoke_unstarted(q, w) > 0)
-            fq__dispatch(q);
-    }
-    return next;
-}
-
-/* Everything that does not wait: returns the next time something is due. */
-static int64_t maintain(fq__queue *q)
-{
-    int64_t now = fq__now_ns(), next = INT64_MAX;
-
-    /* Without pidfds: collect workers whose channel closed and that have
-     * exited, and look at busy (or stopping) workers now and then. First,
-     * so that their jobs are requeued and the workers replaced before
-     * dispatch below. */
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (w->pidfd >= 0)
-            continue;
-        if (w->flags & (FQ__W_EOF | FQ__W_KILLED)) {
-            if (try_reap(q, w))
-                i--;
-        } else if (w->inflight || (w->flags & FQ__W_SHUT)) {
-            if (now < w->reap_check_at) {
-                next = min64(next, w->reap_check_at);
-            } else if (try_reap(q, w)) {
-                i--;
-            } else {
-                w->reap_check_at = now + REAP_CHECK_NS;
-                next = min64(next, w->reap_check_at);
-            }
-        }
-    }
-    if (q->broken) {
-        fq__fail_pending(q, FQ_EINIT, q->broken_msg);
-        for (int i = 0; i < q->nw; i++)
-            if (!(q->w[i]->flags & FQ__W_KILLED))
-                fq__worker_kill(q->w[i], SIGKILL);
-    }
-    fq__refill_workers(q);
-    if (q->npending && q->respawn_at > now)
-        next = q->respawn_at;
-    q->now_ns = now;
-    fq__dispatch(q);
-    next = min64(next, rebalance(q, now));
-    for (int i = 0; i < q->nw; i++) {
-        fq__worker *w = q->w[i];
-        if (w->unsent)
-            fq__flush_worker(w);
-        if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
-            !(w->flags & FQ__W_SHUT)) {
-            shutdown(w->fd, SHUT_WR);
-            w->flags |= FQ__W_SHUT;
-        }
-        if (w->flags & FQ__W_KILLED) {
-            if (w->hard_kill_at && now >= w->hard_kill_at)
-                fq__worker_kill_group(w);
-            else if (w->hard_kill_at)
-                next = min64(next, w->hard_kill_at);
-            continue;
-        }
-        if (w->ntimed)
-            next = min64(next, check_timeouts(w, now));
-        /* A second job sent behind the head: results may be held back. */
-        if (w->head && w->head != w->unsent && w->head->next &&
-            w->head->next != w->unsent) {
-            if (now >= w->take_at) {
-                take_held(q, w);
-                w->take_at = now + FQ__FLUSH_AGE_NS;
-            }
-            next = min64(next, w->take_at);
-        }
-        if (w->kill_at) {
-            if (now >= w->kill_at)
-                fq__worker_kill(w, SIGKILL);
-            else
-                next = min64(next, w->kill_at);
-        }
-        if ((w->flags & FQ__W_EOF) && !(w->flags & FQ__W_KILLED)) {
-            if (now >= w->eof_deadline)
-                fq__worker_kill(w, SIGKILL);
-            else
-                next = min64(next, w->eof_deadline);
-        }
-    }
-    /* Without pidfds, exits are noticed by polling every millisecond. */
-    for (int i = 0; i < q->nw; i++)
-        if (q->w[i]->pidfd < 0 && (q->w[i]->flags & (FQ__W_EOF | FQ__W_KILLED)))
-            next = min64(next, now + 1000000);
-    return next;
-}
-
-/* ---- The loop ---------------------------------------------------------- */
-
-struct slot {
-    fq__worker *w;
-    int fd_idx, pid_idx;
-};
-
-int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
-{
-    /* fq_wakeup() ends only a wait that could block: a wake-up is left
-     * pending through non-blocking passes, for the wait that follows. */
-    int wakeable = (flags & FQ__DRIVE_WAKEABLE) && timeout_ms != 0;
     int64_t deadline = timeout_ms < 0
                            ? INT64_MAX
                            : fq__now_ns() + (int64_t)timeout_ms * 1000000;
 
-    /* Every call makes at least one pass through poll(), without waiting
-     * when the condition already holds or the time is up, so that even
-     * fq_take() and fq_poll(q, 0) move bytes and notice deaths. */
     for (int pass = 0;; pass++) {
-        /* Freed by another thread (or a callback): our caller's reference
-         * keeps the memory; the last release destroys the queue. */
-        if (atomic_load_explicit(&q->closing, memory_order_relaxed))
+        if (ops->closing(owner))
             return FQ_ECLOSED;
-        int64_t next = maintain(q);
-        int satisfied = cond(q);
+        int64_t next = ops->maintain(owner);
+        int satisfied = ops->satisfied(owner);
         int64_t now = fq__now_ns();
         if (pass > 0 && satisfied)
             return 0;
         if (pass > 0 && now >= deadline)
             return FQ_ETIMEDOUT;
         int nowait = satisfied || now >= deadline;
-        next = min64(next, deadline);
+        if (deadline < next)
+            next = deadline;
 
-        size_t need = (2 * (size_t)q->nw + 1) * sizeof(struct pollfd) +
-                      (size_t)q->nw * sizeof(struct slot);
-        if (need > q->pfd_cap) {
-            void *m = realloc(q->pfd_mem, need);
-            if (!m)
-                return FQ_ENOMEM;
-            q->pfd_mem = m;
-            q->pfd_cap = need;
-        }
-        struct pollfd *pfd = q->pfd_mem;
-        struct slot *slots = (struct slot *)(pfd + 2 * q->nw + 1);
-        int nfd = 0, nslot = q->nw;
-        for (int i = 0; i < q->nw; i++) {
-            fq__worker *w = q->w[i];
-            slots[i].w = w;
-            slots[i].fd_idx = slots[i].pid_idx = -1;
-            if (!(w->flags & FQ__W_EOF)) {
-                pfd[nfd].fd = w->fd;
-                pfd[nfd].events = POLLIN;
-                if (w->unsent && !(w->flags & FQ__W_SHUT))
-                    pfd[nfd].events |= POLLOUT;
-                pfd[nfd].revents = 0;
-                slots[i].fd_idx = nfd++;
-            }
-            if (w->pidfd >= 0) {
-                pfd[nfd].fd = w->pidfd;
-                pfd[nfd].events = POLLIN;
-                pfd[nfd].revents = 0;
-                slots[i].pid_idx = nfd++;
-            }
-        }
+        struct pollfd *pfd;
+        int nfd = ops->sources(owner, 1, &pfd);
+        if (nfd < 0)
+            return nfd;
+        int nsrc = nfd;
         if (nfd == 0 && next == INT64_MAX && !nowait)
             return FQ_EBUSY; /* nothing could ever happen: never hang */
         int wake_idx = -1;
-        if (wakeable) {
-            pfd[nfd].fd = q->wake_rd;
+        if (wake_fd >= 0) {
+            pfd[nfd].fd = wake_fd;
             pfd[nfd].events = POLLIN;
             pfd[nfd].revents = 0;
             wake_idx = nfd++;
@@ -573,30 +58,16 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
         int n = poll(pfd, (nfds_t)nfd, tmo);
         if (n < 0) {
             if (errno == EINTR) {
-                if (q->opts.return_on_eintr &&
-                    !(flags & FQ__DRIVE_UNINTERRUPTIBLE))
+                if (flags & FQ__LOOP_EINTR)
                     return FQ_EINTR;
                 continue;
             }
             return FQ_ESYS;
         }
-        for (int i = 0; i < nslot && n > 0; i++) {
-            fq__worker *w = slots[i].w;
-            short fre = slots[i].fd_idx >= 0 ? pfd[slots[i].fd_idx].revents : 0;
-            short pre =
-                slots[i].pid_idx >= 0 ? pfd[slots[i].pid_idx].revents : 0;
-            if (fre & (POLLIN | POLLHUP | POLLERR))
-                read_worker(q, w, 0);
-            if ((fre & POLLOUT) && w->unsent)
-                fq__flush_worker(w);
-            if (pre)
-                reap_worker(q, w); /* frees w */
-        }
-        if (wake_idx >= 0 && pfd[wake_idx].revents) {
-            if (atomic_load(&q->closing))
-                return FQ_ECLOSED;
-            fq__wake_drain(q);
-            return 1;
-        }
+        int woken = wake_idx >= 0 && pfd[wake_idx].revents;
+        if (n - woken > 0)
+            ops->events(owner, pfd, nsrc, n - woken);
+        if (woken)
+            return ops->closing(owner) ? FQ_ECLOSED : 1;
     }
 }

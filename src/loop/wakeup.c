@@ -221,5 +221,5 @@ FQ__EXPORT int fq_wakeup(fq_queue h)
     }
     if (atomic_load(&wake_unslotted) == 0)
         return FQ_ECLOSED; /* no live queue outside the table */
-    return fq__handle_wake(h);
+    return fq__handle_call_locked(h, fq__wake_signal);
 }

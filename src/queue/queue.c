@@ -174,6 +174,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     if (!q)
         return FQ_ENOMEM;
     q->opts = *opts;
+    q->destroy = fq__queue_destroy;
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

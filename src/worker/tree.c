@@ -167,48 +167,6 @@ void fq__worker_exit(int status)
     _exit(status);
 }
 
-/* The hygiene of every forked child (workers, public channels): see the top
- * of this file. Runs with every signal blocked. `keep` is the one worker
- * descriptor the child keeps (a worker's own end of its channel), or -1. */
-void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent)
-{
-    /* Default dispositions, as a new process would have (SIG_IGN is kept
-     * except for the signals we rely on or a job may wait on). */
-    for (int s = 1; s < NSIG; s++) {
-        struct sigaction sa;
-        if (s == SIGKILL || s == SIGSTOP)
-            continue;
-        if (sigaction(s, NULL, &sa) < 0)
-            continue;
-        if (sa.sa_handler == SIG_IGN && s != SIGTERM && s != SIGINT &&
-            s != SIGCHLD && s != SIGHUP)
-            continue;
-        if (sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO))
-            continue;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = SIG_DFL;
-        sigaction(s, &sa, NULL);
-    }
-    /* Every worker channel and pidfd of every queue of this process
-     * (the parent's end of a worker's own channel among them): only `keep`
-     * stays. */
-    fq__fds_child_keep_only(keep);
-    close(parent_end); /* a public channel's; already closed for a worker */
-    fq__chan_forget_inherited();
-    setpgid(0, 0);
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-    /* The parent may have died before PDEATHSIG was armed. */
-    if (getppid() != parent)
-        _exit(FQ__EXIT_IO);
-}
-
-void fq__child_hygiene(int parent_end, pid_t parent)
-{
-    fq__child_hygiene_keep(parent_end, -1, parent);
-}
-
 void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask)
 {
