@@ -120,7 +120,10 @@ enum {
     FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
 };
 
+typedef struct fq__worker_ops fq__worker_ops;
+
 typedef struct fq__worker {
+    const fq__worker_ops *ops; /* its kind (see fq__worker_ops below) */
     pid_t pid;
     int fd;    /* parent's end of the channel */
     int pidfd; /* readable when the worker exits; -1 if unsupported */
@@ -163,7 +166,8 @@ typedef struct fq__queue {
     uint32_t id;
     pid_t owner;
     fq_options opts;
-    int nworkers; /* target number of active workers */
+    const fq__worker_ops *kind; /* the kind of its workers */
+    int nworkers;               /* target number of active workers */
     int state;
     int canceling; /* unfinished jobs of dying workers become ECANCELED */
     int broken;    /* an init failed: every job ends FQ_EINIT */
@@ -254,24 +258,61 @@ void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
 /* time */
 int64_t fq__now_ns(void);
 
-/* worker/process.c (parent side) */
-int fq__worker_spawn(fq__queue *q, fq__worker **wp);
-void fq__worker_free(fq__worker *w);
-/* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
- * kill every process its jobs started and then itself; the loop follows
- * with fq__worker_kill_group() at hard_kill_at. */
-void fq__worker_kill(fq__worker *w, int sig);
-void fq__worker_kill_group(fq__worker *w);
-/* fq_cancel()'s SIGTERM: on Linux the worker sends it to its group and to
- * the processes it adopted, and kills what is left after grace_ms. */
-void fq__worker_terminate(fq__worker *w, int grace_ms);
+/*
+ * A worker kind: how a worker is started, stopped and watched. The queue and
+ * the loop know a worker only through this table (as SQLite knows a file
+ * through sqlite3_io_methods, or NNG a connection through its transport's
+ * pipe operations), so that other kinds (threads, remote hosts, MPI ranks)
+ * plug in without changing them. Every kind talks to the parent over a
+ * channel (w->fd) carrying the frames of wire/wire.h.
+ *
+ * Progress (which job runs, since when, what output is buffered) is read
+ * from the worker's status page w->stat: shared memory written by the
+ * worker for local kinds; a kind without shared memory keeps the parent's
+ * copy up to date from STARTED frames.
+ */
+struct fq__worker_ops {
+    const char *name;
+    /* Starts a worker for q (its channel, status page, process or thread)
+     * and sets (*wp)->ops. Returns 0 or a negative FQ_E* code (FQ_EFORK,
+     * FQ_ENOMEM, ...). */
+    int (*start)(fq__queue *q, fq__worker **wp);
+    /* Asks the worker to stop: SIGKILL ends it and what its jobs started
+     * (the loop follows with kill_all at hard_kill_at), other signals are
+     * delivered as such. */
+    void (*signal)(fq__worker *w, int sig);
+    /* fq_cancel(): ends the running job gracefully, forcefully after
+     * grace_ms. */
+    void (*terminate)(fq__worker *w, int grace_ms);
+    /* Last resort: ends whatever is left of the worker and its jobs. */
+    void (*kill_all)(fq__worker *w);
+    /* A descriptor readable once the worker has ended, for the loop to
+     * watch, or -1 (the loop then asks exited() now and then). */
+    int (*exit_fd)(const fq__worker *w);
+    /* 1: ended, not yet reaped; 0: running; -1: gone without a trace (its
+     * status was taken by someone else). Reaps nothing. */
+    int (*exited)(fq__worker *w);
+    /* Collects an ended (or ending: waits) worker. Stores the wait status
+     * in *wstatus; returns 1 if the status is known, 0 if not. */
+    int (*reap)(fq__worker *w, int *wstatus);
+    /* Waits until the worker has ended or until_ns passes; reaps nothing. */
+    void (*await_exit)(fq__worker *w, int64_t until_ns);
+    /* Output the worker produced but did not send: *p and its length
+     * (whole frames). */
+    size_t (*held_output)(fq__worker *w, const unsigned char **p);
+    /* Describes how it ended, for outcome messages. */
+    void (*describe_exit)(const fq__worker *w, char *buf, size_t n, int signo,
+                          int exit_status);
+    /* Releases its descriptors and memory (after reap). */
+    void (*free)(fq__worker *w);
+};
+
+/* worker/process.c: the forked-process kind. */
+extern const fq__worker_ops fq__process_ops;
+
 /* The worker's parent-death signal and the parent's "end now" request. */
 #define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */
 #define FQ__HARD_KILL_NS INT64_C(200000000)
-/* Describes how a worker ended, for outcome messages. */
-void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
-                       int exit_status);
-
 /* worker/main.c (child side) */
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
                                                int fd);

@@ -80,8 +80,8 @@ void fq__recover_output(fq__queue *q, fq__worker *w)
 {
     /* The worker is dead: nothing writes the buffer any more. Its bytes
      * come from another process, so they are decoded like any input. */
-    uint64_t n = atomic_load(&w->stat->committed);
-    const unsigned char *p = w->stat->out;
+    const unsigned char *p;
+    uint64_t n = w->ops->held_output(w, &p);
     size_t off = 0;
 
     if (n > FQ__OUT_CAP)
@@ -122,7 +122,7 @@ static void remove_worker(fq__queue *q, fq__worker *w)
             break;
         }
     }
-    fq__worker_free(w);
+    w->ops->free(w);
 }
 
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
@@ -144,7 +144,7 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
                  "wrote to the channel?); it was killed",
                  (long)w->pid);
     else
-        fq__describe_exit(msg, sizeof(msg), w->pid, signo, exit_status);
+        w->ops->describe_exit(w, msg, sizeof(msg), signo, exit_status);
 
     /* A worker that died before its init function returned cannot tell us
      * whether init crashed or something killed it. Its first job is the

@@ -222,7 +222,7 @@ int fq__add_worker(fq__queue *q)
         q->w = n;
         q->capw = ncap;
     }
-    int rc = fq__worker_spawn(q, &w);
+    int rc = q->kind->start(q, &w);
     if (rc)
         return rc;
     q->w[q->nw++] = w;

@@ -72,7 +72,7 @@ static void proto_error(fq__worker *w)
 {
     w->flags |= FQ__W_PROTO | FQ__W_EOF;
     w->eof_deadline = fq__now_ns() + EOF_GRACE_NS;
-    fq__worker_kill(w, SIGKILL);
+    w->ops->signal(w, SIGKILL);
 }
 
 static void saw_eof(fq__worker *w)
@@ -277,43 +277,14 @@ static void collect_output(fq__queue *q, fq__worker *w)
     fq__recover_output(q, w);
 }
 
-/* Whether the worker has exited: 1 (still ours to reap: a zombie), 0 (alive),
- * -1 (gone: the host reaped it). Nothing is reaped. */
-static int peek_exit(fq__worker *w)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-        return errno == EINTR ? 0 : -1;
-    return si.si_pid == w->pid ? 1 : 0;
-}
-
-/* Processes a job left in the worker's process group end with it. While
- * the worker is an unreaped zombie its pid, and so its group id, cannot be
- * reused: the signal reaches that group only. */
-static void kill_leftovers(fq__worker *w)
-{
-    if (peek_exit(w) == 1)
-        kill(-w->pid, SIGKILL);
-}
-
 /* The worker has exited (its pidfd fired): take its results, reap it,
  * settle its jobs. */
 static void reap_worker(fq__queue *q, fq__worker *w)
 {
-    int st = 0, have = 1;
+    int st = 0, have;
 
     collect_output(q, w);
-    kill_leftovers(w);
-    for (;;) {
-        pid_t r = waitpid(w->pid, &st, 0);
-        if (r == w->pid)
-            break;
-        if (r < 0 && errno == EINTR)
-            continue;
-        have = 0; /* ECHILD: the host reaped it or ignores SIGCHLD */
-        break;
-    }
+    have = w->ops->reap(w, &st);
     fq__worker_gone(q, w, st, have);
 }
 
@@ -321,16 +292,12 @@ static void reap_worker(fq__queue *q, fq__worker *w)
 static int try_reap(fq__queue *q, fq__worker *w)
 {
     int st = 0;
-    int e = peek_exit(w);
+    int e = w->ops->exited(w);
     if (e == 0)
         return 0;
-    if (e == 1)
-        kill(-w->pid, SIGKILL);
-    pid_t r = e == 1 ? waitpid(w->pid, &st, 0) : -1;
-    while (r < 0 && e == 1 && errno == EINTR)
-        r = waitpid(w->pid, &st, 0);
+    int have = e == 1 ? w->ops->reap(w, &st) : 0;
     collect_output(q, w);
-    fq__worker_gone(q, w, st, r == w->pid);
+    fq__worker_gone(q, w, st, have);
     return 1;
 }
 
@@ -359,7 +326,7 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
         if (j->wseq + 1 == started && done < started) {
             if (now - start_ns >= limit) {
                 w->timedout_wseq = started;
-                fq__worker_kill(w, SIGKILL);
+                w->ops->signal(w, SIGKILL);
                 return INT64_MAX;
             }
             next = min64(next, start_ns + limit);
@@ -412,7 +379,7 @@ static int64_t maintain(fq__queue *q)
      * dispatch below. */
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (w->pidfd >= 0)
+        if (w->ops->exit_fd(w) >= 0)
             continue;
         if (w->flags & (FQ__W_EOF | FQ__W_KILLED)) {
             if (try_reap(q, w))
@@ -432,7 +399,7 @@ static int64_t maintain(fq__queue *q)
         fq__fail_pending(q, FQ_EINIT, q->broken_msg);
         for (int i = 0; i < q->nw; i++)
             if (!(q->w[i]->flags & FQ__W_KILLED))
-                fq__worker_kill(q->w[i], SIGKILL);
+                q->w[i]->ops->signal(q->w[i], SIGKILL);
     }
     fq__refill_workers(q);
     if (q->npending && q->respawn_at > now)
@@ -451,7 +418,7 @@ static int64_t maintain(fq__queue *q)
         }
         if (w->flags & FQ__W_KILLED) {
             if (w->hard_kill_at && now >= w->hard_kill_at)
-                fq__worker_kill_group(w);
+                w->ops->kill_all(w);
             else if (w->hard_kill_at)
                 next = min64(next, w->hard_kill_at);
             continue;
@@ -469,20 +436,21 @@ static int64_t maintain(fq__queue *q)
         }
         if (w->kill_at) {
             if (now >= w->kill_at)
-                fq__worker_kill(w, SIGKILL);
+                w->ops->signal(w, SIGKILL);
             else
                 next = min64(next, w->kill_at);
         }
         if ((w->flags & FQ__W_EOF) && !(w->flags & FQ__W_KILLED)) {
             if (now >= w->eof_deadline)
-                fq__worker_kill(w, SIGKILL);
+                w->ops->signal(w, SIGKILL);
             else
                 next = min64(next, w->eof_deadline);
         }
     }
     /* Without pidfds, exits are noticed by polling every millisecond. */
     for (int i = 0; i < q->nw; i++)
-        if (q->w[i]->pidfd < 0 && (q->w[i]->flags & (FQ__W_EOF | FQ__W_KILLED)))
+        if (q->w[i]->ops->exit_fd(q->w[i]) < 0 &&
+            (q->w[i]->flags & (FQ__W_EOF | FQ__W_KILLED)))
             next = min64(next, now + 1000000);
     return next;
 }
@@ -548,8 +516,9 @@ static int op_sources(void *owner, int extra, struct pollfd **pfdp)
             pfd[nfd].revents = 0;
             slots[i].fd_idx = nfd++;
         }
-        if (w->pidfd >= 0) {
-            pfd[nfd].fd = w->pidfd;
+        int xfd = w->ops->exit_fd(w);
+        if (xfd >= 0) {
+            pfd[nfd].fd = xfd;
             pfd[nfd].events = POLLIN;
             pfd[nfd].revents = 0;
             slots[i].pid_idx = nfd++;

@@ -80,44 +80,20 @@ static void guard_leave(fq__guard *g)
         guard_.q = (q);                                                        \
     } while (0)
 
-/* Waits until w exits or `until` passes, without reaping it. */
-static void await_exit(fq__worker *w, int64_t until)
-{
-    for (;;) {
-        siginfo_t si;
-        memset(&si, 0, sizeof(si));
-        if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
-            errno != EINTR)
-            return; /* the host reaped it */
-        if (si.si_pid == w->pid)
-            return;
-        int64_t left = until - fq__now_ns();
-        if (left <= 0)
-            return;
-        if (w->pidfd >= 0) {
-            struct pollfd p = {w->pidfd, POLLIN, 0};
-            poll(&p, 1, (int)((left + 999999) / 1000000));
-        } else {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-}
-
 static void kill_all_and_reap(fq__queue *q)
 {
     /* Each worker is asked to kill what its jobs started and itself; what
      * is left of its process group a moment later is killed from here. */
     for (int i = 0; i < q->nw; i++)
-        fq__worker_kill(q->w[i], SIGKILL);
+        q->w[i]->ops->signal(q->w[i], SIGKILL);
     int64_t until = fq__now_ns() + FQ__HARD_KILL_NS;
     for (int i = 0; i < q->nw; i++) {
+        fq__worker *w = q->w[i];
         int st;
-        await_exit(q->w[i], until);
-        fq__worker_kill_group(q->w[i]);
-        while (waitpid(q->w[i]->pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        fq__worker_free(q->w[i]);
+        w->ops->await_exit(w, until);
+        w->ops->kill_all(w);
+        w->ops->reap(w, &st);
+        w->ops->free(w);
     }
     q->nw = 0;
 }
@@ -175,6 +151,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         return FQ_ENOMEM;
     q->opts = *opts;
     q->destroy = fq__queue_destroy;
+    q->kind = &fq__process_ops;
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -462,11 +439,11 @@ static int stop_workers(fq__queue *q, int sig)
                 w->flags |= FQ__W_SHUT;
             }
         } else if (grace < 0) {
-            fq__worker_kill(w, SIGKILL);
+            w->ops->signal(w, SIGKILL);
         } else if (sig == SIGTERM) {
-            fq__worker_terminate(w, grace);
+            w->ops->terminate(w, grace);
         } else {
-            fq__worker_kill(w, sig);
+            w->ops->signal(w, sig);
         }
         if (grace >= 0 && !w->kill_at)
             w->kill_at = now + (int64_t)grace * 1000000;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
 
     if (!w)
         return FQ_ENOMEM;
+    w->ops = &fq__process_ops;
     w->fd = w->pidfd = -1;
     w->avg_run_ns = -1;
     fq__rbuf_init(&w->rb);
@@ -256,3 +258,89 @@ void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
         snprintf(buf, n, "worker %ld died (exit status not available)",
                  (long)pid);
 }
+
+/* ---- The process kind's table ------------------------------------------ */
+
+static int proc_exit_fd(const fq__worker *w)
+{
+    return w->pidfd;
+}
+
+/* Whether the worker has exited: 1 (still ours to reap: a zombie), 0
+ * (alive), -1 (gone: the host reaped it). Nothing is reaped. */
+static int proc_exited(fq__worker *w)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return errno == EINTR ? 0 : -1;
+    return si.si_pid == w->pid ? 1 : 0;
+}
+
+/* Processes a job left in the worker's process group end with it. While
+ * the worker is an unreaped zombie its pid, and so its group id, cannot be
+ * reused: the signal reaches that group only. Then the worker is reaped. */
+static int proc_reap(fq__worker *w, int *wstatus)
+{
+    *wstatus = 0;
+    if (proc_exited(w) == 1)
+        kill(-w->pid, SIGKILL);
+    for (;;) {
+        pid_t r = waitpid(w->pid, wstatus, 0);
+        if (r == w->pid)
+            return 1;
+        if (r < 0 && errno == EINTR)
+            continue;
+        return 0; /* ECHILD: the host reaped it or ignores SIGCHLD */
+    }
+}
+
+static void proc_await_exit(fq__worker *w, int64_t until)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+            errno != EINTR)
+            return; /* the host reaped it */
+        if (si.si_pid == w->pid)
+            return;
+        int64_t left = until - fq__now_ns();
+        if (left <= 0)
+            return;
+        if (w->pidfd >= 0) {
+            struct pollfd p = {w->pidfd, POLLIN, 0};
+            poll(&p, 1, (int)((left + 999999) / 1000000));
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static size_t proc_held_output(fq__worker *w, const unsigned char **p)
+{
+    *p = w->stat->out;
+    return (size_t)atomic_load(&w->stat->committed);
+}
+
+static void proc_describe_exit(const fq__worker *w, char *buf, size_t n,
+                               int signo, int exit_status)
+{
+    fq__describe_exit(buf, n, w->pid, signo, exit_status);
+}
+
+const fq__worker_ops fq__process_ops = {
+    .name = "process",
+    .start = fq__worker_spawn,
+    .signal = fq__worker_kill,
+    .terminate = fq__worker_terminate,
+    .kill_all = fq__worker_kill_group,
+    .exit_fd = proc_exit_fd,
+    .exited = proc_exited,
+    .reap = proc_reap,
+    .await_exit = proc_await_exit,
+    .held_output = proc_held_output,
+    .describe_exit = proc_describe_exit,
+    .free = fq__worker_free,
+};

@@ -26,4 +26,19 @@ __attribute__((noreturn)) void fq__worker_exit(int status);
 void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask);
 
+/* The forked-process kind behind fq__process_ops (process.c). */
+int fq__worker_spawn(fq__queue *q, fq__worker **wp);
+void fq__worker_free(fq__worker *w);
+/* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
+ * kill every process its jobs started and then itself; the loop follows
+ * with fq__worker_kill_group() at hard_kill_at. */
+void fq__worker_kill(fq__worker *w, int sig);
+void fq__worker_kill_group(fq__worker *w);
+/* fq_cancel()'s SIGTERM: on Linux the worker sends it to its group and to
+ * the processes it adopted, and kills what is left after grace_ms. */
+void fq__worker_terminate(fq__worker *w, int grace_ms);
+/* Describes how a worker ended, for outcome messages. */
+void fq__describe_exit(char *buf, size_t n, pid_t pid, int signo,
+                       int exit_status);
+
 #endif
