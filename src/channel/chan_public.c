@@ -1,7 +1,8 @@
 /*
- * Public channels: a child forked with the core's hygiene (worker.c's
- * fq__child_hygiene), connected by a socketpair (channel.c) that carries MSG
- * frames (wire.c; the decoder is the only reader of the peer's bytes).
+ * Public channels: a child forked with the core's hygiene (channel/child.c's
+ * fq__child_hygiene), connected by a socketpair (transport/socketpair.c) that
+ * carries MSG frames (wire.c; the decoder is the only reader of the peer's
+ * bytes).
  *
  * This file: the handles, forking, waiting, signalling and the orphans;
  * chan_msg.c sends and receives. Both ends are non-blocking; waits are

@@ -11,8 +11,8 @@
 #include "transport/channel.h"
 #include "forkqueue.h"
 
-/* worker.c: the hygiene of every forked child, run first in the child with
- * every signal blocked: dispositions reset, parent_end and every inherited
+/* channel/child.c: the hygiene of every forked child, run first in the child
+ * with every signal blocked: dispositions reset, parent_end and every inherited
  * descriptor of queues and channels closed, own process group, PDEATHSIG,
  * and _exit() if the parent is already gone. */
 void fq__child_hygiene(int parent_end, pid_t parent);

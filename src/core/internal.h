@@ -200,7 +200,7 @@ typedef struct fq__queue {
     void *pfd_mem; /* poll set cache (queue/events.c) */
     size_t pfd_cap;
     int poll_nslot;          /* workers in the poll set being waited on */
-    unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
+    unsigned char *held_buf; /* copy of a worker's out[] (queue/events.c) */
 
     /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
      * slot wake_slot of the wake-up table (-1: none, -2: table full). */

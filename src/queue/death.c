@@ -2,7 +2,7 @@
  * What happens when a worker is gone: the results it produced but had not
  * flushed are recovered from the memory it shares with the parent, the job
  * that killed it (or broke its stream) is blamed, and every other job it
- * held is sent again or settled. Called by the poll loop (loop.c).
+ * held is sent again or settled. Called by the poll loop (events.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * The queue: job table, dispatch to workers, outcomes and their order, and
- * the public API. The poll loop that moves bytes lives in loop.c; process
- * creation in worker.c.
+ * the public API. The poll loop that moves bytes is loop/loop.c, driven by
+ * events.c; workers are reached through their kind (w->ops).
  */
 #include <errno.h>
 #include <poll.h>

@@ -47,7 +47,7 @@ fq__job *fq__fifo_pop(fq__worker *w);
 /* Start time of the job w is running, if it is the head of its FIFO and
  * has not ended; else -1. */
 int64_t fq__head_stalled_since(const fq__worker *w);
-/* Takes back the jobs w has not started (loop.c); returns how many. */
+/* Takes back the jobs w has not started (events.c); returns how many. */
 int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);

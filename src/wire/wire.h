@@ -21,7 +21,7 @@
  *
  * The sequence number lets the parent match every result to the job it
  * sent, and drop a result it has already received when it recovers the
- * unflushed output of a dead worker (see worker.c).
+ * unflushed output of a dead worker (see worker/main.c).
  *
  * The decoder is the only code that reads bytes from another process; it
  * validates every field and never reads past what it is given.

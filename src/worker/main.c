@@ -30,7 +30,7 @@
 /* Results are flushed to the parent when FQ__FLUSH_BYTES are buffered,
  * or when the worker runs out of input (so a lone job is answered at once);
  * while it runs further jobs, the parent takes buffered results that are
- * FQ__FLUSH_AGE_NS old straight from the shared out[] (loop.c). Batches
+ * FQ__FLUSH_AGE_NS old straight from the shared out[] (queue/events.c). Batches
  * amortise system calls and, as much, wake-ups of the parent, which on a
  * machine with no idle CPU preempt a worker each time. Results of
  * FQ__DIRECT_BYTES or more are written straight from the job's buffer. */
