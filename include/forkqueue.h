@@ -383,9 +383,10 @@ int fq_queue_free(fq_queue q);
  * thread that waits on the queue (put the jobs where that thread will look,
  * then wake it). Calls that do not wait (fq_take(), timeout 0) neither
  * notice nor consume it; fq_stream(), fq_finish() and fq_cancel() ignore it.
- * Thread-safe, but not async-signal-safe (it takes a lock). Returns 0, or
- * FQ_EINVAL, FQ_ECLOSED (freed queue, also when freed concurrently),
- * FQ_EFOREIGN, FQ_ESYS.
+ * Thread-safe, and async-signal-safe (it takes no lock, and keeps errno)
+ * while the process has at most 256 live queues; wake-ups of the queues
+ * beyond take a lock. Returns 0, or FQ_EINVAL, FQ_ECLOSED (freed queue,
+ * also when freed concurrently), FQ_EFOREIGN, FQ_ESYS.
  */
 int fq_wakeup(fq_queue q);
 
@@ -649,6 +650,40 @@ int fq_exchange_waiting(const fq_exchange *ex);
 /* Frees the exchange. Watched channels are left to their owner; waiting
  * work is dropped. Returns how much waiting work was dropped. */
 int fq_exchange_free(fq_exchange *ex);
+
+/* ---- Shared memory blocks (since 0.2.0) --------------------------------- */
+
+/*
+ * A block of memory shared between processes that cannot leak: an anonymous
+ * memory file (memfd_create), never a name in /dev/shm. Forked children keep
+ * the creator's mapping; any process of the same user maps the same memory
+ * with fq_shm_attach() and the block's name ("fq_<pid>_<fd>_<token>") while
+ * the creating process still holds it. The memory is freed by the kernel
+ * when the last descriptor and mapping are gone, in whatever process, also
+ * after crashes. Linux only (elsewhere fq_shm_create() returns FQ_ESYS).
+ * The Python package's MemoryBlock uses the same names.
+ */
+typedef struct fq_shm fq_shm;
+
+/* Creates a zero-filled block of size bytes, mapped read-write. Errors:
+ * FQ_EINVAL (size 0), FQ_ENOMEM, FQ_ESYS. */
+int fq_shm_create(fq_shm **out, size_t size);
+
+/* Maps the block called name, made by fq_shm_create() (or Python's
+ * MemoryBlock) in a process that still holds it. Errors: FQ_EINVAL (not a
+ * block name), FQ_ECLOSED (its holder is gone or let it go), FQ_ENOMEM,
+ * FQ_ESYS. */
+int fq_shm_attach(fq_shm **out, const char *name);
+
+/* The mapped memory, its size, and the name to pass to other processes
+ * (valid until fq_shm_free()). NULL / 0 for a NULL block. */
+void *fq_shm_data(const fq_shm *b);
+size_t fq_shm_size(const fq_shm *b);
+const char *fq_shm_name(const fq_shm *b);
+
+/* Unmaps the block and, in the creator, closes its descriptor: the memory
+ * goes once no other process has it mapped. NULL is fine. */
+void fq_shm_free(fq_shm *b);
 
 #ifdef __cplusplus
 }

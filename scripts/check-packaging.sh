@@ -48,13 +48,40 @@ for need in ("LICENSE", "pyproject.toml", "include/forkqueue.h",
 print("contents ok")
 PYEOF
 
-run_tests() { # $1: venv dir
-    mkdir -p "$TMP/t-$2/test"
-    cp -r "$SRC/test/python" "$TMP/t-$2/test/"
-    cp -r "$SRC/examples" "$TMP/t-$2/"
-    (cd "$TMP/t-$2/test/python" && "$1/bin/python" -c \
-        'import forkqueue, sys; assert "site-packages" in forkqueue.__file__, forkqueue.__file__' &&
-        "$1/bin/python" -m pytest -q -p no:cacheprovider -x .)
+# Every module of the installed package imports (all faces), then tests.
+IMPORT_ALL='
+import importlib, os, pkgutil, forkqueue
+assert "site-packages" in forkqueue.__file__, forkqueue.__file__
+for m in pkgutil.walk_packages(forkqueue.__path__, "forkqueue."):
+    if not m.name.rsplit(".", 1)[-1].startswith("_"):  # public modules
+        importlib.import_module(m.name)
+print("imported", forkqueue.__file__)'
+
+# The ForkQueue face's tests, one pytest process per file as ctest runs
+# them (a file's leftovers never reach the next). The other faces' tests
+# run from the build tree; here every module of theirs must import.
+FQ_TESTS="test_api.py test_batching.py test_differences.py test_errors.py
+          test_module.py test_forkqueue_*.py"
+
+run_tests() { # $1: venv dir, $2: name
+    local venv=$1 name=$2
+    mkdir -p "$TMP/t-$name/test"
+    cp -r "$SRC/test/python" "$TMP/t-$name/test/"
+    cp -r "$SRC/examples" "$TMP/t-$name/"
+    cd "$TMP/t-$name/test/python"
+    "$venv/bin/python" -c "$IMPORT_ALL"
+    local f
+    for f in $FQ_TESTS; do
+        if "$venv/bin/python" -m pytest -q -p no:cacheprovider "$f" \
+            >"$TMP/out" 2>&1; then
+            echo "$f: $(tail -1 "$TMP/out")"
+        else
+            cat "$TMP/out"
+            echo "FAILED in the $name venv: $f"
+            exit 1
+        fi
+    done
+    cd "$SRC"
 }
 
 for kind in wheel sdist; do

@@ -40,7 +40,7 @@ typedef struct orphan {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static fq__chan **tab;
-static size_t ntab, captab, last_hit;
+static size_t ntab, captab; /* tab sorted by id */
 static uint32_t next_id = 1;
 static pid_t cached_pid;
 static orphan *orph;
@@ -68,6 +68,8 @@ static pid_t self_pid(void)
 /* Room for one more entry, so that adding after a fork cannot fail. */
 static int reserve_locked(void)
 {
+    if (next_id == 0) /* 2^32 channels later: refuse, never reuse an id */
+        return FQ_ENOMEM;
     if (ntab < captab)
         return 0;
     size_t ncap = captab ? captab * 2 : 16;
@@ -81,9 +83,7 @@ static int reserve_locked(void)
 
 static void add_locked(fq__chan *c)
 {
-    c->id = next_id++;
-    if (next_id == 0) /* after 2^32 channels ids wrap (0 stays invalid) */
-        next_id = 1;
+    c->id = next_id++; /* 0 after the last id: reserve_locked() refuses */
     tab[ntab++] = c;
 }
 
@@ -94,18 +94,18 @@ int fq__chan_get(fq_channel h, fq__chan **cp)
     if (h.id == 0)
         return FQ_EINVAL;
     pthread_mutex_lock(&lock);
-    if (last_hit < ntab && tab[last_hit]->id == h.id) {
-        *cp = tab[last_hit];
+    /* tab is sorted by id: ids only grow and removal keeps the order. */
+    size_t lo = 0, hi = ntab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tab[mid]->id < h.id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < ntab && tab[lo]->id == h.id) {
+        *cp = tab[lo];
         rc = 0;
-    } else {
-        for (size_t i = 0; i < ntab; i++) {
-            if (tab[i]->id == h.id) {
-                *cp = tab[i];
-                last_hit = i;
-                rc = 0;
-                break;
-            }
-        }
     }
     pthread_mutex_unlock(&lock);
     if (rc == 0 && (*cp)->owner != self_pid())
@@ -276,7 +276,6 @@ void fq__chan_forget_inherited(void)
         free(tab[i]);
     }
     ntab = 0;
-    last_hit = 0;
     for (size_t i = 0; i < norph; i++)
         if (orph[i].pidfd >= 0)
             close(orph[i].pidfd);
@@ -425,7 +424,8 @@ FQ__EXPORT int fq_channel_free(fq_channel h)
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < ntab; i++) {
         if (tab[i] == c) {
-            tab[i] = tab[--ntab];
+            memmove(&tab[i], &tab[i + 1], (ntab - i - 1) * sizeof(*tab));
+            ntab--;
             break;
         }
     }

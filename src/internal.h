@@ -197,8 +197,10 @@ typedef struct fq__queue {
     size_t pfd_cap;
     unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
 
-    /* fq_wakeup(): an eventfd (both the same) or a pipe. */
+    /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
+     * slot wake_slot of the wake-up table (-1: none, -2: table full). */
     int wake_rd, wake_wr;
+    int wake_slot;
     /* References held by calls in progress (handle.c, under its lock); the
      * queue is destroyed when it is closing and the last one goes. */
     unsigned refs;
@@ -275,6 +277,11 @@ __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
 
 /* wakeup.c */
 int fq__wake_open(fq__queue *q);
+/* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
+void fq__wake_publish(fq__queue *q);
+/* fq_wakeup() no longer finds the queue (FQ_ECLOSED); idempotent. */
+void fq__wake_unpublish(fq__queue *q);
+/* Unpublishes, then closes the descriptors. */
 void fq__wake_close(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);

@@ -414,6 +414,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         free(q);
         return rc;
     }
+    fq__wake_publish(q);
     for (int i = 0; i < q->nworkers; i++) {
         rc = add_worker(q);
         if (rc) {
@@ -732,6 +733,7 @@ FQ__EXPORT int fq_queue_free(fq_queue h)
     /* Calls in progress in other threads (or callbacks of this one) hold
      * references: wake their waits, which then return FQ_ECLOSED; the
      * last reference released destroys the queue. */
+    fq__wake_unpublish(q);
     if (fq__handle_remove(q) > 0)
         fq__wake_signal(q);
     return 0;

@@ -11,11 +11,13 @@ unordered, and map with a time limit, whose cost is judged), multiprocessing.Poo
 chunking, Pool.imap_unordered, concurrent.futures.ProcessPoolExecutor.map,
 mpire.WorkerPool.map and loky's reusable executor. mpire and loky are optional
 (install them with `python3 -m pip install mpire loky`); a contender whose
-module is missing is skipped with a note.
+module is missing is skipped with a note; --peers-venv DIR installs them
+into a virtual environment of their own and runs the benchmark there.
 
 Every pool is created, warmed up with one untimed run, then timed over
-several repetitions; the table shows the median wall time, the throughput and
-the ratio to ForkQueue.map. Pools use as many workers as there are CPUs.
+several repetitions; the table shows the median wall time, the throughput,
+the ratio to ForkQueue.map, and the CPU time of the parent process (which
+other programs' load disturbs far less than wall time). Pools use as many workers as there are CPUs.
 
 Usage:
   PYTHONPATH=build/python python3 bench/python/bench_forkqueue.py [--quick]
@@ -206,7 +208,7 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
                 notes.append(f"{name}: skipped ({e.name or e} not installed)")
                 continue
             active.append({"name": name, "run": run, "teardown": teardown,
-                           "times": []})
+                           "times": [], "cpu": []})
             # Warm-up: starts the workers (for ForkQueue, the one refork a
             # callable new to the queue costs); a slice keeps it short.
             if sorted(run(func, warm)) != warm_expected:
@@ -215,9 +217,11 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
             for c in active:
                 if len(c["times"]) >= 3 and sum(c["times"]) > budget_s:
                     continue
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 out = c["run"](func, items)
                 c["times"].append(time.perf_counter() - t0)
+                c["cpu"].append(time.process_time() - c0)
                 if sorted(out) != expected:
                     raise AssertionError(f"{c['name']}: wrong results")
     finally:
@@ -227,18 +231,18 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
     for c in active:
         times = c["times"]
         rows.append((c["name"], statistics.median(times), len(times),
-                     min(times)))
+                     min(times), statistics.median(c["cpu"])))
         print(f"  {c['name']:32s} {statistics.median(times) * 1e3:10.2f} ms "
               f"(median of {len(times)})", file=sys.stderr, flush=True)
     ref = {r[0]: r[1] for r in rows}.get("ForkQueue.map")
     lines = [f"### {title}", "",
              "| contender | median time | best | items/s (median) "
-             "| median / ForkQueue.map | runs |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for name, med, k, best in rows:
+             "| median / ForkQueue.map | parent CPU (median) | runs |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, med, k, best, cpu in rows:
         ratio = f"{med / ref:.2f}x" if ref else "-"
         lines.append(f"| {name} | {fmt_time(med)} | {fmt_time(best)} | "
-                     f"{n / med:,.0f} | {ratio} | {k} |")
+                     f"{n / med:,.0f} | {ratio} | {fmt_time(cpu)} | {k} |")
     for note in notes:
         lines.append("")
         lines.append(f"Note: {note}.")
@@ -253,6 +257,24 @@ def verdict(ok, text):
     return f"- {'met' if ok else 'MISSED'}: {text}"
 
 
+def run_in_peers_venv(venv):
+    """The peers are benchmark baselines, never dependencies of forkqueue:
+    they go into a venv of their own (which sees this interpreter's
+    packages, and forkqueue through PYTHONPATH)."""
+    import subprocess
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv",
+                        "--system-site-packages", venv], check=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", "mpire", "loky"],
+                   check=True)
+    argv = [a for a in sys.argv[1:] if not a.startswith("--peers-venv")]
+    if "--peers-venv" in sys.argv[1:]:
+        i = sys.argv.index("--peers-venv")
+        argv = sys.argv[1:i] + sys.argv[i + 2:]
+    return subprocess.run([py, os.path.abspath(__file__), *argv]).returncode
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -263,7 +285,12 @@ def main():
     ap.add_argument("--markdown", help="also write the report to this file")
     ap.add_argument("--only", action="append",
                     help="run only this contender (repeatable)")
+    ap.add_argument("--peers-venv", metavar="DIR",
+                    help="create (or reuse) a virtual environment in DIR "
+                    "with mpire and loky, and run the benchmark in it")
     args = ap.parse_args()
+    if args.peers_venv:
+        return run_in_peers_venv(args.peers_venv)
 
     if args.quick:
         n_tiny, n_cpu, reps, budget = 2000, 100, 1, 0.0

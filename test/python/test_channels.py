@@ -178,13 +178,13 @@ def test_waitall_reaps_and_never_blocks_on_a_child_waiting_for_us():
         for i in range(5):
             ch.send(i)
 
-    others = set(child_pids())  # children of earlier tests' other modules
+    before = set(child_pids())  # other tests' leftovers, if any
     a = pprocess.start(waits_for_parent)
     b = pprocess.start(sends_then_ends)
     t0 = time.monotonic()
     pprocess.waitall()
     assert time.monotonic() - t0 < 10
-    assert not set(child_pids()) - others
+    assert not (set(child_pids()) - before)
     # data sent before waitall() is still delivered afterwards
     assert a.receive() == "waiting"
     assert [b.receive() for _ in range(5)] == list(range(5))

@@ -90,8 +90,12 @@ def test_grid_examples_real_delay(tmp_path, stdout_kind):
     for name, rc, err, text, took in results:
         assert rc == 0 and err == "", (name, rc, err)
         assert text == GOLDEN, (name, text)
-        # a tenth of the sequential time (10 s), with room for a busy machine
-        assert took < SEQUENTIAL_S / 10 * 1.6, (name, took)
+        # A tenth of the sequential time is 10 s; they take 10.3-10.5 s on a
+        # quiet machine (eight at once). The bound leaves room for a host
+        # loaded by other test suites (16.3 s was seen under ctest -j2 with
+        # a load average above 10), and still fails for anything that does
+        # not run ten cells at a time (20 s would mean five at a time).
+        assert took < SEQUENTIAL_S / 10 * 2, (name, took)
         assert took >= 9.5, (name, took)  # the cells did take a second
 
 

@@ -135,3 +135,37 @@ def test_jobs_held_for_a_refork_of_a_broken_queue_each_get_an_error():
                 errors.append(e.jobid)
         assert errors == ["a", "b"]
         assert q.stats()["deferred"] == 0
+
+
+def sleep_then(secs, value):
+    time.sleep(secs)
+    return value
+
+
+def test_a_result_is_not_held_while_its_worker_runs_a_long_job():
+    with ForkQueue(numforks=1) as q:
+        list(q.map(lambda x: x, range(10)))    # a warm queue
+        q.add(sleep_then, (0, "quick"))
+        q.add(sleep_then, (3, "slow"))
+        it = q.results()
+        t0 = time.monotonic()
+        assert next(it) == "quick"
+        assert time.monotonic() - t0 < 1.5
+        q.cancel()
+
+
+def test_jobs_behind_a_long_one_move_to_an_idle_worker():
+    with ForkQueue(numforks=2, ordered=False) as q:
+        for i in range(3000):                  # tiny jobs: a deep pipeline
+            q.add(sleep_then, (0, i))
+        q.wait()
+        assert len(list(q.results())) == 3000
+        q.add(sleep_then, (3, "slow"))
+        for i in range(20):
+            q.add(sleep_then, (0.01, i))
+        it = q.results()
+        t0 = time.monotonic()
+        quick = [next(it) for _ in range(20)]
+        assert sorted(quick) == list(range(20))
+        assert time.monotonic() - t0 < 2
+        q.cancel()

@@ -1,5 +1,5 @@
 """Typing: the package ships py.typed and stubs for every public name, and
-`mypy --strict` passes on the Python examples."""
+`mypy --strict` passes on the ForkQueue examples."""
 import glob
 import os
 import subprocess
@@ -41,8 +41,9 @@ def test_mypy_strict_on_the_examples():
     if not have_mypy():
         pytest.skip("mypy is not installed and `pip install mypy` failed "
                     "(no network?)")
-    files = sorted(glob.glob(os.path.join(EXAMPLES, "**", "*.py"),
-                             recursive=True))
+    # The ForkQueue examples (the other faces' are in subfolders, each
+    # face checking its own).
+    files = sorted(glob.glob(os.path.join(EXAMPLES, "*.py")))
     assert files
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(forkqueue.__file__))

@@ -12,9 +12,8 @@ import pytest
 
 from forkqueue.futures import MemoryBlock, Process, SpawnProcess
 from helpers import wait_until
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 SHM_AT_START = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
@@ -120,3 +119,47 @@ def test_zz_no_segment_leaked_in_dev_shm_by_this_suite():
     # nothing of ours may remain.
     assert wait_until(lambda: not (set(os.listdir("/dev/shm")) - SHM_AT_START),
                       timeout=10), set(os.listdir("/dev/shm")) - SHM_AT_START
+
+
+def _libforkqueue():
+    import ctypes
+    import forkqueue
+    here = os.path.dirname(os.path.dirname(os.path.abspath(forkqueue.__file__)))
+    path = os.path.join(os.path.dirname(here), "libforkqueue.so")
+    if not os.path.exists(path):
+        pytest.skip("libforkqueue.so is not beside the built package")
+    lib = ctypes.CDLL(path)
+    lib.fq_shm_attach.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
+    lib.fq_shm_create.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t]
+    lib.fq_shm_data.restype = ctypes.c_void_p
+    lib.fq_shm_data.argtypes = [ctypes.c_void_p]
+    lib.fq_shm_size.restype = ctypes.c_size_t
+    lib.fq_shm_size.argtypes = [ctypes.c_void_p]
+    lib.fq_shm_name.restype = ctypes.c_char_p
+    lib.fq_shm_name.argtypes = [ctypes.c_void_p]
+    lib.fq_shm_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def test_c_api_and_python_share_blocks_both_ways():
+    import ctypes
+    lib = _libforkqueue()
+    m = MemoryBlock(256)
+    m.buf[0] = 42
+    h = ctypes.c_void_p()
+    assert lib.fq_shm_attach(ctypes.byref(h), m.name.encode()) == 0
+    assert lib.fq_shm_size(h) == 256
+    data = (ctypes.c_ubyte * 256).from_address(lib.fq_shm_data(h))
+    assert data[0] == 42
+    data[1] = 43
+    assert m.buf[1] == 43
+    lib.fq_shm_free(h)
+
+    c = ctypes.c_void_p()
+    assert lib.fq_shm_create(ctypes.byref(c), 128) == 0
+    name = lib.fq_shm_name(c).decode()
+    (ctypes.c_ubyte * 128).from_address(lib.fq_shm_data(c))[5] = 6
+    seen = MemoryBlock._attach(name, 128)
+    assert seen.buf[5] == 6
+    del seen
+    lib.fq_shm_free(c)

@@ -14,11 +14,8 @@ import forkqueue.futures as ff
 from forkqueue.futures import (Process, ProcessKilledError, SpawnProcess,
                                Thread, get_remote_traceback, is_remote_exception)
 from helpers import child_pids, wait_until
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-# Spawning starts the standard library's resource tracker, a child that
-# lives as long as this interpreter: start it before any test counts children.
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 
 def add(a, b=0):
@@ -299,3 +296,48 @@ def test_spawn_process_terminate():
     p.terminate()
     assert p.join(timeout=60) is None and p.exitcode == -signal.SIGTERM
     assert p.result() is None
+
+
+def test_large_result_and_large_exception_message():
+    p = Process(target=lambda: b"x" * (64 << 20))
+    p.start()
+    assert len(p.result(timeout=60)) == 64 << 20
+
+    def big_error():
+        raise ValueError("y" * (8 << 20))
+    p = Process(target=big_error)
+    p.start()
+    with pytest.raises(ValueError) as info:
+        p.join(timeout=60)
+    assert len(str(info.value)) == 8 << 20
+
+
+def test_ctrl_c_in_the_parent_ends_it_and_its_children(tmp_path):
+    import subprocess
+    import textwrap
+    import time
+    flag = tmp_path / "up"
+    code = textwrap.dedent(f"""
+        import threading
+        from forkqueue.futures import Process
+        def forever():
+            open({str(flag)!r}, "w").close()
+            threading.Event().wait()
+        p = Process(target=forever)
+        p.start()
+        p.join()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(flag.exists, timeout=30)
+        kids = child_pids(proc.pid)
+        assert len(kids) == 1
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert wait_until(lambda: not os.path.exists(f"/proc/{kids[0]}"), timeout=10)

@@ -2,7 +2,7 @@
 from forkqueue.workers import Worker, WorkerType
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 

@@ -1,9 +1,11 @@
 """Workers of every type made with Worker.create, the remote one on a
 server this script starts and stops."""
+from typing import Any
+
 from forkqueue.workers import Worker, WorkerType, spawn_server
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 
@@ -12,7 +14,7 @@ if __name__ == '__main__':
     try:
         workers = []
         for wtype, x in zip(WorkerType, range(1, 4)):
-            kwargs = {
+            kwargs: dict[str, Any] = {
                 'target': foo,
                 'args': (x, )
             }

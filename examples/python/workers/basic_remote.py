@@ -4,7 +4,7 @@ from forkqueue.workers import (ProcessWorker, RemoteWorker, ThreadWorker,
                                spawn_server)
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 

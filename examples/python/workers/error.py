@@ -3,7 +3,7 @@ exception itself."""
 from forkqueue.workers import ProcessWorker
 
 
-def suicide(x):
+def suicide(x: int) -> None:
     raise RuntimeError('How is one supposed to live on this miserable world where x = {}?'.format(x))
 
 

@@ -4,7 +4,7 @@ import itertools
 from forkqueue.workers import PersistentWorker, WorkerType
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 

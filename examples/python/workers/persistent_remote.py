@@ -1,11 +1,13 @@
 """Persistent workers of every type, the remote one on a server this
 script starts and stops."""
+from typing import Any
+
 import itertools
 
 from forkqueue.workers import PersistentWorker, WorkerType, spawn_server
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 
@@ -14,7 +16,7 @@ if __name__ == '__main__':
     try:
         workers = []
         for wtype in WorkerType:
-            kwargs = { 'target': foo }
+            kwargs: dict[str, Any] = {'target': foo}
             if wtype is WorkerType.REMOTE:
                 kwargs['host'] = server.addr
 

@@ -3,7 +3,7 @@ starts and stops."""
 from forkqueue.workers import Pool, WorkerType, spawn_server
 
 
-def foo(x):
+def foo(x: int) -> int:
     return x**2
 
 

@@ -15,6 +15,7 @@ parent's collector (``_pump``, one thread for all children) handles.
 """
 
 import asyncio
+import builtins
 import concurrent.futures
 import multiprocessing
 import multiprocessing.connection
@@ -272,13 +273,9 @@ class _ChannelPopen(_Collected):
         n = 0
         while limit is None or n < limit:
             try:
-                # poll() first: it also sees messages already buffered here
-                # (recv(0) alone may time out on those).
-                if not ch.poll(0):
-                    return True
                 msg = ch.recv(0)
-            except TimeoutError:
-                return True  # a message still arriving
+            except builtins.TimeoutError:  # (ours is a subclass)
+                return True  # nothing ready, or a message still arriving
             if msg is None:
                 return False
             self._message(msg)
@@ -440,3 +437,31 @@ class SpawnProcess(_FutureProcess, multiprocessing.context.SpawnProcess):
         if self._popen is not None:
             self._fq_watch.requested = True
             self._popen.kill()
+
+
+# ---- Ctrl-C ----------------------------------------------------------------
+
+def _interrupt_children_at_exit():
+    """A forked Process runs in its own process group, so the terminal's
+    SIGINT reaches only the parent. If the program is ending on an uncaught
+    KeyboardInterrupt, pass the interrupt on to the children still running,
+    as the terminal would have: otherwise multiprocessing's exit handler
+    (which runs after this one) would wait forever for them."""
+    if not isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+        return
+    for p in list(_mpp._children):
+        popen = getattr(p, "_popen", None)
+        if isinstance(p, _FutureProcess) and popen is not None and popen.poll() is None:
+            try:
+                p._popen.requested = True
+                if isinstance(popen, _ChannelPopen):
+                    popen._signal(signal.SIGINT)
+                else:
+                    os.kill(popen.pid, signal.SIGINT)
+            except Exception:
+                pass
+
+
+import atexit  # noqa: E402  (registered after multiprocessing's: runs first)
+
+atexit.register(_interrupt_children_at_exit)

@@ -9,7 +9,6 @@ is only armed while the target runs, and held back while a result is being
 sent, so a message is never cut in half.
 """
 import collections
-import os
 import queue
 import signal
 import sys
@@ -20,7 +19,6 @@ from . import _wire
 from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
                     T_RESULTS, T_STARTED, T_TERM, dumps, loads)
 from .persistent import _END
-from .utils import get_hostname, gettid
 from .worker import Worker, WorkerTerminatedError, _check_timeout
 
 TERM_SIGNAL = signal.SIGUSR2

@@ -182,77 +182,109 @@ class SocketLink:
             pass
 
 
-class TLSLink(SocketLink):
-    """`SocketLink` over a TLS socket shared by two threads (a remote
-    worker's reader and its main thread): OpenSSL objects must not be used
-    by two threads at once, so every TLS call holds a lock, on a
-    non-blocking socket, and the waits happen outside it."""
+def tls_relay(tls_sock):
+    """A plain socket whose other end is a thread that owns ``tls_sock``,
+    and that thread (join it before exiting: it flushes what is left).
 
-    def __init__(self, sock):
-        super().__init__(sock)
-        import ssl
-        self._ssl = ssl
-        self.lock = threading.Lock()
-        sock.setblocking(False)
+    A remote worker uses its connection from two threads (a reader and the
+    main thread), and OpenSSL objects must never be used by two threads at
+    once: so one relay thread does every TLS call, on a non-blocking socket,
+    and the worker talks plain bytes to it."""
+    mine, theirs = socket.socketpair()
+    t = threading.Thread(target=_relay, args=(tls_sock, theirs), daemon=True,
+                         name="forkqueue TLS relay")
+    t.start()
+    return mine, t
 
-    def _wait(self, want_write, deadline):
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            raise TimeoutError()
-        r, w = ([], [self.sock]) if want_write else ([self.sock], [])
-        select.select(r, w, [], left)
 
-    def send(self, data):
-        view = memoryview(_HDR.pack(len(data)) + bytes(data))
-        ssl = self._ssl
-        while view:
-            want_write = False
-            with self.lock:
-                try:
-                    n = self.sock.send(view)
-                    view = view[n:]
-                    continue
-                except ssl.SSLWantWriteError:
-                    want_write = True
-                except ssl.SSLWantReadError:
-                    pass
-                except ssl.SSLError as e:
-                    raise ConnectionError(f"TLS: {e}") from e
-            self._wait(want_write, None)
+def _relay(tls, local):
+    import ssl
+    tls.setblocking(False)
+    local.setblocking(False)
+    to_tls = bytearray()    # plain bytes still to encrypt and send
+    to_local = bytearray()  # bytes received, still to hand over
+    tls_open = local_open = True
+    while tls_open or to_local:
+        # everything TLS has for us now (including what it buffered)
+        want_tls_write = False
+        while tls_open:
+            try:
+                data = tls.recv(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLWantWriteError:
+                want_tls_write = True
+                break
+            except OSError:
+                data = b""
+            if not data:
+                tls_open = False
+                break
+            to_local += data
+        if to_local:
+            try:
+                n = local.send(to_local)
+                del to_local[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                to_local.clear()  # the worker stopped reading: drop it
+        if local_open and not to_tls:
+            try:
+                data = local.recv(65536)
+                if data:
+                    to_tls += data
+                else:
+                    local_open = False
+            except BlockingIOError:
+                pass
+            except OSError:
+                local_open = False
+        if to_tls and tls_open:
+            try:
+                n = tls.send(to_tls)
+                del to_tls[:n]
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                want_tls_write = True
+            except OSError:
+                tls_open = False
+        if not local_open and not to_tls:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            if not to_local:
+                return
+            tls_open = False
+        r, w = [], []
+        if tls_open:
+            r.append(tls)
+            if to_tls or want_tls_write:
+                w.append(tls)
+        if local_open and not to_tls:
+            r.append(local)
+        if to_local:
+            w.append(local)
+        if (r or w) and not (tls_open and tls.pending()):
+            select.select(r, w, [])
+    try:
+        local.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
-    def recv(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ssl = self._ssl
-        while True:
-            frame = self._frame()
-            if frame is not None:
-                return frame
-            if self.eof:
-                return None
-            want_write = False
-            with self.lock:
-                try:
-                    chunk = self.sock.recv(262144)
-                except ssl.SSLWantReadError:
-                    chunk = None
-                except ssl.SSLWantWriteError:
-                    chunk, want_write = None, True
-                except (ssl.SSLError, OSError):
-                    chunk = b""
-            if chunk is None:
-                self._wait(want_write, deadline)
-            elif not chunk:
-                self.eof = True
-            else:
-                self.buf += chunk
 
-    def ready(self):
-        if self.eof or self.buffered():
-            return True
-        with self.lock:
-            if self.sock.pending():
-                return True
-        return bool(select.select([self.sock], [], [], 0)[0])
+def keepalive(sock, idle=30, interval=10, count=3):
+    """TCP keepalive probes, so that a peer that vanished without closing
+    (a machine that went down) is noticed within about a minute."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                       ("TCP_KEEPCNT", count)):
+        if hasattr(socket, opt):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt),
+                                value)
+            except OSError:
+                pass
 
 
 def recv_exact(sock, n, deadline):
@@ -282,7 +314,7 @@ def connect(addr, key, timeout=10.0, ssl_context=None, server_hostname=None):
     sock = socket.create_connection(addr, timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        keepalive(sock)
         if ssl_context is not None:
             sock = ssl_context.wrap_socket(
                 sock, server_hostname=server_hostname or addr[0])
@@ -299,4 +331,4 @@ def connect(addr, key, timeout=10.0, ssl_context=None, server_hostname=None):
     except BaseException:
         sock.close()
         raise
-    return SocketLink(sock) if ssl_context is None else TLSLink(sock)
+    return SocketLink(sock)

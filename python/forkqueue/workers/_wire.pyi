@@ -1,3 +1,8 @@
-from .._remote_exc import RemoteError, RemoteTraceback as RemoteTraceback
+class RemoteTraceback(Exception):
+    tb: str
+    def __init__(self, tb: str) -> None: ...
 
-WorkerError = RemoteError
+class WorkerError(Exception):
+    type_name: str
+    message: str
+    def __init__(self, type_name: str, message: str = ...) -> None: ...

@@ -1,6 +1,6 @@
 from typing import Any, Iterator
 
-from .worker import Worker
+from .worker import Worker, WorkerType
 
 class WorkerClosedError(RuntimeError):
     def __init__(self, worker: Worker) -> None: ...
@@ -8,6 +8,9 @@ class WorkerClosedError(RuntimeError):
 class PersistentWorker(Worker):
     def __init__(self, target: Any, results_pipe: Any = ...,
                  **kwargs: Any) -> None: ...
+    @classmethod
+    def create(cls, worker_type: WorkerType, *args: Any,
+               **kwargs: Any) -> PersistentWorker: ...
     def enqueue(self, *args: Any, **kwargs: Any) -> None: ...
     def next_result(self, block: bool = ...,
                     timeout: float | None = ...) -> Any: ...

@@ -1,4 +1,4 @@
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal, overload
 
 from .persistent import PersistentWorker
 from .worker import Worker, WorkerType
@@ -28,6 +28,14 @@ class Pool:
                    **worker_kwargs: Any) -> PersistentWorker: ...
     def attach(self, worker: Worker) -> None: ...
     def handle_new_worker(self, worker: Worker) -> None: ...
+    # (also None, whatever return_results, when every worker is dead)
+    @overload
+    def run(self, *input_sources: Iterable[Any] | Callable[[Worker], Any],
+            worker_callback: Callable[..., Any] | None = ...,
+            enqueue_fn: Callable[..., Any] | None = ...,
+            worker_extra_pending_inputs: int = ...,
+            return_results: Literal[True] = ...) -> list[Any]: ...
+    @overload
     def run(self, *input_sources: Iterable[Any] | Callable[[Worker], Any],
             worker_callback: Callable[..., Any] | None = ...,
             enqueue_fn: Callable[..., Any] | None = ...,

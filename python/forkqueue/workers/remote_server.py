@@ -197,6 +197,7 @@ class RemoteServer:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _wire.keepalive(sock)
             p = _Pending()
             p.peer, p.buf, p.authed = peer, bytearray(), False
             p.deadline = time.monotonic() + self.handshake_timeout
@@ -397,8 +398,18 @@ class RemoteServer:
         if ctx is not None and main is None:
             main = ctx[0]
         setup_main(main)
-        link = SocketLink(sock) if self.ssl_context is None else \
-            _wire.TLSLink(sock)
+        relay = None
+        if self.ssl_context is not None:
+            sock, relay = _wire.tls_relay(sock)
+        try:
+            self._run_worker(sock, ch, rest, ctx, payload)
+        finally:
+            if relay is not None:
+                sock.close()
+                relay.join(5.0)  # what the worker sent reaches the client
+
+    def _run_worker(self, sock, ch, rest, ctx, payload):
+        link = SocketLink(sock)
         link.buf += rest
         try:
             patches = {}

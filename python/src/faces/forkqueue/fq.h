@@ -122,8 +122,7 @@ int fqpy_enter(fqpy_queue *self, int allow_finished);
 void fqpy_leave(fqpy_queue *self);
 int fqpy_check_usable(fqpy_queue *self);
 
-/* args.c */
-/* timeout of poll()/results(): None (-1: no limit) or seconds (>= 0). */
+/* args.c (fqpy_parse_timeout() is in the core: core/wait.c) */
 /* A time limit in seconds (None: none) as ms for the core: -1 for none. */
 int fqpy_parse_limit(PyObject *o, const char *what, int *ms);
 PyObject *fqpy_normalize_kwargs(PyObject *argsv);
