@@ -383,9 +383,10 @@ int fq_queue_free(fq_queue q);
  * thread that waits on the queue (put the jobs where that thread will look,
  * then wake it). Calls that do not wait (fq_take(), timeout 0) neither
  * notice nor consume it; fq_stream(), fq_finish() and fq_cancel() ignore it.
- * Thread-safe, but not async-signal-safe (it takes a lock). Returns 0, or
- * FQ_EINVAL, FQ_ECLOSED (freed queue, also when freed concurrently),
- * FQ_EFOREIGN, FQ_ESYS.
+ * Thread-safe, and async-signal-safe (it takes no lock, and keeps errno)
+ * while the process has at most 256 live queues; wake-ups of the queues
+ * beyond take a lock. Returns 0, or FQ_EINVAL, FQ_ECLOSED (freed queue,
+ * also when freed concurrently), FQ_EFOREIGN, FQ_ESYS.
  */
 int fq_wakeup(fq_queue q);
 

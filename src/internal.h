@@ -197,8 +197,10 @@ typedef struct fq__queue {
     size_t pfd_cap;
     unsigned char *held_buf; /* copy of a worker's out[] (loop.c) */
 
-    /* fq_wakeup(): an eventfd (both the same) or a pipe. */
+    /* fq_wakeup(): an eventfd (both the same) or a pipe, published in
+     * slot wake_slot of the wake-up table (-1: none, -2: table full). */
     int wake_rd, wake_wr;
+    int wake_slot;
     /* References held by calls in progress (handle.c, under its lock); the
      * queue is destroyed when it is closing and the last one goes. */
     unsigned refs;
@@ -275,6 +277,11 @@ __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
 
 /* wakeup.c */
 int fq__wake_open(fq__queue *q);
+/* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
+void fq__wake_publish(fq__queue *q);
+/* fq_wakeup() no longer finds the queue (FQ_ECLOSED); idempotent. */
+void fq__wake_unpublish(fq__queue *q);
+/* Unpublishes, then closes the descriptors. */
 void fq__wake_close(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);
@@ -299,6 +306,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);
 fq__job *fq__fifo_pop(fq__worker *w);
+fq__job *fq__pend_pop(fq__queue *q);
 /* Start time of the job w is running, if it is the head of its FIFO and
  * has not ended; else -1. */
 int64_t fq__head_stalled_since(const fq__worker *w);

@@ -9,6 +9,7 @@
 #include "fq_test.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 
@@ -324,6 +325,102 @@ static void test_wakeup_races_free(void **state)
     }
 }
 
+/* From a signal handler: no lock is taken, so it works even while the
+ * interrupted thread is inside the library (here: in the wait). */
+static fq_queue sig_q;
+static volatile sig_atomic_t sig_rc = -100;
+
+static void on_usr1(int signo)
+{
+    (void)signo;
+    sig_rc = fq_wakeup(sig_q);
+}
+
+struct sender {
+    pthread_t target;
+    pid_t target_tid;
+    int saw_sleeping;
+};
+
+static void *sender_main(void *arg)
+{
+    struct sender *sd = arg;
+    int64_t end = fqp_now_ms() + 10000;
+    while (fqp_now_ms() < end && !thread_sleeping(sd->target_tid))
+        sched_yield();
+    sd->saw_sleeping = thread_sleeping(sd->target_tid);
+    pthread_kill(sd->target, SIGUSR1);
+    return NULL;
+}
+
+static void test_wakeup_from_signal_handler(void **state)
+{
+    (void)state;
+    fqt_gate g;
+    fq_queue q = busy_queue(&g);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    sig_q = q;
+    sig_rc = -100;
+    struct sender sd = {pthread_self(), my_tid(), 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sender_main, &sd), 0);
+    int64_t t0 = fqp_now_ms();
+    int rc = fq_poll(q, LONG_MS); /* resumes after EINTR, then sees it */
+    int64_t took = fqp_now_ms() - t0;
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    FQT_EQ(rc, 0);
+    assert_int_equal(sig_rc, 0);
+    assert_true(sd.saw_sleeping);
+    assert_true(took < LONG_MS / 2);
+    release(q, &g);
+}
+
+/* More live queues than the wake-up table has slots: the others are found
+ * through the registry; every one can be woken, and freed queues answer
+ * FQ_ECLOSED either way. */
+static void test_wakeup_many_queues(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static fq_queue qs[N];
+    fqt_gate g;
+    fqt_gate_new(&g); /* before the queues: their workers inherit it */
+    fq_options o = {0};
+    o.workers = 1;
+    for (int i = 0; i < N; i++)
+        FQT_OK(fq_queue_new(&qs[i], &o));
+    for (int i = 0; i < N; i++)
+        FQT_OK(fq_wakeup(qs[i]));
+    /* The last ones are past the table: woken through the registry. */
+    for (int i = N - 3; i < N; i++) {
+        fq_queue q = qs[i];
+        fqt_submit_gate(q, &g, 1, 0);
+        fqt_gate_started(q, &g);
+        /* Any wake-up still pending ends this wait; the next one must
+         * wait out its timeout, and a fresh wake-up end it early. */
+        FQT_EQ(fq_poll(q, 100), 0);
+        int64_t t0 = fqp_now_ms();
+        FQT_EQ(fq_poll(q, 100), 0);
+        assert_true(fqp_now_ms() - t0 >= 95);
+        FQT_OK(fq_wakeup(q));
+        t0 = fqp_now_ms();
+        FQT_EQ(fq_poll(q, LONG_MS), 0);
+        assert_true(fqp_now_ms() - t0 < LONG_MS / 2);
+        fqt_gate_open(&g, 1);
+        FQT_OK(fq_wait(q, 30000));
+    }
+    for (int i = 0; i < N; i++)
+        FQT_OK(fq_queue_free(qs[i]));
+    for (int i = 0; i < N; i++)
+        FQT_EQ(fq_wakeup(qs[i]), FQ_ECLOSED);
+    fqt_gate_free(&g);
+}
+
 /* Bad handles, and the call from a forked child. */
 static void test_wakeup_misuse(void **state)
 {
@@ -418,6 +515,8 @@ int main(void)
         FQT_TEST(test_wakeup_from_thread),
         FQT_TEST(test_wakeup_handoff),
         FQT_TEST(test_wakeup_races_free),
+        FQT_TEST(test_wakeup_from_signal_handler),
+        FQT_TEST(test_wakeup_many_queues),
         FQT_TEST(test_wakeup_misuse),
         FQT_TEST(test_wakeup_descriptor),
     };

@@ -30,6 +30,7 @@ import os
 import pickle
 import re
 import signal as _signal
+import sys
 import threading
 import time
 import traceback
@@ -37,6 +38,7 @@ import weakref
 from concurrent.futures.process import BrokenProcessPool
 
 from ._forkqueue import ForkQueue
+from ._remote_exc import RemoteError, RemoteTraceback
 
 __all__ = ["Executor", "Pool", "WorkerCrashedError", "default_workers"]
 
@@ -66,18 +68,6 @@ class WorkerCrashedError(BrokenProcessPool):
         self.exitcode = exitcode
 
 
-class _RemoteTraceback(Exception):
-    """Set as ``__cause__`` of an exception raised by a task: the traceback
-    as the worker printed it (as ``ProcessPoolExecutor`` does)."""
-
-    def __init__(self, tb):
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self):
-        return self.tb
-
-
 # ---- worker side -----------------------------------------------------------
 
 class _Err:
@@ -94,7 +84,7 @@ class _Err:
 
     def rebuild(self):
         exc = self.exc
-        exc.__cause__ = _RemoteTraceback('\n"""\n' + self.tb + '"""')
+        exc.__cause__ = RemoteTraceback(self.tb)
         return exc
 
 
@@ -107,8 +97,12 @@ def _failure(e):
         pickle.loads(pickle.dumps(e, pickle.HIGHEST_PROTOCOL))
         exc = e
     except BaseException:
-        exc = RuntimeError(f"{type(e).__module__}.{type(e).__qualname__}: "
-                           f"{e} (the exception could not be pickled)")
+        try:
+            message = str(e)
+        except BaseException:
+            message = "(its message could not be formatted)"
+        exc = RemoteError(f"{type(e).__module__}.{type(e).__qualname__}",
+                          message)
     e.__traceback__ = None
     return _Err(exc, tb)
 
@@ -574,13 +568,21 @@ class _Engine:
             self._set_error(job, exc)
 
 
+def _interrupted():
+    """True when the program is ending on an uncaught Ctrl-C."""
+    return isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+
+
 def _at_exit():
     """Before the interpreter goes: executors finish their work (as the
-    standard library's do), pools that were not closed are terminated."""
+    standard library's do), pools that were not closed are terminated, and
+    after an uncaught Ctrl-C everything is terminated: no wait, no worker
+    left."""
     global _exiting
     _exiting = True
+    interrupted = _interrupted()
     for eng in list(_live_engines):
-        if getattr(eng, "terminate_at_exit", False):
+        if interrupted or getattr(eng, "terminate_at_exit", False):
             eng.shutdown(wait=True, terminate=True)
         else:
             eng.shutdown(wait=True)

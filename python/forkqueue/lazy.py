@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from ._executor import Executor, default_workers
+from ._executor import Executor, _interrupted, default_workers
 
 __all__ = [
     "fork", "submit", "go", "process", "thread",
@@ -262,6 +262,8 @@ _unfinished = set()
 
 
 def _finish_at_exit():
+    if _interrupted():
+        return  # Ctrl-C: the executors' hook terminates the workers
     while True:
         pending = [f for f in list(_unfinished) if not f.done()]
         if not pending:
@@ -287,10 +289,22 @@ def _wrapper(fn):
     return w
 
 
+def _arg_proxies(values):
+    """The proxies among values, also one level down in plain containers
+    (what a process job cannot receive before they are evaluated)."""
+    out = []
+    for a in values:
+        t = type(a)
+        if t is ResultProxy:
+            out.append(a)
+        elif t is list or t is tuple:
+            out.extend(x for x in a if type(x) is ResultProxy)
+        elif t is dict:
+            out.extend(x for x in a.values() if type(x) is ResultProxy)
+    return out
+
+
 def _resolve_arg(a):
-    """Process jobs get values, not proxies (a proxy cannot be pickled
-    before it is evaluated): evaluate them here, also one level down in
-    plain containers."""
     t = type(a)
     if t is ResultProxy:
         return a._fq_evaluate(None)
@@ -303,17 +317,73 @@ def _resolve_arg(a):
     return a
 
 
+def _copy_outcome(src, dst):
+    try:
+        if src.cancelled():
+            dst.set_exception(_cf.CancelledError())
+        elif src.exception() is not None:
+            dst.set_exception(src.exception())
+        else:
+            dst.set_result(src.result())
+    except _cf.InvalidStateError:
+        pass
+
+
+def _submit_after(engine, w, args, kwargs, proxies):
+    """A process job whose arguments hold proxies not ready yet: sent when
+    they are (from the callback of the last one), so fork() stays lazy.
+    Returns the future of its outcome."""
+    outer = _cf.Future()
+    outer.set_running_or_notify_cancel()
+    pending = set()
+    for p in proxies:
+        pending.update(p._fq_pending_futures())
+    left = [len(pending)]
+    lock = threading.Lock()
+
+    def launch():
+        try:
+            a = tuple(_builtin_map(_resolve_arg, args))
+            kw = {k: _resolve_arg(v) for k, v in kwargs.items()} \
+                if kwargs else kwargs
+            inner = engine.submit(w, a, kw)
+        except BaseException as e:  # an argument failed, or the pool shut
+            try:
+                outer.set_exception(e)
+            except _cf.InvalidStateError:
+                pass
+            return
+        inner.add_done_callback(lambda f: _copy_outcome(f, outer))
+
+    def one_ready(_):
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            launch()
+
+    if not pending:
+        launch()
+    for f in pending:
+        f.add_done_callback(one_ready)
+    return outer
+
+
 def _submit(kind, fn, args, kwargs, frame):
     if not callable(fn):
         raise TypeError(f"fork() needs a callable, not {type(fn).__name__}")
     site = _site(frame)
     w = _wrapper(fn)
     if kind == "processes":
-        args = tuple(_builtin_map(_resolve_arg, args))
-        if kwargs:
-            kwargs = {k: _resolve_arg(v) for k, v in kwargs.items()}
         # The engine directly: a job's own `timeout` keyword stays its own.
-        future = _pool(kind)._engine.submit(w, args, kwargs)
+        engine = _pool(kind)._engine
+        proxies = _arg_proxies(args)
+        if kwargs:
+            proxies += _arg_proxies(kwargs.values())
+        if proxies:
+            future = _submit_after(engine, w, args, kwargs, proxies)
+        else:
+            future = engine.submit(w, args, kwargs)
     else:
         future = _pool(kind).submit(w, *args, **kwargs)
     _unfinished.add(future)

@@ -27,6 +27,13 @@ def child_pids(parent=None):
     return found
 
 
+def new_children(before):
+    """Our child processes that are not in `before` (a set of pids taken
+    earlier): what a test started, whatever other tests of the same process
+    left running."""
+    return sorted(set(child_pids()) - set(before))
+
+
 def proc_state(pid):
     """State letter of a process ('R', 'S', 'Z', ...) or None if gone."""
     try:

@@ -15,8 +15,10 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from forkqueue import ForkQueue
+from forkqueue._remote_exc import (RemoteError, get_remote_traceback,
+                                   is_remote_exception)
 from forkqueue._executor import Executor, WorkerCrashedError, default_workers
-from helpers import child_pids, is_running, run_script, wait_for_file, wait_until
+from helpers import child_pids, new_children, is_running, run_script, wait_for_file, wait_until
 
 
 def _supports(**kw):
@@ -64,6 +66,8 @@ def test_exception_keeps_type_message_and_remote_traceback():
         with pytest.raises(KeyError, match="bad 3") as info:
             f.result(30)
         tb = str(info.value.__cause__)
+        assert is_remote_exception(info.value)
+        assert get_remote_traceback(info.value) == tb
         assert "Traceback (most recent call last)" in tb
         assert "in fail" in tb
         assert isinstance(f.exception(), KeyError)
@@ -79,15 +83,17 @@ class NotRebuildable(Exception):
         super().__init__(a)  # unpickling calls NotRebuildable(a): fails
 
 
-def test_exception_that_cannot_travel_becomes_runtime_error():
+def test_exception_that_cannot_travel_becomes_a_remote_error():
     def raise_it(cls):
         raise cls(1, 2) if cls is NotRebuildable else cls("x")
 
     with Executor(max_workers=1) as ex:
         for cls in (Unpicklable, NotRebuildable):
-            with pytest.raises(RuntimeError, match=cls.__name__) as info:
+            with pytest.raises(RemoteError, match=cls.__name__) as info:
                 ex.submit(raise_it, cls).result(30)
-            assert "in raise_it" in str(info.value.__cause__)
+            assert info.value.type_name.endswith(cls.__qualname__)
+            assert is_remote_exception(info.value)
+            assert "in raise_it" in get_remote_traceback(info.value)
 
 
 def test_unpicklable_argument_fails_that_task_only():
@@ -194,6 +200,7 @@ def test_new_task_is_not_held_up_by_a_running_one(barrier):
 
 
 def test_cancel_before_start_and_shutdown_cancel_futures(barrier):
+    before = set(child_pids())
     ex = Executor(max_workers=1)
     running = ex.submit(wait_for_file, barrier.path, 60)
     wait_until(lambda: running.running(), timeout=10)
@@ -207,7 +214,7 @@ def test_cancel_before_start_and_shutdown_cancel_futures(barrier):
     for f in queued:
         assert f.cancelled() or f.result(30) >= 0
     ex.shutdown(wait=True)
-    assert wait_until(lambda: not child_pids(), timeout=10)
+    assert wait_until(lambda: not new_children(before), timeout=10)
 
 
 def test_future_cancel_before_it_starts(barrier):
@@ -223,14 +230,15 @@ def test_future_cancel_before_it_starts(barrier):
 
 
 def test_shutdown_wait_leaves_no_worker():
+    before = set(child_pids())
     ex = Executor(max_workers=2)
     assert ex.submit(abs, -1).result(30) == 1
     # Two workers (plus, maybe, retired ones not yet reaped: a new callable
     # makes fresh forks that know it).
     assert wait_until(
-        lambda: len([p for p in child_pids() if is_running(p)]) == 2)
+        lambda: len([p for p in new_children(before) if is_running(p)]) == 2)
     ex.shutdown(wait=True)
-    assert child_pids() == []
+    assert new_children(before) == []
     ex.shutdown()  # twice is fine
 
 

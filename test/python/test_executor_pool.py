@@ -10,7 +10,7 @@ import time
 import pytest
 
 from forkqueue._executor import Pool, WorkerCrashedError
-from helpers import child_pids, is_running, wait_for_file, wait_until
+from helpers import child_pids, new_children, is_running, wait_for_file, wait_until
 
 from test_executor import HAS_MAX_JOBS
 
@@ -131,6 +131,7 @@ def test_sigkilled_worker_fails_only_its_item_and_map_returns():
 
 
 def test_close_join_terminate_states():
+    before = set(child_pids())
     p = Pool(2)
     with pytest.raises(ValueError):
         p.join()
@@ -139,7 +140,7 @@ def test_close_join_terminate_states():
     with pytest.raises(ValueError):
         p.apply(square, (1,))
     p.join()
-    assert child_pids() == []
+    assert new_children(before) == []
     p.terminate()  # after join: harmless
 
 
@@ -152,22 +153,24 @@ def test_close_lets_queued_work_finish():
 
 
 def test_terminate_stops_running_work(barrier):
+    before = set(child_pids())
     p = Pool(2)
     r = p.apply_async(wait_for_file, (barrier.path, 60))
-    wait_until(lambda: len([c for c in child_pids() if is_running(c)]) >= 2)
+    wait_until(lambda: len([c for c in new_children(before) if is_running(c)]) >= 2)
     t0 = time.monotonic()
     p.terminate()
     p.join()
     assert time.monotonic() - t0 < 10
     assert r.ready() and not r.successful()
-    assert child_pids() == []
+    assert new_children(before) == []
 
 
 def test_context_manager_terminates(barrier):
+    before = set(child_pids())
     with Pool(1) as p:
         r = p.apply_async(wait_for_file, (barrier.path, 60))
     assert r.ready()
-    assert child_pids() == []
+    assert new_children(before) == []
 
 
 def test_initializer_initargs_and_validation():
@@ -240,6 +243,51 @@ def test_ctrl_c_in_map_leaves_no_worker_behind():
             proc.wait()
     assert "KeyboardInterrupt" in err
     assert err.count("Traceback") == 1
+    assert wait_until(lambda: not any(is_running(p) for p in pids),
+                      timeout=10)
+
+
+EXECUTOR_CTRL_C = r"""
+import os, time
+from forkqueue._executor import Executor
+ex = Executor(2)
+fs = [ex.submit(time.sleep, 60) for _ in range(4)]
+while True:
+    kids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                st = open(f"/proc/{name}/stat").read()
+            except OSError:
+                continue
+            f = st[st.rindex(")") + 2:].split()
+            if int(f[1]) == os.getpid() and f[0] != "Z":
+                kids.append(name)
+    if len(kids) >= 2 and all(f.running() for f in fs[:2]):
+        break
+    time.sleep(0.01)
+print(" ".join(kids), flush=True)
+fs[0].result()
+"""
+
+
+def test_ctrl_c_while_waiting_on_an_executor_ends_promptly():
+    proc = subprocess.Popen([sys.executable, "-c", EXECUTOR_CTRL_C],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        pids = [int(x) for x in proc.stdout.readline().split()]
+        assert len(pids) >= 2
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "KeyboardInterrupt" in err
+    assert took < 15  # not the 60 s the tasks would take
     assert wait_until(lambda: not any(is_running(p) for p in pids),
                       timeout=10)
 

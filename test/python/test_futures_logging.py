@@ -6,9 +6,8 @@ import pytest
 
 from forkqueue.futures import Process, SpawnProcess
 from helpers import run_script
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 
 def log_some(n, name="child"):

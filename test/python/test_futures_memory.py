@@ -12,9 +12,8 @@ import pytest
 
 from forkqueue.futures import MemoryBlock, Process, SpawnProcess
 from helpers import wait_until
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 SHM_AT_START = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 

@@ -14,11 +14,8 @@ import forkqueue.futures as ff
 from forkqueue.futures import (Process, ProcessKilledError, SpawnProcess,
                                Thread, get_remote_traceback, is_remote_exception)
 from helpers import child_pids, wait_until
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-# Spawning starts the standard library's resource tracker, a child that
-# lives as long as this interpreter: start it before any test counts children.
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 
 def add(a, b=0):

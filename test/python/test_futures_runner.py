@@ -7,9 +7,8 @@ import pytest
 import forkqueue.futures as ff
 from forkqueue.futures import (IterableQueue, Process, ProcessRunnee, ProcessRunner,
                                SpawnProcess, Thread)
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
-from multiprocessing import resource_tracker
-resource_tracker.ensure_running()
 
 
 class Adder(ProcessRunnee):

@@ -11,6 +11,7 @@ from forkqueue.futures import (MemoryBlock, MemoryBlockProxy, Process, ServerPro
                                managed_dict, managed_iterator, managed_list,
                                managed_memoryblock, managed_namespace, managed_value)
 from helpers import wait_until
+from futures_helpers import spawn_resource_tracker  # noqa: F401
 
 
 class Doubler:

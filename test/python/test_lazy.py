@@ -199,11 +199,23 @@ def test_closures_and_lambdas_run_in_processes():
     assert fork.map(lambda x: x * base, [1, 2]) == [1000, 2000]
 
 
-def test_proxies_as_arguments():
+def test_proxies_as_arguments(barrier):
     a = fork.fork(double, 2)
     assert fork.fork(double, a) == 8
     assert fork.fork(sum, [a, a]) == 8
+    assert fork.fork(dict, x=a, y={"k": a}) == {"x": 4, "y": {"k": 4}}
     assert fork.thread(lambda p: p + 1, a) == 5
+    # A job on a proxy not ready yet is sent when it is: fork() does not
+    # wait for it.
+    gate = fork.fork(wait_for_file, barrier.path, 60)
+    t0 = time.monotonic()
+    later = fork.fork(len, gate + "/x")
+    assert time.monotonic() - t0 < 5 and not later._fq_ready()
+    barrier.open()
+    assert later == len(barrier.path) + 2
+    bad = fork.fork(int, fork.fork(str, "x"))
+    with pytest.raises(ResultEvaluationError, match="invalid literal"):
+        evaluate(bad)
 
 
 def test_unevaluated_jobs_finish_before_exit(tmp_path):

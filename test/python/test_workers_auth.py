@@ -17,7 +17,7 @@ from forkqueue import _auth
 from forkqueue.workers import AuthenticationError, RemoteServer, RemoteWorker
 from forkqueue.workers import spawn_server
 
-KEY = "test-workers-auth"
+KEY = "forkqueue-workers-tests"  # one for all files (one pytest run)
 os.environ["FORKQUEUE_AUTHKEY"] = KEY
 
 

@@ -16,7 +16,7 @@ from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                WorkerTerminatedError, WorkerType,
                                spawn_server)
 
-os.environ["FORKQUEUE_AUTHKEY"] = "test-workers-remote"
+os.environ["FORKQUEUE_AUTHKEY"] = "forkqueue-workers-tests"  # one for all files
 import forkqueue  # noqa: E402
 
 BUILD_PY = os.path.dirname(os.path.dirname(os.path.abspath(

@@ -11,7 +11,7 @@ from forkqueue.workers import (AuthenticationError, PersistentRemoteWorker,
                                RemoteContext, RemoteWorker,
                                WorkerTerminatedError, spawn_server)
 
-os.environ["FORKQUEUE_AUTHKEY"] = "test-workers-tls"
+os.environ["FORKQUEUE_AUTHKEY"] = "forkqueue-workers-tests"  # one for all files
 
 if shutil.which("openssl") is None:
     pytest.skip("needs the openssl program to make a certificate",

@@ -8,12 +8,12 @@ from forkqueue.futures import (Process, Thread, as_completed, get_remote_traceba
 table = {n: n * n for n in range(10)}  # inherited by forked children, never pickled
 
 
-def square(n):
+def square(n: int) -> int:
     logging.getLogger("worker").info("squaring %d", n)
     return table[n]
 
 
-def broken():
+def broken() -> None:
     raise ValueError("no such square")
 
 
@@ -23,7 +23,8 @@ if __name__ == "__main__":
     t = Thread(target=lambda: sum(table.values()), name="summer")
     p.start()
     t.start()
-    for w in sorted(as_completed([p, t]), key=lambda w: w.name):
+    workers: list[Process | Thread] = [p, t]
+    for w in sorted(as_completed(workers), key=lambda w: w.name):
         print(w.name, "->", w.result())
 
     bad = Process(target=broken, name="broken")

@@ -6,7 +6,7 @@ import time
 import forkqueue.lazy as fork
 
 
-def size_of(n):
+def size_of(n: int) -> int:
     """Stands for real work, such as writing a thumbnail: about 1 ms."""
     time.sleep(0.001)
     return n % 7 + 1

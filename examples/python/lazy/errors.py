@@ -3,15 +3,16 @@
 # failed in the worker, then the original error. A lazy operator that
 # fails (here str + int) reports the line of the operator.
 import os
+from typing import Any
 
 import forkqueue.lazy as fork
 
 
-def parse(text):
+def parse(text: str) -> int:
     return int(text)
 
 
-def show(error):
+def show(error: Exception) -> None:
     # Paths relative to this file, so the output is the same everywhere.
     here = os.path.dirname(os.path.abspath(__file__)) + os.sep
     print(str(error).replace(here, ""))
@@ -26,7 +27,7 @@ try:
 except fork.ResultEvaluationError as e:
     show(e)
 
-label = fork.fork(str, 5)
+label: Any = fork.fork(str, 5)  # a str, once evaluated
 longer = label + 1
 try:
     print(longer)

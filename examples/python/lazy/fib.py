@@ -4,11 +4,11 @@
 import forkqueue.lazy as fork
 
 
-def fib_seq(n):
+def fib_seq(n: int) -> int:
     return n if n < 2 else fib_seq(n - 1) + fib_seq(n - 2)
 
 
-def fib(n):
+def fib(n: int) -> int:
     if n < 18:
         return fib_seq(n)
     return fork.fork(fib, n - 1) + fork.fork(fib, n - 2)

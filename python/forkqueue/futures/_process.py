@@ -273,13 +273,9 @@ class _ChannelPopen(_Collected):
         n = 0
         while limit is None or n < limit:
             try:
-                # poll() first: it also sees messages already buffered here
-                # (recv(0) alone may time out on those).
-                if not ch.poll(0):
-                    return True
                 msg = ch.recv(0)
             except builtins.TimeoutError:  # (ours is a subclass)
-                return True  # a message still arriving
+                return True  # nothing ready, or a message still arriving
             if msg is None:
                 return False
             self._message(msg)

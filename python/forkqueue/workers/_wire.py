@@ -273,6 +273,20 @@ def _relay(tls, local):
         pass
 
 
+def keepalive(sock, idle=30, interval=10, count=3):
+    """TCP keepalive probes, so that a peer that vanished without closing
+    (a machine that went down) is noticed within about a minute."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                       ("TCP_KEEPCNT", count)):
+        if hasattr(socket, opt):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt),
+                                value)
+            except OSError:
+                pass
+
+
 def recv_exact(sock, n, deadline):
     """Reads exactly ``n`` bytes before ``deadline`` (monotonic), for the
     handshake; ConnectionError on EOF, TimeoutError when late."""
@@ -300,7 +314,7 @@ def connect(addr, key, timeout=10.0, ssl_context=None, server_hostname=None):
     sock = socket.create_connection(addr, timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        keepalive(sock)
         if ssl_context is not None:
             sock = ssl_context.wrap_socket(
                 sock, server_hostname=server_hostname or addr[0])

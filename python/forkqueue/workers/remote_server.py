@@ -197,6 +197,7 @@ class RemoteServer:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _wire.keepalive(sock)
             p = _Pending()
             p.peer, p.buf, p.authed = peer, bytearray(), False
             p.deadline = time.monotonic() + self.handshake_timeout
