@@ -137,6 +137,14 @@ def test_throw_into_a_finished_thread_text():
         t.throw(ValueError)
 
 
+def test_wait_bad_return_when_text():
+    t = Thread(target=_add, args=(1,))
+    t.start()
+    with pytest.raises(ValueError, match=r"^Invalid return condition: 'BOGUS'$"):
+        ff.wait([t], return_when="bogus")
+    t.join()
+
+
 def test_not_started_process_text():
     p = Process(target=_add, args=(1,))
     for call in (p.join, p.result, p.exception):
