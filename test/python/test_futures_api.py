@@ -210,3 +210,39 @@ def test_submodule_stubs_reexport_runtime_names(mod):
         assert n in names, f"{mod}.pyi lacks {n}"
     for n in names:
         assert hasattr(runtime, n), f"{mod}.pyi has {n}, the module does not"
+
+
+TYPED_USE = '''
+from forkqueue.futures import (MP_SPAWN_CTX, IterableQueue, Process, Queue,
+                               SpawnProcess, Thread, wait)
+from forkqueue.futures.remote_exception import RemoteException
+from forkqueue.futures.runner import ProcessRunner
+from forkqueue.futures.server_process import BaseProxy, ServerProcess, managed_list
+from forkqueue.futures.threading import Thread as T2
+
+
+def f(x: int) -> int:
+    return x
+
+
+p = Process(target=f, args=(1,), kwargs=None)
+s: SpawnProcess = MP_SPAWN_CTX.Process(target=f)
+t: T2 = Thread(target=f, args=(2,))
+q: Queue[int] = Queue()
+iq: IterableQueue[int] = IterableQueue(q)
+total: int = sum(x + 1 for x in iq)
+done, not_done = wait([p, s, t], return_when="FIRST_COMPLETED")
+'''
+
+
+def test_stubs_pass_mypy_strict(tmp_path):
+    pytest.importorskip("mypy")
+    import subprocess
+    import sys
+    src = tmp_path / "use.py"
+    src.write_text(TYPED_USE)
+    env = dict(os.environ, MYPYPATH=os.path.dirname(os.path.dirname(PKG)))
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                        "--cache-dir", os.devnull, str(src)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr

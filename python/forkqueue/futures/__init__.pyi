@@ -15,7 +15,7 @@ from concurrent.futures import (ALL_COMPLETED as ALL_COMPLETED,
                                 FIRST_EXCEPTION as FIRST_EXCEPTION)
 
 _T = TypeVar("_T")
-_W = TypeVar("_W", bound="_FutureProcess | Thread")
+_W = TypeVar("_W")  # started Process, SpawnProcess or Thread objects, mixed
 
 class TimeoutError(builtins.TimeoutError): ...
 class InvalidStateError(RuntimeError): ...
