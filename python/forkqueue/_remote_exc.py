@@ -116,14 +116,14 @@ def traceback_text(exc: BaseException, tb=None) -> str:
     if isinstance(tb, TracebackType):
         return format_remote(exc, tb)
     if tb is not None:
-        raise ValueError(f"expected a traceback or its text, got {tb!r}")
+        raise ValueError(f"expecting no traceback but got: {tb}")
     if exc.__traceback__ is not None:
         return format_remote(exc)
     if is_remote_exception(exc):
         return get_remote_traceback(exc)
-    raise ValueError(
-        f"{exc!r} carries no traceback: it was never raised (wrap exceptions "
-        f"inside the 'except' block that caught them)")
+    # (It was never raised: wrap exceptions inside the 'except' block that
+    # caught them.)
+    raise ValueError(f"{exc!r} does not contain traceback info")
 
 
 def _rebuild(exc, tb):

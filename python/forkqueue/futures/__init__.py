@@ -21,7 +21,8 @@ from .threading import Thread
 from ._iterqueue import IterableQueue, StopRequested
 from ._sync import (Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue,
                     Lock, Manager, MP_SPAWN_CTX, Queue, RawArray, RawValue, RLock,
-                    Semaphore, SimpleQueue, SyncManager, Value, cpu_count)
+                    Semaphore, SimpleQueue, SpawnContext, SyncManager, Value,
+                    cpu_count)
 from .runner import ProcessRunnee, ProcessRunner
 from .._memblock import MemoryBlock
 from .server_process import (MemoryBlockProxy, ServerProcess, managed, managed_array,
@@ -41,11 +42,11 @@ __all__ = [
     "ProcessRunner", "ProcessRunnee", "IterableQueue", "StopRequested",
     "Queue", "SimpleQueue", "JoinableQueue", "Manager", "SyncManager", "Event",
     "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Barrier",
-    "Value", "Array", "RawValue", "RawArray", "cpu_count", "MP_SPAWN_CTX",
+    "Value", "Array", "RawValue", "RawArray", "cpu_count", "MP_SPAWN_CTX", "SpawnContext",
 ]
 
 for _c in (InvalidStateError, ProcessKilledError, TimeoutError, Process,
-           SpawnProcess, Thread):
+           SpawnProcess, Thread, SpawnContext):
     _c.__module__ = __name__
 del _c
 

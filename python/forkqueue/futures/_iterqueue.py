@@ -5,7 +5,9 @@ import multiprocessing.queues
 import queue as _queue
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, TypeVar
+
+Elem = TypeVar("Elem")
 
 __all__ = ["IterableQueue", "StopRequested"]
 
@@ -17,7 +19,7 @@ class StopRequested(BaseException):
 _END = None  # the end marker a supplier's put_end() puts; never a value
 
 
-class IterableQueue:
+class IterableQueue(Iterator[Elem]):
     """Wraps a queue (``queue.Queue``/``SimpleQueue`` for threads, a
     ``multiprocessing`` or ``forkqueue.futures`` ``Queue``/``SimpleQueue``
     for processes; a new ``forkqueue.futures.Queue`` by default) so that
@@ -58,7 +60,9 @@ class IterableQueue:
     def _blocking(self, op, *args, timeout=None):
         if self._to_stop is None or not self._can_timeout:
             if timeout is not None and not self._can_timeout:
-                raise ValueError(f"{type(self._q).__name__} takes no timeout")
+                raise ValueError(
+                    f"`timeout` is not supported for the type of queue used in "
+                    f"this object: {type(self._q).__name__}")
             return op(*args, timeout=timeout) if self._can_timeout else op(*args)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -88,8 +92,7 @@ class IterableQueue:
                     self._counts[0] += 1
                     break
             if not wait_for_renew:
-                raise RuntimeError(
-                    f"put_end() called more than num_suppliers={self._n} times")
+                raise RuntimeError("`put_end` is called more than `num_suppliers` times")
             if self._to_stop is not None and self._to_stop.is_set():
                 raise StopRequested
             time.sleep(0.01)
@@ -120,10 +123,9 @@ class IterableQueue:
         """After a round was consumed to its end: prepares the next one."""
         with self._lock:
             if self._counts[1] != self._n:
-                raise RuntimeError("the queue is not in a renewable state "
-                                   "(its iteration has not ended)")
+                raise RuntimeError("the object is not in a renewable state")
             x = self._q.get()
             if x is not _END:
-                raise RuntimeError(f"expected the end marker, got {x!r}")
+                raise RuntimeError(f"expecting None, got {x}")
             self._counts[0] = 0
             self._counts[1] = 0

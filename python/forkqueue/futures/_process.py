@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from typing import Optional
 
 from .. import _forkqueue
@@ -42,6 +43,15 @@ class _FutureProcess:
     ``multiprocessing`` process class)."""
 
     _future_ = None
+
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs=None,
+                 *, daemon=None):
+        super().__init__(group, target, name, args, {} if kwargs is None else kwargs,
+                         daemon=daemon)
+        if name is None:
+            # mpservice's Process is its SpawnProcess: programs print (and
+            # tracebacks and log records carry) "SpawnProcess-N" by default.
+            self._name = "SpawnProcess-" + ":".join(str(i) for i in self._identity)
 
     @staticmethod
     def handle_exception(exc):
@@ -72,13 +82,17 @@ class _FutureProcess:
                     self._fq_exitcode = e.code
                 else:
                     self._fq_exitcode = 1
-                    sys.stderr.write(f"{e.code}\n")
                 exc, tb = e, _remote_text(e)
                 self._fq_note(e)
+                if not isinstance(e.code, int):
+                    sys.stderr.write(f"exitcode: {e.code}\n")
         except BaseException as e:
             self._fq_exitcode = 1
             exc, tb = e, _remote_text(e)
             self._fq_note(e)
+            if self.daemon:
+                # Nobody may join a daemonic process: show its error here.
+                _print_tb(e)
         try:
             data = dump_outcome(value, exc, tb)
         except BaseException as e:  # pragma: no cover - dump_outcome catches
@@ -110,8 +124,7 @@ class _FutureProcess:
 
     def _fq_check(self):
         if self._future_ is None:
-            raise AssertionError(f"can only join a started process ({self.name!r} "
-                                 f"was not started)")
+            raise AssertionError("can only join a started process")
 
     def join(self, timeout: Optional[float] = None):
         """Waits for the process like ``multiprocessing.Process.join`` (and
@@ -132,25 +145,28 @@ class _FutureProcess:
     def done(self) -> bool:
         """True once the process has ended and its outcome is in; False
         while it runs or before ``start()``."""
+        self._check_closed()
         return self._future_ is not None and self._future_.done()
 
     def result(self, timeout: Optional[float] = None):
         """The target's return value; raises the child's exception, or
         :class:`TimeoutError` if not done within ``timeout`` seconds."""
+        self._check_closed()
         self._fq_check()
         done, _ = concurrent.futures.wait([self._future_], timeout)
         if not done:
-            raise TimeoutError(f"process {self.name!r} not done within {timeout} s")
+            raise TimeoutError
         _mpp._children.discard(self)
         return self._future_.result()
 
     def exception(self, timeout: Optional[float] = None):
         """The child's exception, or None; :class:`TimeoutError` if not done
         within ``timeout`` seconds."""
+        self._check_closed()
         self._fq_check()
         done, _ = concurrent.futures.wait([self._future_], timeout)
         if not done:
-            raise TimeoutError(f"process {self.name!r} not done within {timeout} s")
+            raise TimeoutError
         _mpp._children.discard(self)
         return self._future_.exception()
 
@@ -174,6 +190,16 @@ class _FutureProcess:
     def __await__(self):
         self._fq_check()
         return asyncio.wrap_future(self._future_).__await__()
+
+
+def _print_tb(e):
+    try:
+        tb = e.__traceback__
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb)
+    except BaseException:
+        pass
 
 
 def _remote_text(e):

@@ -7,19 +7,39 @@ with :class:`SpawnProcess` children.
 """
 
 import multiprocessing
+import multiprocessing.context
 import multiprocessing.managers
 import multiprocessing.queues
 import multiprocessing.synchronize as _s
+from typing import Generic, TypeVar
 
-__all__ = ["Queue", "JoinableQueue", "SimpleQueue", "Lock", "RLock", "Condition",
+from ._process import SpawnProcess
+
+__all__ = ["SpawnContext", "Queue", "JoinableQueue", "SimpleQueue", "Lock", "RLock", "Condition",
            "Semaphore", "BoundedSemaphore", "Event", "Barrier", "Manager",
            "SyncManager", "Value", "Array", "RawValue", "RawArray", "cpu_count",
            "MP_SPAWN_CTX"]
 
-MP_SPAWN_CTX = multiprocessing.get_context("spawn")
+Elem = TypeVar("Elem")
 
 
-class Queue(multiprocessing.queues.Queue):
+class SpawnContext(multiprocessing.context.SpawnContext):
+    """The standard spawn context whose ``Process`` is
+    :class:`forkqueue.futures.SpawnProcess` (a future, with log
+    forwarding); ``MP_SPAWN_CTX`` is its instance."""
+
+    Process = SpawnProcess
+
+    def get_context(self, method=None):
+        if method is None or method == "spawn":
+            return self
+        return super().get_context(method)
+
+
+MP_SPAWN_CTX = SpawnContext()
+
+
+class Queue(multiprocessing.queues.Queue, Generic[Elem]):
     def __init__(self, maxsize=0, *, ctx=None):
         super().__init__(maxsize, ctx=ctx or MP_SPAWN_CTX)
 
@@ -27,10 +47,8 @@ class Queue(multiprocessing.queues.Queue):
     def maxsize(self):
         return self._maxsize
 
-    __class_getitem__ = classmethod(lambda cls, item: cls)
 
-
-class JoinableQueue(multiprocessing.queues.JoinableQueue):
+class JoinableQueue(multiprocessing.queues.JoinableQueue, Generic[Elem]):
     def __init__(self, maxsize=0, *, ctx=None):
         super().__init__(maxsize, ctx=ctx or MP_SPAWN_CTX)
 
@@ -38,14 +56,10 @@ class JoinableQueue(multiprocessing.queues.JoinableQueue):
     def maxsize(self):
         return self._maxsize
 
-    __class_getitem__ = classmethod(lambda cls, item: cls)
 
-
-class SimpleQueue(multiprocessing.queues.SimpleQueue):
+class SimpleQueue(multiprocessing.queues.SimpleQueue, Generic[Elem]):
     def __init__(self, *, ctx=None):
         super().__init__(ctx=ctx or MP_SPAWN_CTX)
-
-    __class_getitem__ = classmethod(lambda cls, item: cls)
 
 
 class Lock(_s.Lock):

@@ -29,7 +29,7 @@ def wait(workers: Iterable, /, timeout: Optional[float] = None,
     ``FIRST_COMPLETED`` or ``FIRST_EXCEPTION`` (or their names, any case)."""
     when = str(return_when).upper()
     if when not in _WHEN:
-        raise ValueError(f"return_when must be one of {sorted(_WHEN)}, got {return_when!r}")
+        raise ValueError(f"Invalid return condition: {when!r}")
     by_future = _futures(workers)
     done, not_done = concurrent.futures.wait(list(by_future), timeout=timeout,
                                              return_when=when)

@@ -293,7 +293,7 @@ class MemoryBlockProxy(BaseProxy):
         return self._fq_block.buf
 
     def __str__(self):
-        return f"<{type(self).__name__} {self.name!r}, size {self.size}>"
+        return f"<{type(self).__name__} {self.name!r} at {self._id}, size {self.size}>"
 
 
 for _typeid, _call, _ptype in [
@@ -327,7 +327,7 @@ def managed(obj, typeid=None):
     registry = server.registry
     if typeid is None:
         name = type(obj).__name__
-        typeid = f"Managed{name[:1].upper()}{name[1:]}"
+        typeid = "Managed" + name.title()  # as mpservice names it
         with _managed_lock:
             if typeid not in registry:
                 ptype = registry[name][3] if name in registry else AutoProxy

@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import ctypes
 import threading
+import traceback
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Optional
 
@@ -30,8 +31,9 @@ class Thread(threading.Thread):
     ``SystemExit`` with code None or 0 counts as success.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs=None,
+                 *, daemon=None):
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._future_ = concurrent.futures.Future()
         self._fq_thrown = None
 
@@ -68,10 +70,16 @@ class Thread(threading.Thread):
             self.handle_exception(e)
         except BaseException:
             pass
+        tb = e.__traceback__
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next  # from the target's frame on
+        if self.daemon:
+            # Nobody may join a daemonic thread: show its error here.
+            try:
+                traceback.print_exception(type(e), e, tb)
+            except BaseException:
+                pass
         try:
-            tb = e.__traceback__
-            if tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next  # from the target's frame on
             text = format_remote(e, tb, name=self.name)
         except BaseException:
             text = f"[{self.name}] {type(e).__name__}"
@@ -108,7 +116,7 @@ class Thread(threading.Thread):
         :class:`TimeoutError` if not done within ``timeout`` seconds."""
         super().join(timeout)
         if self.is_alive():
-            raise TimeoutError(f"thread {self.name!r} not done within {timeout} s")
+            raise TimeoutError
         self._outcome_ready()
         return self._future_.result()
 
@@ -117,7 +125,7 @@ class Thread(threading.Thread):
         within ``timeout`` seconds."""
         super().join(timeout)
         if self.is_alive():
-            raise TimeoutError(f"thread {self.name!r} not done within {timeout} s")
+            raise TimeoutError
         self._outcome_ready()
         return self._future_.exception()
 
@@ -126,7 +134,7 @@ class Thread(threading.Thread):
         at its next Python instruction (not while it blocks in C code).
         :class:`InvalidStateError` if the thread is not running."""
         if not self.is_alive():
-            raise InvalidStateError(f"thread {self.name!r} is not running")
+            raise InvalidStateError("The thread is not running")
         if isinstance(exc, BaseException):
             # The C API takes a class: an instance rides on the thread and
             # replaces the stand-in class once it is raised there.
@@ -138,7 +146,7 @@ class Thread(threading.Thread):
         n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(tid), ctypes.py_object(exc))
         if n == 0:
-            raise InvalidStateError(f"thread {self.name!r} is not running")
+            raise InvalidStateError("The thread is not running")
         if n > 1:  # cannot happen with a valid id; undo rather than spray
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
             raise SystemError(f"PyThreadState_SetAsyncExc reached {n} threads")

@@ -1,0 +1,6 @@
+# Stubs for forkqueue.futures.remote_exception.
+from forkqueue.futures import (RemoteError as RemoteError,
+                               RemoteException as RemoteException,
+                               RemoteTraceback as RemoteTraceback,
+                               get_remote_traceback as get_remote_traceback,
+                               is_remote_exception as is_remote_exception)

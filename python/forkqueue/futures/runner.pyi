@@ -1,0 +1,3 @@
+# Stubs for forkqueue.futures.runner.
+from forkqueue.futures import (ProcessRunnee as ProcessRunnee,
+                               ProcessRunner as ProcessRunner)
