@@ -16,8 +16,18 @@ from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                WorkerTerminatedError, WorkerType,
                                spawn_server)
 
-os.environ["FORKQUEUE_AUTHKEY"] = "forkqueue-workers-tests"  # one for all files
-import forkqueue  # noqa: E402
+import forkqueue
+
+KEY = "forkqueue-workers-tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def authkey():
+    """The tests' shared key, set for this module only and restored after
+    it, so it never leaks into other files run in the same process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
+        yield KEY
 
 BUILD_PY = os.path.dirname(os.path.dirname(os.path.abspath(
     forkqueue.__file__)))
