@@ -4,6 +4,7 @@ import importlib
 import inspect
 import os
 import queue
+import runpy
 
 import pytest
 
@@ -201,18 +202,21 @@ def test_pyworkers_helper_names():
     assert r.is_remote_side is False and not r.is_alive()
 
 
-def test_workers_test_modules_leave_the_environment_alone():
+def test_workers_test_modules_leave_the_environment_alone(monkeypatch):
     """The remote/TLS/auth test files set the shared key for themselves
     only (an autouse module fixture), never at import: importing them in
     one pytest process changes nothing in os.environ."""
     import sys
     here = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.delenv("FORKQUEUE_AUTHKEY", raising=False)
     before = dict(os.environ)
     sys.path.insert(0, here)
     try:
         for name in ("test_workers_remote", "test_workers_tls",
                      "test_workers_auth"):
-            importlib.import_module(name)
+            # run afresh (not from sys.modules: collection imported them)
+            runpy.run_path(os.path.join(here, name + ".py"),
+                           run_name="_envcheck_" + name)
     finally:
         sys.path.remove(here)
     assert dict(os.environ) == before
