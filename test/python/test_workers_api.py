@@ -220,3 +220,22 @@ def test_workers_test_modules_leave_the_environment_alone(monkeypatch):
     finally:
         sys.path.remove(here)
     assert dict(os.environ) == before
+
+
+def test_submodule_names_also_at_the_top_level():
+    # `from pyworkers.remote_pickle import dumps` rewritten to
+    # `from forkqueue.workers import dumps` must work as well
+    for mod, names in (
+            ("remote_pickle", ("dumps", "loads", "dump", "load", "Pickler",
+                               "SupportRemoteGetState")),
+            ("remote_server", ("run_server", "RemoteServerProcess")),
+            ("remote", ("sanitize_target_host",)),
+            ("worker", ("autoclose_active_children",))):
+        m = importlib.import_module(f"forkqueue.workers.{mod}")
+        for name in names:
+            assert getattr(fw, name) is getattr(m, name), (mod, name)
+    rp = fw.remote_pickle
+    for short in ("dump", "dumps", "load", "loads"):
+        assert getattr(rp, "remote_" + short) is getattr(rp, short)
+    assert fw.loads(fw.dumps([1, "a"])) == [1, "a"]
+    assert "dumps" not in fw.__all__  # `import *` stays the spec's names

@@ -20,6 +20,11 @@ from .remote_server import RemoteServer, RemoteServerProcess, spawn_server
 from .thread import ThreadWorker
 from .worker import Worker, WorkerTerminatedError, WorkerType
 from . import remote_pickle
+from .remote import sanitize_target_host
+from .remote_pickle import (Pickler, SupportRemoteGetState, dump, dumps,
+                            load, loads)
+from .remote_server import run_server
+from .worker import autoclose_active_children
 
 __all__ = [
     "Worker", "WorkerType", "WorkerTerminatedError", "ThreadWorker",
@@ -29,6 +34,10 @@ __all__ = [
     "RemoteServer", "RemoteServerProcess", "spawn_server", "RemoteContext",
     "remote_pickle", "AuthenticationError", "WorkerError", "RemoteTraceback",
 ]
+
+# Programs whose `from pyworkers.<module> import name` lines became
+# `from forkqueue.workers import name` find every public name of pyworkers'
+# modules here too (beside `__all__`, so `import *` stays small).
 
 # A library logs, the program decides what is shown (python -m
 # forkqueue.server -v does): nothing reaches stderr by default.
