@@ -151,3 +151,24 @@ def test_results_finished_before_an_abrupt_death_are_kept():
         w.enqueue(i)
     assert w.wait(5) and w.has_error is True and w.error is None
     assert list(w.results_iter()) == [0, 1, 2, 3, 4]
+
+
+def test_a_windowed_worker_is_topped_up_in_batches(monkeypatch):
+    # one input message per REFILL_AT results, not one per result: the
+    # parent's CPU per call (issue 9's 100 us target) depends on it
+    from forkqueue.workers import pool as pool_mod
+    from forkqueue.workers._linked import LinkedWorker
+    sends = []
+    real = LinkedWorker._uncork
+
+    def counting(self):
+        if self._corked:
+            sends.append(len(self._corked))
+        real(self)
+    monkeypatch.setattr(LinkedWorker, "_uncork", counting)
+    with Pool(square) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        out = pool.run(iter(range(2000)))
+    assert sorted(out) == [x * x for x in range(2000)]
+    assert sum(sends) == 2000
+    assert len(sends) <= 2000 // (pool_mod.WINDOW - pool_mod.REFILL_AT) + 2

@@ -31,6 +31,10 @@ logger = logging.getLogger("forkqueue.workers.pool")
 #: pending input, when the pool may choose (see the module's doc).
 WINDOW = 64
 WINDOW_BYTES = 64 * 1024
+#: A worker with a window is topped up once it has at most this many
+#: inputs pending, not after every result: one message (and one wake-up of
+#: the worker) per REFILL_AT results instead of one per result.
+REFILL_AT = WINDOW // 2
 
 
 class PoolError(RuntimeError):
@@ -395,7 +399,8 @@ class _Run:
             self.death(w)
         elif results and k not in self.closed:
             if self.auto:
-                self.fill(w)
+                if len(self.pending[k]) <= max(REFILL_AT, self.limit - 1):
+                    self.fill(w)
             else:
                 for _ in results:
                     self.try_enqueue(w)
