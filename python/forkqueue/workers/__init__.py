@@ -5,6 +5,15 @@ Programs written for pyworkers run with their imports changed from
 ``pyworkers.X`` to ``forkqueue.workers``. See ``docs/python-workers.md``.
 """
 import logging as _logging
+import warnings as _warnings
+
+# `python3 -m forkqueue.workers.remote_server` (pyworkers' way to start a
+# server) runs a module this package has imported already; runpy warns
+# about that, and it is harmless here: the module's main only starts the
+# server.
+_warnings.filterwarnings(
+    "ignore", category=RuntimeWarning, module="runpy",
+    message=r"'forkqueue\.workers\.remote_server' found in sys\.modules")
 
 from .._auth import AuthenticationError
 from ._wire import RemoteTraceback, WorkerError
