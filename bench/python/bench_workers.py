@@ -64,11 +64,17 @@ def calibrate(target_s=100e-6):
 
 
 def median_time(fn, reps):
-    times = []
+    """Median wall seconds of ``fn()``; the median CPU seconds the calling
+    process spent in it (the parent's share of the work: dispatching,
+    pickling, reading results) is left in ``median_time.cpu``."""
+    times, cpus = [], []
     for _ in range(reps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    median_time.cpu = statistics.median(cpus)
     return statistics.median(times)
 
 
@@ -90,7 +96,7 @@ def run_pool(api, make_workers, target, n, reps):
             once.last = res
         t = median_time(once, reps)
         assert sorted(once.last) == expected
-        return t
+        return t, median_time.cpu
     finally:
         pool.close()
 
@@ -111,17 +117,19 @@ def ours(args):
         pool.add_worker(fw.WorkerType.PROCESS)
         pool.add_worker(fw.WorkerType.PROCESS)
 
-    res["fq_tiny"] = run_pool(fw, two_process, inc, args.tiny, args.reps)
-    res["fq_cpu"] = run_pool(fw, two_process, cpu, args.cpu, args.reps)
+    res["fq_tiny"], res["fq_tiny_pcpu"] = run_pool(fw, two_process, inc,
+                                                   args.tiny, args.reps)
+    res["fq_cpu"], res["fq_cpu_pcpu"] = run_pool(fw, two_process, cpu,
+                                                 args.cpu, args.reps)
     server = fw.spawn_server(("127.0.0.1", 0))
     try:
         def two_remote(pool):
             pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
             pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
-        res["fq_remote_cpu"] = run_pool(fw, two_remote, cpu, args.cpu,
-                                        args.reps)
-        res["fq_remote_tiny"] = run_pool(fw, two_remote, inc, args.tiny,
-                                         args.reps)
+        res["fq_remote_cpu"], res["fq_remote_cpu_pcpu"] = run_pool(
+            fw, two_remote, cpu, args.cpu, args.reps)
+        res["fq_remote_tiny"], res["fq_remote_tiny_pcpu"] = run_pool(
+            fw, two_remote, inc, args.tiny, args.reps)
     finally:
         server.terminate()
     res["fq_create"] = measure_create(fw, max(args.reps, 10))
@@ -137,8 +145,16 @@ def baselines(args):
         pool.map(inc, range(50))
         res["mp_tiny"] = median_time(lambda: pool.map(inc, range(args.tiny)),
                                      args.reps)
+        res["mp_tiny_pcpu"] = median_time.cpu
         res["mp_cpu"] = median_time(lambda: pool.map(cpu, range(args.cpu)),
                                     args.reps)
+        res["mp_cpu_pcpu"] = median_time.cpu
+        # one task per call, results as they come: the discipline Pool.run
+        # keeps (per-input outcomes, completion order)
+        res["mpu_cpu"] = median_time(
+            lambda: list(pool.imap_unordered(cpu, range(args.cpu))),
+            args.reps)
+        res["mpu_cpu_pcpu"] = median_time.cpu
     return res
 
 
@@ -159,9 +175,12 @@ def pyworkers_side(args):
         pool.add_worker(WorkerType.PROCESS)
         pool.add_worker(WorkerType.PROCESS)
 
-    res = {"pw_tiny": run_pool(Api, two_process, inc, args.tiny, args.reps),
-           "pw_cpu": run_pool(Api, two_process, cpu, args.cpu, args.reps),
-           "pw_create": measure_create(Api, max(3, args.reps))}
+    res = {}
+    res["pw_tiny"], res["pw_tiny_pcpu"] = run_pool(Api, two_process, inc,
+                                                   args.tiny, args.reps)
+    res["pw_cpu"], res["pw_cpu_pcpu"] = run_pool(Api, two_process, cpu,
+                                                 args.cpu, args.reps)
+    res["pw_create"] = measure_create(Api, max(3, args.reps))
     print(json.dumps(res))
 
 
@@ -193,8 +212,11 @@ def report(r, args):
     def row(name, key, n):
         t = r.get(key)
         if t is None:
-            return f"| {name} | - | - |"
-        return f"| {name} | {t * 1000:.1f} ms | {t / n * 1e6:.1f} us |"
+            return f"| {name} | - | - | - |"
+        c = r.get(key + "_pcpu")
+        c = "-" if c is None else f"{c / n * 1e6:.1f} us"
+        return (f"| {name} | {t * 1000:.1f} ms | {t / n * 1e6:.1f} us "
+                f"| {c} |")
 
     lines = [
         f"bench_workers: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
@@ -206,8 +228,9 @@ def report(r, args):
         f"{r['capacity']:.2f} CPUs (2.00 on an idle 2-CPU machine; it bounds "
         f"every speed-up below)",
         "",
-        f"| tiny calls ({args.tiny}) | wall | per call |",
-        "|---|---|---|",
+        f"| tiny calls ({args.tiny}) | wall | per call "
+        "| parent CPU per call |",
+        "|---|---|---|---|",
         row("sequential loop", "seq_tiny", args.tiny),
         row("forkqueue.workers Pool, 2 process workers", "fq_tiny", args.tiny),
         row("forkqueue.workers Pool, 2 remote workers", "fq_remote_tiny",
@@ -215,14 +238,16 @@ def report(r, args):
         row("pyworkers Pool, 2 process workers", "pw_tiny", args.tiny),
         row("multiprocessing.Pool(2).map", "mp_tiny", args.tiny),
         "",
-        f"| ~100 us calls ({args.cpu}) | wall | per call |",
-        "|---|---|---|",
+        f"| ~100 us calls ({args.cpu}) | wall | per call "
+        "| parent CPU per call |",
+        "|---|---|---|---|",
         row("sequential loop", "seq_cpu", args.cpu),
         row("forkqueue.workers Pool, 2 process workers", "fq_cpu", args.cpu),
         row("forkqueue.workers Pool, 2 remote workers", "fq_remote_cpu",
             args.cpu),
         row("pyworkers Pool, 2 process workers", "pw_cpu", args.cpu),
         row("multiprocessing.Pool(2).map", "mp_cpu", args.cpu),
+        row("multiprocessing.Pool(2).imap_unordered", "mpu_cpu", args.cpu),
         "",
         "| create a process worker, wait for a trivial call | median |",
         "|---|---|",

@@ -1,5 +1,5 @@
 """The worker server: ``python3 -m forkqueue.server --addr A --port P [-v]
-[--close_on_none]``. See ``docs/remote.md``."""
+[--close_on_none] [--suppress_children]``. See ``docs/remote.md``."""
 import argparse
 import logging
 import sys
@@ -7,6 +7,7 @@ import sys
 from ._auth import AuthenticationError
 from .workers.remote import default_port
 from .workers.remote_server import RemoteServer
+from .workers.remote_server import logger as server_logger
 
 
 def main(argv=None):
@@ -23,6 +24,9 @@ def main(argv=None):
                    help="-v: connections and workers; -vv: debug")
     p.add_argument("--close_on_none", action="store_true",
                    help="stop when a client sends None")
+    p.add_argument("--suppress_children", action="store_true",
+                   help="-v and -vv apply to the server's own messages only, "
+                        "not to what workers log")
     p.add_argument("--handshake-timeout", type=float, default=5.0,
                    help="seconds a connection has to authenticate and send "
                         "its request (default: 5)")
@@ -37,8 +41,11 @@ def main(argv=None):
         level = logging.INFO
     elif args.verbose >= 2:
         level = logging.DEBUG
-    logging.basicConfig(level=level,
+    logging.basicConfig(level=logging.WARNING if args.suppress_children
+                        else level,
                         format="[%(asctime)s][%(process)d] %(message)s")
+    if args.suppress_children:
+        server_logger.setLevel(level)
     ctx = None
     try:
         if args.tls_cert:

@@ -17,8 +17,16 @@ from forkqueue import _auth
 from forkqueue.workers import AuthenticationError, RemoteServer, RemoteWorker
 from forkqueue.workers import spawn_server
 
-KEY = "forkqueue-workers-tests"  # one for all files (one pytest run)
-os.environ["FORKQUEUE_AUTHKEY"] = KEY
+KEY = "forkqueue-workers-tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def authkey():
+    """The tests' shared key, set for this module only and restored after
+    it, so it never leaks into other files run in the same process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
+        yield KEY
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +200,7 @@ def test_server_without_a_key_refuses_to_start(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     env = dict(os.environ, XDG_CONFIG_HOME=str(blocker / "sub"))
-    env.pop("FORKQUEUE_AUTHKEY")
+    env.pop("FORKQUEUE_AUTHKEY", None)
     out = subprocess.run([sys.executable, "-m", "forkqueue.server",
                           "--port", "0"], env=env, capture_output=True,
                          text=True, timeout=30)

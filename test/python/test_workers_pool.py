@@ -125,3 +125,50 @@ def test_a_worker_ended_between_runs_is_skipped():
         assert sorted(pool.run(range(10))) == [x * x for x in range(10)]
         assert a.terminate() and not a.is_alive()
         assert sorted(pool.run(range(10))) == [x * x for x in range(10)]
+
+
+def _exit_on_five(x):
+    if x == 5:
+        os._exit(3)
+    return x
+
+
+def test_results_finished_before_an_abrupt_death_are_kept():
+    # pyworkers sends each result as it is made: a worker that dies by
+    # os._exit on input 5 has already delivered 0..4 (they were lost when
+    # short calls' results were held back to be batched)
+    for _ in range(5):
+        pool = Pool(_exit_on_five)
+        pool.add_worker(WorkerType.PROCESS)
+        with pytest.raises(PoolError) as info:
+            pool.run(iter(range(10)))
+        assert sorted(info.value.partial_results) == [0, 1, 2, 3, 4]
+        pool.close()
+        assert pool.workers[0].wait(5)
+        assert pool.workers[0].has_error is True
+    w = PersistentProcessWorker(_exit_on_five)
+    for i in range(8):
+        w.enqueue(i)
+    assert w.wait(5) and w.has_error is True and w.error is None
+    assert list(w.results_iter()) == [0, 1, 2, 3, 4]
+
+
+def test_a_windowed_worker_is_topped_up_in_batches(monkeypatch):
+    # one input message per REFILL_AT results, not one per result: the
+    # parent's CPU per call (issue 9's 100 us target) depends on it
+    from forkqueue.workers import pool as pool_mod
+    from forkqueue.workers._linked import LinkedWorker
+    sends = []
+    real = LinkedWorker._uncork
+
+    def counting(self):
+        if self._corked:
+            sends.append(len(self._corked))
+        real(self)
+    monkeypatch.setattr(LinkedWorker, "_uncork", counting)
+    with Pool(square) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        out = pool.run(iter(range(2000)))
+    assert sorted(out) == [x * x for x in range(2000)]
+    assert sum(sends) == 2000
+    assert len(sends) <= 2000 // (pool_mod.WINDOW - pool_mod.REFILL_AT) + 2

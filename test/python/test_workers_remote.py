@@ -16,8 +16,18 @@ from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                WorkerTerminatedError, WorkerType,
                                spawn_server)
 
-os.environ["FORKQUEUE_AUTHKEY"] = "forkqueue-workers-tests"  # one for all files
-import forkqueue  # noqa: E402
+import forkqueue
+
+KEY = "forkqueue-workers-tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def authkey():
+    """The tests' shared key, set for this module only and restored after
+    it, so it never leaks into other files run in the same process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
+        yield KEY
 
 BUILD_PY = os.path.dirname(os.path.dirname(os.path.abspath(
     forkqueue.__file__)))
@@ -195,3 +205,28 @@ def test_worker_ends_when_its_client_goes_away(server):
     assert is_running(pid)
     w._link.close()  # the client vanishes without a word
     assert wait_until(lambda: not is_running(pid), 5)
+
+
+def test_pyworkers_server_command_line(tmp_path):
+    # pyworkers' way: python3 -m <package>.remote_server -v --suppress_children
+    # (accepted, and no runpy warning about the module being imported twice)
+    env = dict(os.environ, PYTHONPATH=BUILD_PY)
+    srv = subprocess.Popen(
+        [sys.executable, "-m", "forkqueue.workers.remote_server", "-v",
+         "--suppress_children", "--addr", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=str(tmp_path))
+    try:
+        line = srv.stdout.readline()
+        assert line.startswith("Listening on 127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+        w = RemoteWorker(pow, args=(6, 2), host=("127.0.0.1", port))
+        assert w.wait(5) and w.result == 36
+    finally:
+        srv.send_signal(signal.SIGINT)
+        assert srv.wait(10) == 0
+        err = srv.stderr.read()
+        srv.stdout.close()
+        srv.stderr.close()
+    assert "RuntimeWarning" not in err, err
+    assert "Listening on" in err  # -v: the server's own messages

@@ -11,7 +11,17 @@ from forkqueue.workers import (AuthenticationError, PersistentRemoteWorker,
                                RemoteContext, RemoteWorker,
                                WorkerTerminatedError, spawn_server)
 
-os.environ["FORKQUEUE_AUTHKEY"] = "forkqueue-workers-tests"  # one for all files
+KEY = "forkqueue-workers-tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def authkey():
+    """The tests' shared key, set for this module only and restored after
+    it, so it never leaks into other files run in the same process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
+        yield KEY
+
 
 if shutil.which("openssl") is None:
     pytest.skip("needs the openssl program to make a certificate",

@@ -5,6 +5,15 @@ Programs written for pyworkers run with their imports changed from
 ``pyworkers.X`` to ``forkqueue.workers``. See ``docs/python-workers.md``.
 """
 import logging as _logging
+import warnings as _warnings
+
+# `python3 -m forkqueue.workers.remote_server` (pyworkers' way to start a
+# server) runs a module this package has imported already; runpy warns
+# about that, and it is harmless here: the module's main only starts the
+# server.
+_warnings.filterwarnings(
+    "ignore", category=RuntimeWarning, module="runpy",
+    message=r"'forkqueue\.workers\.remote_server' found in sys\.modules")
 
 from .._auth import AuthenticationError
 from ._wire import RemoteTraceback, WorkerError
@@ -20,6 +29,11 @@ from .remote_server import RemoteServer, RemoteServerProcess, spawn_server
 from .thread import ThreadWorker
 from .worker import Worker, WorkerTerminatedError, WorkerType
 from . import remote_pickle
+from .remote import sanitize_target_host
+from .remote_pickle import (Pickler, SupportRemoteGetState, dump, dumps,
+                            load, loads)
+from .remote_server import run_server
+from .worker import autoclose_active_children
 
 __all__ = [
     "Worker", "WorkerType", "WorkerTerminatedError", "ThreadWorker",
@@ -29,6 +43,10 @@ __all__ = [
     "RemoteServer", "RemoteServerProcess", "spawn_server", "RemoteContext",
     "remote_pickle", "AuthenticationError", "WorkerError", "RemoteTraceback",
 ]
+
+# Programs whose `from pyworkers.<module> import name` lines became
+# `from forkqueue.workers import name` find every public name of pyworkers'
+# modules here too (beside `__all__`, so `import *` stays small).
 
 # A library logs, the program decides what is shown (python -m
 # forkqueue.server -v does): nothing reaches stderr by default.

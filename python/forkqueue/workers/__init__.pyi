@@ -19,3 +19,12 @@ from .thread import ThreadWorker as ThreadWorker
 from .worker import Worker as Worker
 from .worker import WorkerTerminatedError as WorkerTerminatedError
 from .worker import WorkerType as WorkerType
+from .remote import sanitize_target_host as sanitize_target_host
+from .remote_pickle import Pickler as Pickler
+from .remote_pickle import SupportRemoteGetState as SupportRemoteGetState
+from .remote_pickle import dump as dump
+from .remote_pickle import dumps as dumps
+from .remote_pickle import load as load
+from .remote_pickle import loads as loads
+from .remote_server import run_server as run_server
+from .worker import autoclose_active_children as autoclose_active_children

@@ -23,13 +23,6 @@ from .worker import Worker, WorkerTerminatedError, _check_timeout
 
 TERM_SIGNAL = signal.SIGUSR2
 
-#: A worker holds back the results of calls shorter than HOLD_CALL while
-#: more input is already waiting, up to HOLD_COUNT results or HOLD_TIME
-#: seconds, and sends them in one message: fewer wake-ups on both sides.
-HOLD_CALL = 200e-6
-HOLD_COUNT = 64
-HOLD_TIME = 1e-3
-
 
 class LinkedWorker(Worker):
     """Base of the process and remote kinds (not public)."""
@@ -46,9 +39,7 @@ class LinkedWorker(Worker):
         self._term_pending = False
         self._corked = None
         self._held = []
-        self._held_since = 0.0
         self._in_q = collections.deque()
-        self._t_in = None
         super().__init__(target, **kwargs)
 
     @property
@@ -260,19 +251,13 @@ class LinkedWorker(Worker):
             pass  # the parent is gone: nobody to tell
 
     def _c_send_result(self, value):
-        now = time.perf_counter()
-        t_in, self._t_in = self._t_in, None
-        held = self._held
-        if t_in is not None and now - t_in < HOLD_CALL and \
-                len(held) < HOLD_COUNT - 1 and self._input_ready():
-            if not held:
-                self._held_since = now
-                held.append(value)
-                return
-            if now - self._held_since < HOLD_TIME:
-                held.append(value)
-                return
-        held.append(value)
+        # Every result leaves at once: a worker that dies abruptly later
+        # (os._exit, a signal, a forced kill) must not take the results of
+        # calls it already finished with it (pyworkers delivers them, and
+        # the pool's partial results and retries count on it). Holding
+        # results back to batch them saved a little parent CPU per tiny
+        # call but lost them on such a death.
+        self._held.append(value)
         self._flush_results()
 
     def _flush_results(self):
@@ -298,14 +283,12 @@ class LinkedWorker(Worker):
 
     def _next_input_from(self, recv):
         """Worker side: the next input, from the batch being worked through
-        or from ``recv()`` (which blocks); held results go out first."""
+        or from ``recv()`` (which blocks)."""
         if not self._in_q:
             self._flush_results()
             item = self._decode_input(recv())
             if item is not _BATCH:
-                self._t_in = time.perf_counter()
                 return item
-        self._t_in = time.perf_counter()
         return self._in_q.popleft()
 
     def _send_aux(self, value):

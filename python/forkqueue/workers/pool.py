@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from .persistent import PersistentWorker
+from .persistent import PersistentWorker, WorkerClosedError
 from .worker import Worker, WorkerType
 
 __all__ = ["Pool", "PoolError"]
@@ -31,6 +31,10 @@ logger = logging.getLogger("forkqueue.workers.pool")
 #: pending input, when the pool may choose (see the module's doc).
 WINDOW = 64
 WINDOW_BYTES = 64 * 1024
+#: A worker with a window is topped up once it has at most this many
+#: inputs pending, not after every result: one message (and one wake-up of
+#: the worker) per REFILL_AT results instead of one per result.
+REFILL_AT = WINDOW // 2
 
 
 class PoolError(RuntimeError):
@@ -275,6 +279,9 @@ class _Run:
         self.corkable = [w for w in pool._workers if enqueue_fn is None and
                          hasattr(w, "_cork") and
                          type(w).enqueue is PersistentWorker.enqueue]
+        # their enqueue is not overridden: the pool does what it does
+        # directly, without the per-call checks of the public method
+        self.direct = {id(w) for w in self.corkable}
         self.npending = 0
         self.retries = collections.deque()
         self.depleted = False
@@ -322,14 +329,21 @@ class _Run:
                 return
 
     def fill(self, w):
-        q = self.pending[id(w)]
-        corked = w in self.corkable
+        k = id(w)
+        q = self.pending[k]
+        nbytes = self.nbytes
+        closed = self.closed
+        limit = self.limit
+        corked = k in self.direct
         if corked:
             w._cork()
         try:
-            while id(w) not in self.closed and self.has_room(w):
-                before = len(q)
-                if not self.try_enqueue(w) or len(q) == before:
+            while k not in closed:
+                n = len(q)
+                if n >= limit and not (self.auto and n < WINDOW and
+                                       nbytes[k] < WINDOW_BYTES):
+                    return  # no room (see has_room)
+                if not self.try_enqueue(w) or len(q) == n:
                     return
         finally:
             if corked:
@@ -395,7 +409,8 @@ class _Run:
             self.death(w)
         elif results and k not in self.closed:
             if self.auto:
-                self.fill(w)
+                if len(self.pending[k]) <= max(REFILL_AT, self.limit - 1):
+                    self.fill(w)
             else:
                 for _ in results:
                     self.try_enqueue(w)
@@ -426,12 +441,13 @@ class _Run:
 
     def try_enqueue(self, w):
         """Gives ``w`` its next input; False when there is none."""
+        k = id(w)
         while True:
             has, from_retries, inp = self.next_inputs(w)
             if not has:
                 self.no_enqueue(w)
                 return False
-            if id(w) in self.closed:
+            if k in self.closed:
                 self.unused(inp, from_retries)
                 return True
             try:
@@ -440,6 +456,11 @@ class _Run:
                         self.no_enqueue(w)
                         self.unused(inp, from_retries)
                         return True
+                elif k in self.direct:
+                    if w._closed or not w._accepting():
+                        raise WorkerClosedError(w)
+                    w._p_send_input(inp, {})
+                    w._enqueued += 1
                 else:
                     w.enqueue(*inp)
             except Exception:  # noqa: BLE001
@@ -452,21 +473,22 @@ class _Run:
                 continue
             size = getattr(w, "_last_input_size", 0)
             self.npending += 1
-            self.pending[id(w)].append((inp, size))
-            self.nbytes[id(w)] += size
+            self.pending[k].append((inp, size))
+            self.nbytes[k] += size
             if self.callback:
                 self.callback(w, "enqueued")
             return True
 
     def new_result(self, w, result, refill=True):
+        k = id(w)
         self.npending -= 1
-        _, size = self.pending[id(w)].popleft()
-        self.nbytes[id(w)] -= size
+        _, size = self.pending[k].popleft()
+        self.nbytes[k] -= size
         if self.callback:
             self.callback(w, "finished", result)
         if self.return_results:
             self.ret.append(result)
-        if refill and id(w) not in self.closed:
+        if refill and k not in self.closed:
             if self.auto:
                 self.fill(w)
             else:

@@ -5,6 +5,7 @@ from .worker import Worker, WorkerType
 
 WINDOW: int
 WINDOW_BYTES: int
+REFILL_AT: int
 
 class PoolError(RuntimeError):
     partial_results: list[Any] | None

@@ -147,6 +147,11 @@ class RemoteWorker(LinkedWorker):
         self._finish()
         return True
 
+    @property
+    def is_remote_side(self):
+        """True inside the worker, on the server (the pyworkers name)."""
+        return bool(self._is_child)
+
     def wait(self, timeout=None, remote_timeout=None):
         """Waits up to ``timeout`` seconds (None: no limit) for the worker
         to end; True if it has. (``remote_timeout``: accepted for

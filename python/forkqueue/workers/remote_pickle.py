@@ -182,3 +182,10 @@ def loads(data, extra_kwargs=None, **kwargs):
     """Unpickles ``data``; ``extra_kwargs`` patches the state of
     remote-aware objects as they are rebuilt (see the module's doc)."""
     return _load_with(pickle.loads, data, extra_kwargs, kwargs)
+
+
+# pyworkers' longer names for the same four functions
+remote_dump = dump
+remote_dumps = dumps
+remote_load = load
+remote_loads = loads

@@ -15,3 +15,8 @@ def load(file: IO[bytes], extra_kwargs: dict[str, Any] | None = ...,
          **kwargs: Any) -> Any: ...
 def loads(data: bytes, extra_kwargs: dict[str, Any] | None = ...,
           **kwargs: Any) -> Any: ...
+
+remote_dump = dump
+remote_dumps = dumps
+remote_load = load
+remote_loads = loads

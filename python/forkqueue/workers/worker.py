@@ -78,8 +78,7 @@ class Worker:
             self._started = True
             self._start()
             if not _is_restart:
-                with _live_lock:
-                    _live.add(self)
+                Worker.register_child(self)
         else:
             self._outcome = (True, None)
 
@@ -110,6 +109,13 @@ class Worker:
         with _live_lock:
             workers = list(_live)
         return [w for w in workers if w.is_alive()]
+
+    @staticmethod
+    def register_child(child):
+        """Adds ``child`` to `active_children` (workers started by this
+        process register themselves; the pyworkers name)."""
+        with _live_lock:
+            _live.add(child)
 
     name = property(lambda self: self._name, doc="The name given at creation.")
     userid = property(lambda self: self._userid, doc="The user's id of it.")
