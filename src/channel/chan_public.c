@@ -308,28 +308,42 @@ FQ__EXPORT int fq_channel_fork(fq_channel *ch, const fq_channel_options *o)
     pthread_mutex_lock(&lock);
     int rc = reserve_locked();
     pthread_mutex_unlock(&lock);
-    if (rc == 0)
-        rc = fq__channel_pair(fds);
     if (rc) {
         free(c);
         return rc;
-    }
-    int fl = fcntl(fds[1], F_GETFL);
-    if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        free(c);
-        return FQ_ESYS;
     }
     /* Whatever the caller's stdio holds would otherwise be printed twice. */
     fflush(NULL);
     pid_t parent = getpid();
     if (opts.hooks.prepare)
         opts.hooks.prepare(opts.hook_arg);
+    /* Held from the socketpair's creation until the channel is in the
+     * registry, as fq__worker_spawn() does for a worker: a child that
+     * another thread forks (a worker or a channel) never inherits a
+     * descriptor of this channel that no list names, so it closes them
+     * all (see fq__fds_lock()). Lock order: fds lock, then `lock`. */
+    fq__fds_lock();
+    rc = fq__channel_pair(fds);
+    if (rc == 0) {
+        int fl = fcntl(fds[1], F_GETFL);
+        if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) < 0) {
+            close(fds[0]);
+            close(fds[1]);
+            rc = FQ_ESYS;
+        }
+    }
+    if (rc) {
+        fq__fds_unlock();
+        if (opts.hooks.parent)
+            opts.hooks.parent(opts.hook_arg);
+        free(c);
+        return rc;
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
+        /* The fds lock was re-created by the atfork handler. */
         fq__child_hygiene(fds[0], parent); /* forgets inherited channels */
         c->owner = getpid();
         c->pid = 0;
@@ -344,11 +358,12 @@ FQ__EXPORT int fq_channel_fork(fq_channel *ch, const fq_channel_options *o)
     }
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (opts.hooks.parent)
-        opts.hooks.parent(opts.hook_arg);
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
+        fq__fds_unlock();
+        if (opts.hooks.parent)
+            opts.hooks.parent(opts.hook_arg);
         free(c);
         errno = fork_errno;
         return FQ_EFORK;
@@ -364,12 +379,18 @@ FQ__EXPORT int fq_channel_fork(fq_channel *ch, const fq_channel_options *o)
         signal_child(pid, c->pidfd, SIGKILL);
         chan_release(c);
         add_orphan(pid, c->pidfd);
+        fq__fds_unlock();
+        if (opts.hooks.parent)
+            opts.hooks.parent(opts.hook_arg);
         free(c);
         return FQ_ENOMEM;
     }
     add_locked(c);
     ch->id = c->id;
     pthread_mutex_unlock(&lock);
+    fq__fds_unlock();
+    if (opts.hooks.parent)
+        opts.hooks.parent(opts.hook_arg);
     return 0;
 }
 
@@ -412,7 +433,12 @@ FQ__EXPORT int fq_channel_close(fq_channel h)
     int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
+    /* Under the fds lock: a child forked meanwhile by another thread sees
+     * the descriptor either open and named in the registry (and closes it)
+     * or closed, never open and unnamed. */
+    fq__fds_lock();
     chan_release(c);
+    fq__fds_unlock();
     return 0;
 }
 
@@ -422,6 +448,7 @@ FQ__EXPORT int fq_channel_free(fq_channel h)
     int rc = fq__chan_get(h, &c);
     if (rc < 0)
         return rc;
+    fq__fds_lock(); /* until its descriptors are closed: see close above */
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < ntab; i++) {
         if (tab[i] == c) {
@@ -445,6 +472,7 @@ FQ__EXPORT int fq_channel_free(fq_channel h)
     }
     if (c->pidfd >= 0)
         close(c->pidfd);
+    fq__fds_unlock();
     free(c);
     return 0;
 }

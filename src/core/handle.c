@@ -35,8 +35,13 @@ static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *fd_list;
 static size_t fd_n, fd_cap;
 
+static void reg_setup(void);
+
 void fq__fds_lock(void)
 {
+    /* The child's copy of the lock must be re-created even in a program
+     * that forks channels before it made any queue. */
+    pthread_once(&reg_once, reg_setup);
     pthread_mutex_lock(&fd_lock);
 }
 

@@ -237,18 +237,14 @@ static void test_queue_outlives_creator_thread(void **state)
 
 /* ---- Workers hold no other queue's descriptors --------------------------- */
 
-/* Replies with the number of sockets and eventfds (queues' wake-up
- * descriptors) open in the worker: its own channel only, whatever other
- * threads were creating or destroying meanwhile. */
-static int count_sockets_job(fq_ctx *ctx, const void *arg, size_t len)
+/* Counts the sockets and eventfds open in this process. */
+static int count_sockets(void)
 {
-    (void)arg;
-    (void)len;
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
     if (!d)
-        return fq_fail(ctx, 1, "opendir");
+        return -1;
     while ((e = readdir(d))) {
         char path[300], link[64];
         if (e->d_name[0] == '.')
@@ -262,6 +258,19 @@ static int count_sockets_job(fq_ctx *ctx, const void *arg, size_t len)
         }
     }
     closedir(d);
+    return n;
+}
+
+/* Replies with the number of sockets and eventfds (queues' wake-up
+ * descriptors) open in the worker: its own channel only, whatever other
+ * threads were creating or destroying meanwhile. */
+static int count_sockets_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    int n = count_sockets();
+    if (n < 0)
+        return fq_fail(ctx, 1, "opendir");
     return fq_reply(ctx, &n, sizeof n);
 }
 
@@ -314,10 +323,71 @@ static void test_no_foreign_descriptors(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* A channel child: sends the number of sockets and eventfds it holds (its
+ * own end of the channel only, whatever other threads were creating). */
+static int count_sockets_child(fq_channel ch, void *arg)
+{
+    (void)arg;
+    int n = count_sockets();
+    return fq_channel_send(ch, &n, sizeof n) == 0 ? 0 : 1;
+}
+
+static void *churn_channels(void *arg)
+{
+    struct churn_fds *c = arg;
+    for (int i = 0; i < c->rounds; i++) {
+        fq_channel ch;
+        fq_msg m = {0};
+        int status = -1;
+        if (fq_channel_start(&ch, count_sockets_child, NULL, NULL) != 0) {
+            c->errors++;
+            continue;
+        }
+        if (fq_channel_recv(ch, &m, 60000) != 1 || m.len != sizeof(int) ||
+            fq_channel_wait(ch, &status, 60000) != 0 || status != 0)
+            c->errors++;
+        else if (*(const int *)m.data != 1)
+            c->bad++;
+        fq_msg_free(&m);
+        fq_channel_free(ch);
+    }
+    return NULL;
+}
+
+/* Queues' workers and public channels' children forked from different
+ * threads at once: neither holds the other's descriptors. */
+static void test_no_foreign_descriptors_with_channels(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    struct churn_fds c[4];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < 4; i++) {
+        c[i].rounds = 100 / SCALE;
+        assert_int_equal(pthread_create(&t[i], NULL,
+                                        i % 2 ? churn_channels : churn_queues,
+                                        &c[i]),
+                         0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    int bad = 0, errors = 0;
+    for (int i = 0; i < 4; i++) {
+        bad += c[i].bad;
+        errors += c[i].errors;
+    }
+    print_message("    workers %d+%d, channels %d+%d\n", c[0].bad, c[2].bad, c[1].bad, c[3].bad);
+    print_message("    %d of %d children held a foreign socket\n", bad,
+                  4 * (100 / SCALE));
+    assert_int_equal(errors, 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_foreign_descriptors),
+        cmocka_unit_test(test_no_foreign_descriptors_with_channels),
         cmocka_unit_test(test_busy_host_threads),
         cmocka_unit_test(test_queue_per_thread),
         cmocka_unit_test(test_queue_outlives_creator_thread),
