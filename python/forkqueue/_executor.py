@@ -24,6 +24,7 @@ may run twice). ``Pool`` (``forkqueue._pool``) and ``forkqueue.lazy`` use
 the same engine.
 """
 
+import collections
 import concurrent.futures as _cf
 import itertools
 import os
@@ -268,7 +269,11 @@ class _Engine:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._incoming = []
+        # Jobs not yet handed to the core: still PENDING, so cancel() and
+        # shutdown(cancel_futures=True) work on them, as in
+        # concurrent.futures, where only max_workers + 1 calls are queued.
+        self._incoming = collections.deque()
+        self._max_inflight = 2 * workers
         self._idle = False     # engine waits on _cond
         self._polling = False  # engine is (about to be) in poll()
         self._woken = False    # a _wakeup() was sent since it looked
@@ -329,7 +334,13 @@ class _Engine:
 
     def submit(self, fn, args, kwargs, timeout=None, future=None):
         if not callable(fn):
-            raise TypeError(f"{fn!r} is not callable")
+            # As concurrent.futures: the future fails, submit() does not.
+            self.put(())
+            f = _cf.Future() if future is None else future
+            f.set_running_or_notify_cancel()
+            f.set_exception(TypeError(
+                f"'{type(fn).__name__}' object is not callable"))
+            return f
         if timeout is not None:
             timeout = float(timeout)
             if not timeout > 0:
@@ -358,7 +369,7 @@ class _Engine:
     def cancel_pending(self):
         """Cancels the futures of jobs not yet sent to a worker."""
         with self._lock:
-            jobs, self._incoming = self._incoming, []
+            jobs, self._incoming = self._incoming, collections.deque()
         for job in jobs:
             job.future.cancel()
 
@@ -429,9 +440,16 @@ class _Engine:
                     self._idle = True
                     self._cond.wait()
                     self._idle = False
-                jobs = self._incoming
-                if jobs:
-                    self._incoming = []
+                jobs = ()
+                room = self._max_inflight - len(inflight)
+                if self._terminating:
+                    jobs, self._incoming = self._incoming, collections.deque()
+                elif room > 0 and self._incoming:
+                    incoming = self._incoming
+                    if len(incoming) <= room:
+                        jobs, self._incoming = incoming, collections.deque()
+                    else:
+                        jobs = [incoming.popleft() for _ in range(room)]
                 self._woken = False
                 self._polling = True
                 terminating = self._terminating
@@ -563,7 +581,7 @@ class _Engine:
 
     def _fail_all(self, exc):
         with self._lock:
-            jobs, self._incoming = self._incoming, []
+            jobs, self._incoming = self._incoming, collections.deque()
         for job in jobs:
             self._set_error(job, exc)
 
@@ -682,7 +700,9 @@ class Executor(_cf.Executor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         if not iterables:
-            raise TypeError("map() needs at least one iterable")
+            # As concurrent.futures: zip() of nothing is empty.
+            self._engine.put(())
+            return iter(())
         deadline = None if timeout is None else time.monotonic() + timeout
         # One iterable: its items are the arguments (no 1-tuples to build
         # and pickle).
