@@ -402,7 +402,16 @@ class _Engine:
             init = None
             if self._initializer is not None:
                 fn, a = self._initializer, self._initargs
-                init = (lambda: fn(*a))
+
+                def init():
+                    try:
+                        fn(*a)
+                    except BaseException:
+                        # As concurrent.futures: say why on stderr.
+                        sys.stderr.write("Exception in initializer:\n")
+                        traceback.print_exc()
+                        sys.stderr.flush()
+                        raise
             kw = {}
             if self._max_tasks is not None:
                 kw["max_jobs_per_worker"] = self._max_tasks

@@ -137,3 +137,20 @@ def test_map_keeps_every_result_with_bounded_inflight():
         assert p.map(square, range(3000), chunksize=1) == [
             x * x for x in range(3000)]
         assert list(p.imap(square, range(300))) == [x * x for x in range(300)]
+
+
+def _failing_init():
+    raise ValueError("init fails here")
+
+
+def test_failing_initializer_says_why_on_stderr(capfd):
+    from concurrent.futures.process import BrokenProcessPool
+    ex = Executor(1, initializer=_failing_init)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(square, 2).result(30)
+    finally:
+        ex.shutdown()
+    err = capfd.readouterr().err
+    assert "Exception in initializer:" in err
+    assert "ValueError: init fails here" in err
