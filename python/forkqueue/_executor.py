@@ -403,7 +403,7 @@ class _Engine:
             if self._initializer is not None:
                 fn, a = self._initializer, self._initargs
 
-                def init():
+                def run_initializer():
                     try:
                         fn(*a)
                     except BaseException:
@@ -412,6 +412,7 @@ class _Engine:
                         traceback.print_exc()
                         sys.stderr.flush()
                         raise
+                init = run_initializer
             kw = {}
             if self._max_tasks is not None:
                 kw["max_jobs_per_worker"] = self._max_tasks

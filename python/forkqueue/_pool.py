@@ -17,8 +17,7 @@ import threading
 import time
 import weakref
 
-from ._executor import (_Engine, _auto_chunksize, _chunks,
-                        _iter_chunk_results, default_workers)
+from ._executor import _Engine, _auto_chunksize, _chunks, default_workers
 
 __all__ = ["Pool", "ApplyResult", "AsyncResult", "MapResult",
            "IMapIterator", "IMapUnorderedIterator"]
