@@ -258,7 +258,7 @@ class _Engine:
     """The engine: one ForkQueue, one thread. Thread-safe."""
 
     def __init__(self, workers=None, initializer=None, initargs=(),
-                 max_tasks=None, name="forkqueue-engine"):
+                 max_tasks=None, name="forkqueue-engine", max_inflight=None):
         if workers is None:
             workers = default_workers()
         self.workers = workers
@@ -269,11 +269,14 @@ class _Engine:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        # Jobs not yet handed to the core: still PENDING, so cancel() and
-        # shutdown(cancel_futures=True) work on them, as in
-        # concurrent.futures, where only max_workers + 1 calls are queued.
+        # Jobs not yet handed to the core: still PENDING. The Executor
+        # bounds the jobs in the core (max_inflight) so that cancel() and
+        # shutdown(cancel_futures=True) work on the others, as in
+        # concurrent.futures (which queues max_workers + 1 calls); Pool and
+        # lazy hand every job over at once (fewer engine rounds per job).
         self._incoming = collections.deque()
-        self._max_inflight = 2 * workers
+        self._max_inflight = (sys.maxsize if max_inflight is None
+                              else max_inflight)
         self._idle = False     # engine waits on _cond
         self._polling = False  # engine is (about to be) in poll()
         self._woken = False    # a _wakeup() was sent since it looked
@@ -326,7 +329,10 @@ class _Engine:
             self._incoming.extend(jobs)
             if self._idle:
                 self._cond.notify()
-            elif self._polling and not self._woken:
+            elif (self._polling and not self._woken
+                  and len(self._inflight) < self._max_inflight):
+                # (With every slot in flight, the next result wakes the
+                # engine, which then takes these jobs: no wakeup needed.)
                 self._woken = True
                 wake = self._q
         if wake is not None:
@@ -689,9 +695,12 @@ class Executor(_cf.Executor):
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
         self._max_workers = max_workers
+        # A few jobs queued per worker keep the workers busy while the
+        # engine thread waits for the GIL; the rest stay cancellable.
         self._engine = _Engine(max_workers, initializer, initargs,
                                max_tasks_per_child,
-                               name="forkqueue-executor")
+                               name="forkqueue-executor",
+                               max_inflight=2 * max_workers + 8)
         self._finalizer = weakref.finalize(self, self._engine.shutdown,
                                            False)
 

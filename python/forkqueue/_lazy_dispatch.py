@@ -5,6 +5,7 @@ wait at exit for jobs never evaluated."""
 
 import concurrent.futures as _cf
 import os
+import sys
 import threading
 
 from ._executor import Executor, _interrupted, default_workers
@@ -67,8 +68,9 @@ _wrappers = {}
 
 def _after_fork_in_child():
     # The pools of the parent do not exist here (their threads are gone).
-    global _lock
+    global _lock, _unfinished_lock
     _lock = threading.Lock()
+    _unfinished_lock = threading.Lock()
     _unfinished.clear()
     _state["processes"] = _state["threads"] = None
     _state["pid"] = os.getpid()
@@ -79,7 +81,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _pool(kind):
     pool = _state[kind]
-    if pool is not None and _state["pid"] == os.getpid():
+    if pool is not None:
+        # A fork (also the engine's, which runs the at-fork hooks) clears
+        # _state in the child: no getpid() per call.
         return pool
     with _lock:
         if _state["pid"] != os.getpid():
@@ -89,6 +93,9 @@ def _pool(kind):
         if pool is None:
             if kind == "processes":
                 pool = Executor(_state["nprocesses"] or default_workers())
+                # No cancel() on proxies: every job goes to the core at
+                # once, which costs the parent fewest engine rounds.
+                pool._engine._max_inflight = sys.maxsize
             else:
                 pool = _cf.ThreadPoolExecutor(
                     _state["nthreads"] or default_workers(),
@@ -125,7 +132,20 @@ def _shutdown(wait=True):
 
 # Every job of this process not finished yet: waited for at exit, before the
 # pools shut down (a thread job may still fork a process job then).
-_unfinished = set()
+# A list pruned of finished jobs as it doubles: cheaper per fork() than a
+# done-callback per job.
+_unfinished = []
+_unfinished_lock = threading.Lock()
+_prune_at = 1024
+
+
+def _track(future):
+    global _prune_at
+    with _unfinished_lock:
+        _unfinished.append(future)
+        if len(_unfinished) >= _prune_at:
+            _unfinished[:] = [f for f in _unfinished if not f.done()]
+            _prune_at = max(1024, 2 * len(_unfinished))
 
 
 def _finish_at_exit():
@@ -253,8 +273,7 @@ def _submit(kind, fn, args, kwargs, frame):
             future = engine.submit(w, args, kwargs)
     else:
         future = _pool(kind).submit(w, *args, **kwargs)
-    _unfinished.add(future)
-    future.add_done_callback(_unfinished.discard)
+    _track(future)
     p = ResultProxy._leaf(future, site)
     forks = getattr(_local, "forks", None)
     if forks is not None:
