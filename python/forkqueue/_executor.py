@@ -677,7 +677,9 @@ class Executor(_cf.Executor):
     time limit, and a crashed worker fails only its own task."""
 
     def __init__(self, max_workers=None, initializer=None, initargs=(),
-                 max_tasks_per_child=None):
+                 max_tasks_per_child=None, *, mp_context=None):
+        # mp_context: accepted (keyword only) so that programs written for
+        # ProcessPoolExecutor(mp_context=...) run; workers are always forks.
         if max_workers is None:
             max_workers = default_workers()
         elif not isinstance(max_workers, int) or isinstance(max_workers,

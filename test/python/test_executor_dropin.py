@@ -154,3 +154,13 @@ def test_failing_initializer_says_why_on_stderr(capfd):
     err = capfd.readouterr().err
     assert "Exception in initializer:" in err
     assert "ValueError: init fails here" in err
+
+
+def test_mp_context_keyword_is_accepted():
+    # ProcessPoolExecutor(max_workers=2, mp_context=...) is common; the
+    # workers are forks whatever it says.
+    ctx = multiprocessing.get_context("fork")
+    with Executor(max_workers=1, mp_context=ctx) as ex:
+        assert ex.submit(square, 4).result(30) == 16
+    with pytest.raises(TypeError):
+        Executor(1, None, (), None, ctx)  # keyword only
