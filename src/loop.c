@@ -387,7 +387,9 @@ static int64_t rebalance(fq__queue *q, int64_t now)
         return next;
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (!w->head || !w->head->next)
+        /* A retiring worker keeps its jobs: it runs exactly
+         * max_jobs_per_worker of them (its replacement is the idle one). */
+        if (!w->head || !w->head->next || (w->flags & FQ__W_RETIRING))
             continue;
         int64_t since = fq__head_stalled_since(w);
         if (since < 0)

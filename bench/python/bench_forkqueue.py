@@ -190,8 +190,9 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
     """Times every contender on func over range(n).
 
     All pools are started first and the repetitions are interleaved (one
-    run of each contender per round), so that a change in the machine's load
-    during the benchmark affects every contender alike. A contender whose
+    run of each contender per round, each round starting one contender
+    later), so that a change in the machine's load during the benchmark
+    affects every contender alike. A contender whose
     runs exceed budget_s in total stops after 3 runs."""
     items = list(range(n))
     expected = sorted(func(x) for x in items)
@@ -213,8 +214,12 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
             # callable new to the queue costs); a slice keeps it short.
             if sorted(run(func, warm)) != warm_expected:
                 raise AssertionError(f"{name}: wrong results")
-        for _ in range(reps):
-            for c in active:
+        for r in range(reps):
+            # Each round starts with another contender: the first of a round
+            # runs right after the previous round's last (a pool whose
+            # workers may still be exiting), and must not always be the same.
+            k = r % len(active) if active else 0
+            for c in active[k:] + active[:k]:
                 if len(c["times"]) >= 3 and sum(c["times"]) > budget_s:
                     continue
                 c0 = time.process_time()

@@ -28,9 +28,10 @@ def test_numforks_bounds_processes_while_new_callables_arrive():
     finally:
         stop.set()
         t.join()
-    # A refork waits for the previous generation to be gone: at most the
-    # old workers finishing their jobs plus the new ones.
-    assert most[0] <= 4, most[0]
+    # A refork waits while the workers that would outlive it (old ones
+    # finishing jobs) exceed numforks: at most 2 * numforks at work, plus,
+    # for a moment, idle ones on their way out (the seed build reached 33).
+    assert most[0] <= 6, most[0]
 
 
 def test_callable_registry_does_not_grow_without_bound():
@@ -107,7 +108,9 @@ def test_new_callables_do_not_wait_for_a_long_job(barrier):
         it = q.results()
         # Each new callable reforks; neither waits for the long job.
         assert sorted([next(it), next(it)]) == ["one", "two"]
-        assert q.stats()["workers"] <= 4
+        # Idle workers replaced by the reforks exit; the busy one stays.
+        assert wait_until(lambda: q.poll(0) is not None and
+                          q.stats()["workers"] <= 3)
         barrier.open()
         assert list(it) == [barrier.path]
 

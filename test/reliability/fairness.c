@@ -118,11 +118,57 @@ static void test_short_jobs_not_stuck_behind_long_job(void **state)
     assert_int_equal(fq_queue_free(q), 0);
 }
 
+static int pid_after_job(fq_ctx *ctx, const void *arg, size_t len)
+{
+    int ms = 0;
+    if (len == sizeof ms)
+        memcpy(&ms, arg, sizeof ms);
+    if (ms > 0)
+        rel_sleep_ms(ms);
+    int pid = (int)getpid();
+    return fq_reply(ctx, &pid, sizeof pid);
+}
+
+/* Taking jobs back for an idle worker must not change retirement: with
+ * max_jobs_per_worker 2, every worker runs exactly two jobs, even when its
+ * first job runs long while its replacement sits idle. */
+static void test_retiring_worker_keeps_its_jobs(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 1;
+    o.max_jobs_per_worker = 2;
+    o.inflight = 4;
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    for (int i = 0; i < 6; i++) {
+        int ms = i % 2 == 0 ? 30 : 0;
+        assert_int_equal(
+            fq_submit(q, pid_after_job, &ms, sizeof ms, NULL, NULL), 0);
+    }
+    assert_int_equal(fq_wait(q, 20000), 0);
+    int pids[6], n = 0;
+    fq_result r;
+    while (fq_take(q, &r) == 1) {
+        assert_int_equal(r.status, 0);
+        memcpy(&pids[n++], r.data, sizeof(int));
+    }
+    assert_int_equal(n, 6);
+    for (int i = 0; i < 6; i++) {
+        int same = 0;
+        for (int k = 0; k < 6; k++)
+            same += pids[k] == pids[i];
+        assert_int_equal(same, 2);
+    }
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_not_held_behind_long_job),
         cmocka_unit_test(test_short_jobs_not_stuck_behind_long_job),
+        cmocka_unit_test(test_retiring_worker_keeps_its_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

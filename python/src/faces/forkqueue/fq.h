@@ -154,8 +154,9 @@ int fqpy_submit_full(fqpy_queue *self, fqpy_call *call, Py_ssize_t key,
                      int measured, PyObject *seq, int flat, PyObject *first,
                      int timeout_ms);
 /* Submits the jobs held back until the workers know their callable. A
- * refork waits while an older generation of workers is still running, so
- * at most 2 * numforks processes exist. */
+ * refork waits while the workers that would outlive it exceed numforks, so
+ * at most 2 * numforks workers are at work (idle ones being replaced may
+ * linger while they exit). */
 int fqpy_flush(fqpy_queue *self);
 void fqpy_drop_deferred(fqpy_queue *self);
 int64_t fqpy_next_batch(fqpy_queue *self, Py_ssize_t key);
