@@ -118,20 +118,24 @@ def main():
     capacity = bf.raw_capacity(workers)
     expected = sum(work(i) for i in range(n))
     active = []
+    cpu = {}  # parent CPU (all its threads) per run
     try:
         for name, setup in CONTENDERS:
             run, teardown = setup(n)
             active.append((name, run, teardown, []))
         for _ in range(reps):
             for name, run, _, times in active:
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 got = run()
                 times.append(time.perf_counter() - t0)
+                cpu.setdefault(name, []).append(time.process_time() - c0)
                 if got != expected:
                     raise AssertionError(f"{name}: {got} != {expected}")
     finally:
         for _, _, teardown, _ in active:
             teardown()
+    capacity_end = bf.raw_capacity(workers)
     med = {name: statistics.median(times) for name, _, _, times in active}
     seq = med["sequential loop"]
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -139,14 +143,17 @@ def main():
            f"({workers} CPUs, Python {platform.python_version()}), command "
            f"`bench/python/bench_lazy.py{' --quick' if args.quick else ''}`"
            f". Capacity of the machine at start: {capacity:.2f} CPUs of "
-           f"{workers} (other programs were running). {n:,} calls of "
+           f"{workers}, {capacity_end:.2f} at the end (other programs "
+           f"were running). {n:,} calls of "
            f"{per_call * 1e3:.2f} ms.", "",
-           "| contender | median | best | speed-up vs sequential | runs |",
-           "|---|---:|---:|---:|---:|"]
+           "| contender | median | best | speed-up vs sequential | "
+           "parent CPU per call | runs |",
+           "|---|---:|---:|---:|---:|---:|"]
     for name, _, _, times in active:
+        pc = statistics.median(cpu[name]) / n
         out.append(f"| {name} | {bf.fmt_time(med[name])} | "
                    f"{bf.fmt_time(min(times))} | {seq / med[name]:.2f}x | "
-                   f"{len(times)} |")
+                   f"{pc * 1e6:.0f} us | {len(times)} |")
     lazy = med["forkqueue.lazy fork + lazy +="]
     ppe = med["ProcessPoolExecutor submit + result"]
     out += ["", "Targets:", "",

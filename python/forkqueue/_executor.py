@@ -24,6 +24,7 @@ may run twice). ``Pool`` (``forkqueue._pool``) and ``forkqueue.lazy`` use
 the same engine.
 """
 
+import collections
 import concurrent.futures as _cf
 import itertools
 import os
@@ -257,7 +258,7 @@ class _Engine:
     """The engine: one ForkQueue, one thread. Thread-safe."""
 
     def __init__(self, workers=None, initializer=None, initargs=(),
-                 max_tasks=None, name="forkqueue-engine"):
+                 max_tasks=None, name="forkqueue-engine", max_inflight=None):
         if workers is None:
             workers = default_workers()
         self.workers = workers
@@ -268,7 +269,14 @@ class _Engine:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._incoming = []
+        # Jobs not yet handed to the core: still PENDING. The Executor
+        # bounds the jobs in the core (max_inflight) so that cancel() and
+        # shutdown(cancel_futures=True) work on the others, as in
+        # concurrent.futures (which queues max_workers + 1 calls); Pool and
+        # lazy hand every job over at once (fewer engine rounds per job).
+        self._incoming = collections.deque()
+        self._max_inflight = (sys.maxsize if max_inflight is None
+                              else max_inflight)
         self._idle = False     # engine waits on _cond
         self._polling = False  # engine is (about to be) in poll()
         self._woken = False    # a _wakeup() was sent since it looked
@@ -321,7 +329,10 @@ class _Engine:
             self._incoming.extend(jobs)
             if self._idle:
                 self._cond.notify()
-            elif self._polling and not self._woken:
+            elif (self._polling and not self._woken
+                  and len(self._inflight) < self._max_inflight):
+                # (With every slot in flight, the next result wakes the
+                # engine, which then takes these jobs: no wakeup needed.)
                 self._woken = True
                 wake = self._q
         if wake is not None:
@@ -329,7 +340,13 @@ class _Engine:
 
     def submit(self, fn, args, kwargs, timeout=None, future=None):
         if not callable(fn):
-            raise TypeError(f"{fn!r} is not callable")
+            # As concurrent.futures: the future fails, submit() does not.
+            self.put(())
+            f = _cf.Future() if future is None else future
+            f.set_running_or_notify_cancel()
+            f.set_exception(TypeError(
+                f"'{type(fn).__name__}' object is not callable"))
+            return f
         if timeout is not None:
             timeout = float(timeout)
             if not timeout > 0:
@@ -358,7 +375,7 @@ class _Engine:
     def cancel_pending(self):
         """Cancels the futures of jobs not yet sent to a worker."""
         with self._lock:
-            jobs, self._incoming = self._incoming, []
+            jobs, self._incoming = self._incoming, collections.deque()
         for job in jobs:
             job.future.cancel()
 
@@ -391,7 +408,17 @@ class _Engine:
             init = None
             if self._initializer is not None:
                 fn, a = self._initializer, self._initargs
-                init = (lambda: fn(*a))
+
+                def run_initializer():
+                    try:
+                        fn(*a)
+                    except BaseException:
+                        # As concurrent.futures: say why on stderr.
+                        sys.stderr.write("Exception in initializer:\n")
+                        traceback.print_exc()
+                        sys.stderr.flush()
+                        raise
+                init = run_initializer
             kw = {}
             if self._max_tasks is not None:
                 kw["max_jobs_per_worker"] = self._max_tasks
@@ -429,9 +456,16 @@ class _Engine:
                     self._idle = True
                     self._cond.wait()
                     self._idle = False
-                jobs = self._incoming
-                if jobs:
-                    self._incoming = []
+                jobs = ()
+                room = self._max_inflight - len(inflight)
+                if self._terminating:
+                    jobs, self._incoming = self._incoming, collections.deque()
+                elif room > 0 and self._incoming:
+                    incoming = self._incoming
+                    if len(incoming) <= room:
+                        jobs, self._incoming = incoming, collections.deque()
+                    else:
+                        jobs = [incoming.popleft() for _ in range(room)]
                 self._woken = False
                 self._polling = True
                 terminating = self._terminating
@@ -563,7 +597,7 @@ class _Engine:
 
     def _fail_all(self, exc):
         with self._lock:
-            jobs, self._incoming = self._incoming, []
+            jobs, self._incoming = self._incoming, collections.deque()
         for job in jobs:
             self._set_error(job, exc)
 
@@ -643,7 +677,9 @@ class Executor(_cf.Executor):
     time limit, and a crashed worker fails only its own task."""
 
     def __init__(self, max_workers=None, initializer=None, initargs=(),
-                 max_tasks_per_child=None):
+                 max_tasks_per_child=None, *, mp_context=None):
+        # mp_context: accepted (keyword only) so that programs written for
+        # ProcessPoolExecutor(mp_context=...) run; workers are always forks.
         if max_workers is None:
             max_workers = default_workers()
         elif not isinstance(max_workers, int) or isinstance(max_workers,
@@ -661,9 +697,12 @@ class Executor(_cf.Executor):
             if max_tasks_per_child <= 0:
                 raise ValueError("max_tasks_per_child must be >= 1")
         self._max_workers = max_workers
+        # A few jobs queued per worker keep the workers busy while the
+        # engine thread waits for the GIL; the rest stay cancellable.
         self._engine = _Engine(max_workers, initializer, initargs,
                                max_tasks_per_child,
-                               name="forkqueue-executor")
+                               name="forkqueue-executor",
+                               max_inflight=2 * max_workers + 8)
         self._finalizer = weakref.finalize(self, self._engine.shutdown,
                                            False)
 
@@ -682,7 +721,9 @@ class Executor(_cf.Executor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         if not iterables:
-            raise TypeError("map() needs at least one iterable")
+            # As concurrent.futures: zip() of nothing is empty.
+            self._engine.put(())
+            return iter(())
         deadline = None if timeout is None else time.monotonic() + timeout
         # One iterable: its items are the arguments (no 1-tuples to build
         # and pickle).

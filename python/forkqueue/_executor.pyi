@@ -23,7 +23,8 @@ class Executor(concurrent.futures.Executor):
     def __init__(self, max_workers: Optional[int] = ...,
                  initializer: Optional[Callable[..., Any]] = ...,
                  initargs: Tuple[Any, ...] = ...,
-                 max_tasks_per_child: Optional[int] = ...) -> None: ...
+                 max_tasks_per_child: Optional[int] = ..., *,
+                 mp_context: Any = ...) -> None: ...
     def submit(  # type: ignore[override]
             self, fn: Callable[..., T], /, *args: Any,
                timeout: Optional[float] = ...,

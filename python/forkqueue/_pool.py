@@ -17,10 +17,10 @@ import threading
 import time
 import weakref
 
-from ._executor import (_Engine, _auto_chunksize, _chunks,
-                        _iter_chunk_results, default_workers)
+from ._executor import _Engine, _auto_chunksize, _chunks, default_workers
 
-__all__ = ["Pool", "AsyncResult", "MapResult"]
+__all__ = ["Pool", "ApplyResult", "AsyncResult", "MapResult",
+           "IMapIterator", "IMapUnorderedIterator"]
 
 _RUN, _CLOSE, _TERMINATE = 0, 1, 2
 
@@ -29,14 +29,19 @@ def _timeout_error():
     return multiprocessing.TimeoutError()
 
 
-class AsyncResult:
-    """The result of ``Pool.apply_async()``."""
+class ApplyResult:
+    """The result of ``Pool.apply_async()`` (also named ``AsyncResult``).
+
+    As in ``multiprocessing``, ``callback``/``error_callback`` have run by
+    the time the result is ready: ``get()`` never returns before them."""
 
     def __init__(self, pool, future, callback=None, error_callback=None):
         self._pool = pool
         self._future = future
-        if callback is not None or error_callback is not None:
-            def done(f, callback=callback, error_callback=error_callback):
+        self._event = threading.Event()
+
+        def done(f, callback=callback, error_callback=error_callback):
+            try:
                 if f.cancelled():
                     return
                 e = f.exception()
@@ -45,46 +50,51 @@ class AsyncResult:
                         callback(self._value(f))
                 elif error_callback is not None:
                     error_callback(e)
-            future.add_done_callback(done)
+            finally:
+                self._event.set()
+        future.add_done_callback(done)
 
     def _value(self, f):
         return f.result()
 
     def ready(self):
-        """True once the call has finished."""
-        return self._future.done()
+        """True once the call has finished (and its callback has run)."""
+        return self._event.is_set()
 
     def successful(self):
         """True if it finished without an exception; ValueError if not
         finished yet."""
-        if not self._future.done():
+        if not self.ready():
             raise ValueError(f"{self!r} not ready")
         return (not self._future.cancelled()
                 and self._future.exception() is None)
 
     def wait(self, timeout=None):
         """Waits until ready or until ``timeout`` seconds have passed."""
-        self._pool._blocking(_cf.wait, [self._future], timeout)
+        self._pool._blocking(self._event.wait, timeout)
 
     def get(self, timeout=None):
         """The value, or its exception raised; ``multiprocessing.
         TimeoutError`` if not ready within ``timeout`` seconds."""
-        try:
-            f = self._future
-            self._pool._blocking(f.result, timeout)
-            return self._value(f)
-        except _cf.TimeoutError:
-            if self._future.done():
-                raise
-            raise _timeout_error() from None
+        self.wait(timeout)
+        if not self.ready():
+            raise _timeout_error()
+        return self._value(self._future)
 
 
-class MapResult(AsyncResult):
+AsyncResult = ApplyResult
+
+
+class MapResult(ApplyResult):
     """The result of ``Pool.map_async()``/``starmap_async()``: one future
     that completes with the list of values (or the first error)."""
 
-    def _value(self, f):
-        return f.result()
+
+def _failed(exc):
+    f = _cf.Future()
+    f.set_running_or_notify_cancel()
+    f.set_exception(exc)
+    return f
 
 
 def _gather(chunk_futures, out):
@@ -217,6 +227,10 @@ class IMapIterator:
     __next__ = __next__
 
 
+class IMapUnorderedIterator(IMapIterator):
+    """Iterator of ``imap_unordered``: results in completion order."""
+
+
 def _left(deadline):
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
@@ -274,8 +288,26 @@ class Pool:
         """Runs ``func(*args, **kwds)`` in a worker; returns an
         AsyncResult."""
         self._check_running()
-        f = self._engine.submit(func, tuple(args), dict(kwds) if kwds else None)
-        return AsyncResult(self, f, callback, error_callback)
+        # As in multiprocessing, a call that cannot be made fails its
+        # result (raised by get()), not apply_async() itself.
+        if not callable(func):
+            f = _failed(TypeError(
+                f"'{type(func).__name__}' object is not callable"))
+        else:
+            try:
+                args = tuple(args)
+            except TypeError:
+                name = getattr(func, "__qualname__", type(func).__name__)
+                mod = getattr(func, "__module__", None)
+                if mod:
+                    name = f"{mod}.{name}"
+                f = _failed(TypeError(
+                    f"{name}() argument after * must be an iterable, not "
+                    f"{type(args).__name__}"))
+            else:
+                f = self._engine.submit(func, args,
+                                        dict(kwds) if kwds else None)
+        return ApplyResult(self, f, callback, error_callback)
 
     def apply(self, func, args=(), kwds={}):
         """``func(*args, **kwds)`` run in a worker; waits for it."""
@@ -333,7 +365,8 @@ class Pool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize}")
-        return IMapIterator(self, func, iterable, chunksize, False, False)
+        return IMapUnorderedIterator(self, func, iterable, chunksize, False,
+                                     False)
 
     def close(self):
         """No more tasks; the workers exit once the queued ones are done."""

@@ -266,3 +266,11 @@ def test_configure_pool_sizes():
     assert r.stdout == "True 3 5\n"
     with pytest.raises(ValueError):
         fork.configure(processes=0)
+
+
+def test_pow_with_a_modulus():
+    # pow(a, b, m) passes a third operand: the value is used at once.
+    x = fork.fork(abs, -3)
+    assert pow(x, 2, 5) == 4
+    assert type(pow(x, 2)) is ResultProxy and pow(x, 2) == 9
+    assert type(2 ** x) is ResultProxy and 2 ** x == 8
