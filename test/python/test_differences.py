@@ -540,6 +540,8 @@ def test_queue_left_open_at_exit_leaves_no_worker():
     assert p.returncode == 0, p.stderr
     assert time.monotonic() - t0 < 10
     pids = [int(x) for x in p.stdout.split()]
-    assert len(pids) == 2
+    # Two workers, plus any replaced one still exiting (a new callable
+    # re-forks the workers): every one of them must be gone.
+    assert len(pids) >= 2
     assert wait_until(lambda: not any(is_running(x) for x in pids),
                       timeout=5)

@@ -143,8 +143,11 @@ def started(tmp_path, target):
 def test_terminate_without_waiting_returns_false_at_once():
     w = ProcessWorker(sleeper)
     t0 = time.monotonic()
+    # False says it did not wait for the exit (a graceful exit takes a few
+    # ms, after which terminate() would say True); the bound only catches a
+    # call that blocks, with room for a loaded machine.
     assert w.terminate(timeout=0, force=False) is False
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 5
     assert w.wait(5) and isinstance(w.error, WorkerTerminatedError)
 
 
