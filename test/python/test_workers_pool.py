@@ -28,6 +28,14 @@ def test_mixed_pool_squares_and_worker_names():
     assert all(not w.is_alive() and w.has_error is False for w in workers)
 
 
+def test_run_without_input_sources_is_an_error_not_a_hang():
+    with Pool(square) as pool:
+        pool.add_worker(WorkerType.THREAD)
+        with pytest.raises(ValueError, match="at least one input source"):
+            pool.run()
+        assert pool.run([3]) == [9]  # the pool is still usable
+
+
 def test_several_sources_and_first_round_in_add_order():
     events = []
     with Pool(lambda a, b: a + b, name="P") as pool:

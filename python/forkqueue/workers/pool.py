@@ -171,6 +171,11 @@ class Pool:
             raise RuntimeError("Trying to use a closed Pool")
         if self._running:
             raise RuntimeError("recursive map!")
+        if not input_sources:
+            # Nothing could ever end the input: each call would take no
+            # arguments, for ever (pyworkers loops until the workers die).
+            raise ValueError("Pool.run() needs at least one input source "
+                             "(an iterable, or a callable taking the worker)")
         if all(id(w) in self._closed for w in self._workers):
             return None
         sources = [s if callable(s) or isinstance(s, cabc.Iterator)
