@@ -300,15 +300,17 @@ static void *churn_queues(void *arg)
     return NULL;
 }
 
-static void test_no_foreign_descriptors(void **state)
+/* Runs four churning threads (kinds[i] for thread i) of `rounds` rounds
+ * each; asserts no error and no child holding a foreign descriptor. */
+static void churn_and_check(void *(*const kinds[4])(void *), int rounds,
+                            const char *what)
 {
-    (void)state;
     pthread_t t[4];
     struct churn_fds c[4];
     memset(c, 0, sizeof c);
     for (int i = 0; i < 4; i++) {
-        c[i].rounds = 120 / SCALE;
-        assert_int_equal(pthread_create(&t[i], NULL, churn_queues, &c[i]), 0);
+        c[i].rounds = rounds;
+        assert_int_equal(pthread_create(&t[i], NULL, kinds[i], &c[i]), 0);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
@@ -317,10 +319,18 @@ static void test_no_foreign_descriptors(void **state)
         bad += c[i].bad;
         errors += c[i].errors;
     }
-    print_message("    %d of %d workers held another queue's sockets\n", bad,
-                  4 * (120 / SCALE));
+    print_message("    %d of %d %s held a foreign socket\n", bad, 4 * rounds,
+                  what);
     assert_int_equal(errors, 0);
     assert_int_equal(bad, 0);
+}
+
+static void test_no_foreign_descriptors(void **state)
+{
+    (void)state;
+    void *(*const kinds[4])(void *) = {churn_queues, churn_queues, churn_queues,
+                                       churn_queues};
+    churn_and_check(kinds, 120 / SCALE, "workers");
 }
 
 /* A channel child: sends the number of sockets and eventfds it holds (its
@@ -359,28 +369,9 @@ static void *churn_channels(void *arg)
 static void test_no_foreign_descriptors_with_channels(void **state)
 {
     (void)state;
-    pthread_t t[4];
-    struct churn_fds c[4];
-    memset(c, 0, sizeof c);
-    for (int i = 0; i < 4; i++) {
-        c[i].rounds = 100 / SCALE;
-        assert_int_equal(pthread_create(&t[i], NULL,
-                                        i % 2 ? churn_channels : churn_queues,
-                                        &c[i]),
-                         0);
-    }
-    for (int i = 0; i < 4; i++)
-        pthread_join(t[i], NULL);
-    int bad = 0, errors = 0;
-    for (int i = 0; i < 4; i++) {
-        bad += c[i].bad;
-        errors += c[i].errors;
-    }
-    print_message("    workers %d+%d, channels %d+%d\n", c[0].bad, c[2].bad, c[1].bad, c[3].bad);
-    print_message("    %d of %d children held a foreign socket\n", bad,
-                  4 * (100 / SCALE));
-    assert_int_equal(errors, 0);
-    assert_int_equal(bad, 0);
+    void *(*const kinds[4])(void *) = {churn_queues, churn_channels,
+                                       churn_queues, churn_channels};
+    churn_and_check(kinds, 100 / SCALE, "workers and channel children");
 }
 
 int main(void)
