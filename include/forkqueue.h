@@ -408,7 +408,8 @@ int fq_stats_get(fq_queue q, fq_stats *st);
 
 /*
  * Stores the pids of the live workers in pids (at most max) and returns how
- * many there are (which may exceed max). For tests and monitoring.
+ * many there are (which may exceed max). For tests and monitoring. Thread
+ * workers (FQ_WORKER_THREAD) have no pid and are not counted.
  */
 int fq_worker_pids(fq_queue q, pid_t *pids, int max);
 

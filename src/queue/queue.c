@@ -521,6 +521,8 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
+        if (q->w[i]->ops != &fq__process_ops)
+            continue; /* a thread has no pid of its own */
         if (n < max)
             pids[n] = q->w[i]->pid;
         n++;
