@@ -339,8 +339,49 @@ static void test_init_per_thread(void **state)
     fq_queue q = fqt_queue_opts(&o);
     for (int64_t i = 0; i < 30; i++)
         submit_n(q, job_square, i, 0);
-    FQT_OK(fq_finish(q));
+    FQT_OK(fq_wait(q, 10000));
     assert_int_equal(atomic_load(&inits), 3);
+    /* fq_refork() replaces the threads: each new one runs init once. */
+    FQT_OK(fq_refork(q));
+    for (int64_t i = 0; i < 30; i++)
+        submit_n(q, job_square, i, 0);
+    FQT_OK(fq_finish(q));
+    assert_int_equal(atomic_load(&inits), 6);
+    int n = 0;
+    fq_result r;
+    while (fq_take(q, &r) == 1) {
+        assert_int_equal(result_i64(&r),
+                         (int64_t)(r.id % 30) * (int64_t)(r.id % 30));
+        n++;
+    }
+    assert_int_equal(n, 60);
+    FQT_OK(fq_queue_free(q));
+}
+
+static int init_fails(void *udata)
+{
+    (void)udata;
+    return fq_init_fail("no database here");
+}
+
+static void test_init_fails(void **state)
+{
+    (void)state;
+    fq_options o;
+    memset(&o, 0, sizeof o);
+    o.kind = FQ_WORKER_THREAD;
+    o.workers = 2;
+    o.init = init_fails;
+    fq_queue q = fqt_queue_opts(&o);
+    for (int64_t i = 0; i < 5; i++)
+        submit_n(q, job_square, i, 0);
+    FQT_OK(fq_wait(q, 10000));
+    fq_result r;
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(fq_take(q, &r), 1);
+        check_status(&r, FQ_EINIT);
+        assert_non_null(strstr(r.data, "no database here"));
+    }
     FQT_OK(fq_queue_free(q));
 }
 
@@ -402,6 +443,7 @@ int main(void)
         FQT_TEST(test_finish),
         FQT_TEST(test_free_with_stuck_job),
         FQT_TEST(test_init_per_thread),
+        FQT_TEST(test_init_fails),
         FQT_TEST(test_many_jobs),
         FQT_TEST(test_bad_kind_and_process_flag),
     };
