@@ -201,6 +201,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     const void *arg = payload;
     void *copy = NULL;
 
+    /* An abandoned thread starts nothing more. */
+    if (c->tio && atomic_load(c->tio->cancel)) {
+        worker_fail(c, FQ__EXIT_OK);
+        return;
+    }
     /* The parent may have taken this job back to give it to an idle
      * worker: exactly one of us wins the exchange. */
     if (atomic_exchange(&st->claim[c->wseq % FQ__RING],

@@ -170,6 +170,12 @@ static void thread_abandon(fq__worker *w, int sig)
     w->flags |= FQ__W_KILLED;
     w->hard_kill_at = 0;
     atomic_store(&sh->cancel, 1);
+    /* The queue now gives the jobs it sent and the thread did not start
+     * to other workers: take them back, so that the thread, which may
+     * still be between two jobs, never starts one of them too. */
+    for (fq__job *j = w->head; j; j = j->next)
+        atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
+                        FQ__CLAIM_REVOKED(j->wseq));
     /* An idle thread reads EOF and ends; a busy one ends after its job. */
     shutdown(w->fd, SHUT_WR);
     notify_exit(sh);
