@@ -6,6 +6,8 @@
  *   throughput_unordered  1M tiny jobs (x + 1) on 2 workers, versus a
  *   throughput_ordered    pipelined socketpair farm of 2 children that sends
  *                         one message per job (no batching).
+ *   throughput_threads    the unordered throughput with worker threads
+ *                         (FQ_WORKER_THREAD), versus the same farm.
  *   cpu_speedup           ~100 us CPU-bound jobs on 2 workers, versus the
  *                         same function called in a sequential loop.
  *
@@ -702,10 +704,12 @@ static int tp_consume(fq_queue q, const fq_result *r, void *udata)
 static size_t opt_lookahead; /* 0: the library's default */
 static int opt_inflight;     /* fq_options.inflight; 0: adaptive */
 
-static void run_fq_throughput(int ordered, long njobs, run_info *out)
+static void run_fq_throughput_kind(int kind, int ordered, long njobs,
+                                   run_info *out)
 {
     fq_queue q = {0};
     fq_options o = {0};
+    o.kind = kind;
     o.workers = 2;
     o.ordered = ordered;
     o.inflight = opt_inflight;
@@ -735,6 +739,11 @@ static void run_fq_throughput(int ordered, long njobs, run_info *out)
     fq_check(fq_queue_free(q), "fq_queue_free");
     out->value = (double)njobs / t;
     out->cross = -1;
+}
+
+static void run_fq_throughput(int ordered, long njobs, run_info *out)
+{
+    run_fq_throughput_kind(FQ_WORKER_PROCESS, ordered, njobs, out);
 }
 
 static uint64_t cpu_iters; /* calibrated: about 100 us of burn() */
@@ -1122,7 +1131,7 @@ int main(int argc, char **argv)
 
     /* Latency under each placement, then the two throughputs (which share
      * their farm run), then the CPU-bound speed-up. */
-    enum { N_SERIES = 6 };
+    enum { N_SERIES = 7 };
 #define SERIES(n, p, u, b, bt, t, c, w)                                        \
     {.name = n,                                                                \
      .placement = p,                                                           \
@@ -1145,6 +1154,10 @@ int main(int argc, char **argv)
                "higher", 5.0, tp_jobs, 2),
         SERIES("cpu_speedup", "unpinned", "jobs/s", "sequential_loop", "higher",
                1.8, cpu_jobs, 2),
+        /* The thread kind (FQ_WORKER_THREAD): 2 worker threads, same jobs,
+         * same farm as the process kind's throughput. */
+        SERIES("throughput_threads", "unpinned", "jobs/s", "socketpair_farm",
+               "higher", 5.0, tp_jobs, 2),
     };
 #undef SERIES
     const enum placement lat_pl[3] = {PL_SAME, PL_CROSS, PL_UNPINNED};
@@ -1195,7 +1208,7 @@ int main(int argc, char **argv)
             s->fq_where = a.where;
             s->base_where = b.where;
         }
-        if (S[3].enabled || S[4].enabled) {
+        if (S[3].enabled || S[4].enabled || S[6].enabled) {
             memset(&a, 0, sizeof a);
             memset(&b, 0, sizeof b);
             memset(&c, 0, sizeof c);
@@ -1205,8 +1218,19 @@ int main(int argc, char **argv)
                 run_fq_throughput(0, tp_jobs, &a);
             if (S[4].enabled)
                 run_fq_throughput(1, tp_jobs, &b);
+            run_info t;
+            memset(&t, 0, sizeof t);
+            if (S[6].enabled)
+                run_fq_throughput_kind(FQ_WORKER_THREAD, 0, tp_jobs, &t);
             if (flip)
                 run_farm(tp_jobs, window, &c);
+            S[6].fq[rep] = t.value;
+            S[6].fq_other[rep] = t.other;
+            S[6].fq_where = t.where;
+            S[6].base[rep] = c.value;
+            S[6].fq_cross[rep] = S[6].base_cross[rep] = -1;
+            S[6].base_where = c.where;
+            S[6].base_other[rep] = c.other;
             S[3].fq[rep] = a.value;
             S[4].fq[rep] = b.value;
             S[3].fq_other[rep] = a.other;

@@ -212,7 +212,20 @@ typedef struct fq_options {
     /* Called around every fork of a worker. */
     fq_fork_hooks hooks;
     void *hook_arg;
+
+    /* What a worker is (since 0.2.0). FQ_WORKER_PROCESS (0, the default): a
+     * forked process. FQ_WORKER_THREAD: a thread of the caller's process,
+     * same API and outcomes, but no isolation (a job that crashes takes the
+     * whole process down) and cooperative cancellation: a job over its time
+     * limit or cancelled by fq_cancel() gets its outcome at once, but its
+     * thread runs until the job returns (it should poll fq_ctx_cancelled());
+     * a thread that never returns is left behind, detached, and its late
+     * result discarded. init runs once per thread; hooks are not used. */
+    int kind;
 } fq_options;
+
+/* Values of fq_options.kind (since 0.2.0). */
+enum { FQ_WORKER_PROCESS = 0, FQ_WORKER_THREAD = 1 };
 
 /* Per-job options for fq_submit(). Zero-initialise. */
 typedef struct fq_job_options {
@@ -395,7 +408,8 @@ int fq_stats_get(fq_queue q, fq_stats *st);
 
 /*
  * Stores the pids of the live workers in pids (at most max) and returns how
- * many there are (which may exceed max). For tests and monitoring.
+ * many there are (which may exceed max). For tests and monitoring. Thread
+ * workers (FQ_WORKER_THREAD) have no pid and are not counted.
  */
 int fq_worker_pids(fq_queue q, pid_t *pids, int max);
 
@@ -423,6 +437,12 @@ uint64_t fq_ctx_id(const fq_ctx *ctx);
 
 /* fq_options.udata of the job's queue. */
 void *fq_ctx_udata(const fq_ctx *ctx);
+
+/* Non-zero once the job of ctx was cancelled (time limit, fq_cancel(),
+ * fq_queue_free()) and its outcome given: a job of a thread worker should
+ * then return soon; whatever it replies is discarded. Always 0 in a process
+ * worker, which is killed instead (since 0.2.0). */
+int fq_ctx_cancelled(const fq_ctx *ctx);
 
 /*
  * From an init function: sets the message that the failed init reports with

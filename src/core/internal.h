@@ -124,6 +124,7 @@ typedef struct fq__worker_ops fq__worker_ops;
 
 typedef struct fq__worker {
     const fq__worker_ops *ops; /* its kind (see fq__worker_ops below) */
+    void *kind_data;           /* the kind's own state (thread kind) */
     pid_t pid;
     int fd;    /* parent's end of the channel */
     int pidfd; /* readable when the worker exits; -1 if unsupported */
@@ -309,6 +310,8 @@ struct fq__worker_ops {
 
 /* worker/process.c: the forked-process kind. */
 extern const fq__worker_ops fq__process_ops;
+/* worker/thread.c: the thread kind (threads of the caller's process). */
+extern const fq__worker_ops fq__thread_ops;
 
 /* The worker's parent-death signal and the parent's "end now" request. */
 #define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */

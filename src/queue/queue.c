@@ -144,14 +144,16 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     h->id = 0;
     if (!opts)
         opts = &defaults;
-    if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0)
+    if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0 ||
+        (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD))
         return FQ_EINVAL;
     fq__queue *q = calloc(1, sizeof(*q));
     if (!q)
         return FQ_ENOMEM;
     q->opts = *opts;
     q->destroy = fq__queue_destroy;
-    q->kind = &fq__process_ops;
+    q->kind =
+        q->opts.kind == FQ_WORKER_THREAD ? &fq__thread_ops : &fq__process_ops;
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -519,6 +521,8 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
+        if (q->w[i]->ops != &fq__process_ops)
+            continue; /* a thread has no pid of its own */
         if (n < max)
             pids[n] = q->w[i]->pid;
         n++;

@@ -48,7 +48,23 @@ struct fq_ctx {
     size_t out_len;    /* bytes of st->out in use */
     uint64_t tx;       /* bytes written to the channel so far */
     unsigned fork_gen; /* fq__fork_gen in this worker */
+    /* Thread kind: each frame is sent at once (nothing is buffered in out[],
+     * which the parent would otherwise read while this thread writes it),
+     * failures end the loop instead of the process, and the parent may
+     * abandon the worker: *cancel is then set. */
+    const fq__thread_io *tio;
+    int dead; /* thread kind: the loop ends with status dead - 1 */
 };
+
+/* Ends the worker: the process kind exits; the thread kind records the
+ * status and lets the loop return. */
+static void worker_fail(fq_ctx *c, int status)
+{
+    if (!c->tio)
+        fq__worker_exit(status);
+    if (!c->dead)
+        c->dead = status + 1;
+}
 
 /* A job forked and the copy is running worker code: it must never act as
  * the worker (write results, read jobs), or the parent would take it for
@@ -59,7 +75,7 @@ static int forked_copy(const fq_ctx *c)
            atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
 }
 
-static char init_msg[1024];
+static _Thread_local char init_msg[1024];
 
 FQ__EXPORT int fq_init_fail(const char *msg)
 {
@@ -73,7 +89,7 @@ static void flush_out(fq_ctx *c)
         return;
     struct iovec iov = {c->st->out, c->out_len};
     if (fq__send_all(c->fd, &iov, 1) < 0)
-        fq__worker_exit(FQ__EXIT_IO);
+        worker_fail(c, FQ__EXIT_IO);
     c->tx += c->out_len;
     atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
     c->out_len = 0;
@@ -91,12 +107,20 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
     unsigned char hdr[FQ__WIRE_HDR];
 
     fq__frame_encode(f, hdr);
-    if (f->len >= FQ__DIRECT_BYTES) {
+    if (c->dead)
+        return;
+    if (c->tio && atomic_load(c->tio->cancel)) {
+        worker_fail(c, FQ__EXIT_OK); /* abandoned: the reply is discarded */
+        return;
+    }
+    if (f->len >= FQ__DIRECT_BYTES || c->tio) {
         struct iovec iov[2] = {{hdr, sizeof(hdr)},
                                {(void *)data, (size_t)f->len}};
         flush_out(c);
-        if (fq__send_all(c->fd, iov, 2) < 0)
-            fq__worker_exit(FQ__EXIT_IO);
+        if (fq__send_all(c->fd, iov, f->len ? 2 : 1) < 0) {
+            worker_fail(c, FQ__EXIT_IO);
+            return;
+        }
         c->tx += FQ__WIRE_HDR + (size_t)f->len;
         atomic_store_explicit(&c->st->tx, c->tx, memory_order_relaxed);
         return;
@@ -163,6 +187,11 @@ FQ__EXPORT void *fq_ctx_udata(const fq_ctx *ctx)
     return ctx ? ctx->udata : NULL;
 }
 
+FQ__EXPORT int fq_ctx_cancelled(const fq_ctx *ctx)
+{
+    return ctx && ctx->tio && atomic_load(ctx->tio->cancel) ? 1 : 0;
+}
+
 /* Runs one job frame. The argument is copied when its place in the buffer is
  * not aligned for any type, as the API promises. */
 static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
@@ -172,6 +201,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     const void *arg = payload;
     void *copy = NULL;
 
+    /* An abandoned thread starts nothing more. */
+    if (c->tio && atomic_load(c->tio->cancel)) {
+        worker_fail(c, FQ__EXIT_OK);
+        return;
+    }
     /* The parent may have taken this job back to give it to an idle
      * worker: exactly one of us wins the exchange. */
     if (atomic_exchange(&st->claim[c->wseq % FQ__RING],
@@ -182,8 +216,10 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     }
     if (((uintptr_t)payload % _Alignof(max_align_t)) != 0 && f->len > 0) {
         copy = malloc((size_t)f->len);
-        if (!copy)
-            fq__worker_exit(FQ__EXIT_NOMEM);
+        if (!copy) {
+            worker_fail(c, FQ__EXIT_NOMEM);
+            return;
+        }
         memcpy(copy, payload, (size_t)f->len);
         arg = copy;
     }
@@ -241,36 +277,48 @@ static void guard_exit(void)
 }
 #endif
 
-void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
+int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
+                    const fq__thread_io *tio)
 {
     fq_ctx c;
     fq__rbuf rb;
-    fq__wstat *st = w->stat;
 
     memset(&c, 0, sizeof(c));
     c.fd = fd;
     c.st = st;
-    c.udata = q->opts.udata;
+    c.udata = udata;
+    c.tio = tio;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
     fq__rbuf_init(&rb);
-    guard_exit();
+    if (!tio)
+        guard_exit();
 
-    if (q->opts.init && q->opts.init(q->opts.udata) != 0) {
+    if (init && init(udata) != 0) {
         fq__frame f = {0};
         f.type = FQ__FRAME_INIT_FAIL;
         f.len = strlen(init_msg);
         emit(&c, &f, init_msg);
         flush_out(&c);
-        fq__worker_exit(FQ__EXIT_INIT);
+        fq__rbuf_free(&rb);
+        if (!tio)
+            fq__worker_exit(FQ__EXIT_INIT);
+        return FQ__EXIT_INIT;
     }
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
+    int status = FQ__EXIT_OK;
     for (;;) {
         fq__frame f;
         const unsigned char *payload;
+        if (c.dead) {
+            status = c.dead - 1;
+            break;
+        }
         int rc = fq__rbuf_frame(&rb, FQ__ACCEPT_JOB, &f, &payload);
-        if (rc < 0)
-            fq__worker_exit(FQ__EXIT_PROTO);
+        if (rc < 0) {
+            status = FQ__EXIT_PROTO;
+            break;
+        }
         if (rc == 1) {
             run_job(&c, st, &f, payload);
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
@@ -283,17 +331,33 @@ void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
         }
         /* Out of complete frames: send what we have, then block. */
         flush_out(&c);
+        if (c.dead)
+            continue;
         size_t want = 64 * 1024;
         if (rb.end - rb.start >= FQ__WIRE_HDR) {
             /* A header is here (rc == 0 decoded it): room for all of it. */
             want = FQ__WIRE_HDR + (size_t)f.len - (rb.end - rb.start);
-            if (fq__rbuf_reserve(&rb, FQ__WIRE_HDR + (size_t)f.len) < 0)
-                fq__worker_exit(FQ__EXIT_NOMEM);
+            if (fq__rbuf_reserve(&rb, FQ__WIRE_HDR + (size_t)f.len) < 0) {
+                status = FQ__EXIT_NOMEM;
+                break;
+            }
         }
         ssize_t n = fq__rbuf_read(&rb, fd, want < 4096 ? 4096 : want);
         if (n == 0)
-            fq__worker_exit(FQ__EXIT_OK); /* parent closed: finished, or gone */
-        if (n < 0)
-            fq__worker_exit(FQ__EXIT_IO);
+            break; /* parent closed: finished, or gone */
+        if (n < 0) {
+            status = FQ__EXIT_IO;
+            break;
+        }
     }
+    fq__rbuf_free(&rb);
+    if (!tio)
+        fq__worker_exit(status);
+    return status;
+}
+
+void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
+{
+    fq__worker_loop(q->opts.init, q->opts.udata, w->stat, fd, NULL);
+    fq__worker_exit(FQ__EXIT_OK); /* not reached */
 }

@@ -16,6 +16,18 @@
 #define FQ__EXIT_INIT 122  /* init failed (after reporting it) */
 #define FQ__EXIT_NOMEM 123
 
+/* What the loop of a thread worker shares with the parent: the flag the
+ * parent sets when it cancels or abandons the worker. */
+typedef struct fq__thread_io {
+    _Atomic int *cancel;
+} fq__thread_io;
+
+/* main.c: the worker loop. tio NULL (the process kind): never returns, the
+ * worker ends with _exit(). Otherwise (the thread kind) returns the status
+ * the worker ends with. */
+int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
+                    const fq__thread_io *tio);
+
 /* tree.c: kills and reaps every process a worker's jobs started
  * (async-signal-safe). */
 void fq__kill_descendants(void);
