@@ -41,9 +41,9 @@ def test_mypy_strict_on_the_examples():
     if not have_mypy():
         pytest.skip("mypy is not installed and `pip install mypy` failed "
                     "(no network?)")
-    # The ForkQueue examples (the other faces' are in subfolders, each
-    # face checking its own).
-    files = sorted(glob.glob(os.path.join(EXAMPLES, "*.py")))
+    # Every Python example, the faces' subfolders included.
+    files = sorted(glob.glob(os.path.join(EXAMPLES, "**", "*.py"),
+                             recursive=True))
     assert files
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(forkqueue.__file__))
