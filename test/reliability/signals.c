@@ -398,7 +398,9 @@ static void test_host_children_untouched(void **state)
     if (mine == 0) {
         char c;
         close(p[1]);
-        /* Exits once the queue is busy (the test closes the pipe). */
+        /* Exits once the queue is busy (the test writes a byte: not the
+         * end of the pipe, which the workers forked meanwhile also hold
+         * until they end). */
         while (read(p[0], &c, 1) < 0 && errno == EINTR)
             ;
         _exit(42);
@@ -407,7 +409,9 @@ static void test_host_children_untouched(void **state)
     fq_queue q = new_queue(2, 0);
     submit_sleepers(q, 4, 200);
     fq_poll(q, 0);
-    close(p[1]); /* now our own child exits while the queue runs */
+    /* Now our own child exits while the queue runs. */
+    assert_int_equal(write(p[1], "x", 1), 1);
+    close(p[1]);
     assert_int_equal(fq_wait(q, 20000), 0);
     assert_int_equal(take_all_ok(q, 200), 4);
     run_mixed(q, 40); /* crashes make the core reap and respawn */
