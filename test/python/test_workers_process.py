@@ -140,15 +140,16 @@ def started(tmp_path, target):
     return w
 
 
-def test_terminate_without_waiting_returns_false_at_once():
-    w = ProcessWorker(sleeper)
+def test_terminate_without_waiting_returns_false_at_once(tmp_path):
+    # A target that swallows WorkerTerminatedError stays alive, so the
+    # answer cannot depend on how fast a graceful exit is.
+    w = started(tmp_path, swallower)
     t0 = time.monotonic()
-    # False says it did not wait for the exit (a graceful exit takes a few
-    # ms, after which terminate() would say True); the bound only catches a
-    # call that blocks, with room for a loaded machine.
     assert w.terminate(timeout=0, force=False) is False
-    assert time.monotonic() - t0 < 5
-    assert w.wait(5) and isinstance(w.error, WorkerTerminatedError)
+    assert time.monotonic() - t0 < 5  # catches a call that blocks
+    assert w.is_alive()
+    assert w.terminate(timeout=0.1)  # forced: SIGTERM ends it
+    assert (w.has_error, w.error) == (True, None)
 
 
 def test_forced_terminate_after_the_timeout(tmp_path):
