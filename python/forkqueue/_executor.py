@@ -137,25 +137,30 @@ class _Call(_Wrapper):
             return _failure(e)
 
 
+def _run_chunk(fn, items, star):
+    """fn(item) (fn(*item) with star) for each item -> (values, {index:
+    _Err} or None): one item's error never stops the others."""
+    values = []
+    errors = None
+    append = values.append
+    for i, item in enumerate(items):
+        try:
+            append(fn(*item) if star else fn(item))
+        except BaseException as e:
+            if errors is None:
+                errors = {}
+            errors[i] = _failure(e)
+            append(None)
+    return (values, errors)
+
+
 class _Chunk(_Wrapper):
     """fn(item) for each item -> (values, {index: _Err} or None)."""
 
     __slots__ = ()
 
     def __call__(self, items):
-        fn = self.fn
-        values = []
-        errors = None
-        append = values.append
-        for i, item in enumerate(items):
-            try:
-                append(fn(item))
-            except BaseException as e:
-                if errors is None:
-                    errors = {}
-                errors[i] = _failure(e)
-                append(None)
-        return (values, errors)
+        return _run_chunk(self.fn, items, False)
 
 
 class _StarChunk(_Wrapper):
@@ -164,19 +169,7 @@ class _StarChunk(_Wrapper):
     __slots__ = ()
 
     def __call__(self, items):
-        fn = self.fn
-        values = []
-        errors = None
-        append = values.append
-        for i, item in enumerate(items):
-            try:
-                append(fn(*item))
-            except BaseException as e:
-                if errors is None:
-                    errors = {}
-                errors[i] = _failure(e)
-                append(None)
-        return (values, errors)
+        return _run_chunk(self.fn, items, True)
 
 
 # ---- parent side -----------------------------------------------------------

@@ -22,25 +22,6 @@
 
 static _Atomic int *runs; /* runs[id]: how many times job id started */
 
-static int list_sockets(int *out, int max)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    if (!d)
-        return -1;
-    while ((e = readdir(d))) {
-        struct stat st;
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] == '.' || fd == dirfd(d))
-            continue;
-        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && n < max)
-            out[n++] = fd;
-    }
-    closedir(d);
-    return n;
-}
-
 static int innocent_job(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
@@ -60,7 +41,7 @@ static int stray_bytes_job(fq_ctx *ctx, const void *arg, size_t len)
     uint64_t id = fq_ctx_id(ctx);
     int fds[4];
     runs[id]++;
-    if (list_sockets(fds, 4) != 1)
+    if (rel_list_sockets(fds, 4) != 1)
         return fq_fail(ctx, 99, "no channel socket found");
     if (write(fds[0], "stray", 5) != 5)
         return fq_fail(ctx, 98, "write");

@@ -19,30 +19,10 @@
 #include "forkqueue.h"
 #include "rel_util.h"
 
-/* Lists the sockets open in this process (up to max). */
-static int list_sockets(int *out, int max)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    if (!d)
-        return -1;
-    while ((e = readdir(d))) {
-        struct stat st;
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] == '.' || fd == dirfd(d))
-            continue;
-        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && n < max)
-            out[n++] = fd;
-    }
-    closedir(d);
-    return n;
-}
-
 static int channel_fd(void)
 {
     int fds[4];
-    return list_sockets(fds, 4) == 1 ? fds[0] : -1;
+    return rel_list_sockets(fds, 4) == 1 ? fds[0] : -1;
 }
 
 static void write_all(int fd, const void *p, size_t n)
@@ -235,9 +215,9 @@ static void test_garbage_to_workers(void **state)
     (void)state;
     int before[64], after[64];
     int kids0 = fqp_children(getpid(), NULL, 0, NULL);
-    int nb = list_sockets(before, 64);
+    int nb = rel_list_sockets(before, 64);
     fq_queue q = new_queue(2);
-    int na = list_sockets(after, 64);
+    int na = rel_list_sockets(after, 64);
     assert_true(nb >= 0 && na == nb + 2);
 
     pid_t old[2];
