@@ -57,8 +57,9 @@ static int stalled(const fq__queue *q, const fq__worker *w)
 
 static int accepts_jobs(const fq__worker *w)
 {
-    return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_PROTO | FQ__W_SOLO));
+    return !(w->flags &
+             (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF | FQ__W_KILLED |
+              FQ__W_PROTO | FQ__W_SOLO | FQ__W_CANCELED));
 }
 
 static fq__job *pend_pop(fq__queue *q)
@@ -121,20 +122,21 @@ void fq__dispatch(fq__queue *q)
 }
 
 /*
- * Takes back the jobs queued in w behind the one it is running, for an idle
- * worker. Jobs not yet written are unlinked (and the worker's sequence
- * numbers rolled back, since it never saw them); for jobs already written
- * the parent and the worker exchange the job's claim word in the shared
- * page: whoever comes first wins, so a job is either run by w or revoked,
- * never both. Revoked jobs go back to the front of the pending list.
+ * Takes back the jobs queued in w after `keep` (from its head when keep is
+ * NULL) that w has not started, for an idle worker or for fq_job_cancel().
+ * Jobs not yet written are unlinked (and the worker's sequence numbers
+ * rolled back, since it never saw them); for jobs already written the
+ * parent and the worker exchange the job's claim word in the shared page:
+ * whoever comes first wins, so a job is either run by w or revoked, never
+ * both. Revoked jobs go back to the front of the pending list, in order.
+ * keep must be written (or partly written) when not NULL. Returns how many
+ * were taken back.
  */
-int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep)
 {
-    fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
+    fq__job *back = NULL, *back_tail = NULL, *j;
     int n = 0, stop = 0;
 
-    if (!keep || keep == w->unsent)
-        return 0;
     /* Jobs from first_unwritten on never reached the worker; a job partly
      * written must still reach it whole, so it stays. */
     uint64_t first_unwritten = UINT64_MAX;
@@ -145,9 +147,14 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
     }
     w->unsent = partial;
     w->nunsent = partial ? 1 : 0;
-    fq__job *j = keep->next;
-    keep->next = NULL;
-    w->tail = keep;
+    if (keep) {
+        j = keep->next;
+        keep->next = NULL;
+        w->tail = keep;
+    } else {
+        j = w->head;
+        w->head = w->tail = NULL;
+    }
     while (j) {
         fq__job *nx = j->next;
         int take;
@@ -177,7 +184,10 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
             q->npending++;
             n++;
         } else {
-            w->tail->next = j;
+            if (w->tail)
+                w->tail->next = j;
+            else
+                w->head = j;
             w->tail = j;
         }
         j = nx;
@@ -189,6 +199,26 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
             q->pend_tail = back_tail;
     }
     return n;
+}
+
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+{
+    if (!w->head || w->head == w->unsent)
+        return 0;
+    return revoke_after(q, w, w->head);
+}
+
+int fq__revoke_from(fq__queue *q, fq__worker *w, fq__job *j)
+{
+    if (j == w->unsent && w->unsent_off > 0)
+        return -1; /* partly written: it must reach the worker whole */
+    /* The head stays when it was (partly) written and j is behind it; the
+     * unstarted jobs between them go back too, and run elsewhere. */
+    fq__job *keep = NULL;
+    if (j != w->head && !(w->head == w->unsent && w->unsent_off == 0))
+        keep = w->head;
+    revoke_after(q, w, keep);
+    return j->state == FQ__JOB_PENDING;
 }
 
 void fq__fail_pending(fq__queue *q, int status, const char *msg)
