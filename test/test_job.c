@@ -738,7 +738,9 @@ static void test_callback_context(void **state)
     fqt_gate_free(&g);
 }
 
-/* A callback that cancels another job, still queued: first result wins. */
+/* A callback that cancels another job: first result wins. The other one
+ * never ends on its own (its gate stays closed), so whether it is still
+ * queued or already running when the callback runs, it is cancelled. */
 typedef struct firstwin {
     fq_job *loser;
     int cancel_rc;
@@ -758,24 +760,18 @@ static void test_cancel_from_callback(void **state)
     (void)state;
     fqt_gate g;
     fqt_gate_new(&g);
-    fq_options o;
-    memset(&o, 0, sizeof o);
-    o.workers = 1;
-    o.inflight = 1;
-    fq_queue q = fqt_queue_opts(&o);
+    fq_queue q = fqt_queue(2, 0);
     firstwin f;
     memset(&f, 0, sizeof f);
     cb_rec lrec = {0};
+    f.loser = submit_gate(q, &g, 3, 0, &lrec);
     fq_job_options jo;
     memset(&jo, 0, sizeof jo);
     jo.callback = cb_cancel_other;
     jo.callback_arg = &f;
     fq_job *winner = NULL;
-    fqt_gate_arg a = fqt_gate_arg_of(&g, 3);
-    FQT_OK(fq_job_submit(q, fqt_job_gate, &a, sizeof a, &jo, &winner));
-    f.loser = submit_square(q, 1, &lrec);
-    fqt_gate_started(q, &g);
-    fqt_gate_open(&g, 1);
+    uint64_t x = 2;
+    FQT_OK(fq_job_submit(q, fqt_job_square, &x, sizeof x, &jo, &winner));
     FQT_OK(fq_job_wait(winner, 20000));
     assert_int_equal(atomic_load(&f.calls), 1);
     assert_int_equal(f.cancel_rc, 0);
@@ -905,7 +901,10 @@ static void test_freed_while_waiting(void **state)
     nanosleep(&ts, NULL);
     FQT_OK(fq_queue_free(q));
     pthread_join(t, NULL);
-    assert_int_equal(w.rc, 0);
+    /* 0, or FQ_ECLOSED when the destruction fell to this thread (the
+     * last reference): by the join it is done either way. */
+    if (w.rc != 0)
+        assert_int_equal(w.rc, FQ_ECLOSED);
     assert_int_equal(atomic_load(&rec.calls), 1);
     assert_int_equal(rec.status, FQ_ECLOSED);
     assert_int_equal(job_status(j), FQ_ECLOSED);
