@@ -15,7 +15,8 @@
  * fq_take(), in the style of libcurl's multi interface: nothing blocks unless
  * asked to, and results come back as completion records that carry the job id.
  *
- * Every submitted job gets exactly one outcome, reported by fq_take(): a
+ * Every submitted job gets exactly one outcome, reported by fq_take() (or,
+ * for a job submitted with fq_job_submit(), kept by its handle): a
  * result, an error raised by the job, a crash of the worker that ran it, a
  * timeout, or a cancellation. A worker that dies is reaped and replaced; the
  * other jobs go on.
@@ -291,7 +292,8 @@ typedef struct fq_result {
 typedef struct fq_stats {
     uint64_t submitted; /* jobs accepted by fq_submit() */
     uint64_t finished;  /* jobs with an outcome (taken or not) */
-    uint64_t taken;     /* outcomes returned by fq_take() */
+    uint64_t taken;     /* outcomes returned by fq_take() (jobs of
+                           fq_job_submit() count everywhere but here) */
     uint64_t pending;   /* accepted, not yet sent to a worker */
     uint64_t running;   /* sent to a worker, no outcome yet */
     uint64_t crashed;   /* outcomes FQ_ECRASHED */
