@@ -212,23 +212,17 @@ static void test_func_register(void **state)
 }
 
 /* Many names: the tables grow, every lookup still finds its entry. */
-static int many_fn(fq_ctx *ctx, const void *arg, size_t len)
-{
-    (void)ctx;
-    (void)arg;
-    (void)len;
-    return 0;
-}
+static char fake_fns[500];
 
 static void test_func_many(void **state)
 {
     (void)state;
-    /* Distinct addresses: one byte apart inside a function is not a
-     * function, but the table only compares addresses. */
+    /* Distinct addresses that no real function has (the table only
+     * compares them; nothing is called). */
     for (int i = 0; i < 500; i++) {
         char name[32];
         snprintf(name, sizeof name, "frames.many.%d", i);
-        fq_job_fn fn = (fq_job_fn)(void (*)(void))((uintptr_t)many_fn + i);
+        fq_job_fn fn = (fq_job_fn)(void (*)(void))((uintptr_t)fake_fns + i);
         uint64_t id;
         FQT_OK(fq_func_register(name, fn, &id));
     }
@@ -237,7 +231,7 @@ static void test_func_many(void **state)
         snprintf(name, sizeof name, "frames.many.%d", i);
         uint64_t id;
         FQT_OK(fq_func_id(name, &id));
-        fq_job_fn fn = (fq_job_fn)(void (*)(void))((uintptr_t)many_fn + i);
+        fq_job_fn fn = (fq_job_fn)(void (*)(void))((uintptr_t)fake_fns + i);
         assert_true(fq__func_by_id(id) == fn);
         assert_true(fq__func_id_of(fn) == id);
     }
@@ -295,6 +289,307 @@ static void test_unknown_id_in_worker(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* ---- STARTED: a worker without a page --------------------------------- */
+
+/* The parent knows which job ran when a worker died only from STARTED
+ * frames: the crashing job is blamed, the others all succeed. */
+static void test_wire_kind_crash_attribution(void **state)
+{
+    (void)state;
+    register_all();
+    fq_queue q = wire_queue(2, NULL);
+    enum { N = 60 };
+    uint64_t crash_id[3];
+    int ncrash = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 20 == 10)
+            crash_id[ncrash++] = submit(q, crash_job, NULL, 0);
+        else
+            submit(q, echo_job, &i, sizeof i);
+    }
+    int ok = 0, crashed = 0;
+    for (int i = 0; i < N; i++) {
+        fq_result r;
+        take_one(q, &r);
+        if (r.status == 0) {
+            ok++;
+            continue;
+        }
+        assert_int_equal(r.status, FQ_ECRASHED);
+        assert_int_equal(r.signo, SIGSEGV);
+        int known = 0;
+        for (int k = 0; k < ncrash; k++)
+            known |= r.id == crash_id[k];
+        assert_true(known);
+        crashed++;
+    }
+    assert_int_equal(ok, N - ncrash);
+    assert_int_equal(crashed, ncrash);
+    FQT_OK(fq_queue_free(q));
+}
+
+/* Time limits run from the STARTED frame: the long job is killed, a job
+ * within its limit and the jobs queued behind the killed one succeed. */
+static void test_wire_kind_time_limits(void **state)
+{
+    (void)state;
+    register_all();
+    fq_queue q = wire_queue(1, NULL);
+    fq_job_options jo = {.timeout_ms = 300};
+    int long_ms = 20000, short_ms = 20;
+    uint64_t a, b, c;
+    FQT_OK(fq_submit(q, sleep_job, &short_ms, sizeof short_ms, &jo, &a));
+    FQT_OK(fq_submit(q, sleep_job, &long_ms, sizeof long_ms, &jo, &b));
+    FQT_OK(fq_submit(q, echo_job, "z", 1, &jo, &c));
+    int64_t t0 = fqp_now_ms();
+    for (int i = 0; i < 3; i++) {
+        fq_result r;
+        take_one(q, &r);
+        if (r.id == b) {
+            assert_int_equal(r.status, FQ_ETIMEDOUT);
+            assert_non_null(strstr(r.data, "300 ms"));
+        } else {
+            assert_true(r.id == a || r.id == c);
+            assert_int_equal(r.status, 0);
+        }
+    }
+    /* Killed at its limit, not after its 20 s. */
+    assert_true(fqp_now_ms() - t0 < 10000);
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_int_equal(st.timedout, 1);
+    FQT_OK(fq_queue_free(q));
+}
+
+/* ---- HELLO ------------------------------------------------------------- */
+
+/* A worker that speaks another protocol version: the queue reports it as a
+ * failed init with a message naming both versions, instead of reading its
+ * frames as garbage. */
+static void test_version_mismatch(void **state)
+{
+    (void)state;
+    fq__test_hello_version = 9; /* inherited by the workers forked now */
+    fq_options o = {.workers = 1};
+    fq_queue q = fqt_queue_opts(&o);
+    fq__test_hello_version = 0;
+    FQT_OK(fq_submit(q, echo_job, "x", 1, NULL, NULL));
+    fq_result r;
+    take_one(q, &r);
+    assert_int_equal(r.status, FQ_EINIT);
+    assert_non_null(strstr(r.data, "wire protocol version 9"));
+    char want[32];
+    snprintf(want, sizeof want, "speaks version %u", FQ__WIRE_VERSION);
+    assert_non_null(strstr(r.data, want));
+    FQT_EQ(fq_submit(q, echo_job, "x", 1, NULL, NULL), FQ_EINIT);
+    FQT_OK(fq_queue_free(q));
+}
+
+/* ---- LOG --------------------------------------------------------------- */
+
+#define MAX_RECS 64
+struct logs {
+    int n;
+    fq_log_record rec[MAX_RECS];
+    char text[MAX_RECS][80];
+};
+
+static void collect_log(void *arg, const fq_log_record *rec)
+{
+    struct logs *l = arg;
+    if (l->n >= MAX_RECS)
+        return;
+    l->rec[l->n] = *rec;
+    snprintf(l->text[l->n], sizeof l->text[0], "%s", rec->msg);
+    assert_int_equal(strlen(rec->msg), rec->len);
+    l->n++;
+}
+
+static void check_log(int kind)
+{
+    register_all();
+    struct logs l = {0};
+    fq_options o = {.log = collect_log, .log_arg = &l};
+    fq_queue q = kind_queue(kind, 1, &o);
+    uint64_t id = submit(q, log_job, "hello parent", 12);
+    fq_result r;
+    take_one(q, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.len, 6);
+    /* Both records came before the result. */
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.rec[0].level, 20);
+    assert_true(l.rec[0].job_id == id);
+    assert_string_equal(l.text[0], "hello parent");
+    assert_int_equal(l.rec[1].level, FQ_LOG_LEVEL_MAX);
+    char want[40];
+    snprintf(want, sizeof want, "id %llu", (unsigned long long)id);
+    assert_string_equal(l.text[1], want);
+    pid_t pid;
+    if (kind == FQ_WORKER_THREAD) {
+        pid = getpid();
+    } else {
+        assert_int_equal(fq_worker_pids(q, &pid, 1), 1);
+    }
+    assert_int_equal(l.rec[0].pid, pid);
+    assert_int_equal(l.rec[1].pid, pid);
+    FQT_OK(fq_queue_free(q));
+}
+
+static void test_log_process(void **state)
+{
+    (void)state;
+    check_log(FQ_WORKER_PROCESS);
+}
+
+static void test_log_thread(void **state)
+{
+    (void)state;
+    check_log(FQ_WORKER_THREAD);
+}
+
+static void test_log_wire(void **state)
+{
+    (void)state;
+    check_log(FQ__WORKER_PROCESS_WIRE);
+}
+
+/* Bad input is refused in the job; without a callback records are
+ * dropped and the jobs are not affected. */
+static void test_log_bad_input_and_no_callback(void **state)
+{
+    (void)state;
+    fq_queue q = fqt_queue(1, 0);
+    submit(q, log_bad_job, NULL, 0);
+    fq_result r;
+    take_one(q, &r);
+    assert_int_equal(r.status, 0);
+    int rc[6];
+    assert_int_equal(r.len, sizeof rc);
+    memcpy(rc, r.data, sizeof rc);
+    assert_int_equal(rc[0], FQ_EINVAL);
+    assert_int_equal(rc[1], FQ_EINVAL);
+    assert_int_equal(rc[2], FQ_EINVAL);
+    assert_int_equal(rc[3], FQ_EINVAL);
+    assert_int_equal(rc[4], FQ_ETOOBIG);
+    assert_int_equal(rc[5], 0);
+    for (int i = 0; i < 20; i++)
+        submit(q, log_job, "dropped", 7);
+    for (int i = 0; i < 20; i++) {
+        take_one(q, &r);
+        assert_int_equal(r.status, 0);
+    }
+    FQT_OK(fq_queue_free(q));
+}
+
+/* ---- CANCEL ------------------------------------------------------------ */
+
+static void send_cancel(fq_queue h, uint64_t job_id)
+{
+    fq__queue *q;
+    FQT_OK(fq__handle_get(h, &q));
+    int rc = FQ_EINVAL;
+    for (int i = 0; i < q->nw && rc == FQ_EINVAL; i++)
+        rc = fq__worker_send_cancel(q->w[i], job_id);
+    fq__handle_release(&q);
+    FQT_OK(rc);
+}
+
+/* Drives q until the log callback has seen n records. */
+static void wait_logs(fq_queue q, struct logs *l, int n)
+{
+    int64_t end = fqp_now_ms() + 30000;
+    while (l->n < n) {
+        assert_true(fqp_now_ms() < end);
+        int rc = fq_poll(q, 10);
+        assert_true(rc >= 0);
+    }
+}
+
+static void check_cancel(int kind)
+{
+    register_all();
+    struct logs l = {0};
+    fq_options o = {.log = collect_log, .log_arg = &l, .inflight = 4};
+    fq_queue q = kind_queue(kind, 1, &o);
+    /* a runs; b waits behind it in the same worker; c is never cancelled
+     * and ends by itself... after b. */
+    uint64_t a = submit(q, spin_job, NULL, 0);
+    uint64_t b = submit(q, spin_job, NULL, 0);
+    uint64_t c = submit(q, echo_job, "c", 1);
+    wait_logs(q, &l, 1);
+    assert_true(l.rec[0].job_id == a);
+    /* b is cancelled before it starts, then a while it runs. */
+    send_cancel(q, b);
+    send_cancel(q, a);
+    fq_result r;
+    take_one(q, &r);
+    assert_true(r.id == a);
+    assert_int_equal(r.status, 0);
+    assert_memory_equal(r.data, "cancelled 0 ", 12);
+    take_one(q, &r);
+    assert_true(r.id == b);
+    assert_int_equal(r.status, 0);
+    assert_memory_equal(r.data, "cancelled 1 ", 12);
+    take_one(q, &r);
+    assert_true(r.id == c);
+    assert_int_equal(r.status, 0);
+    /* A job no longer in any worker: refused. */
+    fq__queue *iq;
+    FQT_OK(fq__handle_get(q, &iq));
+    for (int i = 0; i < iq->nw; i++)
+        FQT_EQ(fq__worker_send_cancel(iq->w[i], a), FQ_EINVAL);
+    fq__handle_release(&iq);
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_int_equal(st.respawns, 0);
+    FQT_OK(fq_queue_free(q));
+}
+
+static void test_cancel_process(void **state)
+{
+    (void)state;
+    check_cancel(FQ_WORKER_PROCESS);
+}
+
+static void test_cancel_thread(void **state)
+{
+    (void)state;
+    check_cancel(FQ_WORKER_THREAD);
+}
+
+static void test_cancel_wire(void **state)
+{
+    (void)state;
+    check_cancel(FQ__WORKER_PROCESS_WIRE);
+}
+
+/* fq_ctx_cancelled() in a tight loop costs no system call each: over a
+ * second of spinning it reads the channel at most every 2 ms, so millions
+ * of calls are made (a system call each would allow far fewer). */
+static void test_cancel_check_is_cheap(void **state)
+{
+    (void)state;
+    struct logs l = {0};
+    fq_options o = {.log = collect_log, .log_arg = &l};
+    fq_queue q = kind_queue(FQ_WORKER_PROCESS, 1, &o);
+    uint64_t a = submit(q, spin_job, NULL, 0);
+    wait_logs(q, &l, 1);
+    /* Let it spin a while. */
+    int64_t until = fqp_now_ms() + 300;
+    while (fqp_now_ms() < until)
+        assert_true(fq_poll(q, 10) >= 0);
+    send_cancel(q, a);
+    fq_result r;
+    take_one(q, &r);
+    assert_int_equal(r.status, 0);
+    unsigned long calls = 0;
+    assert_int_equal(sscanf(r.data, "cancelled 0 %lu", &calls), 1);
+    if (!FQT_SANITIZE)
+        assert_true(calls > 1000000);
+    FQT_OK(fq_queue_free(q));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +597,17 @@ int main(void)
         FQT_TEST(test_func_many),
         FQT_TEST(test_wire_kind_runs_by_id),
         FQT_TEST(test_unknown_id_in_worker),
+        FQT_TEST(test_wire_kind_crash_attribution),
+        FQT_TEST(test_wire_kind_time_limits),
+        FQT_TEST(test_version_mismatch),
+        FQT_TEST(test_log_process),
+        FQT_TEST(test_log_thread),
+        FQT_TEST(test_log_wire),
+        FQT_TEST(test_log_bad_input_and_no_callback),
+        FQT_TEST(test_cancel_process),
+        FQT_TEST(test_cancel_thread),
+        FQT_TEST(test_cancel_wire),
+        FQT_TEST(test_cancel_check_is_cheap),
     };
     return FQT_RUN(tests);
 }
