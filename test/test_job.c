@@ -319,9 +319,14 @@ static void test_stream_ignores_handles(void **state)
     fq_queue q = fqt_queue(2, 0);
     fq_job *blocked = submit_gate(q, &g, 1, 0, NULL);
     fqt_gate_started(q, &g);
+    /* Look-ahead 1: every round consumes the one outcome and must go on
+     * producing, although a job (the handle's) is still running. */
     stream_st s = {0, 200, 0};
-    FQT_OK(fq_stream(q, produce, consume, &s, 16));
+    FQT_OK(fq_stream(q, produce, consume, &s, 1));
     assert_int_equal(s.consumed, 200);
+    stream_st s2 = {0, 300, 0};
+    FQT_OK(fq_stream(q, produce, consume, &s2, 16));
+    assert_int_equal(s2.consumed, 300);
     FQT_EQ(fq_job_done(blocked), 0);
     fqt_gate_open(&g, 1);
     FQT_OK(fq_job_wait(blocked, 20000));

@@ -55,6 +55,7 @@ static void publish(fq__queue *q, fq__job *j)
         q->st.timedout++;
     if (j->fut) {
         /* A handle's job: the outcome is the handle's from now on. */
+        q->nhandle_live--;
         fq__jobtable_del(&q->table, j->id);
         fq__future_complete(j->fut, &q->notify_head, &q->notify_tail);
         return;
