@@ -357,7 +357,9 @@ int fq_take(fq_queue q, fq_result *r);
  * Drives the queue until at least one outcome can be taken or timeout_ms has
  * passed (-1: no limit; 0: do not wait). Returns how many outcomes can be
  * taken now (0 on timeout, or when there is no job left at all), or a
- * negative error (FQ_EINTR with return_on_eintr).
+ * negative error (FQ_EINTR with return_on_eintr). Since 0.2.0 it also
+ * returns when a job of fq_job_submit() got its outcome (its callback has
+ * run by then), possibly with 0.
  */
 int fq_poll(fq_queue q, int timeout_ms);
 

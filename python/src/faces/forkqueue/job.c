@@ -476,6 +476,8 @@ static PyMethodDef job_methods[] = {
      "call or before), False if it had already finished."},
     {"cancelled", (PyCFunction)job_cancelled, METH_NOARGS,
      "cancelled()\n--\n\nTrue if the job was cancelled."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "Job[T] in annotations."},
     {"add_done_callback", (PyCFunction)job_add_done_callback, METH_O,
      "add_done_callback(fn)\n--\n\nCalls fn(job) once the job is done (at "
      "once if it already is), in the thread of the call that noticed it."},
