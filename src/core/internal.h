@@ -157,6 +157,9 @@ typedef struct fq__worker {
      * ctl[ctl_off..ctl_len) (queue/events.c). */
     unsigned char *ctl;
     size_t ctl_len, ctl_off, ctl_cap;
+    /* The pid its HELLO announced (its own host's, for a remote worker:
+     * never signalled), 0 before. */
+    pid_t peer_pid;
 } fq__worker;
 
 enum fq__qstate {
