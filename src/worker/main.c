@@ -53,7 +53,8 @@ struct fq_ctx {
      * failures end the loop instead of the process, and the parent may
      * abandon the worker: *cancel is then set. */
     const fq__thread_io *tio;
-    int dead; /* thread kind: the loop ends with status dead - 1 */
+    int dead;      /* thread kind: the loop ends with status dead - 1 */
+    sigset_t mask; /* each job starts with it (the mask after init) */
 };
 
 /* Ends the worker: the process kind exits; the thread kind records the
@@ -233,6 +234,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     int rc = fn(c, arg, (size_t)f->len);
     if (forked_copy(c))
         _exit(FQ__EXIT_OK); /* a copy made by the job (fork, daemon) */
+    /* A signal mask the job set must not reach the next job, nor the
+     * worker's own code (a blocked SIGTERM or parent-death signal would
+     * keep it alive). The mask cannot be read without a system call, so
+     * setting it unconditionally costs no more than checking it. */
+    pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
@@ -304,6 +310,10 @@ int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             fq__worker_exit(FQ__EXIT_INIT);
         return FQ__EXIT_INIT;
     }
+    /* The baseline every job starts from: the worker's mask once its init
+     * function has run (the forking thread's mask, for a process; every
+     * signal blocked, for a thread). */
+    pthread_sigmask(SIG_SETMASK, NULL, &c.mask);
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
     int status = FQ__EXIT_OK;
