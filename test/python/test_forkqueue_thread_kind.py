@@ -280,3 +280,37 @@ def test_sys_exit_in_a_job_is_its_error():
         q.add(square, (3,))
         res = list(q.results())
     assert isinstance(res[0], SystemExit) and res[1] == 9
+
+
+where_ran = []
+
+
+def gated(x):
+    if x == 0:
+        gate.wait(30)
+    where_ran.append((x, threading.get_native_id()))
+    return x
+
+
+def test_an_abandoned_thread_stops_its_batch_after_the_current_item():
+    gate.clear()
+    where_ran.clear()
+    with ForkQueue(numforks=1, timeout=0.5, reraise=False,
+                   worker_kind="thread") as q:
+        # tiny items first: the batches grow
+        assert list(q.map(gated, range(1, 3001))) == list(range(1, 3001))
+        where_ran.clear()
+        it = q.map(gated, range(200))
+        assert isinstance(next(it), TimeoutError)
+        # The call is still open (a closed call's items are skipped anyway)
+        # Item 0 is now blocked in two abandoned threads: its batch's, and
+        # its re-run alone (which timed out too).
+        gate.set()
+        assert wait_until(lambda: sum(x == 0 for x, _ in where_ran) == 2)
+        for old in [t for x, t in where_ran if x == 0]:
+            # once an abandoned thread has ended, it ran nothing after item
+            # 0 (the rest of its batch ran again in another thread)
+            assert wait_until(
+                lambda: not os.path.exists(f"/proc/self/task/{old}"))
+            assert [x for x, t in where_ran if t == old] == [0]
+        assert list(it) == list(range(1, 200))

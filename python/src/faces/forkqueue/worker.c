@@ -165,8 +165,10 @@ int fqpy_worker_run(fq_ctx *ctx, fqpy_queue *self, const void *arg, size_t len)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = PyList_GET_ITEM(argslist, i);
         PyObject *r;
-        if (fqpy_call_cancelled(self->cancel_page, callid)) {
-            /* Its call was closed: the parent drops this reply. */
+        if (fqpy_call_cancelled(self->cancel_page, callid) ||
+            (self->thread_kind && fq_ctx_cancelled(ctx))) {
+            /* Its call was closed, or its thread abandoned (time limit,
+             * cancel()): the parent drops this reply. */
             PyList_SET_ITEM(values, i, Py_NewRef(Py_None));
             continue;
         }
