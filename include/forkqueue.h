@@ -222,6 +222,16 @@ typedef struct fq_options {
      * a thread that never returns is left behind, detached, and its late
      * result discarded. init runs once per thread; hooks are not used. */
     int kind;
+
+    /* Retire a worker once its peak resident memory (getrusage()'s
+     * ru_maxrss, pages it shares with the parent copy-on-write included)
+     * passes this many bytes (since 0.2.0). The worker measures itself
+     * after a job at most once a millisecond, and before it waits for more
+     * work; it finishes the job it runs, the jobs it has not started move
+     * to other workers, and a fresh worker is forked. 0: never. Process
+     * workers only (ignored by FQ_WORKER_THREAD). Set it well above the
+     * parent's own size, which every new worker starts with. */
+    uint64_t max_rss;
 } fq_options;
 
 /* Values of fq_options.kind (since 0.2.0). */
@@ -287,6 +297,8 @@ typedef struct fq_stats {
     uint64_t timedout;  /* outcomes FQ_ETIMEDOUT */
     uint64_t respawns;  /* workers started after the initial ones */
     int workers;        /* worker processes alive now */
+    uint64_t recycled;  /* workers retired by max_jobs_per_worker or
+                           max_rss (since 0.2.0) */
 } fq_stats;
 
 /* ---- The queue (parent side) ------------------------------------------- */

@@ -325,11 +325,14 @@ int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
-            if (c.out_len >= FQ__FLUSH_BYTES)
+            if (c.out_len >= FQ__FLUSH_BYTES ||
+                (st->max_rss && fq__rss_check(st, 0)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
+        if (st->max_rss)
+            fq__rss_check(st, 1);
         flush_out(&c);
         if (c.dead)
             continue;

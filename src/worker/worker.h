@@ -28,6 +28,12 @@ typedef struct fq__thread_io {
 int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
                     const fq__thread_io *tio);
 
+/* recycle.c: after a job (before_wait 0) or before blocking for more work
+ * (1): measures the worker's memory when due and raises st->over_rss once
+ * it passes st->max_rss. Returns 1 when it just did (flush the results so
+ * that the parent wakes and retires the worker). */
+int fq__rss_check(fq__wstat *st, int before_wait);
+
 /* tree.c: kills and reaps every process a worker's jobs started
  * (async-signal-safe). */
 void fq__kill_descendants(void);
