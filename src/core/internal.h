@@ -205,6 +205,7 @@ typedef struct fq__queue {
     int64_t respawn_at; /* after a failed fork, retry at this time */
     unsigned fork_failures;
     int fork_errno;
+    const char *fork_why; /* a kind's own reason its start failed, or NULL */
 
     void *pfd_mem; /* poll set cache (queue/events.c) */
     size_t pfd_cap;
@@ -320,6 +321,8 @@ struct fq__worker_ops {
 extern const fq__worker_ops fq__process_ops;
 /* worker/thread.c: the thread kind (threads of the caller's process). */
 extern const fq__worker_ops fq__thread_ops;
+/* worker/forkserver.c: processes forked by the fork server. */
+extern const fq__worker_ops fq__forkserver_ops;
 
 /* The worker's parent-death signal and the parent's "end now" request. */
 #define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */

@@ -240,6 +240,7 @@ int fq__add_worker(fq__queue *q)
         q->w = n;
         q->capw = ncap;
     }
+    q->fork_why = NULL;
     int rc = q->kind->start(q, &w);
     if (rc)
         return rc;
@@ -261,8 +262,12 @@ void fq__refill_workers(fq__queue *q)
             q->respawn_at = now + (INT64_C(10000000) << f); /* to ~1.3 s */
             if (fq__active_workers(q) == 0) {
                 char m[160];
-                snprintf(m, sizeof(m), "could not fork a worker: %s",
-                         strerror(q->fork_errno));
+                if (q->fork_why)
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             q->fork_why);
+                else
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             strerror(q->fork_errno));
                 fq__fail_pending(q, FQ_EFORK, m);
             }
             return;

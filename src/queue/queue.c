@@ -145,7 +145,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     if (!opts)
         opts = &defaults;
     if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0 ||
-        (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD))
+        (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD) ||
+        (opts->fork_server && opts->kind != FQ_WORKER_PROCESS))
         return FQ_EINVAL;
     fq__queue *q = calloc(1, sizeof(*q));
     if (!q)
@@ -154,6 +155,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     q->destroy = fq__queue_destroy;
     q->kind =
         q->opts.kind == FQ_WORKER_THREAD ? &fq__thread_ops : &fq__process_ops;
+    if (q->opts.fork_server)
+        q->kind = &fq__forkserver_ops;
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -521,7 +524,8 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
-        if (q->w[i]->ops != &fq__process_ops)
+        if (q->w[i]->ops != &fq__process_ops &&
+            q->w[i]->ops != &fq__forkserver_ops)
             continue; /* a thread has no pid of its own */
         if (n < max)
             pids[n] = q->w[i]->pid;
