@@ -34,7 +34,8 @@
  * from another thread meanwhile. Forking from a multi-threaded
  * program is subject to the usual POSIX rules: only the forking thread exists
  * in a worker, so a job must not rely on locks that other threads of the
- * parent may have held at fork time.
+ * parent may have held at fork time, or use the fork server
+ * (fq_options.fork_server, fq_forkserver_start()).
  *
  * Signals
  * -------
