@@ -155,7 +155,9 @@ static int take_back(fq__queue *q, fq__worker *w, int keep_head)
             take = 0;
         } else if (j->wseq >= first_unwritten) {
             take = 1;
-        } else if (j == partial || stop) {
+        } else if (j == partial || stop || (w->ops->flags & FQ__KIND_NO_PAGE)) {
+            /* Without a shared page there is no claim to race for: a job
+             * the worker has may already run. */
             take = 0;
         } else {
             uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],

@@ -141,6 +141,7 @@ __attribute__((noreturn)) static void worker_child(const fs_req *rq, int chan,
     fq__worker w;
     memset(&q, 0, sizeof(q));
     memset(&w, 0, sizeof(w));
+    q.kind = &fq__forkserver_ops;
     q.opts.init = (fq_init_fn)(uintptr_t)rq->init;
     q.opts.udata = (void *)(uintptr_t)rq->udata;
     q.opts.hooks.child = (void (*)(void *))(uintptr_t)rq->child;
