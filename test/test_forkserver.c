@@ -500,6 +500,53 @@ static void test_max_jobs_through_the_helper(void **state)
     fs_end();
 }
 
+/* max_rss through the helper: the status page (a memfd) carries the limit
+ * and the flag; each job runs once (runs counted in memory mapped before
+ * the helper started, so its workers share it). */
+static _Atomic unsigned *runs;
+
+static int job_count_run(fq_ctx *ctx, const void *arg, size_t len)
+{
+    uint32_t i;
+    if (len != sizeof i)
+        return fq_fail(ctx, 99, "bad argument");
+    memcpy(&i, arg, sizeof i);
+    atomic_fetch_add(&runs[i], 1);
+    return fq_reply(ctx, &i, sizeof i) == 0 ? 0 : 100;
+}
+
+static void test_max_rss_through_the_helper(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    runs = mmap(NULL, N * sizeof *runs, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(runs != MAP_FAILED);
+    FQT_OK(fq_forkserver_start());
+    fq_options o = {0};
+    o.workers = 2;
+    o.fork_server = 1;
+    o.max_rss = 1; /* every worker is over it after its first job */
+    fq_queue q = fqt_queue_opts(&o);
+    for (uint32_t i = 0; i < N; i++) {
+        fq_job_options jo = {.id = i, .flags = FQ_JOB_ID};
+        FQT_OK(fq_submit(q, job_count_run, &i, sizeof i, &jo, NULL));
+    }
+    for (int i = 0; i < N; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_int_equal(r.status, 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(atomic_load(&runs[i]), 1);
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_true(st.recycled >= 2);
+    FQT_OK(fq_queue_free(q));
+    fs_end();
+    munmap((void *)runs, N * sizeof *runs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +558,7 @@ int main(void)
         FQT_TEST(test_helper_stopped_does_not_hang),
         FQT_TEST(test_parent_death_ends_everything),
         FQT_TEST(test_max_jobs_through_the_helper),
+        FQT_TEST(test_max_rss_through_the_helper),
         FQT_TEST(test_threaded_host_never_deadlocks),
     };
     return FQT_RUN(tests);
