@@ -232,6 +232,36 @@ static void test_outcomes_unchanged(void **state)
     fs_end();
 }
 
+/* A host that ignores SIGCHLD loses its direct children's exit statuses;
+ * the helper does not ignore it, so a crash still names its signal. */
+static void test_sigchld_ignored_keeps_statuses(void **state)
+{
+    (void)state;
+    struct sigaction ign, old;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+    FQT_OK(fq_forkserver_start());
+    fq_queue q = fs_queue(1);
+    int k = J_SEGV;
+    FQT_OK(fq_submit(q, job_kind, &k, sizeof k, NULL, NULL));
+    fqt_submit_square(q, 4);
+    for (int i = 0; i < 2; i++) {
+        fq_result r;
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        if (r.status == 0) {
+            assert_int_equal(fqt_u64(&r), fqt_square(4));
+            continue;
+        }
+        assert_int_equal(r.status, FQ_ECRASHED);
+        assert_int_equal(r.signo, SIGSEGV);
+    }
+    FQT_OK(fq_queue_free(q));
+    FQT_OK(fq_forkserver_stop()); /* the helper was reaped by the kernel */
+    assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
+    fs_end();
+}
+
 /* ---- A host with threads ---------------------------------------------- */
 
 static pthread_mutex_t host_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -554,6 +584,7 @@ int main(void)
         FQT_TEST(test_started_on_first_use),
         FQT_TEST(test_invalid_with_threads),
         FQT_TEST(test_outcomes_unchanged),
+        FQT_TEST(test_sigchld_ignored_keeps_statuses),
         FQT_TEST(test_helper_killed_is_a_clear_error),
         FQT_TEST(test_helper_stopped_does_not_hang),
         FQT_TEST(test_parent_death_ends_everything),

@@ -280,9 +280,16 @@ static void fs_died_locked(void)
         return;
     fq__fds_close(fs_fd);
     fs_fd = -1;
-    kill(fs_pid, SIGKILL);
-    while (waitpid(fs_pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    /* Only while it is still our child (alive, or a zombie): a host that
+     * reaps with waitpid(-1), or ignores SIGCHLD, may have collected it,
+     * and its pid may belong to another process by now. */
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)fs_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0) {
+        kill(fs_pid, SIGKILL);
+        while (waitpid(fs_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     fs_dead_pid = fs_pid;
     fs_pid = 0;
     fs_state = FS_DEAD;
