@@ -480,6 +480,7 @@ static int64_t maintain(fq__queue *q)
             if (!(q->w[i]->flags & FQ__W_KILLED))
                 q->w[i]->ops->signal(q->w[i], SIGKILL);
     }
+    fq__recycle_scan(q);
     fq__refill_workers(q);
     if (q->npending && q->respawn_at > now)
         next = q->respawn_at;
