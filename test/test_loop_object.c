@@ -369,6 +369,16 @@ static void test_timers(void **state)
     assert_true(ev[0].id == id[0] && ev[1].id == id[1]);
     FQT_EQ(fq_loop_wait(l, ev, 2, 0), 1);
     assert_true(ev[0].id == id[2]);
+
+    /* Both due by the time of the call: the earlier deadline first, though
+     * it was set second. (The condition is time itself: let 20 ms pass.) */
+    FQT_OK(fq_loop_timer(l, 10, NULL, NULL, &id[0]));
+    FQT_OK(fq_loop_timer(l, 5, NULL, NULL, &id[1]));
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+        ;
+    FQT_EQ(fq_loop_wait(l, ev, 4, 0), 2);
+    assert_true(ev[0].id == id[1] && ev[1].id == id[0]);
     FQT_OK(fq_loop_free(l));
 }
 

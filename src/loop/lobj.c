@@ -453,18 +453,21 @@ static int collect(fq_loop *l, fq_loop_event *ev, int max)
         ev[n++].type = FQ_LOOP_WAKEUP;
         l->woken = 0;
     }
+    /* Due timers without a callback, earliest first. */
     int64_t now = fq__now_ns();
-    for (int i = 0; i < l->nt && n < max;) {
-        struct ltimer *t = &l->t[i];
-        if (t->fn || t->at > now) {
-            i++;
-            continue;
-        }
+    while (n < max) {
+        int best = -1;
+        for (int i = 0; i < l->nt; i++)
+            if (!l->t[i].fn && l->t[i].at <= now &&
+                (best < 0 || l->t[i].at < l->t[best].at))
+                best = i;
+        if (best < 0)
+            break;
         memset(&ev[n], 0, sizeof(ev[n]));
         ev[n].type = FQ_LOOP_TIMER;
-        ev[n].id = t->id;
-        ev[n++].udata = t->udata;
-        timer_remove_at(l, i);
+        ev[n].id = l->t[best].id;
+        ev[n++].udata = l->t[best].udata;
+        timer_remove_at(l, best);
     }
     int ns = l->ns;
     unsigned start = ns ? l->cursor % (unsigned)ns : 0;
