@@ -708,11 +708,11 @@ void fq_shm_free(fq_shm *b);
 /* ---- Loops (since 0.2.0) ------------------------------------------------ */
 
 /*
- * A loop waits on many queues and channels at once, with timers and a
- * wake-up that other threads and signal handlers may send, and says which
- * are ready. It is driven either by fq_loop_wait() (it blocks in poll()),
- * or by another event loop (asyncio, libuv, a plain poll()) through one
- * descriptor and one timeout, as libcurl's multi interface is:
+ * A loop waits on many queues, channels and exchanges at once, with timers and
+ * a wake-up that other threads and signal handlers may send, and says which are
+ * ready. It is driven either by fq_loop_wait() (it blocks in poll()), or by
+ * another event loop (asyncio, libuv, a plain poll()) through one descriptor
+ * and one timeout, as libcurl's multi interface is:
  *
  *     for (;;) {
  *         struct pollfd p = {fq_loop_fd(loop), POLLIN, 0};
@@ -743,7 +743,8 @@ enum {
     FQ_LOOP_CHANNEL = 2,
     FQ_LOOP_TIMER = 3,
     FQ_LOOP_WAKEUP = 4,
-    FQ_LOOP_JOB = 5
+    FQ_LOOP_JOB = 5,
+    FQ_LOOP_EXCHANGE = 6
 };
 
 /* Bits of fq_loop_event.flags. */
@@ -755,8 +756,8 @@ enum {
 typedef struct fq_loop_event {
     int type;       /* FQ_LOOP_QUEUE, ... */
     unsigned flags; /* FQ_LOOP_ENDED, FQ_LOOP_CLOSED, FQ_LOOP_WOKEN */
-    /* The source: fq_queue.id, fq_channel.id or the timer's id (0 for a
-     * wake-up). */
+    /* The source: fq_queue.id, fq_channel.id, the timer's id, the
+     * exchange's address; 0 for a wake-up. */
     uint64_t id;
     void *udata; /* given when the source was added */
     /* Queue: outcomes that fq_take() can hand out now. */
@@ -801,6 +802,18 @@ int fq_loop_add_channel(fq_loop *loop, fq_channel ch, void *udata);
 
 /* Takes a channel out of the loop. Errors: FQ_EINVAL when not in it. */
 int fq_loop_remove_channel(fq_loop *loop, fq_channel ch);
+
+/*
+ * Adds an exchange. It is reported (FQ_LOOP_EXCHANGE) while
+ * fq_exchange_ready(ex, out, max, 0) has something to hand out (a message,
+ * a channel that ended, work that failed to start); the loop also starts
+ * its waiting work as slots free up. fq_exchange_free() takes it out of
+ * every loop. Errors: FQ_EINVAL (NULL, already in this loop), FQ_ENOMEM.
+ */
+int fq_loop_add_exchange(fq_loop *loop, fq_exchange *ex, void *udata);
+
+/* Takes an exchange out of the loop. Errors: FQ_EINVAL when not in it. */
+int fq_loop_remove_exchange(fq_loop *loop, fq_exchange *ex);
 
 /*
  * A one-shot timer due in delay_ms (0: at the next wait). When due, fn runs

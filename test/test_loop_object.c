@@ -690,6 +690,116 @@ static void test_queue_wakeup_reaches_loop(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* ---- exchanges ---------------------------------------------------------- */
+
+static int send_one_main(fq_channel ch, void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    return fq_channel_send(ch, &v, sizeof v) == 0 ? 0 : 1;
+}
+
+static int close_then_wait_main(fq_channel ch, void *arg)
+{
+    char c;
+    fq_channel_close(ch);
+    return fqt_read_all(*(int *)arg, &c, 1) == 0 ? 0 : 1;
+}
+
+/* An exchange in a loop: reported while fq_exchange_ready(..., 0) has
+ * something; the loop starts its waiting work (limit 1) as children end.
+ * fq_exchange_free() takes it out of the loop. */
+static void test_exchange_in_loop(void **state)
+{
+    (void)state;
+    enum { WORK = 4 };
+    fq_exchange *ex;
+    fq_exchange_options o;
+    memset(&o, 0, sizeof o);
+    o.limit = 1;
+    FQT_OK(fq_exchange_new(&ex, &o));
+    fq_loop *l;
+    FQT_OK(fq_loop_new(&l, NULL));
+    int tag;
+    FQT_OK(fq_loop_add_exchange(l, ex, &tag));
+    FQT_EQ(fq_loop_add_exchange(l, ex, &tag), FQ_EINVAL);
+    expect_none(l); /* nothing watched yet */
+    for (int i = 0; i < WORK; i++)
+        FQT_EQ(fq_exchange_start(ex, send_one_main, (void *)(intptr_t)i, NULL),
+               i == 0 ? 0 : 1);
+    int msgs[WORK] = {0}, ended = 0;
+    while (ended < WORK) {
+        fq_loop_event ev[4];
+        int n = wait_some(l, ev, 4, LONG_MS);
+        assert_int_equal(n, 1);
+        assert_int_equal(ev[0].type, FQ_LOOP_EXCHANGE);
+        assert_ptr_equal(ev[0].udata, &tag);
+        assert_true(fq_exchange_active(ex) <= 1);
+        fq_exchange_event xe[8];
+        int k = fq_exchange_ready(ex, xe, 8, 0);
+        assert_true(k > 0); /* the report promised something */
+        for (int j = 0; j < k; j++) {
+            assert_int_equal(xe[j].error, 0);
+            int i = (int)(intptr_t)xe[j].udata;
+            if (xe[j].ended) {
+                assert_true(WIFEXITED(xe[j].status));
+                assert_int_equal(WEXITSTATUS(xe[j].status), 0);
+                assert_int_equal(msgs[i], 1);
+                FQT_OK(fq_channel_free(xe[j].ch));
+                ended++;
+                continue;
+            }
+            fq_msg m;
+            FQT_EQ(fq_channel_recv(xe[j].ch, &m, 0), 1);
+            assert_int_equal(m.len, sizeof(int));
+            assert_memory_equal(m.data, &i, sizeof i);
+            fq_msg_free(&m);
+            msgs[i]++;
+        }
+    }
+    assert_int_equal(fq_exchange_waiting(ex), 0);
+    expect_none(l);
+    FQT_EQ(fq_exchange_free(ex), 0);
+    FQT_EQ(fq_loop_remove_exchange(l, ex), FQ_EINVAL); /* left with free */
+    expect_none(l);
+    FQT_OK(fq_loop_free(l));
+
+    /* A child that ends its stream but lives on is reported only once it
+     * ended (its pidfd is watched), not before. */
+    int gate[2];
+    fqt_pipe(gate);
+    FQT_OK(fq_exchange_new(&ex, NULL));
+    FQT_OK(fq_loop_new(&l, NULL));
+    FQT_OK(fq_loop_add_exchange(l, ex, NULL));
+    fq_channel ch;
+    FQT_OK(fq_exchange_start(ex, close_then_wait_main, &gate[0], &ch));
+    fq_loop_event ev[4];
+    int64_t t0 = fqp_now_ms();
+    FQT_EQ(fq_loop_wait(l, ev, 4, 200), 0);
+    assert_true(fqp_now_ms() - t0 >= 195);
+    assert_int_equal(fqt_write_all(gate[1], "x", 1), 0);
+    assert_int_equal(wait_some(l, ev, 4, LONG_MS), 1);
+    assert_int_equal(ev[0].type, FQ_LOOP_EXCHANGE);
+    fq_exchange_event one[2];
+    FQT_EQ(fq_exchange_ready(ex, one, 2, 0), 1);
+    assert_int_equal(one[0].ended, 1);
+    assert_true(one[0].ch.id == ch.id);
+    FQT_OK(fq_channel_free(ch));
+    FQT_OK(fq_loop_free(l));
+    FQT_EQ(fq_exchange_free(ex), 0);
+    fqt_close(&gate[0]);
+    fqt_close(&gate[1]);
+
+    /* Freeing the loop first leaves the exchange usable. */
+    FQT_OK(fq_exchange_new(&ex, NULL));
+    FQT_OK(fq_loop_new(&l, NULL));
+    FQT_OK(fq_loop_add_exchange(l, ex, NULL));
+    FQT_OK(fq_loop_free(l));
+    fq_exchange_event xe[2];
+    FQT_EQ(fq_exchange_ready(ex, xe, 2, 0), 0);
+    FQT_EQ(fq_exchange_free(ex), 0);
+    fqt_assert_no_children();
+}
+
 /* ---- bad arguments ----------------------------------------------------------
  */
 
@@ -714,6 +824,8 @@ static void test_bad_arguments(void **state)
     FQT_EQ(fq_loop_add_channel(NULL, c0, NULL), FQ_EINVAL);
     FQT_EQ(fq_loop_remove_queue(NULL, q0), FQ_EINVAL);
     FQT_EQ(fq_loop_remove_channel(NULL, c0), FQ_EINVAL);
+    FQT_EQ(fq_loop_add_exchange(NULL, NULL, NULL), FQ_EINVAL);
+    FQT_EQ(fq_loop_remove_exchange(NULL, NULL), FQ_EINVAL);
 
     FQT_OK(fq_loop_new(&l, NULL));
     FQT_EQ(fq_loop_wait(l, NULL, 2, 0), FQ_EINVAL);
@@ -766,6 +878,7 @@ int main(void)
         FQT_TEST(test_remove_while_ready),
         FQT_TEST(test_free_queue_in_loop),
         FQT_TEST(test_queue_wakeup_reaches_loop),
+        FQT_TEST(test_exchange_in_loop),
         FQT_TEST(test_bad_arguments),
     };
     return FQT_RUN(tests);
