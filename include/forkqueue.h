@@ -881,11 +881,11 @@ int fq_loop_wakeup(fq_loop *loop);
  * due timers and fills ev[0..max) with what is ready: wake-up first, then
  * due timers without a callback, then sources (taken in turn from call to
  * call, so that a small max starves none). What does not fit stays for the
- * next call. Returns the number of events (0 on timeout, or when only
- * callbacks ran), or FQ_EINVAL, FQ_EBUSY (from a callback of this loop),
- * FQ_EFOREIGN (in a forked child), FQ_EINTR (return_on_eintr), FQ_ENOMEM,
- * FQ_ESYS. With no source and no timer, only fq_loop_wakeup() or the
- * timeout ends the wait.
+ * next call. Returns the number of events (0 on timeout, or when the wait
+ * ended with nothing to report: only timer callbacks ran, say), or FQ_EINVAL,
+ * FQ_EBUSY (from a callback of this loop), FQ_EFOREIGN (in a forked child),
+ * FQ_EINTR (return_on_eintr), FQ_ENOMEM, FQ_ESYS. With no source and no timer,
+ * only fq_loop_wakeup() or the timeout ends the wait.
  */
 int fq_loop_wait(fq_loop *loop, fq_loop_event *ev, int max, int timeout_ms);
 

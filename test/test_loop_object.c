@@ -7,6 +7,9 @@
  */
 #include "fq_test.h"
 
+#include "loop/source.h" /* the seam for sources riding on a queue */
+#include "queue/queue.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -690,6 +693,67 @@ static void test_queue_wakeup_reaches_loop(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* ---- the seam for job handles ---------------------------------------------
+ */
+
+static uint64_t finished(fq_queue q)
+{
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    return st.finished;
+}
+
+/* A source riding on a queue (as a job handle will) holds it: the loop
+ * drives the queue (its outcome is read in) without reporting it, unless
+ * the caller added the queue too; the last unhold takes it out; a held
+ * queue that is freed leaves without an event. */
+static void test_queue_held_by_riders(void **state)
+{
+    (void)state;
+    fq_queue q = fqt_queue(1, 0);
+    fq_loop *l;
+    FQT_OK(fq_loop_new(&l, NULL));
+    FQT_OK(fq__loop_queue_hold(l, q));
+    FQT_OK(fq__loop_queue_hold(l, q)); /* two riders, one source */
+    fqt_submit_square(q, 4);
+    fq_loop_event ev[4];
+    int64_t t0 = fqp_now_ms();
+    while (finished(q) == 0) {
+        FQT_EQ(fq_loop_wait(l, ev, 4, 50), 0); /* driven, not reported */
+        assert_true(fqp_now_ms() - t0 < LONG_MS);
+    }
+    int tag;
+    FQT_OK(fq_loop_add_queue(l, q, &tag)); /* now the caller's too */
+    FQT_EQ(fq_loop_add_queue(l, q, &tag), FQ_EINVAL);
+    fq_loop_event e = expect_one(l, FQ_LOOP_QUEUE, q.id);
+    assert_ptr_equal(e.udata, &tag);
+    FQT_OK(fq_loop_remove_queue(l, q)); /* held still: hidden again */
+    FQT_EQ(fq_loop_remove_queue(l, q), FQ_EINVAL);
+    expect_none(l);
+    fq__loop_queue_unhold(l, q);
+    FQT_EQ(fq_loop_remove_queue(l, q), FQ_EINVAL);
+    fq__loop_queue_unhold(l, q); /* the last: the queue leaves */
+    fq__loop_queue_unhold(l, q); /* no-op */
+    /* Gone from the loop: added again, it is a fresh, visible source. */
+    FQT_OK(fq_loop_add_queue(l, q, NULL));
+    FQT_OK(fq_loop_remove_queue(l, q));
+    fq_result r;
+    FQT_EQ(fq_take(q, &r), 1);
+    assert_int_equal(fqt_u64(&r), fqt_square(4));
+
+    /* Held, then freed: it leaves without an event, and is destroyed. */
+    pid_t pid;
+    FQT_EQ(fq_worker_pids(q, &pid, 1), 1);
+    FQT_OK(fq__loop_queue_hold(l, q));
+    FQT_OK(fq_queue_free(q));
+    FQT_EQ(fq_loop_wait(l, ev, 4, LONG_MS), 0);
+    assert_true(fqt_wait_gone(pid, 0, 100));
+    fq__loop_queue_unhold(l, q); /* left already: no-op */
+    FQT_EQ(fq__loop_queue_hold(l, q), FQ_ECLOSED);
+    FQT_OK(fq_loop_free(l));
+    fqt_assert_no_children();
+}
+
 /* ---- exchanges ---------------------------------------------------------- */
 
 static int send_one_main(fq_channel ch, void *arg)
@@ -879,6 +943,7 @@ int main(void)
         FQT_TEST(test_free_queue_in_loop),
         FQT_TEST(test_queue_wakeup_reaches_loop),
         FQT_TEST(test_exchange_in_loop),
+        FQT_TEST(test_queue_held_by_riders),
         FQT_TEST(test_bad_arguments),
     };
     return FQT_RUN(tests);

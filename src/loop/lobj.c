@@ -481,6 +481,8 @@ static int collect(fq_loop *l, fq_loop_event *ev, int max)
         ev[n].id = s->id;
         ev[n].udata = s->udata;
         int r = s->ops->report(s->obj, &ev[n]);
+        if (r < 0)
+            drop(l, &l->s[i]); /* leaves without an event */
         if (r <= 0)
             continue;
         n++;

@@ -34,7 +34,9 @@ typedef struct fq__source_ops {
     void (*events)(void *obj, struct pollfd *pfd, int nfd, int n);
     /* Fills *ev (type, id, udata are preset by the loop) when ready.
      * Returns 0 (nothing), 1 (reported), 2 (reported, and the source leaves
-     * the loop: release() follows). */
+     * the loop: release() follows), or -1 (the source leaves the loop
+     * without an event: a source the caller never added, such as a queue
+     * held only for the jobs of it that are in the loop). */
     int (*report)(void *obj, fq_loop_event *ev);
     /* The source leaves the loop (removed, reported gone, loop freed):
      * releases what the loop held. */

@@ -46,6 +46,12 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags);
 int64_t fq__queue_maintain(fq__queue *q);
 int fq__queue_sources(fq__queue *q, int extra, struct pollfd **pfd);
 void fq__queue_events(fq__queue *q, struct pollfd *pfd, int n);
+/* loopsrc.c: for sources that ride on a queue (job handles): the loop
+ * drives the queue of h while it holds it, without reporting it unless
+ * fq_loop_add_queue() added it too. Each hold (0, or FQ_ECLOSED,
+ * FQ_EFOREIGN, FQ_EINVAL, FQ_ENOMEM) is undone by one unhold. */
+int fq__loop_queue_hold(fq_loop *loop, fq_queue h);
+void fq__loop_queue_unhold(fq_loop *loop, fq_queue h);
 
 /* dispatch.c, collect.c, death.c: what events.c calls */
 void fq__dispatch(fq__queue *q);
