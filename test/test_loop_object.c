@@ -399,6 +399,59 @@ static void test_wakeup_from_signal_handler(void **state)
     FQT_OK(fq_loop_free(l));
 }
 
+static void on_usr1_nothing(int sig)
+{
+    (void)sig;
+}
+
+struct repeat_kicker {
+    pthread_t main;
+    pid_t main_tid;
+    _Atomic int done;
+};
+
+/* Signals the main thread whenever it is blocked, until it says done: a
+ * signal that arrived before the wait blocked cannot make the test hang. */
+static void *repeat_kicker_main(void *arg)
+{
+    struct repeat_kicker *k = arg;
+    int64_t end = fqp_now_ms() + 10000;
+    while (!atomic_load(&k->done) && fqp_now_ms() < end) {
+        if (thread_sleeping(k->main_tid))
+            pthread_kill(k->main, SIGUSR1);
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* With return_on_eintr, a caught signal ends the wait with FQ_EINTR. */
+static void test_return_on_eintr(void **state)
+{
+    (void)state;
+    fq_loop_options o;
+    memset(&o, 0, sizeof o);
+    o.return_on_eintr = 1;
+    fq_loop *l;
+    FQT_OK(fq_loop_new(&l, &o));
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_nothing;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    struct repeat_kicker k = {pthread_self(), my_tid(), 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, repeat_kicker_main, &k), 0);
+    int64_t t0 = fqp_now_ms();
+    fq_loop_event ev[2];
+    FQT_EQ(fq_loop_wait(l, ev, 2, LONG_MS), FQ_EINTR);
+    assert_true(fqp_now_ms() - t0 < LONG_MS / 2);
+    atomic_store(&k.done, 1);
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    expect_none(l);
+    FQT_OK(fq_loop_free(l));
+}
+
 /* ---- sources leaving --------------------------------------------------------
  */
 
@@ -632,6 +685,7 @@ int main(void)
         FQT_TEST(test_timers),
         FQT_TEST(test_wakeup_from_thread),
         FQT_TEST(test_wakeup_from_signal_handler),
+        FQT_TEST(test_return_on_eintr),
         FQT_TEST(test_remove_while_ready),
         FQT_TEST(test_free_queue_in_loop),
         FQT_TEST(test_bad_arguments),
