@@ -99,7 +99,8 @@ const char *fq_version(void);
     XX(ETOOBIG, -14, "message too large")                                      \
     XX(EINIT, -15, "worker init function failed")                              \
     XX(EFOREIGN, -16, "handle belongs to another process")                     \
-    XX(EBUSY, -17, "operation not allowed now")
+    XX(EBUSY, -17, "operation not allowed now")                                \
+    XX(EAUTH, -18, "authentication failed or no key")
 
 typedef enum fq_errno {
 #define FQ__XX(name, value, text) FQ_##name = value,
