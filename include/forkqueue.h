@@ -706,6 +706,78 @@ const char *fq_shm_name(const fq_shm *b);
  * goes once no other process has it mapped. NULL is fine. */
 void fq_shm_free(fq_shm *b);
 
+/* ---- Worker servers and remote workers (since 0.2.0) -------------------- */
+
+/*
+ * A worker server accepts TCP connections, authenticates them with a
+ * shared key (HMAC-SHA256 challenge-response, the same exchange as the
+ * Python server `python3 -m forkqueue.server`), and serves each
+ * authenticated connection that asks for a C engine worker by forking a
+ * worker process that runs jobs for it, like a local queue's worker. A job
+ * names its function by the id it was registered under, so a server runs
+ * only the functions it registered itself (fq_func_register()). Whoever
+ * has the key can run any of them: keep the key secret, and the server on
+ * loopback (the default) unless you mean it. See docs/remote.md.
+ */
+typedef struct fq_server fq_server;
+
+/* Server options. Zero-initialise; every zero field is the default. */
+typedef struct fq_server_options {
+    /* Address to listen on (a name, an IPv4 or IPv6 address). NULL:
+     * "127.0.0.1", this machine only. */
+    const char *addr;
+    /* Port. 0: any free port (fq_server_port() tells which). */
+    int port;
+    /* The shared key, key_len bytes. NULL: $FORKQUEUE_AUTHKEY, else the
+     * per-user key file (created if missing; see docs/remote.md). The
+     * server refuses to start without a key (FQ_EAUTH). */
+    const void *key;
+    size_t key_len;
+    /* Milliseconds a connection has to authenticate and send its request;
+     * silent, slow or garbage-sending connections are dropped then. 0:
+     * 5000. */
+    int handshake_timeout_ms;
+    /* Connections authenticating at once; more are closed at once. 0:
+     * 512. */
+    int max_pending;
+    /* Runs in each worker process before its first job, as
+     * fq_options.init; udata is passed to it and to jobs (fq_ctx_udata()).
+     * A failing init fails the client's jobs with FQ_EINIT. */
+    fq_init_fn init;
+    void *udata;
+    /* 0: silent. 1: connections, workers, refusals on stderr. 2: more. */
+    int verbose;
+    /* Where fq_server_new() writes why it failed (may be NULL). */
+    char *errbuf;
+    size_t errbuf_size;
+} fq_server_options;
+
+/*
+ * Creates a server listening on addr:port. o may be NULL. Errors:
+ * FQ_EINVAL (bad option or address), FQ_EAUTH (no key, or a key file that
+ * others can read), FQ_ESYS (address in use: errno tells), FQ_ENOMEM.
+ */
+int fq_server_new(fq_server **s, const fq_server_options *o);
+
+/* The port the server listens on, or FQ_EINVAL. */
+int fq_server_port(const fq_server *s);
+
+/*
+ * Serves connections in the calling thread until fq_server_stop(), then
+ * stops every worker (SIGTERM to its process group, SIGKILL a second
+ * later) and reaps them. Returns 0, or FQ_EINVAL, FQ_EBUSY (already
+ * running), FQ_ESYS. Returns at once if fq_server_stop() came first.
+ */
+int fq_server_run(fq_server *s);
+
+/* Makes fq_server_run() return. Async-signal-safe and thread-safe: call it
+ * from a signal handler or another thread. Returns 0 or FQ_EINVAL. */
+int fq_server_stop(fq_server *s);
+
+/* Closes the socket and frees the server (after fq_server_run() returned,
+ * or if it never ran). NULL is fine. */
+void fq_server_free(fq_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -77,8 +77,10 @@ static int read_key_file(const char *path, fq__key *key, char *err, size_t errn)
     if (fd < 0) {
         if (errno == ENOENT)
             return -1;
-        snprintf(err, errn, "key file %s cannot be read: %s", path,
-                 strerror(errno));
+        snprintf(err, errn,
+                 "no key: %s is not set and the key file %s cannot be read "
+                 "(%s)",
+                 FQ__AUTH_ENV, path, strerror(errno));
         return FQ_EAUTH;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

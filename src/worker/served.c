@@ -1,0 +1,43 @@
+/*
+ * A worker forked by a worker server (server/server.c) for one
+ * authenticated connection: it runs the same loop as a local worker
+ * (main.c), with the TCP connection as its channel. Each frame goes out as
+ * soon as it is made (the loop's unbuffered mode): the client has no shared
+ * page to take held results from.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "channel/chan_public.h"
+#include "transport/transport.h"
+#include "worker/remote.h"
+#include "worker/worker.h"
+
+void fq__worker_serve(int fd, fq_init_fn init, void *udata, pid_t parent,
+                      const sigset_t *oldmask)
+{
+    static _Atomic int never; /* nobody abandons a served worker */
+    unsigned char ok[FQ__REPLY_HDR];
+
+    fq__child_hygiene_keep(-1, fd, parent);
+    fq__worker_tree_setup(parent);
+    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
+    if (fq__fd_blocking(fd, 1) < 0)
+        fq__worker_exit(FQ__EXIT_IO);
+    size_t n = fq__reply_encode(ok, sizeof(ok), NULL);
+    struct iovec iov = {ok, n};
+    if (fq__send_all(fd, &iov, 1) < 0)
+        fq__worker_exit(FQ__EXIT_IO);
+    fq__wstat *st = calloc(1, FQ__WSTAT_SIZE);
+    if (!st)
+        fq__worker_exit(FQ__EXIT_NOMEM);
+    fq__thread_io tio = {&never};
+    int status = fq__worker_loop(init, udata, st, fd, &tio);
+    shutdown(fd, SHUT_WR);
+    fq__worker_exit(status);
+}
