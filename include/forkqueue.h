@@ -100,7 +100,8 @@ const char *fq_version(void);
     XX(EINIT, -15, "worker init function failed")                              \
     XX(EFOREIGN, -16, "handle belongs to another process")                     \
     XX(EBUSY, -17, "operation not allowed now")                                \
-    XX(EAUTH, -18, "authentication failed or no key")
+    XX(ENOFUNC, -18, "function not registered")                                \
+    XX(EAUTH, -19, "authentication failed or no key")
 
 typedef enum fq_errno {
 #define FQ__XX(name, value, text) FQ_##name = value,
@@ -159,6 +160,22 @@ typedef struct fq_fork_hooks {
     void (*parent)(void *arg);
     void (*child)(void *arg);
 } fq_fork_hooks;
+
+/* A record sent by a job with fq_log() (since 0.2.0). */
+typedef struct fq_log_record {
+    int level;       /* 0..FQ_LOG_LEVEL_MAX, as given to fq_log() */
+    uint64_t job_id; /* the job that sent it */
+    pid_t pid;       /* its worker's pid (the caller's own for threads) */
+    const char *msg; /* NUL-terminated, valid during the callback only */
+    size_t len;      /* strlen(msg) */
+} fq_log_record;
+
+/* fq_options.log (since 0.2.0). */
+typedef void (*fq_log_fn)(void *arg, const fq_log_record *rec);
+
+/* Limits of fq_log() (since 0.2.0). */
+#define FQ_LOG_MAX 4096
+#define FQ_LOG_LEVEL_MAX 255
 
 /*
  * Queue options. Zero-initialise and set what you need; every zero field
@@ -223,6 +240,13 @@ typedef struct fq_options {
      * a thread that never returns is left behind, detached, and its late
      * result discarded. init runs once per thread; hooks are not used. */
     int kind;
+
+    /* Receives the records jobs send with fq_log() (since 0.2.0), in the
+     * thread that drives the queue, during fq_poll(), fq_wait() and the
+     * other calls that read from workers. NULL: records are dropped. It
+     * must not call the queue (FQ_EBUSY). */
+    fq_log_fn log;
+    void *log_arg;
 } fq_options;
 
 /* Values of fq_options.kind (since 0.2.0). */
@@ -439,11 +463,27 @@ uint64_t fq_ctx_id(const fq_ctx *ctx);
 /* fq_options.udata of the job's queue. */
 void *fq_ctx_udata(const fq_ctx *ctx);
 
-/* Non-zero once the job of ctx was cancelled (time limit, fq_cancel(),
- * fq_queue_free()) and its outcome given: a job of a thread worker should
- * then return soon; whatever it replies is discarded. Always 0 in a process
- * worker, which is killed instead (since 0.2.0). */
+/* Non-zero once the job of ctx was asked to stop (since 0.2.0): in a
+ * thread worker, when it was cancelled (time limit, fq_cancel(),
+ * fq_queue_free()) and its outcome given: it should then return soon;
+ * whatever it replies is discarded. In any worker, when the parent sent a
+ * cooperative cancel for this job (job handles): the job should return
+ * soon; what it replies still counts. Cheap enough for a tight loop: the
+ * worker's channel is looked at every 2 ms at most. */
 int fq_ctx_cancelled(const fq_ctx *ctx);
+
+/*
+ * Sends a log record to the parent (since 0.2.0): the queue's
+ * fq_options.log callback receives it with the job's id and the worker's
+ * pid, or it is dropped when none is set. level is the caller's own scale
+ * (syslog priorities, Python logging levels...), 0..FQ_LOG_LEVEL_MAX.
+ * Records reach the parent in the order they were sent, and before the
+ * job's result if sent before fq_reply(). Returns 0, FQ_EINVAL (NULL ctx or
+ * msg, level out of range), FQ_ETOOBIG (msg longer than FQ_LOG_MAX bytes),
+ * FQ_EFOREIGN (called in a process the job forked), FQ_ECLOSED (the
+ * channel to the parent is gone).
+ */
+int fq_log(fq_ctx *ctx, int level, const char *msg);
 
 /*
  * From an init function: sets the message that the failed init reports with
@@ -705,6 +745,31 @@ const char *fq_shm_name(const fq_shm *b);
 /* Unmaps the block and, in the creator, closes its descriptor: the memory
  * goes once no other process has it mapped. NULL is fine. */
 void fq_shm_free(fq_shm *b);
+
+/* ---- Function ids (since 0.2.0) ---------------------------------------- */
+
+/*
+ * A job names its function by address when its worker was forked from the
+ * caller. A worker that was not (a remote worker, one forked by a helper
+ * started early) finds it by a registered id instead: register every job
+ * function under the same name in every process that submits or runs it
+ * (before the queue is created, or in init for the worker side).
+ *
+ * The id is a 64-bit hash of the name, the same in every process. Returns 0
+ * and stores the id in *id (may be NULL). Registering the same name with the
+ * same function again is a no-op returning 0. Errors: FQ_EINVAL (NULL or
+ * empty name, name longer than FQ_FUNC_NAME_MAX bytes, NULL fn), FQ_EEXIST
+ * (the name, or its id, is taken by another function, or fn is registered
+ * under another name), FQ_ENOMEM. Thread-safe. A job whose function id is
+ * not registered in its worker ends with status FQ_ENOFUNC and a message
+ * naming the id.
+ */
+#define FQ_FUNC_NAME_MAX 255
+int fq_func_register(const char *name, fq_job_fn fn, uint64_t *id);
+
+/* The id of a registered name: 0 and *id, or FQ_ENOFUNC (not registered in
+ * this process), FQ_EINVAL. */
+int fq_func_id(const char *name, uint64_t *id);
 
 /* ---- Worker servers and remote workers (since 0.2.0) -------------------- */
 

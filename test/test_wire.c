@@ -120,7 +120,7 @@ static void test_layout(void **state)
                      .len = 0xa1a2a3a4a5a6a7a8u};
     encode(&job, buf);
     const unsigned char want_job[FQ__WIRE_HDR] = {
-        0x71, 0x66, 1,    1,    0,    0,    0,    0,    0x88, 0x77, 0x66,
+        0x71, 0x66, 2,    1,    0,    0,    0,    0,    0x88, 0x77, 0x66,
         0x55, 0x44, 0x33, 0x22, 0x11, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03,
         0x02, 0x01, 0xa8, 0xa7, 0xa6, 0xa5, 0xa4, 0xa3, 0xa2, 0xa1};
     assert_memory_equal(buf, want_job, FQ__WIRE_HDR);
@@ -133,7 +133,7 @@ static void test_layout(void **state)
                      .len = 5};
     encode(&res, buf);
     const unsigned char want_res[FQ__WIRE_HDR] = {
-        0x71, 0x66, 1,    2,    0xf6, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff,
+        0x71, 0x66, 2,    2,    0xf6, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff,
         0xff, 0x09, 0x0a, 0x0b, 0x0c, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
         0x07, 0x08, 5,    0,    0,    0,    0,    0,    0,    0};
     assert_memory_equal(buf, want_res, FQ__WIRE_HDR);
@@ -248,11 +248,18 @@ static void test_bad_type(void **state)
         valid_init_fail(buf); /* all-zero fields: only the type decides */
         buf[3] = (unsigned char)t;
         int ok_job = t == FQ__FRAME_JOB;
-        int ok_worker = t == FQ__FRAME_RESULT || t == FQ__FRAME_INIT_FAIL;
+        int ok_worker = t == FQ__FRAME_RESULT || t == FQ__FRAME_INIT_FAIL ||
+                        t == FQ__FRAME_HELLO || t == FQ__FRAME_STARTED ||
+                        t == FQ__FRAME_LOG;
         int ok_msg = t == FQ__FRAME_MSG;
-        /* A JOB frame with fn 0 is invalid; give it a function. */
-        if (t == FQ__FRAME_JOB)
+        int ok_cancel = t == FQ__FRAME_CANCEL;
+        /* A JOB frame with fn 0 is invalid; give it a function. A HELLO
+         * names a pid. */
+        if (t == FQ__FRAME_JOB || t == FQ__FRAME_HELLO)
             put64le(buf + 8, 0x1000);
+        put64le(buf + 24, 0); /* HELLO, STARTED, CANCEL have no payload */
+        assert_int_equal(decode(buf, FQ__ACCEPT_TO_WORKER, &out),
+                         ok_job || ok_cancel ? (int)FQ__WIRE_HDR : FQ_EPROTO);
         assert_int_equal(decode(buf, FQ__ACCEPT_JOB, &out),
                          ok_job ? (int)FQ__WIRE_HDR : FQ_EPROTO);
         assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out),
@@ -261,9 +268,10 @@ static void test_bad_type(void **state)
                          ok_msg ? (int)FQ__WIRE_HDR : FQ_EPROTO);
         assert_int_equal(decode(buf, 0, &out), FQ_EPROTO);
         /* Accepting every bit still refuses unknown types. */
-        assert_int_equal(decode(buf, ~0u, &out), ok_job || ok_worker || ok_msg
-                                                     ? (int)FQ__WIRE_HDR
-                                                     : FQ_EPROTO);
+        assert_int_equal(decode(buf, ~0u, &out),
+                         ok_job || ok_worker || ok_msg || ok_cancel
+                             ? (int)FQ__WIRE_HDR
+                             : FQ_EPROTO);
     }
 }
 
@@ -284,10 +292,14 @@ static void test_bad_len(void **state)
             put64le(buf + 24, bad[i]);
             REJECT(buf, accepts[m]);
         }
+        /* An init failure's message has a bound of its own. */
+        uint64_t max = m == 2 ? FQ__INIT_MSG_MAX : FQ__WIRE_MAX_PAYLOAD;
         makers[m](buf);
-        put64le(buf + 24, FQ__WIRE_MAX_PAYLOAD);
+        put64le(buf + 24, max);
         assert_int_equal(decode(buf, accepts[m], &out), FQ__WIRE_HDR);
-        assert_true(out.len == FQ__WIRE_MAX_PAYLOAD);
+        assert_true(out.len == max);
+        put64le(buf + 24, max + 1);
+        REJECT(buf, accepts[m]);
     }
 }
 
@@ -295,12 +307,17 @@ static void test_job_rules(void **state)
 {
     (void)state;
     unsigned char buf[FQ__WIRE_HDR];
-    /* status must be zero */
-    for (int bit = 0; bit < 32; bit++) {
+    /* flags: BY_ID only */
+    for (int bit = 1; bit < 32; bit++) {
         valid_job(buf);
         put32le(buf + 4, UINT32_C(1) << bit);
         REJECT(buf, FQ__ACCEPT_JOB);
     }
+    fq__frame out;
+    valid_job(buf);
+    put32le(buf + 4, FQ__JOB_BY_ID);
+    assert_int_equal(decode(buf, FQ__ACCEPT_JOB, &out), FQ__WIRE_HDR);
+    assert_true(out.flags == FQ__JOB_BY_ID);
     valid_job(buf);
     put32le(buf + 4, (uint32_t)FQ_EJOB);
     REJECT(buf, FQ__ACCEPT_JOB);

@@ -99,9 +99,6 @@ typedef struct fq__wstat {
  * holds a full batch (FQ__FLUSH_BYTES) plus one small frame. */
 #define FQ__FLUSH_BYTES (64u * 1024)
 #define FQ__FLUSH_AGE_NS (1000 * 1000)
-/* Longest "init failed" message accepted; a longer one is garbage (the
- * worker's own is at most 1 KiB), rejected before it is buffered. */
-#define FQ__INIT_MSG_MAX 4096u
 /* A job running this long holds up the jobs sent behind it: the worker gets
  * no new ones, and those not started move to an idle worker. */
 #define FQ__STALL_NS (2 * 1000 * 1000)
@@ -118,6 +115,7 @@ enum {
     FQ__W_KILLED = 1 << 3,   /* we sent SIGKILL */
     FQ__W_PROTO = 1 << 4,    /* sent garbage */
     FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
+    FQ__W_HELLO = 1 << 6,    /* its HELLO was received */
 };
 
 typedef struct fq__worker_ops fq__worker_ops;
@@ -155,6 +153,10 @@ typedef struct fq__worker {
     uint64_t direct_have, direct_len;
     int direct_status; /* outcome status of the frame being read */
     fq__frame direct_frame;
+    /* Control frames (CANCEL) waiting to go out between two jobs' frames:
+     * ctl[ctl_off..ctl_len) (queue/events.c). */
+    unsigned char *ctl;
+    size_t ctl_len, ctl_off, ctl_cap;
 } fq__worker;
 
 enum fq__qstate {
@@ -274,6 +276,8 @@ int64_t fq__now_ns(void);
  */
 struct fq__worker_ops {
     const char *name;
+    /* FQ__KIND_* */
+    unsigned flags;
     /* Starts a worker for q (its channel, status page, process or thread)
      * and sets (*wp)->ops. Returns 0 or a negative FQ_E* code (FQ_EFORK,
      * FQ_ENOMEM, ...). */
@@ -308,10 +312,22 @@ struct fq__worker_ops {
     void (*free)(fq__worker *w);
 };
 
+/* fq__worker_ops.flags. BY_ID: the worker did not fork from the caller, so
+ * JOB frames name functions by registered id (fq_func_register()); NO_PAGE:
+ * the worker shares no status page, the parent keeps w->stat up to date
+ * from STARTED and RESULT frames. */
+#define FQ__KIND_BY_ID 0x1u
+#define FQ__KIND_NO_PAGE 0x2u
+
 /* worker/process.c: the forked-process kind. */
 extern const fq__worker_ops fq__process_ops;
 /* worker/thread.c: the thread kind (threads of the caller's process). */
 extern const fq__worker_ops fq__thread_ops;
+/* worker/wire_kind.c: the process kind speaking only the wire protocol
+ * (FQ__KIND_BY_ID | FQ__KIND_NO_PAGE), selected by the internal
+ * fq_options.kind value FQ__WORKER_PROCESS_WIRE (tests). */
+const fq__worker_ops *fq__process_wire_kind(void);
+#define FQ__WORKER_PROCESS_WIRE 0x7701
 
 /* The worker's parent-death signal and the parent's "end now" request. */
 #define FQ__SIG_CLEANUP (SIGRTMAX - 1) /* SIGRTMAX is valgrind's */
@@ -330,5 +346,20 @@ void fq__wake_unpublish(fq__queue *q);
 void fq__wake_close(fq__queue *q);
 void fq__wake_drain(fq__queue *q);
 int fq__wake_signal(fq__queue *q);
+
+/* core/funcs.c: the function table behind fq_func_register(). Lookups take
+ * no lock and cost one hash probe; 0 / NULL when not registered. */
+uint64_t fq__func_hash(const char *name);
+uint64_t fq__func_id_of(fq_job_fn fn);
+fq_job_fn fq__func_by_id(uint64_t id);
+const char *fq__func_name(uint64_t id);
+
+/* queue/events.c: asks the running (or a queued) job job_id of w to stop
+ * cooperatively: a CANCEL frame goes out after the frames already
+ * written, and fq_ctx_cancelled() turns true in the job once it arrives.
+ * A job not started yet starts with fq_ctx_cancelled() true. Returns 0,
+ * FQ_EINVAL (no such job in w's FIFO), FQ_ECLOSED (the worker's channel is
+ * shut), FQ_ENOMEM. */
+int fq__worker_send_cancel(fq__worker *w, uint64_t job_id);
 
 #endif

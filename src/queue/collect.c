@@ -109,6 +109,9 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
         return FQ_EPROTO; /* not the result of the job we expect */
     }
     fq__fifo_pop(w);
+    if (w->ops->flags & FQ__KIND_NO_PAGE) /* the parent keeps the page */
+        atomic_store_explicit(&w->stat->done, f->wseq + 1,
+                              memory_order_release);
     int64_t run = (int64_t)f->run_us * 1000;
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
@@ -163,9 +166,84 @@ static void set_broken(fq__queue *q, const char *msg)
     q->broken_msg = strdup(msg && *msg ? msg : "init function failed");
 }
 
+/* A worker's first frame: its protocol version, pid and kind. */
+static int on_hello(fq__queue *q, fq__worker *w, const fq__frame *f)
+{
+    char m[200];
+    if (f->version != FQ__WIRE_VERSION) {
+        snprintf(m, sizeof(m),
+                 "worker %llu speaks wire protocol version %u, this library "
+                 "speaks version %u (a worker of another forkqueue build?)",
+                 (unsigned long long)f->id, f->version, FQ__WIRE_VERSION);
+        set_broken(q, m);
+        return FQ_EPROTO;
+    }
+    /* Its page, or STARTED frames: what its kind says, or the parent
+     * would track its progress from nothing. */
+    int page = !(w->ops->flags & FQ__KIND_NO_PAGE);
+    if (!!(f->flags & FQ__HELLO_PAGE) != page)
+        return FQ_EPROTO;
+    if (w->pid <= 0)
+        w->pid = (pid_t)f->id;
+    w->flags |= FQ__W_HELLO;
+    return 0;
+}
+
+/* A job started in a worker without a shared page: the parent's copy of the
+ * page says so, as the worker would have. It must be the oldest job the
+ * worker has (the results before it came first) and was sent whole. */
+static int on_started(fq__worker *w, const fq__frame *f)
+{
+    fq__wstat *st = w->stat;
+    if (!(w->ops->flags & FQ__KIND_NO_PAGE) || !w->head ||
+        w->head == w->unsent || f->wseq != w->head->wseq ||
+        f->id != w->head->id ||
+        atomic_load_explicit(&st->started, memory_order_relaxed) > f->wseq)
+        return FQ_EPROTO;
+    atomic_store_explicit(&st->start_ns, fq__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&st->started, f->wseq + 1, memory_order_release);
+    atomic_store_explicit(&st->ready, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* A record from a job, for the queue's log callback. */
+static int on_log(fq__queue *q, fq__worker *w, const fq__frame *f,
+                  const unsigned char *payload)
+{
+    /* Only for a job this worker was given. */
+    if (f->wseq >= w->next_wseq)
+        return FQ_EPROTO;
+    if (!q->opts.log)
+        return 0;
+    char text[FQ_LOG_MAX + 1];
+    size_t n = (size_t)f->len; /* <= FQ_LOG_MAX: the decoder checked */
+    memcpy(text, payload, n);
+    text[n] = '\0';
+    fq_log_record rec;
+    rec.level = f->level;
+    rec.job_id = f->id;
+    rec.pid = w->pid;
+    rec.msg = text;
+    rec.len = strlen(text); /* up to an embedded NUL, if any */
+    q->opts.log(q->opts.log_arg, &rec);
+    return 0;
+}
+
 int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
                      const unsigned char *payload)
 {
+    if (!(w->flags & FQ__W_HELLO))
+        return f->type == FQ__FRAME_HELLO ? on_hello(q, w, f) : FQ_EPROTO;
+    switch (f->type) {
+    case FQ__FRAME_HELLO:
+        return FQ_EPROTO; /* one only */
+    case FQ__FRAME_STARTED:
+        return on_started(w, f);
+    case FQ__FRAME_LOG:
+        return on_log(q, w, f, payload);
+    default:
+        break;
+    }
     /* A result the parent already took from the worker's out[]. */
     if (f->type == FQ__FRAME_RESULT && f->wseq < w->taken_upto &&
         (!w->head || f->wseq < w->head->wseq))

@@ -122,6 +122,7 @@ static void remove_worker(fq__queue *q, fq__worker *w)
             break;
         }
     }
+    free(w->ctl);
     w->ops->free(w);
 }
 

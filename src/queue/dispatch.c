@@ -153,7 +153,9 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
         int take;
         if (j->wseq >= first_unwritten) {
             take = 1;
-        } else if (j == partial || stop) {
+        } else if (j == partial || stop || (w->ops->flags & FQ__KIND_NO_PAGE)) {
+            /* Without a shared page there is no claim to race for: a job
+             * the worker has may already run. */
             take = 0;
         } else {
             uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],

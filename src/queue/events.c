@@ -31,8 +31,79 @@
 
 /* ---- Sending ----------------------------------------------------------- */
 
+/* Sends queued control frames; they go out only between two jobs' frames.
+ * Returns 1 when all are sent, 0 if the socket is full, -1 on error. */
+static int flush_ctl(fq__worker *w)
+{
+    while (w->ctl_off < w->ctl_len) {
+        struct iovec iov = {w->ctl + w->ctl_off, w->ctl_len - w->ctl_off};
+        ssize_t r = fq__send_iov(w->fd, &iov, 1);
+        if (r == FQ_ETIMEDOUT)
+            return 0;
+        if (r < 0) {
+            w->flags |= FQ__W_SHUT;
+            return -1;
+        }
+        w->ctl_off += (size_t)r;
+    }
+    w->ctl_len = w->ctl_off = 0;
+    return 1;
+}
+
+int fq__worker_send_cancel(fq__worker *w, uint64_t job_id)
+{
+    fq__job *j = w->head;
+    while (j && j->id != job_id)
+        j = j->next;
+    if (!j)
+        return FQ_EINVAL;
+    if (w->flags & (FQ__W_SHUT | FQ__W_EOF))
+        return FQ_ECLOSED;
+    if (w->ctl_cap - w->ctl_len < FQ__WIRE_HDR) {
+        size_t ncap = w->ctl_cap ? w->ctl_cap * 2 : 4 * FQ__WIRE_HDR;
+        unsigned char *n = realloc(w->ctl, ncap);
+        if (!n)
+            return FQ_ENOMEM;
+        w->ctl = n;
+        w->ctl_cap = ncap;
+    }
+    fq__frame f = {0};
+    f.type = FQ__FRAME_CANCEL;
+    f.id = j->id;
+    f.wseq = j->wseq;
+    fq__frame_encode(&f, w->ctl + w->ctl_len);
+    w->ctl_len += FQ__WIRE_HDR;
+    fq__flush_worker(w);
+    return 0;
+}
+
 void fq__flush_worker(fq__worker *w)
 {
+    /* Control frames first, unless a job is half written: it goes out
+     * whole first (alone), then them. */
+    if (w->ctl_len && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
+        if (w->unsent && w->unsent_off > 0 && w->ctl_off == 0) {
+            struct iovec iov = {w->unsent->hdr + w->unsent_off,
+                                FQ__WIRE_HDR + w->unsent->arg_len -
+                                    w->unsent_off};
+            ssize_t r = fq__send_iov(w->fd, &iov, 1);
+            if (r == FQ_ETIMEDOUT)
+                return;
+            if (r < 0) {
+                w->flags |= FQ__W_SHUT;
+                return;
+            }
+            if ((size_t)r < iov.iov_len) {
+                w->unsent_off += (size_t)r;
+                return;
+            }
+            w->unsent = w->unsent->next;
+            w->unsent_off = 0;
+            w->nunsent--;
+        }
+        if (flush_ctl(w) <= 0)
+            return;
+    }
     while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
         struct iovec iov[MAX_IOV];
         int n = 0;
@@ -186,14 +257,12 @@ static void read_worker(fq__queue *q, fq__worker *w, int all)
                 return;
             }
             if (rc == 0) {
-                if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
-                    f.type == FQ__FRAME_INIT_FAIL && f.len > FQ__INIT_MSG_MAX) {
-                    proto_error(w); /* never buffer what it announces */
-                    return;
-                }
+                /* (The decoder refuses an INIT_FAIL or LOG announcing more
+                 * than its bound: nothing of it is buffered.) */
                 if (w->rb.end - w->rb.start >= FQ__WIRE_HDR &&
                     f.len >= DIRECT_READ && f.type == FQ__FRAME_RESULT) {
-                    if (!w->head || w->head == w->unsent) {
+                    if (!w->head || w->head == w->unsent ||
+                        !(w->flags & FQ__W_HELLO)) {
                         proto_error(w);
                         return;
                     }
@@ -411,7 +480,7 @@ static int64_t maintain(fq__queue *q)
     next = min64(next, rebalance(q, now));
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
-        if (w->unsent)
+        if (w->unsent || w->ctl_len)
             fq__flush_worker(w);
         if ((w->flags & FQ__W_RETIRING) && w->inflight == 0 &&
             !(w->flags & FQ__W_SHUT)) {
@@ -513,7 +582,7 @@ static int op_sources(void *owner, int extra, struct pollfd **pfdp)
         if (!(w->flags & FQ__W_EOF)) {
             pfd[nfd].fd = w->fd;
             pfd[nfd].events = POLLIN;
-            if (w->unsent && !(w->flags & FQ__W_SHUT))
+            if ((w->unsent || w->ctl_len) && !(w->flags & FQ__W_SHUT))
                 pfd[nfd].events |= POLLOUT;
             pfd[nfd].revents = 0;
             slots[i].fd_idx = nfd++;
@@ -542,7 +611,7 @@ static void op_events(void *owner, struct pollfd *pfd, int nfd, int n)
         short pre = slots[i].pid_idx >= 0 ? pfd[slots[i].pid_idx].revents : 0;
         if (fre & (POLLIN | POLLHUP | POLLERR))
             read_worker(q, w, 0);
-        if ((fre & POLLOUT) && w->unsent)
+        if ((fre & POLLOUT) && (w->unsent || w->ctl_len))
             fq__flush_worker(w);
         if (pre)
             reap_worker(q, w); /* frees w */

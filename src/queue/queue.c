@@ -93,6 +93,7 @@ static void kill_all_and_reap(fq__queue *q)
         w->ops->await_exit(w, until);
         w->ops->kill_all(w);
         w->ops->reap(w, &st);
+        free(w->ctl);
         w->ops->free(w);
     }
     q->nw = 0;
@@ -145,7 +146,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     if (!opts)
         opts = &defaults;
     if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0 ||
-        (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD))
+        (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD &&
+         opts->kind != FQ__WORKER_PROCESS_WIRE))
         return FQ_EINVAL;
     fq__queue *q = calloc(1, sizeof(*q));
     if (!q)
@@ -154,6 +156,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     q->destroy = fq__queue_destroy;
     q->kind =
         q->opts.kind == FQ_WORKER_THREAD ? &fq__thread_ops : &fq__process_ops;
+    if (q->opts.kind == FQ__WORKER_PROCESS_WIRE)
+        q->kind = fq__process_wire_kind();
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -220,6 +224,16 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
     if (len > FQ__WIRE_MAX_PAYLOAD ||
         len > SIZE_MAX - sizeof(fq__job) - FQ__INLINE_RESULT)
         return FQ_ETOOBIG;
+    /* Workers that did not fork from us need the function's id. */
+    fq__frame f = {0};
+    f.type = FQ__FRAME_JOB;
+    f.fn = (uint64_t)(uintptr_t)fn;
+    if (q->kind->flags & FQ__KIND_BY_ID) {
+        f.fn = fq__func_id_of(fn);
+        f.flags = FQ__JOB_BY_ID;
+        if (!f.fn)
+            return FQ_ENOFUNC;
+    }
     if (jopts && (jopts->flags & FQ_JOB_ID)) {
         id = jopts->id;
     } else {
@@ -242,9 +256,6 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
     int tmo = jopts ? jopts->timeout_ms : 0;
     j->timeout_ms = tmo > 0 ? tmo : tmo < 0 ? 0 : q->opts.timeout_ms;
     j->arg_len = len;
-    fq__frame f = {0};
-    f.type = FQ__FRAME_JOB;
-    f.fn = (uint64_t)(uintptr_t)fn;
     f.id = id;
     f.len = len;
     fq__frame_encode(&f, j->hdr);
@@ -521,7 +532,7 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
-        if (q->w[i]->ops != &fq__process_ops)
+        if (q->w[i]->ops == &fq__thread_ops)
             continue; /* a thread has no pid of its own */
         if (n < max)
             pids[n] = q->w[i]->pid;

@@ -105,3 +105,41 @@ void fq__rbuf_consume(fq__rbuf *rb, size_t n)
     if (rb->start >= rb->end)
         rb->start = rb->end = 0;
 }
+
+void fq__wscan_init(fq__wscan *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+int fq__wscan_feed(fq__wscan *s, const unsigned char *p, size_t n,
+                   unsigned accept, void (*on)(void *arg, const fq__frame *f),
+                   void *arg)
+{
+    while (n > 0 && !s->broken) {
+        if (s->skip > 0) {
+            size_t k = s->skip < n ? (size_t)s->skip : n;
+            s->skip -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        size_t k = FQ__WIRE_HDR - s->have;
+        if (k > n)
+            k = n;
+        memcpy(s->hdr + s->have, p, k);
+        s->have += (unsigned)k;
+        p += k;
+        n -= k;
+        if (s->have < FQ__WIRE_HDR)
+            break;
+        fq__frame f;
+        if (fq__frame_decode(s->hdr, FQ__WIRE_HDR, accept, &f) <= 0) {
+            s->broken = 1;
+            break;
+        }
+        s->have = 0;
+        s->skip = f.len;
+        on(arg, &f);
+    }
+    return s->broken ? FQ_EPROTO : 0;
+}

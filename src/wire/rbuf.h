@@ -50,4 +50,26 @@ int fq__rbuf_frame(fq__rbuf *rb, unsigned accept, fq__frame *f,
 
 void fq__rbuf_consume(fq__rbuf *rb, size_t n);
 
+/*
+ * Frame walker: follows the frame boundaries of a stream fed in pieces,
+ * without keeping the payloads, and reports each header it decodes. A
+ * worker uses it to see a CANCEL for its running job among bytes it reads
+ * while the job runs (the receive buffer holding the job's argument must not
+ * move then). Headers go through fq__frame_decode(), as everywhere.
+ */
+typedef struct fq__wscan {
+    unsigned char hdr[FQ__WIRE_HDR];
+    unsigned have; /* header bytes collected */
+    uint64_t skip; /* payload bytes still to pass over */
+    int broken;    /* invalid bytes seen: nothing more is reported */
+} fq__wscan;
+
+void fq__wscan_init(fq__wscan *s);
+
+/* Feeds n stream bytes; calls on(arg, &frame) for each header decoded.
+ * Returns 0, or FQ_EPROTO once the stream is invalid. */
+int fq__wscan_feed(fq__wscan *s, const unsigned char *p, size_t n,
+                   unsigned accept, void (*on)(void *arg, const fq__frame *f),
+                   void *arg);
+
 #endif

@@ -33,26 +33,45 @@ static uint64_t get64(const unsigned char *p)
 
 void fq__frame_encode(const fq__frame *f, unsigned char *out)
 {
-    out[0] = 0x71;
-    out[1] = 0x66;
-    out[2] = FQ__WIRE_VERSION;
-    out[3] = (unsigned char)f->type;
-    put32(out + 4, (uint32_t)f->status);
+    uint32_t w4 = 0;
+    uint64_t w8 = 0, w16 = 0;
+
     switch (f->type) {
     case FQ__FRAME_JOB:
-        put64(out + 8, f->fn);
-        put64(out + 16, f->id);
+        w4 = f->flags;
+        w8 = f->fn;
+        w16 = f->id;
         break;
     case FQ__FRAME_RESULT:
-        put32(out + 8, (uint32_t)f->code);
-        put32(out + 12, f->run_us);
-        put64(out + 16, f->wseq);
+        w4 = (uint32_t)f->status;
+        w8 = (uint32_t)f->code | (uint64_t)f->run_us << 32;
+        w16 = f->wseq;
         break;
-    default:
-        put64(out + 8, 0);
-        put64(out + 16, 0);
+    case FQ__FRAME_HELLO:
+        w4 = f->flags;
+        w8 = f->id;
+        w16 = f->wseq;
+        break;
+    case FQ__FRAME_LOG:
+        w4 = (uint32_t)f->level;
+        /* fall through */
+    case FQ__FRAME_STARTED:
+    case FQ__FRAME_CANCEL:
+        w8 = f->id;
+        w16 = f->wseq;
+        break;
+    default: /* INIT_FAIL, MSG */
         break;
     }
+    out[0] = 0x71;
+    out[1] = 0x66;
+    out[2] = (unsigned char)(f->type == FQ__FRAME_HELLO && f->version
+                                 ? f->version
+                                 : FQ__WIRE_VERSION);
+    out[3] = (unsigned char)f->type;
+    put32(out + 4, w4);
+    put64(out + 8, w8);
+    put64(out + 16, w16);
     put64(out + 24, f->len);
 }
 
@@ -63,37 +82,71 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
 
     if (avail < FQ__WIRE_HDR)
         return 0;
-    if (p[0] != 0x71 || p[1] != 0x66 || p[2] != FQ__WIRE_VERSION)
+    if (p[0] != 0x71 || p[1] != 0x66)
         return FQ_EPROTO;
     f->type = p[3];
     if (f->type < FQ__FRAME_JOB || f->type > FQ__FRAME_LAST ||
         !(accept & (1u << f->type)))
         return FQ_EPROTO;
-    f->status = (int32_t)get32(p + 4);
+    /* A HELLO of any version is read, so that a mismatch can be named. */
+    f->version = p[2];
+    if (f->version != FQ__WIRE_VERSION &&
+        (f->type != FQ__FRAME_HELLO || f->version == 0))
+        return FQ_EPROTO;
+    uint32_t w4 = get32(p + 4);
+    uint64_t w8 = get64(p + 8), w16 = get64(p + 16);
     f->len = get64(p + 24);
     if (f->len > FQ__WIRE_MAX_PAYLOAD)
         return FQ_EPROTO;
+    f->flags = 0;
+    f->status = f->code = f->level = 0;
     f->fn = f->id = f->wseq = 0;
-    f->code = 0;
     f->run_us = 0;
     switch (f->type) {
     case FQ__FRAME_JOB:
-        f->fn = get64(p + 8);
-        f->id = get64(p + 16);
-        if (f->status != 0 || f->fn == 0)
+        f->flags = w4;
+        f->fn = w8;
+        f->id = w16;
+        if ((w4 & ~FQ__JOB_BY_ID) || w8 == 0)
             return FQ_EPROTO;
         break;
     case FQ__FRAME_RESULT:
-        f->code = (int32_t)get32(p + 8);
-        f->run_us = get32(p + 12);
-        f->wseq = get64(p + 16);
-        if (f->status != 0 && f->status != FQ_EJOB)
+        f->status = (int32_t)w4;
+        f->code = (int32_t)(uint32_t)w8;
+        f->run_us = (uint32_t)(w8 >> 32);
+        f->wseq = w16;
+        if (f->status != 0 && f->status != FQ_EJOB && f->status != FQ_ENOFUNC)
             return FQ_EPROTO;
-        if (f->status == 0 && f->code != 0)
+        if (f->status != FQ_EJOB && f->code != 0)
+            return FQ_EPROTO;
+        break;
+    case FQ__FRAME_HELLO:
+        f->flags = w4;
+        f->id = w8;
+        f->wseq = w16;
+        if (f->len > FQ__HELLO_MAX)
+            return FQ_EPROTO;
+        if (f->version == FQ__WIRE_VERSION &&
+            ((w4 & ~FQ__HELLO_PAGE) || w8 == 0 || w8 > INT32_MAX || w16 != 0 ||
+             f->len != 0))
+            return FQ_EPROTO;
+        break;
+    case FQ__FRAME_LOG:
+        f->level = (int32_t)w4;
+        if (w4 > FQ_LOG_LEVEL_MAX || f->len > FQ_LOG_MAX)
+            return FQ_EPROTO;
+        /* fall through */
+    case FQ__FRAME_STARTED:
+    case FQ__FRAME_CANCEL:
+        f->id = w8;
+        f->wseq = w16;
+        if ((f->type != FQ__FRAME_LOG && (w4 != 0 || f->len != 0)))
             return FQ_EPROTO;
         break;
     default: /* INIT_FAIL, MSG */
-        if (f->status != 0 || get64(p + 8) != 0 || get64(p + 16) != 0)
+        if (w4 != 0 || w8 != 0 || w16 != 0)
+            return FQ_EPROTO;
+        if (f->type == FQ__FRAME_INIT_FAIL && f->len > FQ__INIT_MSG_MAX)
             return FQ_EPROTO;
         break;
     }

@@ -53,7 +53,25 @@ struct fq_ctx {
      * failures end the loop instead of the process, and the parent may
      * abandon the worker: *cancel is then set. */
     const fq__thread_io *tio;
-    int dead; /* thread kind: the loop ends with status dead - 1 */
+    int dead;        /* thread kind: the loop ends with status dead - 1 */
+    unsigned kflags; /* FQ__KIND_* of this worker */
+    /* Cooperative cancel (CANCEL frames): the running job's flag; wseqs of
+     * jobs not started yet that were cancelled; while a job runs, what
+     * fq_ctx_cancelled() read from the channel (appended to the receive
+     * buffer after the job, which holds the job's argument meanwhile) and
+     * where the frames in it begin. */
+    int cancelled;
+    int64_t cancel_check_ns;
+    int scanning; /* the bytes behind the running job were fed to scan */
+    int side_eof;
+    struct {
+        uint64_t wseq, id;
+    } ahead[FQ__CANCEL_AHEAD];
+    unsigned nahead;
+    fq__rbuf *rb;
+    size_t job_end; /* offset in rb->buf just past the running job's frame */
+    fq__rbuf side;
+    fq__wscan scan;
 };
 
 /* Ends the worker: the process kind exits; the thread kind records the
@@ -74,6 +92,9 @@ static int forked_copy(const fq_ctx *c)
     return c->fork_gen !=
            atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
 }
+
+/* Tests: the version this worker's HELLO claims (0: FQ__WIRE_VERSION). */
+unsigned fq__test_hello_version;
 
 static _Thread_local char init_msg[1024];
 
@@ -102,7 +123,7 @@ static void flush_out(fq_ctx *c)
 /* Queues (or, when large, writes at once) one frame to the parent. A queued
  * frame is committed to the shared buffer before the job after it starts,
  * so the parent can recover it if this process dies. */
-static void emit(fq_ctx *c, const fq__frame *f, const void *data)
+static void emit(fq_ctx *c, const fq__frame *f, const void *data, int now)
 {
     unsigned char hdr[FQ__WIRE_HDR];
 
@@ -113,7 +134,7 @@ static void emit(fq_ctx *c, const fq__frame *f, const void *data)
         worker_fail(c, FQ__EXIT_OK); /* abandoned: the reply is discarded */
         return;
     }
-    if (f->len >= FQ__DIRECT_BYTES || c->tio) {
+    if (f->len >= FQ__DIRECT_BYTES || c->tio || now) {
         struct iovec iov[2] = {{hdr, sizeof(hdr)},
                                {(void *)data, (size_t)f->len}};
         flush_out(c);
@@ -146,7 +167,7 @@ static void emit_result(fq_ctx *c, int status, int code, const void *data,
     f.wseq = c->wseq;
     f.len = len;
     c->replied = 1;
-    emit(c, &f, data);
+    emit(c, &f, data, 0);
 }
 
 FQ__EXPORT int fq_reply(fq_ctx *ctx, const void *data, size_t len)
@@ -187,9 +208,117 @@ FQ__EXPORT void *fq_ctx_udata(const fq_ctx *ctx)
     return ctx ? ctx->udata : NULL;
 }
 
+/* A CANCEL frame: for the running job, or one not started yet. */
+static void on_cancel(void *arg, const fq__frame *f)
+{
+    fq_ctx *c = arg;
+    if (f->type != FQ__FRAME_CANCEL)
+        return;
+    if (c->rb && f->wseq == c->wseq) {
+        if (f->id == c->id)
+            c->cancelled = 1;
+        return;
+    }
+    if (f->wseq < c->wseq + (c->rb ? 1 : 0))
+        return; /* a job already done */
+    for (unsigned i = 0; i < c->nahead; i++)
+        if (c->ahead[i].wseq == f->wseq && c->ahead[i].id == f->id)
+            return;
+    if (c->nahead == FQ__CANCEL_AHEAD) /* the oldest goes */
+        memmove(c->ahead, c->ahead + 1, sizeof(c->ahead[0]) * --c->nahead);
+    c->ahead[c->nahead].wseq = f->wseq;
+    c->ahead[c->nahead++].id = f->id;
+}
+
+/* Whether the job about to start was cancelled before it started (a
+ * cancel for the same wseq but another id was for a job the parent took
+ * back before sending it). */
+static int take_ahead(fq_ctx *c, uint64_t wseq, uint64_t id)
+{
+    int hit = 0;
+    for (unsigned i = 0; i < c->nahead;) {
+        if (c->ahead[i].wseq <= wseq) {
+            hit |= c->ahead[i].wseq == wseq && c->ahead[i].id == id;
+            c->ahead[i] = c->ahead[--c->nahead];
+        } else {
+            i++;
+        }
+    }
+    return hit;
+}
+
+/* Reads what the parent sent while the job runs, without moving the
+ * receive buffer, and looks for a CANCEL of the job among it. */
+static void check_cancel(fq_ctx *c)
+{
+    if (!c->scanning) {
+        c->scanning = 1;
+        fq__wscan_init(&c->scan);
+        fq__wscan_feed(&c->scan, c->rb->buf + c->job_end,
+                       c->rb->end - c->job_end, FQ__ACCEPT_TO_WORKER, on_cancel,
+                       c);
+        fq__wscan_feed(&c->scan, c->side.buf, c->side.end - c->side.start,
+                       FQ__ACCEPT_TO_WORKER, on_cancel, c);
+    }
+    for (int round = 0; round < 16 && !c->side_eof && !c->scan.broken;
+         round++) {
+        if (fq__rbuf_reserve(&c->side, c->side.end - c->side.start + 4096))
+            return;
+        ssize_t n = recv(c->fd, c->side.buf + c->side.end,
+                         c->side.cap - c->side.end, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            c->side_eof = n == 0; /* read again after the job */
+            return;
+        }
+        fq__wscan_feed(&c->scan, c->side.buf + c->side.end, (size_t)n,
+                       FQ__ACCEPT_TO_WORKER, on_cancel, c);
+        c->side.end += (size_t)n;
+    }
+}
+
 FQ__EXPORT int fq_ctx_cancelled(const fq_ctx *ctx)
 {
-    return ctx && ctx->tio && atomic_load(ctx->tio->cancel) ? 1 : 0;
+    if (!ctx)
+        return 0;
+    if (ctx->tio && atomic_load(ctx->tio->cancel))
+        return 1;
+    /* The context belongs to the job; it is not const where it lives. */
+    fq_ctx *c = (fq_ctx *)ctx;
+    if (c->cancelled || !c->rb || forked_copy(c))
+        return c->cancelled;
+    /* The channel is looked at every FQ__CANCEL_CHECK_NS at most: the
+     * common call costs a clock read (no system call). */
+    int64_t now = fq__now_ns();
+    if (now >= c->cancel_check_ns) {
+        c->cancel_check_ns = now + FQ__CANCEL_CHECK_NS;
+        check_cancel(c);
+    }
+    return c->cancelled;
+}
+
+FQ__EXPORT int fq_log(fq_ctx *ctx, int level, const char *msg)
+{
+    if (!ctx || !msg || level < 0 || level > FQ_LOG_LEVEL_MAX)
+        return FQ_EINVAL;
+    size_t len = strlen(msg);
+    if (len > FQ_LOG_MAX)
+        return FQ_ETOOBIG;
+    if (forked_copy(ctx))
+        return FQ_EFOREIGN;
+    if (ctx->dead)
+        return FQ_ECLOSED;
+    fq__frame f = {0};
+    f.type = FQ__FRAME_LOG;
+    f.level = level;
+    f.id = ctx->id;
+    f.wseq = ctx->wseq;
+    f.len = len;
+    /* At once (after the results before it): a record is not worth
+     * recovering from a dead worker, and must not wait behind a batch. */
+    emit(ctx, &f, msg, 1);
+    return ctx->dead ? FQ_ECLOSED : 0;
 }
 
 /* Runs one job frame. The argument is copied when its place in the buffer is
@@ -197,7 +326,10 @@ FQ__EXPORT int fq_ctx_cancelled(const fq_ctx *ctx)
 static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
                     const unsigned char *payload)
 {
-    fq_job_fn fn = (fq_job_fn)(uintptr_t)f->fn;
+    /* A worker forked from the caller gets the address; any other, an id
+     * registered with fq_func_register(). */
+    fq_job_fn fn = (f->flags & FQ__JOB_BY_ID) ? fq__func_by_id(f->fn)
+                                              : (fq_job_fn)(uintptr_t)f->fn;
     const void *arg = payload;
     void *copy = NULL;
 
@@ -225,12 +357,35 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     }
     c->id = f->id;
     c->replied = 0;
+    c->cancelled = c->nahead ? take_ahead(c, c->wseq, f->id) : 0;
+    c->scanning = 0;
     c->start_ns = fq__now_ns();
+    c->cancel_check_ns = c->start_ns;
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
     atomic_store_explicit(&st->tx_start[c->wseq % FQ__RING], c->tx,
                           memory_order_relaxed);
     atomic_store_explicit(&st->started, c->wseq + 1, memory_order_release);
-    int rc = fn(c, arg, (size_t)f->len);
+    if (c->kflags & FQ__KIND_NO_PAGE) {
+        /* The parent learns it from the frame, sent before the job can
+         * crash, with the results before it. */
+        fq__frame sf = {0};
+        sf.type = FQ__FRAME_STARTED;
+        sf.id = c->id;
+        sf.wseq = c->wseq;
+        emit(c, &sf, NULL, 0);
+        flush_out(c);
+    }
+    int rc = 0;
+    if (fn) {
+        rc = fn(c, arg, (size_t)f->len);
+    } else {
+        char m[128];
+        int n = snprintf(m, sizeof(m),
+                         "function id 0x%016llx is not registered in worker "
+                         "%ld",
+                         (unsigned long long)f->fn, (long)getpid());
+        emit_result(c, FQ_ENOFUNC, 0, m, (size_t)n);
+    }
     if (forked_copy(c))
         _exit(FQ__EXIT_OK); /* a copy made by the job (fork, daemon) */
     if (!c->replied) {
@@ -277,32 +432,63 @@ static void guard_exit(void)
 }
 #endif
 
+/* Ends the loop: frees what it allocated and exits (process) or returns
+ * (thread). */
+static int loop_end(fq_ctx *c, fq__rbuf *rb, void *own_page, int status)
+{
+    fq__rbuf_free(rb);
+    fq__rbuf_free(&c->side);
+    free(own_page);
+    if (!c->tio)
+        fq__worker_exit(status);
+    return status;
+}
+
 int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
                     const fq__thread_io *tio)
 {
+    return fq__worker_loop_ex(init, udata, st, fd, tio, 0);
+}
+
+int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
+                       const fq__thread_io *tio, unsigned kflags)
+{
     fq_ctx c;
     fq__rbuf rb;
+    void *own_page = NULL;
 
     memset(&c, 0, sizeof(c));
+    fq__rbuf_init(&rb);
+    fq__rbuf_init(&c.side);
     c.fd = fd;
-    c.st = st;
     c.udata = udata;
     c.tio = tio;
+    c.kflags = kflags;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
-    fq__rbuf_init(&rb);
+    if (kflags & FQ__KIND_NO_PAGE) {
+        /* Nothing is shared with the parent: the loop keeps its own page
+         * (claims, output batch) and reports progress in frames. */
+        if (!(st = own_page = calloc(1, FQ__WSTAT_SIZE)))
+            return loop_end(&c, &rb, NULL, FQ__EXIT_NOMEM);
+    }
+    c.st = st;
     if (!tio)
         guard_exit();
+
+    /* The first frame, before init: who we are and what we speak. */
+    fq__frame hello = {0};
+    hello.type = FQ__FRAME_HELLO;
+    hello.version = fq__test_hello_version;
+    hello.flags = (kflags & FQ__KIND_NO_PAGE) ? 0 : FQ__HELLO_PAGE;
+    hello.id = (uint64_t)getpid();
+    emit(&c, &hello, NULL, 1);
 
     if (init && init(udata) != 0) {
         fq__frame f = {0};
         f.type = FQ__FRAME_INIT_FAIL;
         f.len = strlen(init_msg);
-        emit(&c, &f, init_msg);
-        flush_out(&c);
-        fq__rbuf_free(&rb);
-        if (!tio)
-            fq__worker_exit(FQ__EXIT_INIT);
-        return FQ__EXIT_INIT;
+        emit(&c, &f, init_msg, 1);
+        return loop_end(&c, &rb, own_page, FQ__EXIT_INIT);
     }
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
@@ -314,14 +500,31 @@ int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             status = c.dead - 1;
             break;
         }
-        int rc = fq__rbuf_frame(&rb, FQ__ACCEPT_JOB, &f, &payload);
+        int rc = fq__rbuf_frame(&rb, FQ__ACCEPT_TO_WORKER, &f, &payload);
         if (rc < 0) {
             status = FQ__EXIT_PROTO;
             break;
         }
+        if (rc == 1 && f.type == FQ__FRAME_CANCEL) {
+            on_cancel(&c, &f);
+            fq__rbuf_consume(&rb, FQ__WIRE_HDR);
+            continue;
+        }
         if (rc == 1) {
+            c.rb = &rb;
+            c.job_end = rb.start + FQ__WIRE_HDR + (size_t)f.len;
             run_job(&c, st, &f, payload);
+            c.rb = NULL;
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
+            /* What fq_ctx_cancelled() read meanwhile comes next. */
+            if (c.side.end > c.side.start) {
+                if (fq__rbuf_append(&rb, c.side.buf + c.side.start,
+                                    c.side.end - c.side.start) < 0) {
+                    status = FQ__EXIT_NOMEM;
+                    break;
+                }
+                fq__rbuf_consume(&c.side, c.side.end - c.side.start);
+            }
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
@@ -350,14 +553,12 @@ int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             break;
         }
     }
-    fq__rbuf_free(&rb);
-    if (!tio)
-        fq__worker_exit(status);
-    return status;
+    return loop_end(&c, &rb, own_page, status);
 }
 
 void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
 {
-    fq__worker_loop(q->opts.init, q->opts.udata, w->stat, fd, NULL);
+    fq__worker_loop_ex(q->opts.init, q->opts.udata, w->stat, fd, NULL,
+                       q->kind->flags);
     fq__worker_exit(FQ__EXIT_OK); /* not reached */
 }

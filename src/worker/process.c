@@ -54,7 +54,8 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
 
     if (!w)
         return FQ_ENOMEM;
-    w->ops = &fq__process_ops;
+    /* The process kind, or a variant of it (worker/wire_kind.c). */
+    w->ops = q->kind->start == fq__worker_spawn ? q->kind : &fq__process_ops;
     w->fd = w->pidfd = -1;
     w->avg_run_ns = -1;
     fq__rbuf_init(&w->rb);

@@ -27,6 +27,18 @@ typedef struct fq__thread_io {
  * the worker ends with. */
 int fq__worker_loop(fq_init_fn init, void *udata, fq__wstat *st, int fd,
                     const fq__thread_io *tio);
+/* The same, for a worker of a kind with flags kflags (FQ__KIND_*): with
+ * FQ__KIND_NO_PAGE, st is not used (the loop keeps a page of its own) and
+ * every job started is reported with a STARTED frame. */
+int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
+                       const fq__thread_io *tio, unsigned kflags);
+/* main.c, for tests: the version a worker's HELLO claims (0: ours). Set in
+ * the parent before its workers start. */
+extern unsigned fq__test_hello_version;
+/* How often fq_ctx_cancelled() looks at the channel at most, and how many
+ * cancelled jobs not yet started a worker remembers. */
+#define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)
+#define FQ__CANCEL_AHEAD 64u
 
 /* tree.c: kills and reaps every process a worker's jobs started
  * (async-signal-safe). */
