@@ -843,6 +843,40 @@ int fq_server_stop(fq_server *s);
  * or if it never ran). NULL is fine. */
 void fq_server_free(fq_server *s);
 
+/* Options of fq_queue_add_remote(). Zero-initialise. */
+typedef struct fq_remote_options {
+    /* The shared key, key_len bytes. NULL: $FORKQUEUE_AUTHKEY, else the
+     * per-user key file. */
+    const void *key;
+    size_t key_len;
+    /* Milliseconds to connect, authenticate and get the worker. 0: 5000. */
+    int connect_timeout_ms;
+    /* Where a failure's reason is written (may be NULL). */
+    char *errbuf;
+    size_t errbuf_size;
+} fq_remote_options;
+
+/*
+ * Adds to q one worker that runs on the worker server at addr ("host:port",
+ * "[v6addr]:port"; port 60006 when absent): connects, authenticates, and
+ * asks the server for a worker, waiting up to connect_timeout_ms. Call it
+ * once per remote worker wanted; local and remote workers of a queue share
+ * its jobs. From this call on the queue's jobs name their functions by
+ * registered id, so every job function must be registered with
+ * fq_func_register() under the same name here and in the server
+ * (fq_submit() returns FQ_ENOFUNC otherwise). A remote worker that ends
+ * (its server died, the connection dropped, a time limit or fq_cancel()
+ * stopped it) is not replaced: the job it was running ends with
+ * FQ_ECRASHED and a message naming the server, the jobs it had not
+ * started go to the other workers. o may be NULL. Errors: FQ_EINVAL,
+ * FQ_ECLOSED (connection refused), FQ_ETIMEDOUT, FQ_EAUTH (wrong key, or
+ * none), FQ_EPROTO (not a C worker server, or it refused), FQ_EBUSY (jobs
+ * submitted before, by address, have no outcome yet), FQ_EFINISHED,
+ * FQ_EINIT, FQ_ENOMEM, FQ_ESYS.
+ */
+int fq_queue_add_remote(fq_queue q, const char *addr,
+                        const fq_remote_options *o);
+
 #ifdef __cplusplus
 }
 #endif

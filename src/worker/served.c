@@ -1,9 +1,9 @@
 /*
  * A worker forked by a worker server (server/server.c) for one
  * authenticated connection: it runs the same loop as a local worker
- * (main.c), with the TCP connection as its channel. Each frame goes out as
- * soon as it is made (the loop's unbuffered mode): the client has no shared
- * page to take held results from.
+ * (main.c), with the TCP connection as its channel, naming functions by
+ * registered id only and reporting each job it starts with a STARTED frame
+ * (which also sends the results before it): the client shares no page.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +21,6 @@
 void fq__worker_serve(int fd, fq_init_fn init, void *udata, pid_t parent,
                       const sigset_t *oldmask)
 {
-    static _Atomic int never; /* nobody abandons a served worker */
     unsigned char ok[FQ__REPLY_HDR];
 
     fq__child_hygiene_keep(-1, fd, parent);
@@ -33,11 +32,8 @@ void fq__worker_serve(int fd, fq_init_fn init, void *udata, pid_t parent,
     struct iovec iov = {ok, n};
     if (fq__send_all(fd, &iov, 1) < 0)
         fq__worker_exit(FQ__EXIT_IO);
-    fq__wstat *st = calloc(1, FQ__WSTAT_SIZE);
-    if (!st)
-        fq__worker_exit(FQ__EXIT_NOMEM);
-    fq__thread_io tio = {&never};
-    int status = fq__worker_loop(init, udata, st, fd, &tio);
-    shutdown(fd, SHUT_WR);
-    fq__worker_exit(status);
+    /* Functions by id only, progress in STARTED frames; never returns. */
+    fq__worker_loop_ex(init, udata, NULL, fd, NULL,
+                       FQ__KIND_BY_ID | FQ__KIND_NO_PAGE);
+    fq__worker_exit(FQ__EXIT_OK);
 }
