@@ -631,9 +631,12 @@ static void test_cancel_running_cooperative_process(void **state)
     assert_true(fqp_now_ms() - t0 < 4000);
     assert_int_equal(atomic_load(&rec.calls), 1);
     assert_int_equal(job_status(j), FQ_ECANCELED);
-    /* The worker, whose SIGTERM the job ignored, is still replaced. */
+    /* The worker, whose SIGTERM the job ignored, is replaced at once: the
+     * next job does not wait for the grace. */
     fq_job *next = submit_square(q, 3, NULL);
+    t0 = fqp_now_ms();
     FQT_OK(fq_job_wait(next, 20000));
+    assert_true(fqp_now_ms() - t0 < 4000);
     fq_result r;
     FQT_OK(fq_job_result(next, &r));
     assert_int_equal(fqt_u64(&r), fqt_square(3));

@@ -113,10 +113,13 @@ void fq__dispatch(fq__queue *q)
         best->inflight++;
         if (j->timeout_ms > 0)
             best->ntimed++;
+        /* (A remote worker is not replaced: it is not retired either.) */
         if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker) {
+            best->next_wseq >= q->opts.max_jobs_per_worker &&
+            !(best->ops->flags & FQ__KIND_REMOTE)) {
             best->flags |= FQ__W_RETIRING;
             best->limit = 0;
+            q->st.recycled++;
         }
     }
 }
@@ -129,10 +132,11 @@ void fq__dispatch(fq__queue *q)
  * parent and the worker exchange the job's claim word in the shared page:
  * whoever comes first wins, so a job is either run by w or revoked, never
  * both. Revoked jobs go back to the front of the pending list, in order.
- * keep must be written (or partly written) when not NULL. Returns how many
- * were taken back.
+ * keep must be written (or partly written) when not NULL. With `all` (a
+ * worker being retired) every job not started goes back; otherwise the
+ * first job found started keeps the rest. Returns how many were taken back.
  */
-static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep)
+static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep, int all)
 {
     fq__job *back = NULL, *back_tail = NULL, *j;
     int n = 0, stop = 0;
@@ -168,7 +172,9 @@ static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep)
             uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
                                             FQ__CLAIM_REVOKED(j->wseq));
             take = prev != FQ__CLAIM_STARTED(j->wseq);
-            stop = !take; /* the worker has moved on: keep the rest */
+            /* The worker has moved on: keep the rest, unless all it has
+             * not started must go (a retiring worker). */
+            stop = !take && !all;
         }
         j->next = NULL;
         if (take) {
@@ -207,7 +213,15 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
 {
     if (!w->head || w->head == w->unsent)
         return 0;
-    return revoke_after(q, w, w->head);
+    return revoke_after(q, w, w->head, 0);
+}
+
+/* The same from the head of the FIFO on: for a worker being retired. */
+int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w)
+{
+    if (!w->head)
+        return 0;
+    return revoke_after(q, w, NULL, 1);
 }
 
 int fq__revoke_from(fq__queue *q, fq__worker *w, fq__job *j)
@@ -219,7 +233,7 @@ int fq__revoke_from(fq__queue *q, fq__worker *w, fq__job *j)
     fq__job *keep = NULL;
     if (j != w->head && !(w->head == w->unsent && w->unsent_off == 0))
         keep = w->head;
-    revoke_after(q, w, keep);
+    revoke_after(q, w, keep, 0);
     return j->state == FQ__JOB_PENDING;
 }
 
@@ -254,6 +268,7 @@ int fq__add_worker(fq__queue *q)
         q->w = n;
         q->capw = ncap;
     }
+    q->fork_why = NULL;
     int rc = q->kind->start(q, &w);
     if (rc)
         return rc;
@@ -275,8 +290,12 @@ void fq__refill_workers(fq__queue *q)
             q->respawn_at = now + (INT64_C(10000000) << f); /* to ~1.3 s */
             if (fq__active_workers(q) == 0) {
                 char m[160];
-                snprintf(m, sizeof(m), "could not fork a worker: %s",
-                         strerror(q->fork_errno));
+                if (q->fork_why)
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             q->fork_why);
+                else
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             strerror(q->fork_errno));
                 fq__fail_pending(q, FQ_EFORK, m);
             }
             return;

@@ -201,7 +201,11 @@ static int cancel_step(fq__queue *q, fq__job *j, int *asked)
      * job ends FQ_ECANCELED (publish(), collect.c). */
     j->cancel = 1;
     *asked = 1;
-    w->flags |= FQ__W_CANCELED; /* takes no more jobs */
+    /* It takes no more jobs, and as a retiring worker it is replaced at
+     * once: the jobs waiting for a worker do not wait for its end. A job
+     * that returns on the CANCEL frame leaves it idle: it is shut down
+     * and exits (or is killed at kill_at if it does not). */
+    w->flags |= FQ__W_CANCELED | FQ__W_RETIRING;
     if (fq__revoke_unstarted(q, w) > 0)
         fq__dispatch(q);
     (void)fq__worker_send_cancel(w, j->id);

@@ -5,6 +5,8 @@
 #ifndef FQ_QUEUE_H
 #define FQ_QUEUE_H
 
+#include <poll.h>
+
 #include "core/internal.h"
 #include "job/job.h"
 
@@ -35,6 +37,20 @@ typedef int (*fq__cond_fn)(fq__queue *q);
  * not FQ__DRIVE_UNINTERRUPTIBLE), 1 when woken by fq_wakeup() (only with
  * FQ__DRIVE_WAKEABLE and a non-zero timeout) or another error. */
 int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags);
+/* The steps of one pass of fq__drive(), for the loop object (loopsrc.c):
+ * the work that does not wait (returns the next deadline, INT64_MAX for
+ * none); the poll set (*pfd points into the queue's cache, with room for
+ * `extra` more entries; returns the count or FQ_ENOMEM); what poll() found
+ * there (n ready entries; may free workers). */
+int64_t fq__queue_maintain(fq__queue *q);
+int fq__queue_sources(fq__queue *q, int extra, struct pollfd **pfd);
+void fq__queue_events(fq__queue *q, struct pollfd *pfd, int n);
+/* loopsrc.c: for sources that ride on a queue (job handles): the loop
+ * drives the queue of h while it holds it, without reporting it unless
+ * fq_loop_add_queue() added it too. Each hold (0, or FQ_ECLOSED,
+ * FQ_EFOREIGN, FQ_EINVAL, FQ_ENOMEM) is undone by one unhold. */
+int fq__loop_queue_hold(fq_loop *loop, fq_queue h);
+void fq__loop_queue_unhold(fq_loop *loop, fq_queue h);
 
 /* dispatch.c, collect.c, death.c: what events.c calls */
 void fq__dispatch(fq__queue *q);
@@ -48,6 +64,10 @@ fq__job *fq__fifo_pop(fq__worker *w);
 int64_t fq__head_stalled_since(const fq__worker *w);
 /* Takes back the jobs w has not started (events.c); returns how many. */
 int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
+/* The same for every job w has not started, the head of its FIFO too. */
+int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w);
+/* recycle.c: retires the workers that reported being over max_rss. */
+void fq__recycle_scan(fq__queue *q);
 /* The same from j on (j may be the head): returns 1 if j was taken back
  * (to the front of the pending list), 0 if w had started it, -1 if it is
  * partly written (ask again once it is written). */

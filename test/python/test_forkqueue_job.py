@@ -202,3 +202,12 @@ def test_await_raises_the_exception():
     with ForkQueue(numforks=1) as q:
         with pytest.raises(ValueError, match="async boom"):
             asyncio.run(main(q))
+
+
+def test_thread_kind():
+    with ForkQueue(numforks=2, worker_kind="thread") as q:
+        jobs = [q.submit_job(square, i) for i in range(20)]
+        assert [j.result(timeout=30) for j in jobs] == [
+            i * i for i in range(20)]
+        with pytest.raises(ValueError, match="in a thread"):
+            q.submit_job(fail, "in a thread").result(timeout=30)

@@ -595,9 +595,10 @@ PyObject *fqpy_queue_submit_job(fqpy_queue *self, PyObject *args,
     jo.callback = job_done_cb;
     jo.callback_arg = self;
     FQPY_LOCK(&self->core);
-    int rc =
-        fq_job_submit(self->core.q, fqpy_worker_job, PyBytes_AS_STRING(payload),
-                      (size_t)PyBytes_GET_SIZE(payload), &jo, &j->h);
+    int rc = fq_job_submit(
+        self->core.q, self->thread_kind ? fqpy_thread_job : fqpy_worker_job,
+        PyBytes_AS_STRING(payload), (size_t)PyBytes_GET_SIZE(payload), &jo,
+        &j->h);
     FQPY_UNLOCK(&self->core);
     if (rc < 0) {
         fqpy_core_error(&self->core, rc, "submitting a job");
