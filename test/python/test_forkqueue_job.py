@@ -9,7 +9,7 @@ import time
 import pytest
 
 from forkqueue import ForkQueue, ForkQueueException, Job
-from helpers import wait_until
+from helpers import run_script, wait_until
 
 
 def square(x):
@@ -211,3 +211,31 @@ def test_thread_kind():
             i * i for i in range(20)]
         with pytest.raises(ValueError, match="in a thread"):
             q.submit_job(fail, "in a thread").result(timeout=30)
+
+
+def test_pending_jobs_at_exit_and_collected_cycles():
+    # A queue dropped with a job still running (Job <-> queue is a cycle
+    # the collector breaks), and an interpreter that exits with another:
+    # no crash, no hang, no process left (conftest checks the latter).
+    code = """
+import gc, time
+from forkqueue import ForkQueue
+
+def nap(s):
+    time.sleep(s)
+    return s
+
+q = ForkQueue(numforks=1)
+j = q.submit_job(nap, 30)
+del q, j
+gc.collect()
+q2 = ForkQueue(numforks=1)
+j2 = q2.submit_job(nap, 30)
+j2.add_done_callback(lambda job: print("callback", job.cancelled()))
+print("exiting")
+"""
+    t0 = time.monotonic()
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "exiting" in r.stdout
+    assert time.monotonic() - t0 < 20
