@@ -330,7 +330,9 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     /* A worker forked from the caller gets the address; any other, an id
      * registered with fq_func_register(). */
     fq_job_fn fn = (f->flags & FQ__JOB_BY_ID) ? fq__func_by_id(f->fn)
-                                              : (fq_job_fn)(uintptr_t)f->fn;
+                   : (c->kflags & FQ__KIND_BY_ID)
+                       ? NULL /* never an address from who did not fork us */
+                       : (fq_job_fn)(uintptr_t)f->fn;
     const void *arg = payload;
     void *copy = NULL;
 
@@ -478,6 +480,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             return loop_end(&c, &rb, NULL, FQ__EXIT_NOMEM);
     }
     c.st = st;
+    const int recycle = st->max_rss != 0; /* set before the worker started */
     if (!tio)
         guard_exit();
 
@@ -538,11 +541,14 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
-            if (c.out_len >= FQ__FLUSH_BYTES)
+            if (c.out_len >= FQ__FLUSH_BYTES ||
+                (recycle && fq__rss_check(st, 0)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
+        if (recycle)
+            fq__rss_check(st, 1);
         flush_out(&c);
         if (c.dead)
             continue;
