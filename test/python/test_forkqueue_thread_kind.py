@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -205,10 +206,14 @@ def test_dropping_a_busy_thread_queue():
     q = ForkQueue(numforks=1, worker_kind="thread")
     q.add(hang, ("dropped",))
     assert wait_until(lambda: ran == ["dropped"])
+    ref = weakref.ref(q)
     del q
     gc.collect()
-    gate.set()  # the job returns into a queue that is gone
+    assert ref() is not None  # the running job holds it
+    gate.set()
     assert wait_until(lambda: ended == ["dropped"])
+    # freed by this thread once the job returned (a pending call)
+    assert wait_until(lambda: ref() is None)
     with ForkQueue(numforks=1, worker_kind="thread") as q2:
         q2.add(square, (4,))
         assert list(q2.results()) == [16]
