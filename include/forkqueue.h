@@ -15,7 +15,8 @@
  * fq_take(), in the style of libcurl's multi interface: nothing blocks unless
  * asked to, and results come back as completion records that carry the job id.
  *
- * Every submitted job gets exactly one outcome, reported by fq_take(): a
+ * Every submitted job gets exactly one outcome, reported by fq_take() (or,
+ * for a job submitted with fq_job_submit(), kept by its handle): a
  * result, an error raised by the job, a crash of the worker that ran it, a
  * timeout, or a cancellation. A worker that dies is reaped and replaced; the
  * other jobs go on.
@@ -34,7 +35,8 @@
  * from another thread meanwhile. Forking from a multi-threaded
  * program is subject to the usual POSIX rules: only the forking thread exists
  * in a worker, so a job must not rely on locks that other threads of the
- * parent may have held at fork time.
+ * parent may have held at fork time, or use the fork server
+ * (fq_options.fork_server, fq_forkserver_start()).
  *
  * Signals
  * -------
@@ -240,6 +242,23 @@ typedef struct fq_options {
      * result discarded. init runs once per thread; hooks are not used. */
     int kind;
 
+    /* Retire a worker once its peak resident memory (getrusage()'s
+     * ru_maxrss, pages it shares with the parent copy-on-write included)
+     * passes this many bytes (since 0.2.0). The worker measures itself
+     * after a job at most once a millisecond, and before it waits for more
+     * work; it finishes the job it runs, the jobs it has not started move
+     * to other workers, and a fresh worker is forked. 0: never. Process
+     * workers only (ignored by FQ_WORKER_THREAD). Set it well above the
+     * parent's own size, which every new worker starts with. */
+    uint64_t max_rss;
+
+    /* Non-zero: workers are forked by the fork server (see
+     * fq_forkserver_start()), a single-threaded helper process, instead of
+     * by the calling thread (since 0.2.0). Workers then start from the
+     * helper's copy of memory, taken when it started, not from the caller's
+     * memory of now. The helper is started on first use if it is not
+     * running. Not with FQ_WORKER_THREAD (FQ_EINVAL). */
+    int fork_server;
     /* Receives the records jobs send with fq_log() (since 0.2.0), in the
      * thread that drives the queue, during fq_poll(), fq_wait() and the
      * other calls that read from workers. NULL: records are dropped. It
@@ -251,7 +270,13 @@ typedef struct fq_options {
 /* Values of fq_options.kind (since 0.2.0). */
 enum { FQ_WORKER_PROCESS = 0, FQ_WORKER_THREAD = 1 };
 
-/* Per-job options for fq_submit(). Zero-initialise. */
+/* A job handle, a future (since 0.2.0): see fq_job_submit(). */
+typedef struct fq_job fq_job;
+
+/* Completion callback of a job handle (since 0.2.0): see fq_job_submit(). */
+typedef void (*fq_job_cb)(fq_job *job, void *arg);
+
+/* Per-job options for fq_submit() and fq_job_submit(). Zero-initialise. */
 typedef struct fq_job_options {
     /* With FQ_JOB_ID in flags: the job's id. It must not be the id of
      * another job of this queue whose result has not been taken yet
@@ -262,6 +287,11 @@ typedef struct fq_job_options {
     /* Time limit of this job in ms. 0: the queue's timeout_ms. Negative: no
      * limit. */
     int timeout_ms;
+    /* fq_job_submit() only (since 0.2.0): called exactly once, with
+     * callback_arg, once the job has its outcome. fq_submit() answers
+     * FQ_EINVAL when it is set. */
+    fq_job_cb callback;
+    void *callback_arg;
 } fq_job_options;
 
 #define FQ_JOB_ID 0x1u
@@ -304,13 +334,16 @@ typedef struct fq_result {
 typedef struct fq_stats {
     uint64_t submitted; /* jobs accepted by fq_submit() */
     uint64_t finished;  /* jobs with an outcome (taken or not) */
-    uint64_t taken;     /* outcomes returned by fq_take() */
+    uint64_t taken;     /* outcomes returned by fq_take() (jobs of
+                           fq_job_submit() count everywhere but here) */
     uint64_t pending;   /* accepted, not yet sent to a worker */
     uint64_t running;   /* sent to a worker, no outcome yet */
     uint64_t crashed;   /* outcomes FQ_ECRASHED */
     uint64_t timedout;  /* outcomes FQ_ETIMEDOUT */
     uint64_t respawns;  /* workers started after the initial ones */
     int workers;        /* worker processes alive now */
+    uint64_t recycled;  /* workers retired by max_jobs_per_worker or
+                           max_rss (since 0.2.0) */
 } fq_stats;
 
 /* ---- The queue (parent side) ------------------------------------------- */
@@ -436,6 +469,41 @@ int fq_stats_get(fq_queue q, fq_stats *st);
  * workers (FQ_WORKER_THREAD) have no pid and are not counted.
  */
 int fq_worker_pids(fq_queue q, pid_t *pids, int max);
+
+/* ---- The fork server (since 0.2.0) ------------------------------------- */
+
+/*
+ * Starts the process's fork server: a helper process, forked now, that
+ * forks the workers of every queue created with fq_options.fork_server. It
+ * stays single-threaded, so a worker never starts with a lock another
+ * thread of the caller held at the moment of the fork. Call it at the top
+ * of main(), before any thread starts: a worker is a copy of the helper, so
+ * it sees the program's memory as it was at this call (code, and data that
+ * existed then; jobs get the rest through their arguments). fq_options'
+ * udata and hook_arg pointers are passed as they are: they must point to
+ * memory that existed at this call.
+ *
+ * Idempotent. A queue with fork_server starts the helper itself if this was
+ * never called (then the copy is of that moment, and if other threads run,
+ * of their locks too). The helper ends when the process ends (its control
+ * socket closes) or at fq_forkserver_stop(). If it dies, the workers it
+ * forked end with it, their jobs get outcomes (FQ_ECRASHED for a running
+ * job, FQ_EFORK for the others once no worker is left), and starting
+ * workers fails with FQ_EFORK until this is called again. Linux (other
+ * systems work without pidfds, more slowly). Returns 0, FQ_ESYS, FQ_ENOMEM,
+ * FQ_EFORK.
+ */
+int fq_forkserver_start(void);
+
+/*
+ * Ends the fork server and reaps it (waiting up to a second before
+ * SIGKILL). Workers it forked end with it: free their queues first.
+ * Returns 0 (also when none runs).
+ */
+int fq_forkserver_stop(void);
+
+/* The fork server's pid, or 0 when none runs (for tests and monitoring). */
+pid_t fq_forkserver_pid(void);
 
 /* ---- Inside a job (worker side) ---------------------------------------- */
 
@@ -940,6 +1008,92 @@ int fq_func_register(const char *name, fq_job_fn fn, uint64_t *id);
 /* The id of a registered name: 0 and *id, or FQ_ENOFUNC (not registered in
  * this process), FQ_EINVAL. */
 int fq_func_id(const char *name, uint64_t *id);
+
+/* ---- Job handles: jobs as futures (since 0.2.0) ------------------------ */
+
+/*
+ * Submits a job as fq_submit() does and returns a handle to it in *job: the
+ * job's outcome goes to the handle, never to fq_take(), and stays there,
+ * owned by the handle, until fq_job_free(). The job counts in the queue's
+ * fq_stats (submitted, pending, running, finished; never taken), fq_wait()
+ * and fq_finish() wait for it, fq_cancel() cancels it, and an ordered queue
+ * orders only the jobs of fq_submit(). jopts may be NULL; jopts->callback,
+ * if set, runs exactly once when the job has its outcome, whatever it is
+ * (a result, an error, FQ_ECANCELED, FQ_ECLOSED when the queue is freed
+ * first), also when the handle was freed before: it runs in the thread and
+ * at the end of the call that gave the job its outcome (fq_poll(),
+ * fq_wait(), fq_take(), fq_stream(), fq_finish(), fq_cancel(),
+ * fq_job_wait(), fq_job_done(), fq_job_cancel(), or the call that frees
+ * the queue), never inside the loop. A callback may read the outcome
+ * (fq_job_result()), free the handle, submit jobs and cancel jobs (with
+ * fq_job_cancel(), fq_cancel()); calls that wait (fq_poll(), fq_wait(),
+ * fq_take(), fq_job_wait()) answer FQ_EBUSY there. Errors as fq_submit();
+ * on error *job is NULL and no callback will run.
+ *
+ * Threads: a handle follows the rule of its queue: calls on a queue and on
+ * the handles of its jobs are made by one thread at a time (any thread,
+ * handed over with the usual synchronisation). The queue may be freed from
+ * another thread meanwhile (see fq_queue_free()): its unfinished jobs then
+ * end FQ_ECLOSED in the thread that destroys it.
+ */
+int fq_job_submit(fq_queue q, fq_job_fn fn, const void *arg, size_t len,
+                  const fq_job_options *jopts, fq_job **job);
+
+/*
+ * Drives the job's queue until the job has its outcome or timeout_ms has
+ * passed (-1: no limit; 0: do not wait). Callbacks of jobs that end
+ * meanwhile run during the wait. Returns 0 once the job has its outcome
+ * (read it with fq_job_result()), FQ_ETIMEDOUT, FQ_EINTR (fq_wakeup() on
+ * the queue, or a signal with return_on_eintr), FQ_EBUSY (from a callback,
+ * or while another call uses the queue), FQ_ECLOSED (the queue was freed
+ * and its destruction is still pending in another thread), FQ_EINVAL.
+ */
+int fq_job_wait(fq_job *job, int timeout_ms);
+
+/*
+ * 1 if the job has its outcome, 0 if not yet, or a negative error. Moves
+ * the queue's I/O once without waiting (as fq_take() does), so a loop of
+ * fq_job_done() calls makes progress; from a callback it only looks.
+ */
+int fq_job_done(fq_job *job);
+
+/*
+ * Cancels the job, unless it already has its outcome. A job not started
+ * yet (queued in the parent, or sent to a worker that has not started it)
+ * is dropped at once. A running job's worker is stopped as fq_cancel()
+ * stops workers: SIGTERM to it and the processes its jobs started, SIGKILL
+ * after fq_options.grace_ms (negative: SIGKILL at once), and the worker is
+ * replaced; the jobs queued behind it go to other workers. A thread worker
+ * (FQ_WORKER_THREAD) cannot be stopped: its job's fq_ctx_cancelled()
+ * becomes 1, the thread is left to return on its own (its reply is
+ * discarded) and a new thread takes its place. Either way the job ends
+ * FQ_ECANCELED, before this call returns (for a running process job, up to
+ * grace_ms plus 200 ms), and its callback has run. Returns 0 when this call
+ * cancelled the job, 1 when the job already had its outcome (finished,
+ * cancelled before, or its queue freed: nothing changed, the outcome
+ * stands; also when it finished while being stopped), or a negative error
+ * (FQ_EINVAL, FQ_EBUSY when another call uses the queue, FQ_ECLOSED as for
+ * fq_job_wait()).
+ */
+int fq_job_cancel(fq_job *job);
+
+/*
+ * Fills *r with the job's outcome, as fq_take() would (r->data stays valid
+ * until fq_job_free()). Returns 0, FQ_EBUSY if the job has no outcome yet,
+ * or FQ_EINVAL. Does not touch the queue: also usable once it is freed.
+ */
+int fq_job_result(const fq_job *job, fq_result *r);
+
+/* The job's id (its fq_job_options.id, or the automatic one). */
+uint64_t fq_job_id(const fq_job *job);
+
+/*
+ * Releases the handle and its outcome. A job still queued or running goes
+ * on: it gets its one outcome, which is then discarded (its callback, if
+ * any, still runs, with the handle valid for the duration of the call).
+ * The handle must not be used afterwards. NULL is fine.
+ */
+void fq_job_free(fq_job *job);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,10 @@ typedef struct fq__job {
     unsigned bounces;     /* sent, never started, worker died */
     unsigned init_deaths; /* first job of workers that died in init */
     unsigned suspect;     /* may have broken a stream: runs alone */
+    unsigned cancel;      /* fq_job_cancel() stops its worker for it */
+    /* Its handle (job/job.h) when submitted by fq_job_submit(): its outcome
+     * goes to the handle, never to fq_take(). NULL for fq_submit(). */
+    struct fq_job *fut;
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -92,6 +96,14 @@ typedef struct fq__wstat {
      * starts it, FQ__CLAIM_REVOKED(wseq) if the parent took it back first.
      * Both sides exchange the word, so exactly one of them wins. */
     _Atomic uint64_t claim[FQ__RING];
+    /* Recycling by memory (worker/recycle.c, queue/recycle.c): the limit,
+     * set by the parent before the worker starts (0: none); when the
+     * worker measures next, and whether jobs ran since (its own); and the
+     * flag it raises once over the limit, for the parent to retire it. */
+    uint64_t max_rss;
+    int64_t rss_next_ns;
+    unsigned rss_dirty;
+    _Atomic int over_rss;
     unsigned char out[];
 } fq__wstat;
 
@@ -116,6 +128,7 @@ enum {
     FQ__W_PROTO = 1 << 4,    /* sent garbage */
     FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
     FQ__W_HELLO = 1 << 6,    /* its HELLO was received */
+    FQ__W_CANCELED = 1 << 7, /* stopped by fq_job_cancel() for one job */
 };
 
 typedef struct fq__worker_ops fq__worker_ops;
@@ -157,6 +170,9 @@ typedef struct fq__worker {
      * ctl[ctl_off..ctl_len) (queue/events.c). */
     unsigned char *ctl;
     size_t ctl_len, ctl_off, ctl_cap;
+    /* The pid its HELLO announced (its own host's, for a remote worker:
+     * never signalled), 0 before. */
+    pid_t peer_pid;
 } fq__worker;
 
 enum fq__qstate {
@@ -199,6 +215,7 @@ typedef struct fq__queue {
     int64_t respawn_at; /* after a failed fork, retry at this time */
     unsigned fork_failures;
     int fork_errno;
+    const char *fork_why; /* a kind's own reason its start failed, or NULL */
 
     void *pfd_mem; /* poll set cache (queue/events.c) */
     size_t pfd_cap;
@@ -220,6 +237,14 @@ typedef struct fq__queue {
     /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
      * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
     _Atomic int busy;
+    /* Job handles (job/job.h, queue/handles.c): handles whose job got its
+     * outcome and whose callback is due (it runs at the end of the call
+     * that drives the queue, fq__notify()); how many jobs were submitted
+     * through handles; the job an fq_job_wait() waits for. */
+    struct fq_job *notify_head, *notify_tail;
+    uint64_t nhandle_jobs;
+    fq__job *wait_job;
+    int notifying;
 } fq__queue;
 
 /* core/handle.c */
@@ -323,6 +348,8 @@ struct fq__worker_ops {
 extern const fq__worker_ops fq__process_ops;
 /* worker/thread.c: the thread kind (threads of the caller's process). */
 extern const fq__worker_ops fq__thread_ops;
+/* worker/forkserver.c: processes forked by the fork server. */
+extern const fq__worker_ops fq__forkserver_ops;
 /* worker/wire_kind.c: the process kind speaking only the wire protocol
  * (FQ__KIND_BY_ID | FQ__KIND_NO_PAGE), selected by the internal
  * fq_options.kind value FQ__WORKER_PROCESS_WIRE (tests). */
