@@ -816,11 +816,11 @@ void fq_shm_free(fq_shm *b);
 /* ---- Loops (since 0.2.0) ------------------------------------------------ */
 
 /*
- * A loop waits on many queues, channels and exchanges at once, with timers and
- * a wake-up that other threads and signal handlers may send, and says which are
- * ready. It is driven either by fq_loop_wait() (it blocks in poll()), or by
- * another event loop (asyncio, libuv, a plain poll()) through one descriptor
- * and one timeout, as libcurl's multi interface is:
+ * A loop waits on many queues, channels, exchanges and job handles at once,
+ * with timers and a wake-up that other threads and signal handlers may send,
+ * and says which are ready. It is driven either by fq_loop_wait() (it blocks in
+ * poll()), or by another event loop (asyncio, libuv, a plain poll()) through
+ * one descriptor and one timeout, as libcurl's multi interface is:
  *
  *     for (;;) {
  *         struct pollfd p = {fq_loop_fd(loop), POLLIN, 0};
