@@ -343,6 +343,9 @@ struct fq__worker_ops {
  * from STARTED and RESULT frames. */
 #define FQ__KIND_BY_ID 0x1u
 #define FQ__KIND_NO_PAGE 0x2u
+/* REMOTE: the worker is a process of another host (worker/remote.c): no
+ * pid of ours. */
+#define FQ__KIND_REMOTE 0x4u
 
 /* worker/process.c: the forked-process kind. */
 extern const fq__worker_ops fq__process_ops;

@@ -113,8 +113,10 @@ void fq__dispatch(fq__queue *q)
         best->inflight++;
         if (j->timeout_ms > 0)
             best->ntimed++;
+        /* (A remote worker is not replaced: it is not retired either.) */
         if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker) {
+            best->next_wseq >= q->opts.max_jobs_per_worker &&
+            !(best->ops->flags & FQ__KIND_REMOTE)) {
             best->flags |= FQ__W_RETIRING;
             best->limit = 0;
             q->st.recycled++;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "worker/remote.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
@@ -434,6 +435,8 @@ FQ__EXPORT int fq_refork(fq_queue h)
         return FQ_EFINISHED;
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
+        if (w->ops->flags & FQ__KIND_REMOTE)
+            continue; /* shares no memory with us: nothing to refresh */
         w->flags |= FQ__W_RETIRING;
         if (w->inflight == 0 && !(w->flags & FQ__W_SHUT)) {
             shutdown(w->fd, SHUT_WR);
@@ -545,11 +548,60 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
-        if (q->w[i]->ops == &fq__thread_ops)
-            continue; /* a thread has no pid of its own */
+        if (q->w[i]->ops == &fq__thread_ops ||
+            (q->w[i]->ops->flags & FQ__KIND_REMOTE))
+            continue; /* a thread or a remote worker has no pid of ours */
         if (n < max)
             pids[n] = q->w[i]->pid;
         n++;
     }
     return n;
+}
+
+/* ---- Remote workers (since 0.2.0) --------------------------------------- */
+
+FQ__EXPORT int fq_queue_add_remote(fq_queue h, const char *addr,
+                                   const fq_remote_options *o)
+{
+    fq_remote_options dflt = {0};
+    char err[512] = "";
+    LOOKUP(h, q);
+    ENTER(q, 0);
+
+    if (!o)
+        o = &dflt;
+    if (!addr || o->connect_timeout_ms < 0 || (o->key && o->key_len == 0))
+        return FQ_EINVAL;
+    if (q->broken)
+        return FQ_EINIT;
+    if (q->state != FQ__Q_RUNNING)
+        return FQ_EFINISHED;
+    /* Jobs name their functions by id from now on, in every worker; those
+     * submitted before named them by address. */
+    const fq__worker_ops *kind = fq__kind_by_id(q->kind);
+    if (!kind)
+        return FQ_EINVAL;
+    if (kind != q->kind && q->st.finished != q->st.submitted)
+        return FQ_EBUSY;
+    if (q->nw == q->capw) {
+        int ncap = q->capw ? q->capw * 2 : 8;
+        fq__worker **n = realloc(q->w, (size_t)ncap * sizeof(*n));
+        if (!n)
+            return FQ_ENOMEM;
+        q->w = n;
+        q->capw = ncap;
+    }
+    fq__worker *w;
+    int rc = fq__remote_connect(addr, o->key, o->key_len, o->connect_timeout_ms,
+                                &q->nworkers, &w, err, sizeof(err));
+    if (o->errbuf && o->errbuf_size)
+        snprintf(o->errbuf, o->errbuf_size, "%s", rc ? err : "");
+    if (rc)
+        return rc;
+    q->kind = kind;
+    q->w[q->nw++] = w;
+    q->nworkers++;
+    fq__dispatch(q);
+    eager_flush(q);
+    return 0;
 }

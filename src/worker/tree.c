@@ -174,6 +174,14 @@ void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask)
 {
     fq__child_hygiene_keep(parent_end, own_end, parent);
+    fq__worker_tree_setup(parent);
+    if (q->opts.hooks.child)
+        q->opts.hooks.child(q->opts.hook_arg);
+    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
+}
+
+void fq__worker_tree_setup(pid_t parent)
+{
 #ifdef __linux__
     /* A worker also tracks its jobs' process trees (see above): it adopts
      * their orphans and, on its parent's death, kills them before itself. */
@@ -191,8 +199,7 @@ void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
     }
     if (getppid() != parent)
         _exit(FQ__EXIT_IO);
+#else
+    (void)parent;
 #endif
-    if (q->opts.hooks.child)
-        q->opts.hooks.child(q->opts.hook_arg);
-    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
 }
