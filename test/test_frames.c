@@ -11,6 +11,8 @@
  */
 #include "fq_test.h"
 
+#include <pthread.h>
+
 #include "core/internal.h"
 #include "worker/worker.h"
 
@@ -237,6 +239,63 @@ static void test_func_many(void **state)
     }
 }
 
+/* Threads register and look up at once (also under TSan): every lookup
+ * finds either nothing or the complete entry, and every name is there in
+ * the end. */
+#define REG_THREADS 4
+#define REG_EACH 300
+static char thread_fns[REG_THREADS][REG_EACH];
+
+static fq_job_fn thread_fn(int t, int i)
+{
+    return (fq_job_fn)(void (*)(void))(uintptr_t)&thread_fns[t][i];
+}
+
+static void *register_thread(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < REG_EACH; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "frames.thread.%d.%d", t, i);
+        if (fq_func_register(name, thread_fn(t, i), NULL) != 0)
+            return (void *)1;
+        /* Look at what the others registered so far. */
+        int o = (t + 1) % REG_THREADS;
+        snprintf(name, sizeof name, "frames.thread.%d.%d", o, i);
+        uint64_t id;
+        int rc = fq_func_id(name, &id);
+        if (rc == 0 && (fq__func_by_id(id) != thread_fn(o, i) ||
+                        fq__func_id_of(thread_fn(o, i)) != id))
+            return (void *)2;
+        if (rc != 0 && rc != FQ_ENOFUNC)
+            return (void *)3;
+    }
+    return NULL;
+}
+
+static void test_thread_func_register(void **state)
+{
+    (void)state;
+    pthread_t th[REG_THREADS];
+    for (int t = 0; t < REG_THREADS; t++)
+        assert_int_equal(
+            pthread_create(&th[t], NULL, register_thread, (void *)(intptr_t)t),
+            0);
+    for (int t = 0; t < REG_THREADS; t++) {
+        void *res;
+        assert_int_equal(pthread_join(th[t], &res), 0);
+        assert_null(res);
+    }
+    for (int t = 0; t < REG_THREADS; t++)
+        for (int i = 0; i < REG_EACH; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "frames.thread.%d.%d", t, i);
+            uint64_t id;
+            FQT_OK(fq_func_id(name, &id));
+            assert_true(fq__func_by_id(id) == thread_fn(t, i));
+        }
+}
+
 /* Jobs by id: results, and a function the caller never registered. */
 static void test_wire_kind_runs_by_id(void **state)
 {
@@ -459,7 +518,7 @@ static void test_log_process(void **state)
     check_log(FQ_WORKER_PROCESS);
 }
 
-static void test_log_thread(void **state)
+static void test_thread_log(void **state)
 {
     (void)state;
     check_log(FQ_WORKER_THREAD);
@@ -569,7 +628,7 @@ static void test_cancel_process(void **state)
     check_cancel(FQ_WORKER_PROCESS);
 }
 
-static void test_cancel_thread(void **state)
+static void test_thread_cancel(void **state)
 {
     (void)state;
     check_cancel(FQ_WORKER_THREAD);
@@ -624,17 +683,18 @@ int main(void)
     const struct CMUnitTest tests[] = {
         FQT_TEST(test_func_register),
         FQT_TEST(test_func_many),
+        FQT_TEST(test_thread_func_register),
         FQT_TEST(test_wire_kind_runs_by_id),
         FQT_TEST(test_unknown_id_in_worker),
         FQT_TEST(test_wire_kind_crash_attribution),
         FQT_TEST(test_wire_kind_time_limits),
         FQT_TEST(test_version_mismatch),
         FQT_TEST(test_log_process),
-        FQT_TEST(test_log_thread),
+        FQT_TEST(test_thread_log),
         FQT_TEST(test_log_wire),
         FQT_TEST(test_log_bad_input_and_no_callback),
         FQT_TEST(test_cancel_process),
-        FQT_TEST(test_cancel_thread),
+        FQT_TEST(test_thread_cancel),
         FQT_TEST(test_cancel_wire),
         FQT_TEST(test_cancel_check_is_cheap),
     };
