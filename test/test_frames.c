@@ -678,6 +678,78 @@ static void test_cancel_check_is_cheap(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* ---- LOG on a public channel ------------------------------------------ */
+
+/* Child: a record, then waits for "go"; then a message and a record. Its
+ * exit status says whether fq_channel_log() refused bad input. */
+static int log_child(fq_channel ch, void *arg)
+{
+    (void)arg;
+    static char big[FQ_LOG_MAX + 2];
+    memset(big, 'y', sizeof big - 1);
+    if (fq_channel_log(ch, -1, "x") != FQ_EINVAL ||
+        fq_channel_log(ch, 256, "x") != FQ_EINVAL ||
+        fq_channel_log(ch, 1, NULL) != FQ_EINVAL ||
+        fq_channel_log(ch, 1, big) != FQ_ETOOBIG)
+        return 3;
+    if (fq_channel_log(ch, 7, "one") != 0)
+        return 4;
+    fq_msg m;
+    if (fq_channel_recv(ch, &m, 30000) != 1)
+        return 5;
+    fq_msg_free(&m);
+    if (fq_channel_send(ch, "m", 1) != 0 || fq_channel_log(ch, 8, "two") != 0)
+        return 6;
+    return 0;
+}
+
+static void test_channel_log(void **state)
+{
+    (void)state;
+    struct logs l = {0};
+    fq_channel_options o = {.log = collect_log, .log_arg = &l};
+    fq_channel ch = {0};
+    FQT_OK(fq_channel_start(&ch, log_child, NULL, &o));
+    FQT_EQ(fq_channel_log(ch, 1, "from the parent's end"), FQ_EINVAL);
+    /* Only a record has come: the exchange reads it but reports nothing,
+     * since recv would have to wait for a message. */
+    fq_exchange *ex;
+    FQT_OK(fq_exchange_new(&ex, NULL));
+    FQT_OK(fq_exchange_add(ex, ch, NULL));
+    fq_exchange_event ev[2];
+    int64_t until = fqp_now_ms() + 300;
+    while (fqp_now_ms() < until)
+        FQT_EQ(fq_exchange_ready(ex, ev, 2, 50), 0);
+    assert_int_equal(l.n, 0); /* delivered by recv, not by the exchange */
+    FQT_OK(fq_channel_send(ch, "go", 2));
+    int n;
+    do
+        n = fq_exchange_ready(ex, ev, 2, 30000);
+    while (n == 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].ended, 0);
+    fq_msg m;
+    assert_int_equal(fq_channel_recv(ch, &m, 30000), 1);
+    assert_int_equal(m.len, 1);
+    fq_msg_free(&m);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.text[0], "one");
+    assert_int_equal(l.rec[0].level, 7);
+    assert_true(l.rec[0].job_id == 0);
+    assert_int_equal(l.rec[0].pid, fq_channel_pid(ch));
+    FQT_OK(fq_exchange_remove(ex, ch));
+    fq_exchange_free(ex);
+    /* The last record comes with the end of the stream. */
+    assert_int_equal(fq_channel_recv(ch, &m, 30000), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.text[1], "two");
+    int status;
+    FQT_OK(fq_channel_wait(ch, &status, 30000));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    FQT_OK(fq_channel_free(ch));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +769,7 @@ int main(void)
         FQT_TEST(test_thread_cancel),
         FQT_TEST(test_cancel_wire),
         FQT_TEST(test_cancel_check_is_cheap),
+        FQT_TEST(test_channel_log),
     };
     return FQT_RUN(tests);
 }
