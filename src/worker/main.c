@@ -333,7 +333,9 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     /* A worker forked from the caller gets the address; any other, an id
      * registered with fq_func_register(). */
     fq_job_fn fn = (f->flags & FQ__JOB_BY_ID) ? fq__func_by_id(f->fn)
-                                              : (fq_job_fn)(uintptr_t)f->fn;
+                   : (c->kflags & FQ__KIND_BY_ID)
+                       ? NULL /* never an address from who did not fork us */
+                       : (fq_job_fn)(uintptr_t)f->fn;
     const void *arg = payload;
     void *copy = NULL;
 
