@@ -596,6 +596,11 @@ typedef struct fq_channel_options {
      * first thing in the child after the hygiene above). */
     fq_fork_hooks hooks;
     void *hook_arg;
+    /* Parent's end (since 0.2.0): receives the records the child sends
+     * with fq_channel_log(), from inside fq_channel_recv() (job_id 0, pid
+     * the child's). NULL: they are dropped. */
+    fq_log_fn log;
+    void *log_arg;
 } fq_channel_options;
 
 /* A received message: data (malloc'd, aligned for any type; NULL when len
@@ -655,6 +660,16 @@ int fq_channel_send(fq_channel ch, const void *data, size_t len);
  * channel only reports that error again.
  */
 int fq_channel_recv(fq_channel ch, fq_msg *m, int timeout_ms);
+
+/*
+ * From the child's end (since 0.2.0): sends a log record to the parent's
+ * fq_channel_options.log callback, as fq_log() does from a job; it is
+ * handed out by the parent's fq_channel_recv() on its way to the next
+ * message, in order. Blocks like fq_channel_send(). Returns 0, FQ_EINVAL
+ * (the parent's end, NULL msg, level out of 0..FQ_LOG_LEVEL_MAX),
+ * FQ_ETOOBIG (longer than FQ_LOG_MAX), or fq_channel_send()'s errors.
+ */
+int fq_channel_log(fq_channel ch, int level, const char *msg);
 
 /* 1 when fq_channel_recv() would return at once without reading (a whole
  * message is buffered, the end of the stream or an error was seen, or the
