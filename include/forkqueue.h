@@ -34,7 +34,8 @@
  * from another thread meanwhile. Forking from a multi-threaded
  * program is subject to the usual POSIX rules: only the forking thread exists
  * in a worker, so a job must not rely on locks that other threads of the
- * parent may have held at fork time.
+ * parent may have held at fork time, or use the fork server
+ * (fq_options.fork_server, fq_forkserver_start()).
  *
  * Signals
  * -------
@@ -241,6 +242,23 @@ typedef struct fq_options {
      * result discarded. init runs once per thread; hooks are not used. */
     int kind;
 
+    /* Retire a worker once its peak resident memory (getrusage()'s
+     * ru_maxrss, pages it shares with the parent copy-on-write included)
+     * passes this many bytes (since 0.2.0). The worker measures itself
+     * after a job at most once a millisecond, and before it waits for more
+     * work; it finishes the job it runs, the jobs it has not started move
+     * to other workers, and a fresh worker is forked. 0: never. Process
+     * workers only (ignored by FQ_WORKER_THREAD). Set it well above the
+     * parent's own size, which every new worker starts with. */
+    uint64_t max_rss;
+
+    /* Non-zero: workers are forked by the fork server (see
+     * fq_forkserver_start()), a single-threaded helper process, instead of
+     * by the calling thread (since 0.2.0). Workers then start from the
+     * helper's copy of memory, taken when it started, not from the caller's
+     * memory of now. The helper is started on first use if it is not
+     * running. Not with FQ_WORKER_THREAD (FQ_EINVAL). */
+    int fork_server;
     /* Receives the records jobs send with fq_log() (since 0.2.0), in the
      * thread that drives the queue, during fq_poll(), fq_wait() and the
      * other calls that read from workers. NULL: records are dropped. It
@@ -312,6 +330,8 @@ typedef struct fq_stats {
     uint64_t timedout;  /* outcomes FQ_ETIMEDOUT */
     uint64_t respawns;  /* workers started after the initial ones */
     int workers;        /* worker processes alive now */
+    uint64_t recycled;  /* workers retired by max_jobs_per_worker or
+                           max_rss (since 0.2.0) */
 } fq_stats;
 
 /* ---- The queue (parent side) ------------------------------------------- */
@@ -437,6 +457,41 @@ int fq_stats_get(fq_queue q, fq_stats *st);
  * workers (FQ_WORKER_THREAD) have no pid and are not counted.
  */
 int fq_worker_pids(fq_queue q, pid_t *pids, int max);
+
+/* ---- The fork server (since 0.2.0) ------------------------------------- */
+
+/*
+ * Starts the process's fork server: a helper process, forked now, that
+ * forks the workers of every queue created with fq_options.fork_server. It
+ * stays single-threaded, so a worker never starts with a lock another
+ * thread of the caller held at the moment of the fork. Call it at the top
+ * of main(), before any thread starts: a worker is a copy of the helper, so
+ * it sees the program's memory as it was at this call (code, and data that
+ * existed then; jobs get the rest through their arguments). fq_options'
+ * udata and hook_arg pointers are passed as they are: they must point to
+ * memory that existed at this call.
+ *
+ * Idempotent. A queue with fork_server starts the helper itself if this was
+ * never called (then the copy is of that moment, and if other threads run,
+ * of their locks too). The helper ends when the process ends (its control
+ * socket closes) or at fq_forkserver_stop(). If it dies, the workers it
+ * forked end with it, their jobs get outcomes (FQ_ECRASHED for a running
+ * job, FQ_EFORK for the others once no worker is left), and starting
+ * workers fails with FQ_EFORK until this is called again. Linux (other
+ * systems work without pidfds, more slowly). Returns 0, FQ_ESYS, FQ_ENOMEM,
+ * FQ_EFORK.
+ */
+int fq_forkserver_start(void);
+
+/*
+ * Ends the fork server and reaps it (waiting up to a second before
+ * SIGKILL). Workers it forked end with it: free their queues first.
+ * Returns 0 (also when none runs).
+ */
+int fq_forkserver_stop(void);
+
+/* The fork server's pid, or 0 when none runs (for tests and monitoring). */
+pid_t fq_forkserver_pid(void);
 
 /* ---- Inside a job (worker side) ---------------------------------------- */
 

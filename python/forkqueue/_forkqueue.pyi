@@ -37,6 +37,8 @@ class ForkQueue:
     timeout: float
     @property
     def finished(self) -> bool: ...
+    @property
+    def worker_kind(self) -> Literal["process", "thread"]: ...
     def __init__(
         self,
         numforks: int | None = 16,
@@ -48,6 +50,8 @@ class ForkQueue:
         timeout: float | None = None,
         initargs: Iterable[Any] = (),
         max_jobs_per_worker: int | None = None,
+        *,
+        worker_kind: Literal["process", "thread"] = "process",
     ) -> None: ...
     def add(
         self,

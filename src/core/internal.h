@@ -92,6 +92,14 @@ typedef struct fq__wstat {
      * starts it, FQ__CLAIM_REVOKED(wseq) if the parent took it back first.
      * Both sides exchange the word, so exactly one of them wins. */
     _Atomic uint64_t claim[FQ__RING];
+    /* Recycling by memory (worker/recycle.c, queue/recycle.c): the limit,
+     * set by the parent before the worker starts (0: none); when the
+     * worker measures next, and whether jobs ran since (its own); and the
+     * flag it raises once over the limit, for the parent to retire it. */
+    uint64_t max_rss;
+    int64_t rss_next_ns;
+    unsigned rss_dirty;
+    _Atomic int over_rss;
     unsigned char out[];
 } fq__wstat;
 
@@ -157,6 +165,9 @@ typedef struct fq__worker {
      * ctl[ctl_off..ctl_len) (queue/events.c). */
     unsigned char *ctl;
     size_t ctl_len, ctl_off, ctl_cap;
+    /* The pid its HELLO announced (its own host's, for a remote worker:
+     * never signalled), 0 before. */
+    pid_t peer_pid;
 } fq__worker;
 
 enum fq__qstate {
@@ -199,6 +210,7 @@ typedef struct fq__queue {
     int64_t respawn_at; /* after a failed fork, retry at this time */
     unsigned fork_failures;
     int fork_errno;
+    const char *fork_why; /* a kind's own reason its start failed, or NULL */
 
     void *pfd_mem; /* poll set cache (queue/events.c) */
     size_t pfd_cap;
@@ -326,6 +338,8 @@ struct fq__worker_ops {
 extern const fq__worker_ops fq__process_ops;
 /* worker/thread.c: the thread kind (threads of the caller's process). */
 extern const fq__worker_ops fq__thread_ops;
+/* worker/forkserver.c: processes forked by the fork server. */
+extern const fq__worker_ops fq__forkserver_ops;
 /* worker/wire_kind.c: the process kind speaking only the wire protocol
  * (FQ__KIND_BY_ID | FQ__KIND_NO_PAGE), selected by the internal
  * fq_options.kind value FQ__WORKER_PROCESS_WIRE (tests). */

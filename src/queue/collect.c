@@ -183,8 +183,7 @@ static int on_hello(fq__queue *q, fq__worker *w, const fq__frame *f)
     int page = !(w->ops->flags & FQ__KIND_NO_PAGE);
     if (!!(f->flags & FQ__HELLO_PAGE) != page)
         return FQ_EPROTO;
-    if (w->pid <= 0)
-        w->pid = (pid_t)f->id;
+    w->peer_pid = (pid_t)f->id;
     w->flags |= FQ__W_HELLO;
     return 0;
 }
@@ -222,7 +221,7 @@ static int on_log(fq__queue *q, fq__worker *w, const fq__frame *f,
     fq_log_record rec;
     rec.level = f->level;
     rec.job_id = f->id;
-    rec.pid = w->pid;
+    rec.pid = w->peer_pid;
     rec.msg = text;
     rec.len = strlen(text); /* up to an embedded NUL, if any */
     q->opts.log(q->opts.log_arg, &rec);

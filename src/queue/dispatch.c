@@ -118,6 +118,7 @@ void fq__dispatch(fq__queue *q)
             !(best->ops->flags & FQ__KIND_REMOTE)) {
             best->flags |= FQ__W_RETIRING;
             best->limit = 0;
+            q->st.recycled++;
         }
     }
 }
@@ -130,12 +131,12 @@ void fq__dispatch(fq__queue *q)
  * page: whoever comes first wins, so a job is either run by w or revoked,
  * never both. Revoked jobs go back to the front of the pending list.
  */
-int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+static int take_back(fq__queue *q, fq__worker *w, int keep_head)
 {
     fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
     int n = 0, stop = 0;
 
-    if (!keep || keep == w->unsent)
+    if (!keep || (keep_head && keep == w->unsent))
         return 0;
     /* Jobs from first_unwritten on never reached the worker; a job partly
      * written must still reach it whole, so it stays. */
@@ -147,13 +148,14 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
     }
     w->unsent = partial;
     w->nunsent = partial ? 1 : 0;
-    fq__job *j = keep->next;
-    keep->next = NULL;
-    w->tail = keep;
+    fq__job *j = keep;
+    w->head = w->tail = NULL;
     while (j) {
         fq__job *nx = j->next;
         int take;
-        if (j->wseq >= first_unwritten) {
+        if (j == keep && keep_head) {
+            take = 0;
+        } else if (j->wseq >= first_unwritten) {
             take = 1;
         } else if (j == partial || stop || (w->ops->flags & FQ__KIND_NO_PAGE)) {
             /* Without a shared page there is no claim to race for: a job
@@ -163,7 +165,9 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
             uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
                                             FQ__CLAIM_REVOKED(j->wseq));
             take = prev != FQ__CLAIM_STARTED(j->wseq);
-            stop = !take; /* the worker has moved on: keep the rest */
+            /* The worker has moved on: keep the rest, unless all it has
+             * not started must go (a retiring worker). */
+            stop = !take && keep_head;
         }
         j->next = NULL;
         if (take) {
@@ -181,7 +185,10 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
             q->npending++;
             n++;
         } else {
-            w->tail->next = j;
+            if (w->tail)
+                w->tail->next = j;
+            else
+                w->head = j;
             w->tail = j;
         }
         j = nx;
@@ -193,6 +200,17 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
             q->pend_tail = back_tail;
     }
     return n;
+}
+
+int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
+{
+    return take_back(q, w, 1);
+}
+
+/* The same from the head of the FIFO on: for a worker being retired. */
+int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w)
+{
+    return take_back(q, w, 0);
 }
 
 void fq__fail_pending(fq__queue *q, int status, const char *msg)
@@ -226,6 +244,7 @@ int fq__add_worker(fq__queue *q)
         q->w = n;
         q->capw = ncap;
     }
+    q->fork_why = NULL;
     int rc = q->kind->start(q, &w);
     if (rc)
         return rc;
@@ -247,8 +266,12 @@ void fq__refill_workers(fq__queue *q)
             q->respawn_at = now + (INT64_C(10000000) << f); /* to ~1.3 s */
             if (fq__active_workers(q) == 0) {
                 char m[160];
-                snprintf(m, sizeof(m), "could not fork a worker: %s",
-                         strerror(q->fork_errno));
+                if (q->fork_why)
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             q->fork_why);
+                else
+                    snprintf(m, sizeof(m), "could not fork a worker: %s",
+                             strerror(q->fork_errno));
                 fq__fail_pending(q, FQ_EFORK, m);
             }
             return;

@@ -15,8 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "loop/loop.h"
 #include "queue/queue.h"
+
+#ifdef FQ_FAULT_INJECTION
+void (*fq__fault_hook)(int point, long arg);
+#endif
 
 /* Payloads at least this big are read straight into their own buffer. */
 #define DIRECT_READ (1u << 20)
@@ -395,6 +400,9 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
         if (j->wseq + 1 == started && done < started) {
             if (now - start_ns >= limit) {
                 w->timedout_wseq = started;
+                /* The job may end, and the next one start, from the
+                 * loads above to the signal's arrival (death.c). */
+                FQ__FAULT(FQ__FAULT_TIMEOUT_KILL, w->pid);
                 w->ops->signal(w, SIGKILL);
                 return INT64_MAX;
             }
@@ -472,6 +480,7 @@ static int64_t maintain(fq__queue *q)
             if (!(q->w[i]->flags & FQ__W_KILLED))
                 q->w[i]->ops->signal(q->w[i], SIGKILL);
     }
+    fq__recycle_scan(q);
     fq__refill_workers(q);
     if (q->npending && q->respawn_at > now)
         next = q->respawn_at;

@@ -148,7 +148,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         opts = &defaults;
     if (opts->workers < 0 || opts->timeout_ms < 0 || opts->inflight < 0 ||
         (opts->kind != FQ_WORKER_PROCESS && opts->kind != FQ_WORKER_THREAD &&
-         opts->kind != FQ__WORKER_PROCESS_WIRE))
+         opts->kind != FQ__WORKER_PROCESS_WIRE) ||
+        (opts->fork_server && opts->kind != FQ_WORKER_PROCESS))
         return FQ_EINVAL;
     fq__queue *q = calloc(1, sizeof(*q));
     if (!q)
@@ -159,6 +160,8 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
         q->opts.kind == FQ_WORKER_THREAD ? &fq__thread_ops : &fq__process_ops;
     if (q->opts.kind == FQ__WORKER_PROCESS_WIRE)
         q->kind = fq__process_wire_kind();
+    if (q->opts.fork_server)
+        q->kind = &fq__forkserver_ops;
     q->nworkers = opts->workers;
     if (q->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -49,6 +49,10 @@ fq__job *fq__fifo_pop(fq__worker *w);
 int64_t fq__head_stalled_since(const fq__worker *w);
 /* Takes back the jobs w has not started (events.c); returns how many. */
 int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
+/* The same for every job w has not started, the head of its FIFO too. */
+int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w);
+/* recycle.c: retires the workers that reported being over max_rss. */
+void fq__recycle_scan(fq__queue *q);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);

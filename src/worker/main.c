@@ -54,6 +54,7 @@ struct fq_ctx {
      * abandon the worker: *cancel is then set. */
     const fq__thread_io *tio;
     int dead;        /* thread kind: the loop ends with status dead - 1 */
+    sigset_t mask;   /* each job starts with it (the mask after init) */
     unsigned kflags; /* FQ__KIND_* of this worker */
     /* Cooperative cancel (CANCEL frames): the running job's flag; wseqs of
      * jobs not started yet that were cancelled; while a job runs, what
@@ -390,6 +391,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     }
     if (forked_copy(c))
         _exit(FQ__EXIT_OK); /* a copy made by the job (fork, daemon) */
+    /* A signal mask the job set must not reach the next job, nor the
+     * worker's own code (a blocked SIGTERM or parent-death signal would
+     * keep it alive). The mask cannot be read without a system call, so
+     * setting it unconditionally costs no more than checking it. */
+    pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
@@ -474,6 +480,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             return loop_end(&c, &rb, NULL, FQ__EXIT_NOMEM);
     }
     c.st = st;
+    const int recycle = st->max_rss != 0; /* set before the worker started */
     if (!tio)
         guard_exit();
 
@@ -492,6 +499,10 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
         emit(&c, &f, init_msg, 1);
         return loop_end(&c, &rb, own_page, FQ__EXIT_INIT);
     }
+    /* The baseline every job starts from: the worker's mask once its init
+     * function has run (the forking thread's mask, for a process; every
+     * signal blocked, for a thread). */
+    pthread_sigmask(SIG_SETMASK, NULL, &c.mask);
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
     int status = FQ__EXIT_OK;
@@ -530,11 +541,14 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
-            if (c.out_len >= FQ__FLUSH_BYTES)
+            if (c.out_len >= FQ__FLUSH_BYTES ||
+                (recycle && fq__rss_check(st, 0)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
+        if (recycle)
+            fq__rss_check(st, 1);
         flush_out(&c);
         if (c.dead)
             continue;

@@ -66,6 +66,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
         free(w);
         return FQ_ENOMEM;
     }
+    w->stat->max_rss = q->opts.max_rss;
     pid_t parent = getpid();
     if (q->opts.hooks.prepare)
         q->opts.hooks.prepare(q->opts.hook_arg);

@@ -106,7 +106,7 @@ int fq__remote_connect(const char *addr, const void *key, size_t key_len,
     atomic_store(&stat->ready, 1);
     w->ops = &fq__remote_ops;
     w->kind_data = sh;
-    w->pid = -1; /* its HELLO tells the server-side pid */
+    w->pid = -1; /* none of ours; its HELLO tells peer_pid */
     w->fd = fd;
     w->pidfd = -1;
     w->avg_run_ns = -1;
@@ -199,12 +199,12 @@ static void remote_describe_exit(const fq__worker *w, char *buf, size_t n,
     (void)exit_status;
     if (sh->closed && !(w->flags & FQ__W_EOF))
         snprintf(buf, n, "remote worker %ld on %s stopped (connection closed)",
-                 (long)w->pid, sh->where);
+                 (long)w->peer_pid, sh->where);
     else
         snprintf(buf, n,
                  "connection to remote worker %ld on %s lost (server or "
                  "worker died, or the network failed)",
-                 (long)w->pid, sh->where);
+                 (long)w->peer_pid, sh->where);
 }
 
 static void remote_free(fq__worker *w)

@@ -17,9 +17,11 @@
  * is what is checked. Execution counts are not.
  *
  * Usage: chaos [--jobs N] [--workers N] [--fault-ms MS] [--max-faults N]
- *              [--seed S] [--limit-s S] [--init] [--long]
+ *              [--seed S] [--limit-s S] [--init] [--fork-server] [--long]
  * At most --max-faults signals are sent (default: one per 100 jobs).
  * --init gives the workers an init function, as the Python binding does.
+ * --fork-server has the fork server fork the workers (the killer then picks
+ * among the helper's children).
  * Defaults are the CI size; --long runs 1,000,000 jobs with more faults.
  */
 #include <fcntl.h>
@@ -176,8 +178,8 @@ static void on_parent_death(int sig)
     parent_gone = 1;
 }
 
-static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
-                   int gap_ms, uint64_t max_faults)
+static void killer(pid_t parent, pid_t wparent, int stop_fd, int report_fd,
+                   uint64_t seed, int gap_ms, uint64_t max_faults)
 {
     struct killer_report rep = {0};
     struct {
@@ -232,7 +234,7 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
         if (rep.sigkill + rep.sigsegv + rep.sigstop >= max_faults)
             continue;
         pid_t kids[256];
-        int nk = list_children(parent, kids, 256), nw = 0;
+        int nk = list_children(wparent, kids, 256), nw = 0;
         for (int i = 0; i < nk; i++)
             if (kids[i] != self)
                 kids[nw++] = kids[i];
@@ -240,7 +242,7 @@ static void killer(pid_t parent, int stop_fd, int report_fd, uint64_t seed,
             rep.skipped++;
             continue;
         }
-        int fd = open_worker(parent, kids[rel_rand(&seed) % (uint64_t)nw]);
+        int fd = open_worker(wparent, kids[rel_rand(&seed) % (uint64_t)nw]);
         if (fd < 0) {
             rep.skipped++;
             continue;
@@ -480,7 +482,7 @@ int main(int argc, char **argv)
 {
     uint64_t njobs = 200000,
              seed = (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
-    int workers = 4, gap_ms = 3, limit_s = 120, with_init = 0;
+    int workers = 4, gap_ms = 3, limit_s = 120, with_init = 0, fsrv = 0;
     uint64_t max_faults = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -491,6 +493,8 @@ int main(int argc, char **argv)
             limit_s = 900;
         } else if (!strcmp(a, "--init")) {
             with_init = 1; /* workers run an init function (as Python's) */
+        } else if (!strcmp(a, "--fork-server")) {
+            fsrv = 1;
         } else if (!strcmp(a, "--jobs") && v) {
             njobs = strtoull(v, NULL, 10);
             i++;
@@ -513,7 +517,7 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: %s [--jobs N] [--workers N] [--fault-ms MS] "
                     "[--max-faults N] [--seed S] [--limit-s S] [--init] "
-                    "[--long]\n",
+                    "[--fork-server] [--long]\n",
                     argv[0]);
             return 2;
         }
@@ -549,6 +553,11 @@ int main(int argc, char **argv)
     o.workers = workers;
     if (with_init)
         o.init = trivial_init;
+    if (fsrv && fq_forkserver_start() != 0) {
+        fprintf(stderr, "chaos: FAIL: fq_forkserver_start\n");
+        return 1;
+    }
+    o.fork_server = fsrv;
     int rc = fq_queue_new(&q, &o);
     if (rc != 0) {
         fprintf(stderr, "chaos: FAIL: fq_queue_new: %s\n", fq_err_name(rc));
@@ -559,13 +568,18 @@ int main(int argc, char **argv)
     if (pipe2(stop_p, O_CLOEXEC) || pipe2(rep_p, O_CLOEXEC))
         return 2;
     pid_t parent = getpid();
+    /* The workers' parent, known here: a fork does not inherit the helper. */
+    pid_t wparent = fsrv ? fq_forkserver_pid() : parent;
+    if (wparent <= 0)
+        return 2;
     pid_t kpid = fork();
     if (kpid < 0)
         return 2;
     if (kpid == 0) {
         close(stop_p[1]);
         close(rep_p[0]);
-        killer(parent, stop_p[0], rep_p[1], seed ^ 0x5eed, gap_ms, max_faults);
+        killer(parent, wparent, stop_p[0], rep_p[1], seed ^ 0x5eed, gap_ms,
+               max_faults);
     }
     close(stop_p[0]);
     close(rep_p[1]);
@@ -628,6 +642,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "chaos: FAIL: fq_queue_free: %s\n", fq_err_name(rc));
         r.bad++;
     }
+    fq_forkserver_stop();
     int zombies = 0;
     int kids = fqp_children(getpid(), NULL, 0, &zombies);
     int fds = rel_count_fds();
