@@ -238,7 +238,7 @@ const fq__worker_ops fq__remote_ops = {
 
 /* ---- Local kinds that name functions by id ------------------------------ */
 
-static fq__worker_ops by_id_process, by_id_thread;
+static fq__worker_ops by_id_process, by_id_thread, by_id_forkserver;
 static pthread_once_t by_id_once = PTHREAD_ONCE_INIT;
 
 static void by_id_setup(void)
@@ -247,6 +247,8 @@ static void by_id_setup(void)
     by_id_process.flags |= FQ__KIND_BY_ID;
     by_id_thread = fq__thread_ops;
     by_id_thread.flags |= FQ__KIND_BY_ID;
+    by_id_forkserver = fq__forkserver_ops;
+    by_id_forkserver.flags |= FQ__KIND_BY_ID;
 }
 
 const fq__worker_ops *fq__kind_by_id(const fq__worker_ops *kind)
@@ -258,5 +260,7 @@ const fq__worker_ops *fq__kind_by_id(const fq__worker_ops *kind)
         return &by_id_process;
     if (kind == &fq__thread_ops)
         return &by_id_thread;
+    if (kind == &fq__forkserver_ops)
+        return &by_id_forkserver;
     return NULL;
 }
