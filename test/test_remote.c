@@ -307,6 +307,63 @@ static void test_server_stop_with_clients(void **state)
     fqt_gate_free(&g);
 }
 
+/* Remote workers in the places of local ones: jobs run remotely only; when
+ * the server goes, local workers come back and run what is left. */
+static void test_replace_local(void **state)
+{
+    (void)state;
+    fqt_gate g;
+    fqt_gate_new(&g);
+    fqrt_server s = fqrt_start(NULL);
+    char err[512];
+    fq_remote_options ro;
+    remote_opts_key(&ro, err, sizeof(err));
+    ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+    fq_queue q = mixed_queue(2, 0);
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    ro.flags = 0x80;
+    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EINVAL);
+    /* The local workers retire. */
+    pid_t pids[4];
+    int64_t end = fqp_now_ms() + 5000;
+    while (fq_worker_pids(q, pids, 4) > 0 && fqp_now_ms() < end)
+        fq_poll(q, 10);
+    assert_int_equal(fq_worker_pids(q, pids, 4), 0);
+    fq_result r;
+    for (int i = 0; i < 200; i++)
+        FQT_OK(fq_submit(q, job_pid, NULL, 0, NULL, NULL));
+    FQT_OK(fq_wait(q, 30000));
+    while (fq_take(q, &r) == 1) {
+        assert_int_equal(r.status, 0);
+        pid_t p, pp = 0;
+        memcpy(&p, r.data, sizeof(p));
+        fqp_proc_stat(p, NULL, &pp, NULL);
+        assert_int_equal(pp, s.pid);
+    }
+    /* One job holds a remote worker; the server dies; more jobs wait. */
+    fqt_submit_gate(q, &g, 1, 0);
+    fqt_gate_started(q, &g);
+    kill(s.pid, SIGKILL);
+    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
+    s.pid = 0;
+    for (uint64_t i = 0; i < 20; i++)
+        fqt_submit_square(q, i);
+    FQT_OK(fq_wait(q, 20000));
+    int crashed = 0, ok = 0;
+    while (fq_take(q, &r) == 1) {
+        if (r.status == FQ_ECRASHED)
+            crashed++;
+        else
+            ok += fqt_u64(&r) == fqt_square(r.id - 201);
+    }
+    assert_int_equal(crashed, 1);
+    assert_int_equal(ok, 20);
+    assert_int_equal(fq_worker_pids(q, pids, 4), 2); /* local again */
+    FQT_OK(fq_queue_free(q));
+    fqt_gate_free(&g);
+}
+
 int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
@@ -319,6 +376,7 @@ int main(void)
         FQT_TEST(test_server_killed_mid_job),
         FQT_TEST(test_timeout_and_free),
         FQT_TEST(test_server_stop_with_clients),
+        FQT_TEST(test_replace_local),
     };
     return FQT_RUN(tests);
 }

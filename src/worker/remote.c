@@ -16,7 +16,8 @@
  * or a dropped connection all end it at once, and the job it was running
  * ends with FQ_ECRASHED saying so, while jobs it had not started go to
  * other workers. A remote worker is not replaced when it ends: the queue
- * goes on with its other workers.
+ * goes on with its other workers (or, if it took the place of a local
+ * worker, the queue's count of workers brings a local one back).
  */
 #include <errno.h>
 #include <poll.h>
@@ -35,7 +36,8 @@
 typedef struct rshared {
     char where[300]; /* host:port, for messages */
     int closed;      /* we closed the connection (stop, kill) */
-    int *nworkers;   /* the queue's worker target, one less when freed */
+    int *nworkers;   /* the queue's worker target, one less when freed (NULL:
+                        it took a local worker's place, which comes back) */
 } rshared;
 
 static int remote_start(fq__queue *q, fq__worker **wp)
