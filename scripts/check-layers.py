@@ -11,7 +11,7 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["core", "wire", "transport", "auth", "loop", "channel", "worker",
+LAYERS = ["core", "wire", "transport", "auth", "loop", "channel", "worker", "job",
           "queue", "server"]
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".") / "src"

@@ -153,7 +153,10 @@ static void cleanup_handler(int sig, siginfo_t *si, void *uc)
     (void)uc;
     if (si && si->si_code == SI_QUEUE && si->si_value.sival_int > 0 &&
         getppid() == si->si_pid) {
+        /* The job goes on if it handles SIGTERM: keep its errno. */
+        int saved = errno;
         terminate_gently(si->si_value.sival_int - 1);
+        errno = saved;
         return;
     }
     fq__kill_descendants();
