@@ -1154,7 +1154,7 @@ int fq_server_port(const fq_server *s);
 
 /*
  * Serves connections in the calling thread until fq_server_stop(), then
- * stops every worker (SIGTERM to its process group, SIGKILL a second
+ * stops every worker (SIGTERM to its jobs' processes, SIGKILL a second
  * later) and reaps them. Returns 0, or FQ_EINVAL, FQ_EBUSY (already
  * running), FQ_ESYS. Returns at once if fq_server_stop() came first.
  */

@@ -364,11 +364,68 @@ static void test_replace_local(void **state)
     fqt_gate_free(&g);
 }
 
+/* fq_finish() with remote workers: every job gets its outcome, the remote
+ * workers end, and their server processes with them. A job that started a
+ * process of its own: it does not outlive its worker. */
+static int job_spawn_sleeper(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    pid_t p = fork();
+    if (p == 0) {
+        setsid(); /* out of the worker's process group */
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    return fq_reply(ctx, &p, sizeof(p));
+}
+
+static void test_finish_and_job_processes(void **state)
+{
+    (void)state;
+    fqrt_server s = fqrt_start(NULL);
+    char err[512];
+    fq_remote_options ro;
+    remote_opts_key(&ro, err, sizeof(err));
+    ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+    fq_queue q = mixed_queue(1, 0);
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    for (uint64_t i = 0; i < 100; i++)
+        fqt_submit_square(q, i);
+    FQT_OK(fq_submit(q, job_spawn_sleeper, NULL, 0, NULL, NULL));
+    FQT_OK(fq_finish(q));
+    fq_result r;
+    int n = 0;
+    pid_t sleeper = 0;
+    while (fq_take(q, &r) == 1) {
+        if (r.id < 100)
+            assert_int_equal(fqt_u64(&r), fqt_square(r.id));
+        else
+            memcpy(&sleeper, r.data, sizeof(sleeper));
+        n++;
+    }
+    assert_int_equal(n, 101);
+    assert_true(sleeper > 0);
+    /* The worker ended with its connection, and its job's process with
+     * it, although it had left the worker's process group. */
+    int64_t end = fqp_now_ms() + 5000;
+    while ((server_workers(&s) > 0 || kill(sleeper, 0) == 0) &&
+           fqp_now_ms() < end) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(server_workers(&s), 0);
+    assert_int_not_equal(kill(sleeper, 0), 0);
+    FQT_OK(fq_queue_free(q));
+    assert_int_equal(fqrt_stop(&s), 0);
+}
+
 int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
         fq_func_register("test.gate", fqt_job_gate, NULL) ||
-        fq_func_register("test.pid", job_pid, NULL))
+        fq_func_register("test.pid", job_pid, NULL) ||
+        fq_func_register("test.spawn", job_spawn_sleeper, NULL))
         return 1;
     const struct CMUnitTest tests[] = {
         FQT_TEST(test_jobs_on_server),
@@ -377,6 +434,7 @@ int main(void)
         FQT_TEST(test_timeout_and_free),
         FQT_TEST(test_server_stop_with_clients),
         FQT_TEST(test_replace_local),
+        FQT_TEST(test_finish_and_job_processes),
     };
     return FQT_RUN(tests);
 }
