@@ -71,6 +71,8 @@ struct fq_server {
     int npend;
     child *kids;
     int nkids, capkids;
+    struct pollfd *pfd; /* fq_server_run()'s poll set */
+    size_t pfd_cap;
     int64_t accept_pause_until;
 };
 
@@ -399,6 +401,7 @@ static void end_worker(const child *k, int hard)
 {
     if (!hard) {
         union sigval v;
+        memset(&v, 0, sizeof(v));
         v.sival_int = (int)(KILL_GRACE_NS / 1000000) + 1;
         if (sigqueue(k->pid, FQ__SIG_CLEANUP, v) == 0)
             return;
@@ -515,8 +518,6 @@ static void stop_all(fq_server *s)
 
 FQ__EXPORT int fq_server_run(fq_server *s)
 {
-    struct pollfd *pfd = NULL;
-    size_t cap = 0;
     int rc = 0;
 
     if (!s)
@@ -526,15 +527,16 @@ FQ__EXPORT int fq_server_run(fq_server *s)
     say(s, 1, "listening on port %d", s->port);
     while (!atomic_load(&s->stop)) {
         size_t need = 2 + (size_t)s->npend + 2 * (size_t)s->nkids;
-        if (need > cap) {
-            struct pollfd *n = realloc(pfd, need * sizeof(*n));
+        if (need > s->pfd_cap) {
+            struct pollfd *n = realloc(s->pfd, need * sizeof(*n));
             if (!n) {
                 rc = FQ_ENOMEM;
                 break;
             }
-            pfd = n;
-            cap = need;
+            s->pfd = n;
+            s->pfd_cap = need;
         }
+        struct pollfd *pfd = s->pfd;
         int64_t now = fq__now_ns();
         int np = 0;
         pfd[np++] = (struct pollfd){s->wake_rd, POLLIN, 0};
@@ -582,7 +584,6 @@ FQ__EXPORT int fq_server_run(fq_server *s)
         }
         timers(s, now);
     }
-    free(pfd);
     stop_all(s);
     say(s, 1, "stopped");
     atomic_store(&s->running, 0);
@@ -603,5 +604,6 @@ FQ__EXPORT void fq_server_free(fq_server *s)
     fq__key_free(&s->key);
     free(s->pend);
     free(s->kids);
+    free(s->pfd);
     free(s);
 }
