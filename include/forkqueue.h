@@ -378,7 +378,9 @@ int fq_take(fq_queue q, fq_result *r);
  * Drives the queue until at least one outcome can be taken or timeout_ms has
  * passed (-1: no limit; 0: do not wait). Returns how many outcomes can be
  * taken now (0 on timeout, or when there is no job left at all), or a
- * negative error (FQ_EINTR with return_on_eintr).
+ * negative error (FQ_EINTR with return_on_eintr). Since 0.2.0 it also
+ * returns when a job of fq_job_submit() got its outcome (its callback has
+ * run by then), possibly with 0.
  */
 int fq_poll(fq_queue q, int timeout_ms);
 
@@ -1061,18 +1063,20 @@ int fq_job_done(fq_job *job);
 /*
  * Cancels the job, unless it already has its outcome. A job not started
  * yet (queued in the parent, or sent to a worker that has not started it)
- * is dropped at once. A running job's worker is stopped as fq_cancel()
- * stops workers: SIGTERM to it and the processes its jobs started, SIGKILL
- * after fq_options.grace_ms (negative: SIGKILL at once), and the worker is
- * replaced; the jobs queued behind it go to other workers. A thread worker
+ * is dropped at once. A running job's worker is stopped for it: a CANCEL
+ * frame (the job's fq_ctx_cancelled() becomes 1) and SIGTERM to the worker
+ * and the processes its jobs started, SIGKILL after fq_options.grace_ms
+ * (negative: SIGKILL at once), and the worker is replaced; the jobs queued
+ * behind it go to other workers. A thread worker
  * (FQ_WORKER_THREAD) cannot be stopped: its job's fq_ctx_cancelled()
  * becomes 1, the thread is left to return on its own (its reply is
  * discarded) and a new thread takes its place. Either way the job ends
  * FQ_ECANCELED, before this call returns (for a running process job, up to
- * grace_ms plus 200 ms), and its callback has run. Returns 0 when this call
+ * grace_ms plus 200 ms), whatever the job does meanwhile (a reply after the
+ * cancel is discarded), and its callback has run. Returns 0 when this call
  * cancelled the job, 1 when the job already had its outcome (finished,
  * cancelled before, or its queue freed: nothing changed, the outcome
- * stands; also when it finished while being stopped), or a negative error
+ * stands), or a negative error
  * (FQ_EINVAL, FQ_EBUSY when another call uses the queue, FQ_ECLOSED as for
  * fq_job_wait()).
  */
