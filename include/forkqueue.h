@@ -596,6 +596,11 @@ typedef struct fq_channel_options {
      * first thing in the child after the hygiene above). */
     fq_fork_hooks hooks;
     void *hook_arg;
+    /* Parent's end (since 0.2.0): receives the records the child sends
+     * with fq_channel_log(), from inside fq_channel_recv() (job_id 0, pid
+     * the child's). NULL: they are dropped. */
+    fq_log_fn log;
+    void *log_arg;
 } fq_channel_options;
 
 /* A received message: data (malloc'd, aligned for any type; NULL when len
@@ -655,6 +660,16 @@ int fq_channel_send(fq_channel ch, const void *data, size_t len);
  * channel only reports that error again.
  */
 int fq_channel_recv(fq_channel ch, fq_msg *m, int timeout_ms);
+
+/*
+ * From the child's end (since 0.2.0): sends a log record to the parent's
+ * fq_channel_options.log callback, as fq_log() does from a job; it is
+ * handed out by the parent's fq_channel_recv() on its way to the next
+ * message, in order. Blocks like fq_channel_send(). Returns 0, FQ_EINVAL
+ * (the parent's end, NULL msg, level out of 0..FQ_LOG_LEVEL_MAX),
+ * FQ_ETOOBIG (longer than FQ_LOG_MAX), or fq_channel_send()'s errors.
+ */
+int fq_channel_log(fq_channel ch, int level, const char *msg);
 
 /* 1 when fq_channel_recv() would return at once without reading (a whole
  * message is buffered, the end of the stream or an error was seen, or the
@@ -819,11 +834,11 @@ void fq_shm_free(fq_shm *b);
 /* ---- Loops (since 0.2.0) ------------------------------------------------ */
 
 /*
- * A loop waits on many queues, channels and exchanges at once, with timers and
- * a wake-up that other threads and signal handlers may send, and says which are
- * ready. It is driven either by fq_loop_wait() (it blocks in poll()), or by
- * another event loop (asyncio, libuv, a plain poll()) through one descriptor
- * and one timeout, as libcurl's multi interface is:
+ * A loop waits on many queues, channels, exchanges and job handles at once,
+ * with timers and a wake-up that other threads and signal handlers may send,
+ * and says which are ready. It is driven either by fq_loop_wait() (it blocks in
+ * poll()), or by another event loop (asyncio, libuv, a plain poll()) through
+ * one descriptor and one timeout, as libcurl's multi interface is:
  *
  *     for (;;) {
  *         struct pollfd p = {fq_loop_fd(loop), POLLIN, 0};
@@ -848,7 +863,7 @@ typedef struct fq_loop_options {
     int return_on_eintr;
 } fq_loop_options;
 
-/* Values of fq_loop_event.type. FQ_LOOP_JOB is reserved for job handles. */
+/* Values of fq_loop_event.type. */
 enum {
     FQ_LOOP_QUEUE = 1,
     FQ_LOOP_CHANNEL = 2,
@@ -867,8 +882,8 @@ enum {
 typedef struct fq_loop_event {
     int type;       /* FQ_LOOP_QUEUE, ... */
     unsigned flags; /* FQ_LOOP_ENDED, FQ_LOOP_CLOSED, FQ_LOOP_WOKEN */
-    /* The source: fq_queue.id, fq_channel.id, the timer's id, the
-     * exchange's address; 0 for a wake-up. */
+    /* The source: fq_queue.id, fq_channel.id, fq_job_id(), the timer's
+     * id, the exchange's address; 0 for a wake-up. */
     uint64_t id;
     void *udata; /* given when the source was added */
     /* Queue: outcomes that fq_take() can hand out now. */
@@ -925,6 +940,21 @@ int fq_loop_add_exchange(fq_loop *loop, fq_exchange *ex, void *udata);
 
 /* Takes an exchange out of the loop. Errors: FQ_EINVAL when not in it. */
 int fq_loop_remove_exchange(fq_loop *loop, fq_exchange *ex);
+
+/*
+ * Adds a job handle (fq_job_submit()). The loop drives the job's queue
+ * (once, however many of its jobs are in the loop, and without reporting
+ * the queue unless it was added too) and reports the job once, when it has
+ * its outcome (FQ_LOOP_JOB, id fq_job_id()): it then leaves the loop; read
+ * the outcome with fq_job_result(). The loop holds a reference to the
+ * handle, so fq_job_free() may come first. Job callbacks due run in
+ * fq_loop_wait() and fq_loop_process(), after the wait. Errors: FQ_EINVAL
+ * (NULL, already in this loop), FQ_ECLOSED, FQ_ENOMEM.
+ */
+int fq_loop_add_job(fq_loop *loop, fq_job *job, void *udata);
+
+/* Takes a job handle out of the loop. Errors: FQ_EINVAL when not in it. */
+int fq_loop_remove_job(fq_loop *loop, fq_job *job);
 
 /*
  * A one-shot timer due in delay_ms (0: at the next wait). When due, fn runs
@@ -1158,7 +1188,7 @@ int fq_server_port(const fq_server *s);
 
 /*
  * Serves connections in the calling thread until fq_server_stop(), then
- * stops every worker (SIGTERM to its process group, SIGKILL a second
+ * stops every worker (SIGTERM to its jobs' processes, SIGKILL a second
  * later) and reaps them. Returns 0, or FQ_EINVAL, FQ_EBUSY (already
  * running), FQ_ESYS. Returns at once if fq_server_stop() came first.
  */
@@ -1180,6 +1210,11 @@ typedef struct fq_remote_options {
     size_t key_len;
     /* Milliseconds to connect, authenticate and get the worker. 0: 5000. */
     int connect_timeout_ms;
+    /* FQ_REMOTE_REPLACE_LOCAL: the remote worker takes the place of a
+     * local one (which retires once its jobs are done), and a local worker
+     * takes its place again if it ends. Without it, the remote worker is
+     * one more, and the queue has one fewer when it ends. */
+    unsigned flags;
     /* Where a failure's reason is written (may be NULL). */
     char *errbuf;
     size_t errbuf_size;
@@ -1190,12 +1225,15 @@ typedef struct fq_remote_options {
  * "[v6addr]:port"; port 60006 when absent): connects, authenticates, and
  * asks the server for a worker, waiting up to connect_timeout_ms. Call it
  * once per remote worker wanted; local and remote workers of a queue share
- * its jobs. From this call on the queue's jobs name their functions by
+ * its jobs (with FQ_REMOTE_REPLACE_LOCAL, remote workers take the places of
+ * local ones: a queue of remote workers only, with local ones as
+ * fallback). From this call on the queue's jobs name their functions by
  * registered id, so every job function must be registered with
  * fq_func_register() under the same name here and in the server
  * (fq_submit() returns FQ_ENOFUNC otherwise). A remote worker that ends
  * (its server died, the connection dropped, a time limit or fq_cancel()
- * stopped it) is not replaced: the job it was running ends with
+ * stopped it) is not replaced (but by a local worker with
+ * FQ_REMOTE_REPLACE_LOCAL): the job it was running ends with
  * FQ_ECRASHED and a message naming the server, the jobs it had not
  * started go to the other workers. o may be NULL. Errors: FQ_EINVAL,
  * FQ_ECLOSED (connection refused), FQ_ETIMEDOUT, FQ_EAUTH (wrong key, or
@@ -1205,6 +1243,7 @@ typedef struct fq_remote_options {
  */
 int fq_queue_add_remote(fq_queue q, const char *addr,
                         const fq_remote_options *o);
+#define FQ_REMOTE_REPLACE_LOCAL 0x1u
 
 #ifdef __cplusplus
 }
