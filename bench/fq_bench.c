@@ -21,8 +21,9 @@
  * on the same CPU, so the latency figures are taken under several CPU
  * placements, and every figure reports where its processes actually ran.
  *
- * This file holds the options and the order of the runs; harness.c the
- * shared machinery, report.c the output, and one file a figure group:
+ * This file holds the options and the order of the runs. The shared
+ * machinery (harness.h: harness.c, jobs.c, report.c) serves the other C
+ * benchmarks too; figures.h declares the figure groups, one file each:
  * latency.c, throughput.c, handles.c, cpu.c.
  */
 #include <errno.h>
@@ -33,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "figures.h"
 
 /* ---- main --------------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "harness.h"
+#include "figures.h"
 
 /* One round trip through a handle: fq_job_submit, fq_job_wait,
  * fq_job_result, fq_job_free. */

@@ -22,6 +22,26 @@ __attribute__((noinline)) uint64_t burn(uint64_t seed, uint64_t iters)
     return x;
 }
 
+uint64_t cpu_iters;
+
+void calibrate(double target_us)
+{
+    uint64_t probe = 200000;
+    double best = 1e9;
+    burn(1, probe); /* fault in, warm up the clock */
+    for (int i = 0; i < 5; i++) {
+        double t0 = now_s();
+        volatile uint64_t r = burn((uint64_t)i, probe);
+        (void)r;
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    double ns_per_iter = best * 1e9 / (double)probe;
+    cpu_iters = (uint64_t)(target_us * 1e3 / ns_per_iter);
+    if (cpu_iters < 1)
+        cpu_iters = 1;
+}
+
 int job_cpu(fq_ctx *ctx, const void *arg, size_t len)
 {
     cpu_arg a;

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "figures.h"
 
 /* Baseline of the throughput: each child reads one job, computes it and
  * writes one reply, one system call per message. */
