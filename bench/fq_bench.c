@@ -534,6 +534,52 @@ static void run_fq_latency(enum placement pl, long iters, run_info *out)
     out->cross = (double)cross / (double)iters;
 }
 
+/* The same round trip through a job handle (fq_job_submit, fq_job_wait,
+ * fq_job_result, fq_job_free): what a future adds to fq_submit/fq_take. */
+static void run_fq_latency_jobs(enum placement pl, long iters, run_info *out)
+{
+    fq_queue q = {0};
+    fq_options o = {0};
+    o.workers = 1;
+    place_parent(pl);
+    long pm0 = migrations(getpid());
+    fflush(NULL);
+    fq_check(fq_queue_new(&q, &o), "fq_queue_new");
+    pid_t pids[4];
+    int nw = fq_worker_pids(q, pids, 4);
+    if (nw != 1)
+        die("expected 1 worker, got %d", nw);
+    place_child(pids[0], pl);
+
+    long cross = 0;
+    double t0 = 0;
+    meter m0, m1;
+    for (long i = -WARMUP; i < iters; i++) {
+        if (i == 0) {
+            meter_read(&m0, pids, nw);
+            t0 = now_s();
+        }
+        fq_job *j;
+        fq_result r;
+        fq_check(fq_job_submit(q, job_where, &i, sizeof i, NULL, &j),
+                 "fq_job_submit");
+        fq_check(fq_job_wait(j, -1), "fq_job_wait");
+        fq_check(fq_job_result(j, &r), "fq_job_result");
+        fq_check_result(&r);
+        if (i >= 0 && (int)result_u64(&r) != sched_getcpu())
+            cross++;
+        fq_job_free(j);
+    }
+    double t = now_s() - t0;
+    meter_read(&m1, pids, nw);
+    out->other = meter_other(&m0, &m1);
+    observe(&out->where, pids, nw, pm0);
+    fq_check(fq_queue_free(q), "fq_queue_free");
+    unplace();
+    out->value = t / (double)iters * 1e6;
+    out->cross = (double)cross / (double)iters;
+}
+
 /* Baseline of the throughput: each child reads one job, computes it and
  * writes one reply, one system call per message. */
 static void farm_child(int fd)
@@ -744,6 +790,73 @@ static void run_fq_throughput_kind(int kind, int ordered, long njobs,
 static void run_fq_throughput(int ordered, long njobs, run_info *out)
 {
     run_fq_throughput_kind(FQ_WORKER_PROCESS, ordered, njobs, out);
+}
+
+/* Throughput through job handles: the same tiny jobs and window as
+ * fq_stream()'s default, each submitted with a completion callback and its
+ * handle released at once (fire and forget); fq_poll() drives the queue
+ * and runs the callbacks. */
+typedef struct tpj_state {
+    uint64_t done, sum;
+} tpj_state;
+
+static void tpj_done(fq_job *j, void *arg)
+{
+    tpj_state *s = arg;
+    fq_result r;
+    fq_check(fq_job_result(j, &r), "fq_job_result");
+    fq_check_result(&r);
+    s->sum += result_u64(&r);
+    s->done++;
+}
+
+static void run_fq_throughput_jobs(long njobs, run_info *out)
+{
+    fq_queue q = {0};
+    fq_options o = {0};
+    o.workers = 2;
+    o.inflight = opt_inflight;
+    long pm0 = migrations(getpid());
+    fflush(NULL);
+    fq_check(fq_queue_new(&q, &o), "fq_queue_new");
+    tpj_state s = {0, 0};
+    fq_job_options jo = {0};
+    jo.callback = tpj_done;
+    jo.callback_arg = &s;
+    size_t window = opt_lookahead;
+    if (window == 0) { /* fq_stream()'s default for 2 workers */
+        size_t depth = opt_inflight > 0 ? (size_t)opt_inflight : 256;
+        window = 4 * 2 * depth;
+    }
+    pid_t pids[8];
+    int nw = fq_worker_pids(q, pids, 8);
+    nw = nw < 8 ? nw : 8;
+    meter m0, m1;
+    meter_read(&m0, pids, nw);
+    double t0 = now_s();
+    uint64_t n = (uint64_t)njobs, next = 0;
+    while (s.done < n) {
+        while (next < n && next - s.done < window) {
+            fq_job *j;
+            uint64_t x = next++;
+            fq_check(fq_job_submit(q, job_inc, &x, sizeof x, &jo, &j),
+                     "fq_job_submit");
+            fq_job_free(j);
+        }
+        fq_check(fq_poll(q, -1), "fq_poll");
+    }
+    double t = now_s() - t0;
+    meter_read(&m1, pids, nw);
+    out->other = meter_other(&m0, &m1);
+    if (s.done != n || s.sum != n * (n + 1) / 2)
+        die("fq throughput (handles): %" PRIu64 " outcomes, sum %" PRIu64,
+            s.done, s.sum);
+    if (fq_worker_pids(q, pids, 8) != nw)
+        die("fq throughput (handles): the workers changed");
+    observe(&out->where, pids, nw, pm0);
+    fq_check(fq_queue_free(q), "fq_queue_free");
+    out->value = (double)njobs / t;
+    out->cross = -1;
 }
 
 static uint64_t cpu_iters; /* calibrated: about 100 us of burn() */
@@ -1139,7 +1252,7 @@ int main(int argc, char **argv)
 
     /* Latency under each placement, then the two throughputs (which share
      * their farm run), then the CPU-bound speed-up. */
-    enum { N_SERIES = 7 };
+    enum { N_SERIES = 9 };
 #define SERIES(n, p, u, b, bt, t, c, w)                                        \
     {.name = n,                                                                \
      .placement = p,                                                           \
@@ -1167,6 +1280,13 @@ int main(int argc, char **argv)
          * results are not batched for threads. */
         SERIES("throughput_threads", "unpinned", "jobs/s", "socketpair_farm",
                "higher", 0, tp_jobs, 2),
+        /* Jobs submitted through handles (fq_job_submit, futures): the
+         * same round trip and the same tiny jobs, against the same
+         * baselines and targets as fq_submit's figures. */
+        SERIES("latency_jobs", "unpinned", "us", "socketpair_pingpong", "lower",
+               1.5, lat_iters, 1),
+        SERIES("throughput_jobs", "unpinned", "jobs/s", "socketpair_farm",
+               "higher", 5.0, tp_jobs, 2),
     };
 #undef SERIES
     const enum placement lat_pl[3] = {PL_SAME, PL_CROSS, PL_UNPINNED};
@@ -1217,7 +1337,24 @@ int main(int argc, char **argv)
             s->fq_where = a.where;
             s->base_where = b.where;
         }
-        if (S[3].enabled || S[4].enabled || S[6].enabled) {
+        if (S[7].enabled) {
+            memset(&a, 0, sizeof a);
+            memset(&b, 0, sizeof b);
+            if (!flip)
+                run_pingpong(PL_UNPINNED, S[7].count, &b);
+            run_fq_latency_jobs(PL_UNPINNED, S[7].count, &a);
+            if (flip)
+                run_pingpong(PL_UNPINNED, S[7].count, &b);
+            S[7].fq[rep] = a.value;
+            S[7].fq_cross[rep] = a.cross;
+            S[7].fq_other[rep] = a.other;
+            S[7].base_other[rep] = b.other;
+            S[7].base[rep] = b.value;
+            S[7].base_cross[rep] = b.cross;
+            S[7].fq_where = a.where;
+            S[7].base_where = b.where;
+        }
+        if (S[3].enabled || S[4].enabled || S[6].enabled || S[8].enabled) {
             memset(&a, 0, sizeof a);
             memset(&b, 0, sizeof b);
             memset(&c, 0, sizeof c);
@@ -1231,6 +1368,10 @@ int main(int argc, char **argv)
             memset(&t, 0, sizeof t);
             if (S[6].enabled)
                 run_fq_throughput_kind(FQ_WORKER_THREAD, 0, tp_jobs, &t);
+            run_info hj;
+            memset(&hj, 0, sizeof hj);
+            if (S[8].enabled)
+                run_fq_throughput_jobs(tp_jobs, &hj);
             if (flip)
                 run_farm(tp_jobs, window, &c);
             S[6].fq[rep] = t.value;
@@ -1240,6 +1381,13 @@ int main(int argc, char **argv)
             S[6].fq_cross[rep] = S[6].base_cross[rep] = -1;
             S[6].base_where = c.where;
             S[6].base_other[rep] = c.other;
+            S[8].fq[rep] = hj.value;
+            S[8].fq_other[rep] = hj.other;
+            S[8].fq_where = hj.where;
+            S[8].base[rep] = c.value;
+            S[8].fq_cross[rep] = S[8].base_cross[rep] = -1;
+            S[8].base_where = c.where;
+            S[8].base_other[rep] = c.other;
             S[3].fq[rep] = a.value;
             S[4].fq[rep] = b.value;
             S[3].fq_other[rep] = a.other;

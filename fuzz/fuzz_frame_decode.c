@@ -18,16 +18,54 @@
 
 static const unsigned accept_sets[] = {
     FQ__ACCEPT_JOB,
+    FQ__ACCEPT_TO_WORKER,
     FQ__ACCEPT_FROM_WORKER,
     FQ__ACCEPT_MSG,
-    FQ__ACCEPT_JOB | FQ__ACCEPT_FROM_WORKER | FQ__ACCEPT_MSG,
+    FQ__ACCEPT_TO_WORKER | FQ__ACCEPT_FROM_WORKER | FQ__ACCEPT_MSG,
 };
+#define NSETS (sizeof accept_sets / sizeof *accept_sets)
 
 static int same_frame(const fq__frame *a, const fq__frame *b)
 {
-    return a->type == b->type && a->status == b->status && a->code == b->code &&
-           a->fn == b->fn && a->id == b->id && a->wseq == b->wseq &&
-           a->run_us == b->run_us && a->len == b->len;
+    return a->type == b->type && a->version == b->version &&
+           a->flags == b->flags && a->status == b->status &&
+           a->code == b->code && a->level == b->level && a->fn == b->fn &&
+           a->id == b->id && a->wseq == b->wseq && a->run_us == b->run_us &&
+           a->len == b->len;
+}
+
+/* The rules wire.h states, checked on every header the decoder accepts. */
+static int valid(const fq__frame *f)
+{
+    if (f->len > FQ__WIRE_MAX_PAYLOAD)
+        return 0;
+    if (f->type != FQ__FRAME_HELLO && f->version != FQ__WIRE_VERSION)
+        return 0;
+    switch (f->type) {
+    case FQ__FRAME_JOB:
+        return f->fn != 0 && (f->flags & ~FQ__JOB_BY_ID) == 0;
+    case FQ__FRAME_RESULT:
+        if (f->status == FQ_EJOB)
+            return 1;
+        return (f->status == 0 || f->status == FQ_ENOFUNC) && f->code == 0;
+    case FQ__FRAME_INIT_FAIL:
+        return f->len <= FQ__INIT_MSG_MAX;
+    case FQ__FRAME_HELLO:
+        if (f->version == 0 || f->len > FQ__HELLO_MAX)
+            return 0;
+        return f->version != FQ__WIRE_VERSION ||
+               (f->len == 0 && f->id != 0 && f->wseq == 0 &&
+                (f->flags & ~FQ__HELLO_PAGE) == 0);
+    case FQ__FRAME_LOG:
+        return f->len <= FQ_LOG_MAX && f->level >= 0 &&
+               f->level <= FQ_LOG_LEVEL_MAX;
+    case FQ__FRAME_STARTED:
+    case FQ__FRAME_CANCEL:
+        return f->len == 0;
+    case FQ__FRAME_MSG:
+        return 1;
+    }
+    return 0;
 }
 
 static int check(const uint8_t *data, size_t size, unsigned accept)
@@ -43,11 +81,7 @@ static int check(const uint8_t *data, size_t size, unsigned accept)
         return -1;
     if (f.type > 31 || !(accept & (1u << f.type)))
         return -1;
-    if (f.len > FQ__WIRE_MAX_PAYLOAD)
-        return -1;
-    if (f.type == FQ__FRAME_JOB && f.fn == 0)
-        return -1;
-    if (f.type == FQ__FRAME_RESULT && f.status != 0 && f.status != FQ_EJOB)
+    if (!valid(&f))
         return -1;
 
     unsigned char out[FQ__WIRE_HDR];
@@ -63,22 +97,25 @@ static int check(const uint8_t *data, size_t size, unsigned accept)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int ok[4];
+    int ok[NSETS];
 
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < NSETS; i++) {
         ok[i] = check(data, size, accept_sets[i]);
         if (ok[i] < 0)
             abort();
     }
-    /* The union of the sides accepts exactly what one of them accepts. */
-    if (ok[3] != (ok[0] || ok[1] || ok[2]))
+    /* The union of the sides accepts exactly what one of them accepts;
+     * what a worker accepts includes the JOB frames alone. */
+    if (ok[4] != (ok[1] || ok[2] || ok[3]))
+        abort();
+    if (ok[0] && !ok[1])
         abort();
     /* Truncating a header never turns garbage into "need more" wrongly:
      * every prefix shorter than a header asks for more bytes. */
     if (size >= FQ__WIRE_HDR) {
         fq__frame f;
         for (size_t n = 0; n < FQ__WIRE_HDR; n += 7)
-            if (fq__frame_decode(data, n, accept_sets[3], &f) != 0)
+            if (fq__frame_decode(data, n, accept_sets[4], &f) != 0)
                 abort();
     }
     return 0;

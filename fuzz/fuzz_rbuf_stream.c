@@ -32,6 +32,22 @@ static uint32_t next_rand(uint32_t *s)
     return *s = x;
 }
 
+/* Headers reported by the frame walker (fq__wscan), fed the same chunks:
+ * it must see exactly the frames the receive buffer returns, and give up
+ * exactly where it finds a protocol error. */
+struct walk {
+    fq__frame *f;
+    size_t n, head, cap;
+};
+
+static void on_walk(void *arg, const fq__frame *f)
+{
+    struct walk *w = arg;
+    if (w->n == w->cap)
+        abort(); /* more headers than the stream can hold */
+    w->f[w->n++] = *f;
+}
+
 /* Reference parse of the whole stream from `off`: 1 frame, 0 incomplete,
  * FQ_EPROTO garbage. */
 static int ref_frame(const uint8_t *s, size_t n, size_t off, unsigned accept,
@@ -51,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     unsigned accept = (data[0] & 0x80) ? FQ__ACCEPT_MSG
                       : (data[0] & 1)  ? FQ__ACCEPT_FROM_WORKER
-                                       : FQ__ACCEPT_JOB;
+                                       : FQ__ACCEPT_TO_WORKER;
     uint32_t seed = 0x9e3779b9u ^ (uint32_t)data[0] * 2654435761u;
     const uint8_t *s = data + 1;
     size_t n = size - 1;
@@ -65,6 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fq__rbuf_frame(&rb, accept, &f, &payload) != 0)
             abort();
     }
+    struct walk walk = {0};
+    walk.cap = n / FQ__WIRE_HDR + 1;
+    walk.f = malloc(walk.cap * sizeof(*walk.f));
+    if (!walk.f)
+        return 0;
+    fq__wscan scan;
+    fq__wscan_init(&scan);
     size_t fed = 0; /* stream bytes appended so far */
     size_t off = 0; /* stream offset of the first unconsumed byte */
     int broken = 0;
@@ -76,6 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (chunk > n - fed)
             chunk = n - fed;
         if (fq__rbuf_append(&rb, s + fed, chunk) != 0)
+            abort();
+        int wrc = fq__wscan_feed(&scan, s + fed, chunk, accept, on_walk, &walk);
+        if (wrc != 0 && wrc != FQ_EPROTO)
             abort();
         fed += chunk;
 
@@ -99,7 +125,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             if (rc != 1 || f.type != r.type || f.len != r.len ||
                 f.status != r.status || f.code != r.code || f.id != r.id ||
-                f.fn != r.fn || f.wseq != r.wseq || f.run_us != r.run_us)
+                f.fn != r.fn || f.wseq != r.wseq || f.run_us != r.run_us ||
+                f.flags != r.flags || f.level != r.level ||
+                f.version != r.version)
+                abort();
+            /* The frame walker saw the same header, in the same order. */
+            if (walk.head == walk.n)
+                abort();
+            const fq__frame *wf = &walk.f[walk.head++];
+            if (wf->type != f.type || wf->len != f.len || wf->id != f.id ||
+                wf->wseq != f.wseq || wf->fn != f.fn)
                 abort();
             if (f.len > avail - FQ__WIRE_HDR)
                 abort();
@@ -111,7 +146,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fq__rbuf_consume(&rb, FQ__WIRE_HDR + (size_t)f.len);
             off += FQ__WIRE_HDR + (size_t)f.len;
         }
+        /* The walker saw every header returned, and at most one more (one
+         * whose payload is still coming); it gave up exactly when the
+         * buffer found garbage. */
+        if (scan.broken != broken || walk.n - walk.head > 1)
+            abort();
     }
+    free(walk.f);
     fq__rbuf_free(&rb);
     return 0;
 }

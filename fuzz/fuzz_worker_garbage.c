@@ -68,11 +68,21 @@ static int echo_job(fq_ctx *ctx, const void *arg, size_t len)
 
 static fq_queue q;
 
+/* Forged LOG frames reach the callback: each record is well formed. */
+static void on_log(void *arg, const fq_log_record *rec)
+{
+    (void)arg;
+    if (!rec->msg || rec->len > FQ_LOG_MAX || strlen(rec->msg) != rec->len ||
+        rec->level < 0 || rec->level > FQ_LOG_LEVEL_MAX)
+        abort();
+}
+
 static void open_queue(void)
 {
     fq_options o = {0};
     o.workers = 1;
     o.grace_ms = -1;
+    o.log = on_log;
     if (fq_queue_new(&q, &o) != 0)
         abort();
 }
@@ -126,6 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case FQ_EINIT:
     case FQ_ETOOBIG:
     case FQ_ENOMEM:
+    case FQ_ENOFUNC:
         break;
     default:
         abort();

@@ -15,7 +15,8 @@
  * fq_take(), in the style of libcurl's multi interface: nothing blocks unless
  * asked to, and results come back as completion records that carry the job id.
  *
- * Every submitted job gets exactly one outcome, reported by fq_take(): a
+ * Every submitted job gets exactly one outcome, reported by fq_take() (or,
+ * for a job submitted with fq_job_submit(), kept by its handle): a
  * result, an error raised by the job, a crash of the worker that ran it, a
  * timeout, or a cancellation. A worker that dies is reaped and replaced; the
  * other jobs go on.
@@ -101,7 +102,8 @@ const char *fq_version(void);
     XX(EINIT, -15, "worker init function failed")                              \
     XX(EFOREIGN, -16, "handle belongs to another process")                     \
     XX(EBUSY, -17, "operation not allowed now")                                \
-    XX(ENOFUNC, -18, "function not registered")
+    XX(ENOFUNC, -18, "function not registered")                                \
+    XX(EAUTH, -19, "authentication failed or no key")
 
 typedef enum fq_errno {
 #define FQ__XX(name, value, text) FQ_##name = value,
@@ -269,7 +271,13 @@ typedef struct fq_options {
 /* Values of fq_options.kind (since 0.2.0). */
 enum { FQ_WORKER_PROCESS = 0, FQ_WORKER_THREAD = 1 };
 
-/* Per-job options for fq_submit(). Zero-initialise. */
+/* A job handle, a future (since 0.2.0): see fq_job_submit(). */
+typedef struct fq_job fq_job;
+
+/* Completion callback of a job handle (since 0.2.0): see fq_job_submit(). */
+typedef void (*fq_job_cb)(fq_job *job, void *arg);
+
+/* Per-job options for fq_submit() and fq_job_submit(). Zero-initialise. */
 typedef struct fq_job_options {
     /* With FQ_JOB_ID in flags: the job's id. It must not be the id of
      * another job of this queue whose result has not been taken yet
@@ -280,6 +288,11 @@ typedef struct fq_job_options {
     /* Time limit of this job in ms. 0: the queue's timeout_ms. Negative: no
      * limit. */
     int timeout_ms;
+    /* fq_job_submit() only (since 0.2.0): called exactly once, with
+     * callback_arg, once the job has its outcome. fq_submit() answers
+     * FQ_EINVAL when it is set. */
+    fq_job_cb callback;
+    void *callback_arg;
 } fq_job_options;
 
 #define FQ_JOB_ID 0x1u
@@ -322,7 +335,8 @@ typedef struct fq_result {
 typedef struct fq_stats {
     uint64_t submitted; /* jobs accepted by fq_submit() */
     uint64_t finished;  /* jobs with an outcome (taken or not) */
-    uint64_t taken;     /* outcomes returned by fq_take() */
+    uint64_t taken;     /* outcomes returned by fq_take() (jobs of
+                           fq_job_submit() count everywhere but here) */
     uint64_t pending;   /* accepted, not yet sent to a worker */
     uint64_t running;   /* sent to a worker, no outcome yet */
     uint64_t crashed;   /* outcomes FQ_ECRASHED */
@@ -800,6 +814,177 @@ const char *fq_shm_name(const fq_shm *b);
  * goes once no other process has it mapped. NULL is fine. */
 void fq_shm_free(fq_shm *b);
 
+/* ---- Loops (since 0.2.0) ------------------------------------------------ */
+
+/*
+ * A loop waits on many queues, channels and exchanges at once, with timers and
+ * a wake-up that other threads and signal handlers may send, and says which are
+ * ready. It is driven either by fq_loop_wait() (it blocks in poll()), or by
+ * another event loop (asyncio, libuv, a plain poll()) through one descriptor
+ * and one timeout, as libcurl's multi interface is:
+ *
+ *     for (;;) {
+ *         struct pollfd p = {fq_loop_fd(loop), POLLIN, 0};
+ *         int ms;
+ *         fq_loop_timeout(loop, &ms);
+ *         poll(&p, 1, ms);
+ *         int n = fq_loop_process(loop, ev, 16);
+ *         ... handle ev[0..n) ...
+ *     }
+ *
+ * Either way, the loop moves every queue added to it forward (jobs sent,
+ * results read, deaths noticed, time limits, replacements): the queue's own
+ * fq_take() then hands out what arrived. Used by one thread at a time, and
+ * only in the process that created it; fq_loop_wakeup() may be called from
+ * anywhere.
+ */
+typedef struct fq_loop fq_loop;
+
+/* Loop options. Zero-initialise; every zero field is the default. */
+typedef struct fq_loop_options {
+    /* Non-zero: a wait interrupted by a caught signal returns FQ_EINTR. */
+    int return_on_eintr;
+} fq_loop_options;
+
+/* Values of fq_loop_event.type. FQ_LOOP_JOB is reserved for job handles. */
+enum {
+    FQ_LOOP_QUEUE = 1,
+    FQ_LOOP_CHANNEL = 2,
+    FQ_LOOP_TIMER = 3,
+    FQ_LOOP_WAKEUP = 4,
+    FQ_LOOP_JOB = 5,
+    FQ_LOOP_EXCHANGE = 6
+};
+
+/* Bits of fq_loop_event.flags. */
+#define FQ_LOOP_ENDED 0x1u  /* channel: ended, and left the loop */
+#define FQ_LOOP_CLOSED 0x2u /* its handle was freed: left the loop */
+#define FQ_LOOP_WOKEN 0x4u  /* queue: fq_wakeup() was called on it */
+
+/* One thing fq_loop_wait() found ready. */
+typedef struct fq_loop_event {
+    int type;       /* FQ_LOOP_QUEUE, ... */
+    unsigned flags; /* FQ_LOOP_ENDED, FQ_LOOP_CLOSED, FQ_LOOP_WOKEN */
+    /* The source: fq_queue.id, fq_channel.id, the timer's id, the
+     * exchange's address; 0 for a wake-up. */
+    uint64_t id;
+    void *udata; /* given when the source was added */
+    /* Queue: outcomes that fq_take() can hand out now. */
+    uint64_t count;
+} fq_loop_event;
+
+/* A timer's callback, run by fq_loop_wait() or fq_loop_process() in the
+ * loop's thread. It may add and remove sources and timers. */
+typedef void (*fq_loop_timer_fn)(fq_loop *loop, uint64_t id, void *udata);
+
+/* Creates a loop. o may be NULL. Errors: FQ_EINVAL, FQ_ENOMEM, FQ_ESYS. */
+int fq_loop_new(fq_loop **loop, const fq_loop_options *o);
+
+/* Frees the loop: its sources leave it (queues and channels stay their
+ * owners'; a queue freed while in the loop is destroyed now), timers are
+ * dropped, descriptors closed. Errors: FQ_EINVAL, FQ_EBUSY (from a
+ * callback of this loop). */
+int fq_loop_free(fq_loop *loop);
+
+/*
+ * Adds a queue. The loop then moves it forward in each wait and reports it
+ * (FQ_LOOP_QUEUE) while outcomes can be taken (count), once for each
+ * fq_wakeup() on it (FQ_LOOP_WOKEN), and once when it was freed
+ * (FQ_LOOP_CLOSED: it left the loop; the loop held it until then). Errors:
+ * FQ_EINVAL (already in this loop), FQ_ECLOSED, FQ_EFOREIGN, FQ_ENOMEM.
+ */
+int fq_loop_add_queue(fq_loop *loop, fq_queue q, void *udata);
+
+/* Takes a queue out of the loop. Errors: FQ_EINVAL when it is not in it. */
+int fq_loop_remove_queue(fq_loop *loop, fq_queue q);
+
+/*
+ * Adds a channel (either end). It is reported (FQ_LOOP_CHANNEL) while a
+ * whole message is ready for fq_channel_recv(), and once, with
+ * FQ_LOOP_ENDED, when the stream ended (every message received, or an
+ * error, or fq_channel_close()): it then leaves the loop; reap the child
+ * with fq_channel_wait(). A channel freed meanwhile is reported once with
+ * FQ_LOOP_CLOSED. Errors: FQ_EINVAL (already in this loop), FQ_ECLOSED,
+ * FQ_ENOMEM.
+ */
+int fq_loop_add_channel(fq_loop *loop, fq_channel ch, void *udata);
+
+/* Takes a channel out of the loop. Errors: FQ_EINVAL when not in it. */
+int fq_loop_remove_channel(fq_loop *loop, fq_channel ch);
+
+/*
+ * Adds an exchange. It is reported (FQ_LOOP_EXCHANGE) while
+ * fq_exchange_ready(ex, out, max, 0) has something to hand out (a message,
+ * a channel that ended, work that failed to start); the loop also starts
+ * its waiting work as slots free up. fq_exchange_free() takes it out of
+ * every loop. Errors: FQ_EINVAL (NULL, already in this loop), FQ_ENOMEM.
+ */
+int fq_loop_add_exchange(fq_loop *loop, fq_exchange *ex, void *udata);
+
+/* Takes an exchange out of the loop. Errors: FQ_EINVAL when not in it. */
+int fq_loop_remove_exchange(fq_loop *loop, fq_exchange *ex);
+
+/*
+ * A one-shot timer due in delay_ms (0: at the next wait). When due, fn runs
+ * (if not NULL) or an event FQ_LOOP_TIMER is reported with udata. Stores
+ * its id (never 0) in *id if id is not NULL. Errors: FQ_EINVAL, FQ_ENOMEM.
+ */
+int fq_loop_timer(fq_loop *loop, int delay_ms, fq_loop_timer_fn fn, void *udata,
+                  uint64_t *id);
+
+/* Cancels a timer that has not fired. Errors: FQ_EINVAL (no such timer). */
+int fq_loop_timer_cancel(fq_loop *loop, uint64_t id);
+
+/*
+ * Wakes the loop: the wait in progress (or the next one) returns, reporting
+ * FQ_LOOP_WAKEUP once for any number of wake-ups since the last report; an
+ * outside event loop sees fq_loop_fd() readable. Thread-safe and
+ * async-signal-safe (one write(); errno is kept), as long as the loop is
+ * not freed meanwhile. Returns 0, FQ_EINVAL, FQ_ESYS.
+ */
+int fq_loop_wakeup(fq_loop *loop);
+
+/*
+ * Waits up to timeout_ms (-1: no limit, 0: do not wait) until something is
+ * ready, moving every source forward meanwhile, then runs the callbacks of
+ * due timers and fills ev[0..max) with what is ready: wake-up first, then
+ * due timers without a callback, then sources (taken in turn from call to
+ * call, so that a small max starves none). What does not fit stays for the
+ * next call. Returns the number of events (0 on timeout, or when the wait
+ * ended with nothing to report: only timer callbacks ran, say), or FQ_EINVAL,
+ * FQ_EBUSY (from a callback of this loop), FQ_EFOREIGN (in a forked child),
+ * FQ_EINTR (return_on_eintr), FQ_ENOMEM, FQ_ESYS. With no source and no timer,
+ * only fq_loop_wakeup() or the timeout ends the wait.
+ */
+int fq_loop_wait(fq_loop *loop, fq_loop_event *ev, int max, int timeout_ms);
+
+/* fq_loop_wait() with a zero timeout: the call for an outside event loop,
+ * when fq_loop_fd() is readable or fq_loop_timeout() has passed. */
+int fq_loop_process(fq_loop *loop, fq_loop_event *ev, int max);
+
+/*
+ * A descriptor that is readable whenever fq_loop_process() has something to
+ * do (an epoll descriptor, Linux only: elsewhere FQ_ESYS, and the loop is
+ * driven by fq_loop_wait(), from a thread woken by fq_loop_wakeup()). Owned
+ * by the loop: poll it for POLLIN, never read or close it. Its set of
+ * descriptors is brought up to date by fq_loop_process() and
+ * fq_loop_timeout(): call the latter each time before the outside loop
+ * waits again.
+ */
+int fq_loop_fd(fq_loop *loop);
+
+/*
+ * Stores in *timeout_ms the milliseconds until the loop must be processed
+ * even if fq_loop_fd() stays quiet (the nearest time limit, respawn
+ * back-off, flush age, waitpid() check or timer of its sources), 0 when
+ * something is ready now, -1 for no deadline. Does the work that does not
+ * wait (jobs submitted since are sent) and brings fq_loop_fd()'s set up to
+ * date: call it after every fq_loop_process() and after submitting work,
+ * before the outside loop waits. Returns 0, FQ_EINVAL, FQ_EBUSY (from a
+ * callback), FQ_EFOREIGN, FQ_ENOMEM or FQ_ESYS.
+ */
+int fq_loop_timeout(fq_loop *loop, int *timeout_ms);
+
 /* ---- Function ids (since 0.2.0) ---------------------------------------- */
 
 /*
@@ -824,6 +1009,198 @@ int fq_func_register(const char *name, fq_job_fn fn, uint64_t *id);
 /* The id of a registered name: 0 and *id, or FQ_ENOFUNC (not registered in
  * this process), FQ_EINVAL. */
 int fq_func_id(const char *name, uint64_t *id);
+
+/* ---- Job handles: jobs as futures (since 0.2.0) ------------------------ */
+
+/*
+ * Submits a job as fq_submit() does and returns a handle to it in *job: the
+ * job's outcome goes to the handle, never to fq_take(), and stays there,
+ * owned by the handle, until fq_job_free(). The job counts in the queue's
+ * fq_stats (submitted, pending, running, finished; never taken), fq_wait()
+ * and fq_finish() wait for it, fq_cancel() cancels it, and an ordered queue
+ * orders only the jobs of fq_submit(). jopts may be NULL; jopts->callback,
+ * if set, runs exactly once when the job has its outcome, whatever it is
+ * (a result, an error, FQ_ECANCELED, FQ_ECLOSED when the queue is freed
+ * first), also when the handle was freed before: it runs in the thread and
+ * at the end of the call that gave the job its outcome (fq_poll(),
+ * fq_wait(), fq_take(), fq_stream(), fq_finish(), fq_cancel(),
+ * fq_job_wait(), fq_job_done(), fq_job_cancel(), or the call that frees
+ * the queue), never inside the loop. A callback may read the outcome
+ * (fq_job_result()), free the handle, submit jobs and cancel jobs (with
+ * fq_job_cancel(), fq_cancel()); calls that wait (fq_poll(), fq_wait(),
+ * fq_take(), fq_job_wait()) answer FQ_EBUSY there. Errors as fq_submit();
+ * on error *job is NULL and no callback will run.
+ *
+ * Threads: a handle follows the rule of its queue: calls on a queue and on
+ * the handles of its jobs are made by one thread at a time (any thread,
+ * handed over with the usual synchronisation). The queue may be freed from
+ * another thread meanwhile (see fq_queue_free()): its unfinished jobs then
+ * end FQ_ECLOSED in the thread that destroys it.
+ */
+int fq_job_submit(fq_queue q, fq_job_fn fn, const void *arg, size_t len,
+                  const fq_job_options *jopts, fq_job **job);
+
+/*
+ * Drives the job's queue until the job has its outcome or timeout_ms has
+ * passed (-1: no limit; 0: do not wait). Callbacks of jobs that end
+ * meanwhile run during the wait. Returns 0 once the job has its outcome
+ * (read it with fq_job_result()), FQ_ETIMEDOUT, FQ_EINTR (fq_wakeup() on
+ * the queue, or a signal with return_on_eintr), FQ_EBUSY (from a callback,
+ * or while another call uses the queue), FQ_ECLOSED (the queue was freed
+ * and its destruction is still pending in another thread), FQ_EINVAL.
+ */
+int fq_job_wait(fq_job *job, int timeout_ms);
+
+/*
+ * 1 if the job has its outcome, 0 if not yet, or a negative error. Moves
+ * the queue's I/O once without waiting (as fq_take() does), so a loop of
+ * fq_job_done() calls makes progress; from a callback it only looks.
+ */
+int fq_job_done(fq_job *job);
+
+/*
+ * Cancels the job, unless it already has its outcome. A job not started
+ * yet (queued in the parent, or sent to a worker that has not started it)
+ * is dropped at once. A running job's worker is stopped as fq_cancel()
+ * stops workers: SIGTERM to it and the processes its jobs started, SIGKILL
+ * after fq_options.grace_ms (negative: SIGKILL at once), and the worker is
+ * replaced; the jobs queued behind it go to other workers. A thread worker
+ * (FQ_WORKER_THREAD) cannot be stopped: its job's fq_ctx_cancelled()
+ * becomes 1, the thread is left to return on its own (its reply is
+ * discarded) and a new thread takes its place. Either way the job ends
+ * FQ_ECANCELED, before this call returns (for a running process job, up to
+ * grace_ms plus 200 ms), and its callback has run. Returns 0 when this call
+ * cancelled the job, 1 when the job already had its outcome (finished,
+ * cancelled before, or its queue freed: nothing changed, the outcome
+ * stands; also when it finished while being stopped), or a negative error
+ * (FQ_EINVAL, FQ_EBUSY when another call uses the queue, FQ_ECLOSED as for
+ * fq_job_wait()).
+ */
+int fq_job_cancel(fq_job *job);
+
+/*
+ * Fills *r with the job's outcome, as fq_take() would (r->data stays valid
+ * until fq_job_free()). Returns 0, FQ_EBUSY if the job has no outcome yet,
+ * or FQ_EINVAL. Does not touch the queue: also usable once it is freed.
+ */
+int fq_job_result(const fq_job *job, fq_result *r);
+
+/* The job's id (its fq_job_options.id, or the automatic one). */
+uint64_t fq_job_id(const fq_job *job);
+
+/*
+ * Releases the handle and its outcome. A job still queued or running goes
+ * on: it gets its one outcome, which is then discarded (its callback, if
+ * any, still runs, with the handle valid for the duration of the call).
+ * The handle must not be used afterwards. NULL is fine.
+ */
+void fq_job_free(fq_job *job);
+
+/* ---- Worker servers and remote workers (since 0.2.0) -------------------- */
+
+/*
+ * A worker server accepts TCP connections, authenticates them with a
+ * shared key (HMAC-SHA256 challenge-response, the same exchange as the
+ * Python server `python3 -m forkqueue.server`), and serves each
+ * authenticated connection that asks for a C engine worker by forking a
+ * worker process that runs jobs for it, like a local queue's worker. A job
+ * names its function by the id it was registered under, so a server runs
+ * only the functions it registered itself (fq_func_register()). Whoever
+ * has the key can run any of them: keep the key secret, and the server on
+ * loopback (the default) unless you mean it. See docs/remote.md.
+ */
+typedef struct fq_server fq_server;
+
+/* Server options. Zero-initialise; every zero field is the default. */
+typedef struct fq_server_options {
+    /* Address to listen on (a name, an IPv4 or IPv6 address). NULL:
+     * "127.0.0.1", this machine only. */
+    const char *addr;
+    /* Port. 0: any free port (fq_server_port() tells which). */
+    int port;
+    /* The shared key, key_len bytes. NULL: $FORKQUEUE_AUTHKEY, else the
+     * per-user key file (created if missing; see docs/remote.md). The
+     * server refuses to start without a key (FQ_EAUTH). */
+    const void *key;
+    size_t key_len;
+    /* Milliseconds a connection has to authenticate and send its request;
+     * silent, slow or garbage-sending connections are dropped then. 0:
+     * 5000. */
+    int handshake_timeout_ms;
+    /* Connections authenticating at once; more are closed at once. 0:
+     * 512. */
+    int max_pending;
+    /* Runs in each worker process before its first job, as
+     * fq_options.init; udata is passed to it and to jobs (fq_ctx_udata()).
+     * A failing init fails the client's jobs with FQ_EINIT. */
+    fq_init_fn init;
+    void *udata;
+    /* 0: silent. 1: connections, workers, refusals on stderr. 2: more. */
+    int verbose;
+    /* Where fq_server_new() writes why it failed (may be NULL). */
+    char *errbuf;
+    size_t errbuf_size;
+} fq_server_options;
+
+/*
+ * Creates a server listening on addr:port. o may be NULL. Errors:
+ * FQ_EINVAL (bad option or address), FQ_EAUTH (no key, or a key file that
+ * others can read), FQ_ESYS (address in use: errno tells), FQ_ENOMEM.
+ */
+int fq_server_new(fq_server **s, const fq_server_options *o);
+
+/* The port the server listens on, or FQ_EINVAL. */
+int fq_server_port(const fq_server *s);
+
+/*
+ * Serves connections in the calling thread until fq_server_stop(), then
+ * stops every worker (SIGTERM to its process group, SIGKILL a second
+ * later) and reaps them. Returns 0, or FQ_EINVAL, FQ_EBUSY (already
+ * running), FQ_ESYS. Returns at once if fq_server_stop() came first.
+ */
+int fq_server_run(fq_server *s);
+
+/* Makes fq_server_run() return. Async-signal-safe and thread-safe: call it
+ * from a signal handler or another thread. Returns 0 or FQ_EINVAL. */
+int fq_server_stop(fq_server *s);
+
+/* Closes the socket and frees the server (after fq_server_run() returned,
+ * or if it never ran). NULL is fine. */
+void fq_server_free(fq_server *s);
+
+/* Options of fq_queue_add_remote(). Zero-initialise. */
+typedef struct fq_remote_options {
+    /* The shared key, key_len bytes. NULL: $FORKQUEUE_AUTHKEY, else the
+     * per-user key file. */
+    const void *key;
+    size_t key_len;
+    /* Milliseconds to connect, authenticate and get the worker. 0: 5000. */
+    int connect_timeout_ms;
+    /* Where a failure's reason is written (may be NULL). */
+    char *errbuf;
+    size_t errbuf_size;
+} fq_remote_options;
+
+/*
+ * Adds to q one worker that runs on the worker server at addr ("host:port",
+ * "[v6addr]:port"; port 60006 when absent): connects, authenticates, and
+ * asks the server for a worker, waiting up to connect_timeout_ms. Call it
+ * once per remote worker wanted; local and remote workers of a queue share
+ * its jobs. From this call on the queue's jobs name their functions by
+ * registered id, so every job function must be registered with
+ * fq_func_register() under the same name here and in the server
+ * (fq_submit() returns FQ_ENOFUNC otherwise). A remote worker that ends
+ * (its server died, the connection dropped, a time limit or fq_cancel()
+ * stopped it) is not replaced: the job it was running ends with
+ * FQ_ECRASHED and a message naming the server, the jobs it had not
+ * started go to the other workers. o may be NULL. Errors: FQ_EINVAL,
+ * FQ_ECLOSED (connection refused), FQ_ETIMEDOUT, FQ_EAUTH (wrong key, or
+ * none), FQ_EPROTO (not a C worker server, or it refused), FQ_EBUSY (jobs
+ * submitted before, by address, have no outcome yet), FQ_EFINISHED,
+ * FQ_EINIT, FQ_ENOMEM, FQ_ESYS.
+ */
+int fq_queue_add_remote(fq_queue q, const char *addr,
+                        const fq_remote_options *o);
 
 #ifdef __cplusplus
 }

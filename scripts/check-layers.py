@@ -11,7 +11,8 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["core", "wire", "transport", "loop", "channel", "worker", "queue"]
+LAYERS = ["core", "wire", "transport", "auth", "loop", "channel", "worker", "job",
+          "queue", "server"]
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".") / "src"
 defined = {}

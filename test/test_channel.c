@@ -179,7 +179,7 @@ static int raw_main(fq_channel ch, void *arg)
     /* A valid message, then half of the next frame. */
     if (fq_channel_send(ch, "ok", 2) < 0)
         return BAD;
-    unsigned char hdr[32] = {0x71, 0x66, 1, 4};
+    unsigned char hdr[32] = {0x71, 0x66, 2 /* wire version */, 4};
     hdr[24] = 100; /* 100 payload bytes announced, 10 sent */
     if (write(fd, hdr, sizeof hdr) != sizeof hdr)
         return BAD;

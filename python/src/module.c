@@ -4,6 +4,7 @@
  * in a static variable, so the module can be loaded more than once.
  */
 #include "fqpy.h"
+#include "loop.h"
 
 #include <unistd.h>
 
@@ -121,6 +122,8 @@ static int fqpy_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "CORE_VERSION", fq_version()) < 0)
         goto fail;
     if (fqpy_channel_add(m) < 0) /* channel.c */
+        goto fail;
+    if (fqpy_loop_add(m) < 0) /* loop.c */
         goto fail;
     return 0;
 

@@ -16,6 +16,7 @@
 
 #include "channel/chan_public.h"
 #include "core/internal.h"
+#include "loop/source.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
@@ -44,6 +45,9 @@ struct fq_exchange {
     struct pollfd *pfd;
     int *pidx;
     int pcap;
+    /* Loops it is a source of (xloop.c): fq_exchange_free() leaves them. */
+    fq_loop **loops;
+    int nloops, caploops;
 };
 
 FQ__EXPORT int fq_exchange_new(fq_exchange **exp, const fq_exchange_options *o)
@@ -309,11 +313,17 @@ FQ__EXPORT int fq_exchange_ready(fq_exchange *ex, fq_exchange_event *out,
     }
 }
 
+static const fq__source_ops exchange_source_ops;
+
 FQ__EXPORT int fq_exchange_free(fq_exchange *ex)
 {
     if (!ex)
         return FQ_EINVAL;
     int dropped = (int)ex->wn;
+    while (ex->nloops > 0) /* each removal drops one entry */
+        fq__loop_source_remove(ex->loops[ex->nloops - 1], &exchange_source_ops,
+                               (uint64_t)(uintptr_t)ex);
+    free(ex->loops);
     free(ex->e);
     free(ex->w);
     free(ex->fails);
@@ -321,4 +331,165 @@ FQ__EXPORT int fq_exchange_free(fq_exchange *ex)
     free(ex->pidx);
     free(ex);
     return dropped;
+}
+
+/* ---- the exchange as a source of a loop object (fq_loop_add_exchange) ---- */
+
+/*
+ * The loop polls what fq_exchange_ready() would poll (a running channel's
+ * descriptor, an ending one's pidfd) and reports the exchange while
+ * fq_exchange_ready(ex, ..., 0) has something to hand out. Checking that
+ * makes the transitions scan() would make (a stream that ended is marked
+ * ending; a child that ended is reaped, its status kept by the channel for
+ * fq_channel_wait()), so the report never promises what the call then
+ * cannot give.
+ */
+typedef struct xsrc {
+    fq_exchange *ex;
+    fq_loop *loop;
+    struct pollfd *pfd;
+    int *idx; /* entry of each poll slot */
+    int cap;
+} xsrc;
+
+static int64_t x_maintain(void *obj)
+{
+    fq_exchange *ex = ((xsrc *)obj)->ex;
+    int64_t next = INT64_MAX;
+    start_waiting(ex);
+    for (int i = 0; i < ex->ne; i++) {
+        fq__chan_info inf;
+        if (fq__chan_info_get(ex->e[i].ch, &inf) < 0)
+            continue;
+        if (!ex->e[i].ending && inf.ended)
+            ex->e[i].ending = 1;
+        if (ex->e[i].ending && inf.pidfd < 0 && !inf.reaped)
+            next = fq__now_ns() + (int64_t)FQ__XCH_REAP_MS * 1000000;
+    }
+    return next;
+}
+
+static int x_ready(void *obj)
+{
+    fq_exchange *ex = ((xsrc *)obj)->ex;
+    if (ex->nfails > 0)
+        return 1;
+    for (int i = 0; i < ex->ne; i++) {
+        fq__chan_info inf;
+        if (fq__chan_info_get(ex->e[i].ch, &inf) < 0)
+            continue;
+        /* An ended stream is reported once its child is reaped, as scan()
+         * would: reaping here keeps the status for it. */
+        if (ex->e[i].ending || inf.ended
+                ? fq_channel_wait(ex->e[i].ch, NULL, 0) == 0
+                : inf.ready)
+            return 1;
+    }
+    return 0;
+}
+
+static int x_sources(void *obj, struct pollfd **pfdp)
+{
+    xsrc *s = obj;
+    fq_exchange *ex = s->ex;
+    if (s->cap < ex->ne) {
+        int ncap = ex->ne * 2;
+        struct pollfd *p = realloc(s->pfd, (size_t)ncap * sizeof(*p));
+        if (!p)
+            return FQ_ENOMEM;
+        s->pfd = p;
+        int *ix = realloc(s->idx, (size_t)ncap * sizeof(*ix));
+        if (!ix)
+            return FQ_ENOMEM;
+        s->idx = ix;
+        s->cap = ncap;
+    }
+    int n = 0;
+    for (int i = 0; i < ex->ne; i++) {
+        fq__chan_info inf;
+        if (fq__chan_info_get(ex->e[i].ch, &inf) < 0)
+            continue;
+        int ending = ex->e[i].ending || inf.ended;
+        if (!ending && inf.ready)
+            continue; /* a message is buffered: ready already */
+        int fd = ending ? inf.pidfd : inf.fd;
+        if (fd < 0)
+            continue;
+        s->pfd[n] = (struct pollfd){fd, POLLIN, 0};
+        s->idx[n++] = i;
+    }
+    *pfdp = s->pfd;
+    return n;
+}
+
+static void x_events(void *obj, struct pollfd *pfd, int nfd, int n)
+{
+    xsrc *s = obj;
+    (void)n;
+    for (int k = 0; k < nfd; k++) {
+        xent *x = &s->ex->e[s->idx[k]];
+        if (pfd[k].revents && !x->ending)
+            fq__chan_fill(x->ch);
+    }
+}
+
+static int x_report(void *obj, fq_loop_event *ev)
+{
+    (void)ev;
+    return x_ready(obj);
+}
+
+static void x_release(void *obj)
+{
+    xsrc *s = obj;
+    fq_exchange *ex = s->ex;
+    for (int i = 0; i < ex->nloops; i++) {
+        if (ex->loops[i] == s->loop) {
+            ex->loops[i] = ex->loops[--ex->nloops];
+            break;
+        }
+    }
+    free(s->pfd);
+    free(s->idx);
+    free(s);
+}
+
+static const fq__source_ops exchange_source_ops = {
+    FQ_LOOP_EXCHANGE, x_maintain, x_ready,   x_sources,
+    x_events,         x_report,   x_release,
+};
+
+FQ__EXPORT int fq_loop_add_exchange(fq_loop *loop, fq_exchange *ex, void *udata)
+{
+    if (!loop || !ex)
+        return FQ_EINVAL;
+    if (ex->nloops == ex->caploops) {
+        int ncap = ex->caploops ? ex->caploops * 2 : 2;
+        fq_loop **n = realloc(ex->loops, (size_t)ncap * sizeof(*n));
+        if (!n)
+            return FQ_ENOMEM;
+        ex->loops = n;
+        ex->caploops = ncap;
+    }
+    xsrc *s = calloc(1, sizeof(*s));
+    if (!s)
+        return FQ_ENOMEM;
+    s->ex = ex;
+    s->loop = loop;
+    int rc = fq__loop_source_add(loop, &exchange_source_ops, s,
+                                 (uint64_t)(uintptr_t)ex, udata);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    ex->loops[ex->nloops++] = loop;
+    return 0;
+}
+
+FQ__EXPORT int fq_loop_remove_exchange(fq_loop *loop, fq_exchange *ex)
+{
+    if (!loop || !ex)
+        return FQ_EINVAL;
+    return fq__loop_source_remove(loop, &exchange_source_ops,
+                                  (uint64_t)(uintptr_t)ex);
 }

@@ -43,6 +43,10 @@ typedef struct fq__job {
     unsigned bounces;     /* sent, never started, worker died */
     unsigned init_deaths; /* first job of workers that died in init */
     unsigned suspect;     /* may have broken a stream: runs alone */
+    unsigned cancel;      /* fq_job_cancel() stops its worker for it */
+    /* Its handle (job/job.h) when submitted by fq_job_submit(): its outcome
+     * goes to the handle, never to fq_take(). NULL for fq_submit(). */
+    struct fq_job *fut;
     int status, code, signo, exit_status;
     void *res; /* outcome payload: inline_res, or malloc'd */
     size_t res_len;
@@ -124,6 +128,7 @@ enum {
     FQ__W_PROTO = 1 << 4,    /* sent garbage */
     FQ__W_SOLO = 1 << 5,     /* runs a suspect job: nothing else meanwhile */
     FQ__W_HELLO = 1 << 6,    /* its HELLO was received */
+    FQ__W_CANCELED = 1 << 7, /* stopped by fq_job_cancel() for one job */
 };
 
 typedef struct fq__worker_ops fq__worker_ops;
@@ -169,6 +174,9 @@ typedef struct fq__worker {
      * ctl[ctl_off..ctl_len) (queue/events.c). */
     unsigned char *ctl;
     size_t ctl_len, ctl_off, ctl_cap;
+    /* The pid its HELLO announced (its own host's, for a remote worker:
+     * never signalled), 0 before. */
+    pid_t peer_pid;
 } fq__worker;
 
 enum fq__qstate {
@@ -233,6 +241,14 @@ typedef struct fq__queue {
     /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
      * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
     _Atomic int busy;
+    /* Job handles (job/job.h, queue/handles.c): handles whose job got its
+     * outcome and whose callback is due (it runs at the end of the call
+     * that drives the queue, fq__notify()); how many jobs were submitted
+     * through handles; the job an fq_job_wait() waits for. */
+    struct fq_job *notify_head, *notify_tail;
+    uint64_t nhandle_jobs;
+    fq__job *wait_job;
+    int notifying;
 } fq__queue;
 
 /* core/handle.c */
@@ -331,6 +347,9 @@ struct fq__worker_ops {
  * from STARTED and RESULT frames. */
 #define FQ__KIND_BY_ID 0x1u
 #define FQ__KIND_NO_PAGE 0x2u
+/* REMOTE: the worker is a process of another host (worker/remote.c): no
+ * pid of ours. */
+#define FQ__KIND_REMOTE 0x4u
 
 /* worker/process.c: the forked-process kind. */
 extern const fq__worker_ops fq__process_ops;

@@ -17,13 +17,6 @@
 
 /* ---- Outcomes ---------------------------------------------------------- */
 
-void fq__job_free(fq__job *j)
-{
-    if (j->res && j->res != (void *)j->inline_res.bytes)
-        free(j->res);
-    free(j);
-}
-
 /* Stores len bytes (plus a NUL) as the job's outcome payload. */
 static int set_payload(fq__job *j, const void *data, size_t len)
 {
@@ -49,6 +42,12 @@ static void publish(fq__queue *q, fq__job *j)
         q->st.crashed++;
     else if (j->status == FQ_ETIMEDOUT)
         q->st.timedout++;
+    if (j->fut) {
+        /* A handle's job: the outcome is the handle's from now on. */
+        fq__jobtable_del(&q->table, j->id);
+        fq__future_complete(j->fut, &q->notify_head, &q->notify_tail);
+        return;
+    }
     if (q->opts.ordered) {
         while (q->ord_scan && q->ord_scan->state == FQ__JOB_DONE) {
             q->nready++;
@@ -183,8 +182,7 @@ static int on_hello(fq__queue *q, fq__worker *w, const fq__frame *f)
     int page = !(w->ops->flags & FQ__KIND_NO_PAGE);
     if (!!(f->flags & FQ__HELLO_PAGE) != page)
         return FQ_EPROTO;
-    if (w->pid <= 0)
-        w->pid = (pid_t)f->id;
+    w->peer_pid = (pid_t)f->id;
     w->flags |= FQ__W_HELLO;
     return 0;
 }
@@ -222,7 +220,7 @@ static int on_log(fq__queue *q, fq__worker *w, const fq__frame *f,
     fq_log_record rec;
     rec.level = f->level;
     rec.job_id = f->id;
-    rec.pid = w->pid;
+    rec.pid = w->peer_pid;
     rec.msg = text;
     rec.len = strlen(text); /* up to an embedded NUL, if any */
     q->opts.log(q->opts.log_arg, &rec);

@@ -162,7 +162,7 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
     }
     while (w->head) {
         fq__job *j = fq__fifo_pop(w);
-        if (q->canceling) {
+        if (q->canceling || j->cancel) {
             fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
         } else if (q->broken) {
             fq__job_finish(q, j, FQ_EINIT, 0, q->broken_msg);
@@ -178,9 +178,13 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
                    /* Not when the parent killed the worker for a time
                     * limit: the job running then may be the next one (the
                     * limited job ended as the limit fired, and its result,
-                    * recovered above, stands); it is sent again. */
-                   (!(w->flags & FQ__W_PROTO) && !w->timedout_wseq &&
-                    j->wseq + 1 == started && done < started)) {
+                    * recovered above, stands); it is sent again. Nor
+                    * when fq_job_cancel() stopped it for a job that ended
+                    * just before: the next one, running then, runs
+                    * again. */
+                   (!(w->flags & (FQ__W_PROTO | FQ__W_CANCELED)) &&
+                    !w->timedout_wseq && j->wseq + 1 == started &&
+                    done < started)) {
             int st = (w->flags & FQ__W_PROTO) ? FQ_EPROTO : FQ_ECRASHED;
             fq__job_finish(q, j, st, 0, msg);
             j->signo = signo;

@@ -57,8 +57,9 @@ static int stalled(const fq__queue *q, const fq__worker *w)
 
 static int accepts_jobs(const fq__worker *w)
 {
-    return !(w->flags & (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF |
-                         FQ__W_KILLED | FQ__W_PROTO | FQ__W_SOLO));
+    return !(w->flags &
+             (FQ__W_RETIRING | FQ__W_SHUT | FQ__W_EOF | FQ__W_KILLED |
+              FQ__W_PROTO | FQ__W_SOLO | FQ__W_CANCELED));
 }
 
 static fq__job *pend_pop(fq__queue *q)
@@ -133,8 +134,10 @@ void fq__dispatch(fq__queue *q)
         best->inflight++;
         if (j->timeout_ms > 0)
             best->ntimed++;
+        /* (A remote worker is not replaced: it is not retired either.) */
         if (q->opts.max_jobs_per_worker &&
-            best->next_wseq >= q->opts.max_jobs_per_worker) {
+            best->next_wseq >= q->opts.max_jobs_per_worker &&
+            !(best->ops->flags & FQ__KIND_REMOTE)) {
             best->flags |= FQ__W_RETIRING;
             best->limit = 0;
             q->st.recycled++;
@@ -143,20 +146,22 @@ void fq__dispatch(fq__queue *q)
 }
 
 /*
- * Takes back the jobs queued in w behind the one it is running, for an idle
- * worker. Jobs not yet written are unlinked (and the worker's sequence
- * numbers rolled back, since it never saw them); for jobs already written
- * the parent and the worker exchange the job's claim word in the shared
- * page: whoever comes first wins, so a job is either run by w or revoked,
- * never both. Revoked jobs go back to the front of the pending list.
+ * Takes back the jobs queued in w after `keep` (from its head when keep is
+ * NULL) that w has not started, for an idle worker or for fq_job_cancel().
+ * Jobs not yet written are unlinked (and the worker's sequence numbers
+ * rolled back, since it never saw them); for jobs already written the
+ * parent and the worker exchange the job's claim word in the shared page:
+ * whoever comes first wins, so a job is either run by w or revoked, never
+ * both. Revoked jobs go back to the front of the pending list, in order.
+ * keep must be written (or partly written) when not NULL. With `all` (a
+ * worker being retired) every job not started goes back; otherwise the
+ * first job found started keeps the rest. Returns how many were taken back.
  */
-static int take_back(fq__queue *q, fq__worker *w, int keep_head)
+static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep, int all)
 {
-    fq__job *keep = w->head, *back = NULL, *back_tail = NULL;
+    fq__job *back = NULL, *back_tail = NULL, *j;
     int n = 0, stop = 0;
 
-    if (!keep || (keep_head && keep == w->unsent))
-        return 0;
     /* Jobs from first_unwritten on never reached the worker; a job partly
      * written must still reach it whole, so it stays. */
     uint64_t first_unwritten = UINT64_MAX;
@@ -167,14 +172,18 @@ static int take_back(fq__queue *q, fq__worker *w, int keep_head)
     }
     w->unsent = partial;
     w->nunsent = partial ? 1 : 0;
-    fq__job *j = keep;
-    w->head = w->tail = NULL;
+    if (keep) {
+        j = keep->next;
+        keep->next = NULL;
+        w->tail = keep;
+    } else {
+        j = w->head;
+        w->head = w->tail = NULL;
+    }
     while (j) {
         fq__job *nx = j->next;
         int take;
-        if (j == keep && keep_head) {
-            take = 0;
-        } else if (j->wseq >= first_unwritten) {
+        if (j->wseq >= first_unwritten) {
             take = 1;
         } else if (j == partial || stop || (w->ops->flags & FQ__KIND_NO_PAGE)) {
             /* Without a shared page there is no claim to race for: a job
@@ -188,7 +197,7 @@ static int take_back(fq__queue *q, fq__worker *w, int keep_head)
                 w->unread_revoked = j->wseq + 1;
             /* The worker has moved on: keep the rest, unless all it has
              * not started must go (a retiring worker). */
-            stop = !take && keep_head;
+            stop = !take && !all;
         }
         j->next = NULL;
         if (take) {
@@ -225,13 +234,30 @@ static int take_back(fq__queue *q, fq__worker *w, int keep_head)
 
 int fq__revoke_unstarted(fq__queue *q, fq__worker *w)
 {
-    return take_back(q, w, 1);
+    if (!w->head || w->head == w->unsent)
+        return 0;
+    return revoke_after(q, w, w->head, 0);
 }
 
 /* The same from the head of the FIFO on: for a worker being retired. */
 int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w)
 {
-    return take_back(q, w, 0);
+    if (!w->head)
+        return 0;
+    return revoke_after(q, w, NULL, 1);
+}
+
+int fq__revoke_from(fq__queue *q, fq__worker *w, fq__job *j)
+{
+    if (j == w->unsent && w->unsent_off > 0)
+        return -1; /* partly written: it must reach the worker whole */
+    /* The head stays when it was (partly) written and j is behind it; the
+     * unstarted jobs between them go back too, and run elsewhere. */
+    fq__job *keep = NULL;
+    if (j != w->head && !(w->head == w->unsent && w->unsent_off == 0))
+        keep = w->head;
+    revoke_after(q, w, keep, 0);
+    return j->state == FQ__JOB_PENDING;
 }
 
 void fq__fail_pending(fq__queue *q, int status, const char *msg)

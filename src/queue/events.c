@@ -15,8 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "loop/loop.h"
 #include "queue/queue.h"
+
+#ifdef FQ_FAULT_INJECTION
+void (*fq__fault_hook)(int point, long arg);
+#endif
 
 /* Payloads at least this big are read straight into their own buffer. */
 #define DIRECT_READ (1u << 20)
@@ -395,6 +400,9 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
         if (j->wseq + 1 == started && done < started) {
             if (now - start_ns >= limit) {
                 w->timedout_wseq = started;
+                /* The job may end, and the next one start, from the
+                 * loads above to the signal's arrival (death.c). */
+                FQ__FAULT(FQ__FAULT_TIMEOUT_KILL, w->pid);
                 w->ops->signal(w, SIGKILL);
                 return INT64_MAX;
             }
@@ -440,7 +448,7 @@ static int64_t rebalance(fq__queue *q, int64_t now)
 }
 
 /* Everything that does not wait: returns the next time something is due. */
-static int64_t maintain(fq__queue *q)
+int64_t fq__queue_maintain(fq__queue *q)
 {
     int64_t now = fq__now_ns(), next = INT64_MAX;
 
@@ -549,7 +557,7 @@ static int op_closing(void *owner)
 
 static int64_t op_maintain(void *owner)
 {
-    return maintain(((struct drive *)owner)->q);
+    return fq__queue_maintain(((struct drive *)owner)->q);
 }
 
 static int op_satisfied(void *owner)
@@ -561,9 +569,8 @@ static int op_satisfied(void *owner)
 /* The poll set: per worker its channel (unless closed) and its pidfd. The
  * slots, at the start of the same block, remember which entries belong to
  * which worker, since events may free a worker. */
-static int op_sources(void *owner, int extra, struct pollfd **pfdp)
+int fq__queue_sources(fq__queue *q, int extra, struct pollfd **pfdp)
 {
-    fq__queue *q = ((struct drive *)owner)->q;
     size_t need = (size_t)q->nw * sizeof(struct slot) +
                   (2 * (size_t)q->nw + (size_t)extra) * sizeof(struct pollfd);
     if (need > q->pfd_cap) {
@@ -601,11 +608,9 @@ static int op_sources(void *owner, int extra, struct pollfd **pfdp)
     return nfd;
 }
 
-static void op_events(void *owner, struct pollfd *pfd, int nfd, int n)
+void fq__queue_events(fq__queue *q, struct pollfd *pfd, int n)
 {
-    fq__queue *q = ((struct drive *)owner)->q;
     struct slot *slots = q->pfd_mem;
-    (void)nfd;
     for (int i = 0; i < q->poll_nslot && n > 0; i++) {
         fq__worker *w = slots[i].w;
         short fre = slots[i].fd_idx >= 0 ? pfd[slots[i].fd_idx].revents : 0;
@@ -617,6 +622,17 @@ static void op_events(void *owner, struct pollfd *pfd, int nfd, int n)
         if (pre)
             reap_worker(q, w); /* frees w */
     }
+}
+
+static int op_sources(void *owner, int extra, struct pollfd **pfdp)
+{
+    return fq__queue_sources(((struct drive *)owner)->q, extra, pfdp);
+}
+
+static void op_events(void *owner, struct pollfd *pfd, int nfd, int n)
+{
+    (void)nfd;
+    fq__queue_events(((struct drive *)owner)->q, pfd, n);
 }
 
 static const fq__loop_ops queue_ops = {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "worker/remote.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
@@ -24,7 +25,8 @@
 
 static int cond_ready(fq__queue *q)
 {
-    return q->nready > 0 || q->st.finished == q->st.submitted;
+    /* A handle's job that got its outcome counts: its callback is due. */
+    return q->nready > 0 || q->notify_head || q->st.finished == q->st.submitted;
 }
 
 static int cond_all_done(fq__queue *q)
@@ -39,46 +41,7 @@ static int cond_no_workers(fq__queue *q)
 
 /* ---- Public API -------------------------------------------------------- */
 
-/* Every public call holds a reference to its queue until it returns (on
- * every path: the cleanup attribute releases it), so a queue freed by
- * another thread meanwhile stays valid until then. */
-#define LOOKUP(h, q)                                                           \
-    fq__queue *q __attribute__((cleanup(fq__handle_release))) = NULL;          \
-    do {                                                                       \
-        int rc_ = fq__handle_get(h, &q);                                       \
-        if (rc_)                                                               \
-            return rc_;                                                        \
-    } while (0)
-
-/* A call in progress marks its queue busy; a hook or callback of that call
- * (fork hooks, fq_stream()'s producer and consumer) that calls back into
- * the queue gets FQ_EBUSY, except fq_submit() from fq_stream()'s callbacks,
- * and fq_queue_free(), fq_stats_get(), fq_worker_pids(), fq_wakeup(), which
- * are always allowed. Declared after LOOKUP's reference, so it is left
- * before the reference is released. */
-typedef struct fq__guard {
-    fq__queue *q;
-    int prev;
-} fq__guard;
-
-static void guard_leave(fq__guard *g)
-{
-    if (g->q)
-        atomic_store(&g->q->busy, g->prev);
-}
-
-#define ENTER(q, in_callback_ok)                                               \
-    fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
-    do {                                                                       \
-        int e_ = 0;                                                            \
-        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
-            if (!((in_callback_ok) && e_ == 2) ||                              \
-                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
-                return FQ_EBUSY;                                               \
-        }                                                                      \
-        guard_.prev = e_;                                                      \
-        guard_.q = (q);                                                        \
-    } while (0)
+/* LOOKUP and ENTER: see queue.h. */
 
 static void kill_all_and_reap(fq__queue *q)
 {
@@ -110,6 +73,9 @@ static void free_list(fq__job *j, int by_onext)
 
 void fq__queue_destroy(fq__queue *q)
 {
+    /* Jobs of handles end FQ_ECLOSED; their callbacks run once the queue
+     * is gone (a callback that uses it finds it closed). */
+    fq_job *due = fq__close_handles(q);
     /* Ordered: every untaken job is on the submission list. Unordered:
      * pending, in flight and ready jobs are on three kinds of list. */
     if (q->opts.ordered) {
@@ -134,6 +100,7 @@ void fq__queue_destroy(fq__queue *q)
     free(q->held_buf);
     fq__wake_close(q);
     free(q);
+    fq__future_notify(due);
 }
 
 FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
@@ -208,17 +175,17 @@ static void eager_flush(fq__queue *q)
     }
 }
 
-FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
-                         const fq_job_options *jopts, uint64_t *id_out)
+/* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
+ * NULL. */
+static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
+                  const fq_job_options *jopts, fq_job *fut, uint64_t *id_out)
 {
-    LOOKUP(h, q);
-    ENTER(q, 1);
     uint64_t id;
     int rc;
 
     if (!fn || (!arg && len))
         return FQ_EINVAL;
-    if (jopts && (jopts->flags & ~FQ_JOB_ID))
+    if (jopts && ((jopts->flags & ~FQ_JOB_ID) || (jopts->callback && !fut)))
         return FQ_EINVAL;
     if (q->broken)
         return FQ_EINIT;
@@ -259,6 +226,7 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
     int tmo = jopts ? jopts->timeout_ms : 0;
     j->timeout_ms = tmo > 0 ? tmo : tmo < 0 ? 0 : q->opts.timeout_ms;
     j->arg_len = len;
+    j->fut = fut;
     f.id = id;
     f.len = len;
     fq__frame_encode(&f, j->hdr);
@@ -271,7 +239,11 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
         q->pend_head = j;
     q->pend_tail = j;
     q->npending++;
-    if (q->opts.ordered) {
+    if (fut) {
+        fut->job = j;
+        fut->id = id;
+        q->nhandle_jobs++;
+    } else if (q->opts.ordered) {
         if (q->ord_tail)
             q->ord_tail->onext = j;
         else
@@ -285,6 +257,36 @@ FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
     eager_flush(q);
     if (id_out)
         *id_out = id;
+    return 0;
+}
+
+FQ__EXPORT int fq_submit(fq_queue h, fq_job_fn fn, const void *arg, size_t len,
+                         const fq_job_options *jopts, uint64_t *id_out)
+{
+    LOOKUP(h, q);
+    ENTER(q, 1);
+    return submit(q, fn, arg, len, jopts, NULL, id_out);
+}
+
+FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
+                             size_t len, const fq_job_options *jopts,
+                             fq_job **job)
+{
+    if (job)
+        *job = NULL;
+    LOOKUP(h, q);
+    ENTER(q, 1);
+    if (!job)
+        return FQ_EINVAL;
+    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts);
+    if (!fut)
+        return FQ_ENOMEM;
+    int rc = submit(q, fn, arg, len, jopts, fut, NULL);
+    if (rc) {
+        fq__future_abandon(fut);
+        return rc;
+    }
+    *job = fut;
     return 0;
 }
 
@@ -327,6 +329,7 @@ FQ__EXPORT int fq_take(fq_queue h, fq_result *r)
      * (after a failed fork, once its back-off has passed). */
     if (q->nready == 0 && (q->nw > 0 || q->npending)) {
         int rc = fq__drive(q, 0, cond_ready, 0);
+        fq__notify(q);
         if (rc < 0 && rc != FQ_ETIMEDOUT && rc != FQ_EINTR)
             return rc;
     }
@@ -342,6 +345,7 @@ FQ__EXPORT int fq_poll(fq_queue h, int timeout_ms)
         return FQ_EINVAL;
     if (q->nw > 0 || q->npending) {
         int rc = fq__drive(q, timeout_ms, cond_ready, FQ__DRIVE_WAKEABLE);
+        fq__notify(q);
         if (rc < 0 && rc != FQ_ETIMEDOUT)
             return rc;
     }
@@ -355,6 +359,7 @@ FQ__EXPORT int fq_wait(fq_queue h, int timeout_ms)
     if (timeout_ms < -1)
         return FQ_EINVAL;
     int rc = fq__drive(q, timeout_ms, cond_all_done, FQ__DRIVE_WAKEABLE);
+    fq__notify(q);
     if (rc == 1) /* fq_wakeup() */
         return cond_all_done(q) ? 0 : FQ_EINTR;
     return rc;
@@ -380,7 +385,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
             lookahead = 64;
     }
     for (;;) {
-        while (!exhausted && q->st.submitted - q->st.taken < lookahead) {
+        /* Jobs of handles are not the stream's: never taken. */
+        while (!exhausted &&
+               q->st.submitted - q->nhandle_jobs - q->st.taken < lookahead) {
             if (q->state != FQ__Q_RUNNING || q->broken) {
                 exhausted = 1;
                 break;
@@ -408,9 +415,10 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
             if (atomic_load(&q->closing))
                 return FQ_ECLOSED;
         }
-        if (exhausted && q->st.submitted == q->st.taken)
+        if (exhausted && q->st.submitted - q->nhandle_jobs == q->st.taken)
             return q->broken ? FQ_EINIT : 0;
         rc = fq__drive(q, -1, cond_ready, 0);
+        fq__notify(q);
         if (rc < 0)
             return rc;
     }
@@ -427,6 +435,8 @@ FQ__EXPORT int fq_refork(fq_queue h)
         return FQ_EFINISHED;
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
+        if (w->ops->flags & FQ__KIND_REMOTE)
+            continue; /* shares no memory with us: nothing to refresh */
         w->flags |= FQ__W_RETIRING;
         if (w->inflight == 0 && !(w->flags & FQ__W_SHUT)) {
             shutdown(w->fd, SHUT_WR);
@@ -477,12 +487,14 @@ FQ__EXPORT int fq_finish(fq_queue h)
         return 0;
     if (q->state == FQ__Q_RUNNING && !q->broken) {
         rc = fq__drive(q, -1, cond_all_done, 0);
+        fq__notify(q);
         if (rc < 0)
             return rc;
     }
     q->state = FQ__Q_STOPPING;
     rc = stop_workers(q, q->broken ? SIGKILL : 0);
     q->state = FQ__Q_FINISHED;
+    fq__notify(q);
     return rc;
 }
 
@@ -498,6 +510,7 @@ FQ__EXPORT int fq_cancel(fq_queue h)
     fq__fail_pending(q, FQ_ECANCELED, "job cancelled");
     int rc = stop_workers(q, SIGTERM);
     q->state = FQ__Q_FINISHED;
+    fq__notify(q);
     return rc;
 }
 
@@ -535,11 +548,60 @@ FQ__EXPORT int fq_worker_pids(fq_queue h, pid_t *pids, int max)
     if (max < 0 || (!pids && max > 0))
         return FQ_EINVAL;
     for (int i = 0; i < q->nw; i++) {
-        if (q->w[i]->ops == &fq__thread_ops)
-            continue; /* a thread has no pid of its own */
+        if (q->w[i]->ops == &fq__thread_ops ||
+            (q->w[i]->ops->flags & FQ__KIND_REMOTE))
+            continue; /* a thread or a remote worker has no pid of ours */
         if (n < max)
             pids[n] = q->w[i]->pid;
         n++;
     }
     return n;
+}
+
+/* ---- Remote workers (since 0.2.0) --------------------------------------- */
+
+FQ__EXPORT int fq_queue_add_remote(fq_queue h, const char *addr,
+                                   const fq_remote_options *o)
+{
+    fq_remote_options dflt = {0};
+    char err[512] = "";
+    LOOKUP(h, q);
+    ENTER(q, 0);
+
+    if (!o)
+        o = &dflt;
+    if (!addr || o->connect_timeout_ms < 0 || (o->key && o->key_len == 0))
+        return FQ_EINVAL;
+    if (q->broken)
+        return FQ_EINIT;
+    if (q->state != FQ__Q_RUNNING)
+        return FQ_EFINISHED;
+    /* Jobs name their functions by id from now on, in every worker; those
+     * submitted before named them by address. */
+    const fq__worker_ops *kind = fq__kind_by_id(q->kind);
+    if (!kind)
+        return FQ_EINVAL;
+    if (kind != q->kind && q->st.finished != q->st.submitted)
+        return FQ_EBUSY;
+    if (q->nw == q->capw) {
+        int ncap = q->capw ? q->capw * 2 : 8;
+        fq__worker **n = realloc(q->w, (size_t)ncap * sizeof(*n));
+        if (!n)
+            return FQ_ENOMEM;
+        q->w = n;
+        q->capw = ncap;
+    }
+    fq__worker *w;
+    int rc = fq__remote_connect(addr, o->key, o->key_len, o->connect_timeout_ms,
+                                &q->nworkers, &w, err, sizeof(err));
+    if (o->errbuf && o->errbuf_size)
+        snprintf(o->errbuf, o->errbuf_size, "%s", rc ? err : "");
+    if (rc)
+        return rc;
+    q->kind = kind;
+    q->w[q->nw++] = w;
+    q->nworkers++;
+    fq__dispatch(q);
+    eager_flush(q);
+    return 0;
 }

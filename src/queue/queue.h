@@ -5,13 +5,14 @@
 #ifndef FQ_QUEUE_H
 #define FQ_QUEUE_H
 
+#include <poll.h>
+
 #include "core/internal.h"
+#include "job/job.h"
 
 /* Jobs a worker can have in flight at most. */
 #define FQ__MAX_INFLIGHT FQ__RING
 
-/* collect.c */
-void fq__job_free(fq__job *j);
 /* dispatch.c */
 int fq__active_workers(const fq__queue *q);
 int fq__add_worker(fq__queue *q);
@@ -36,6 +37,20 @@ typedef int (*fq__cond_fn)(fq__queue *q);
  * not FQ__DRIVE_UNINTERRUPTIBLE), 1 when woken by fq_wakeup() (only with
  * FQ__DRIVE_WAKEABLE and a non-zero timeout) or another error. */
 int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags);
+/* The steps of one pass of fq__drive(), for the loop object (loopsrc.c):
+ * the work that does not wait (returns the next deadline, INT64_MAX for
+ * none); the poll set (*pfd points into the queue's cache, with room for
+ * `extra` more entries; returns the count or FQ_ENOMEM); what poll() found
+ * there (n ready entries; may free workers). */
+int64_t fq__queue_maintain(fq__queue *q);
+int fq__queue_sources(fq__queue *q, int extra, struct pollfd **pfd);
+void fq__queue_events(fq__queue *q, struct pollfd *pfd, int n);
+/* loopsrc.c: for sources that ride on a queue (job handles): the loop
+ * drives the queue of h while it holds it, without reporting it unless
+ * fq_loop_add_queue() added it too. Each hold (0, or FQ_ECLOSED,
+ * FQ_EFOREIGN, FQ_EINVAL, FQ_ENOMEM) is undone by one unhold. */
+int fq__loop_queue_hold(fq_loop *loop, fq_queue h);
+void fq__loop_queue_unhold(fq_loop *loop, fq_queue h);
 
 /* dispatch.c, collect.c, death.c: what events.c calls */
 void fq__dispatch(fq__queue *q);
@@ -53,11 +68,66 @@ int fq__revoke_unstarted(fq__queue *q, fq__worker *w);
 int fq__revoke_all_unstarted(fq__queue *q, fq__worker *w);
 /* recycle.c: retires the workers that reported being over max_rss. */
 void fq__recycle_scan(fq__queue *q);
+/* The same from j on (j may be the head): returns 1 if j was taken back
+ * (to the front of the pending list), 0 if w had started it, -1 if it is
+ * partly written (ask again once it is written). */
+int fq__revoke_from(fq__queue *q, fq__worker *w, fq__job *j);
+/* handles.c: job handles. Runs the callbacks of handles whose job got its
+ * outcome (outside the loop, the queue marked as in a callback). */
+void fq__notify(fq__queue *q);
+/* Gives every unfinished handle job FQ_ECLOSED (the queue is destroyed)
+ * and returns the list of handles whose callback is due. */
+fq_job *fq__close_handles(fq__queue *q);
+extern const fq__future_ops fq__queue_future_ops;
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);
 int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
                      const unsigned char *payload);
 void fq__refill_workers(fq__queue *q);
+
+/* ---- What every public call of the queue layer does first -------------- */
+
+/* Every public call holds a reference to its queue until it returns (on
+ * every path: the cleanup attribute releases it), so a queue freed by
+ * another thread meanwhile stays valid until then. */
+#define LOOKUP(h, q)                                                           \
+    fq__queue *q __attribute__((cleanup(fq__handle_release))) = NULL;          \
+    do {                                                                       \
+        int rc_ = fq__handle_get(h, &q);                                       \
+        if (rc_)                                                               \
+            return rc_;                                                        \
+    } while (0)
+
+/* A call in progress marks its queue busy; a hook or callback of that call
+ * (fork hooks, fq_stream()'s producer and consumer, job handles'
+ * callbacks) that calls back into the queue gets FQ_EBUSY, except
+ * fq_submit(), fq_job_submit(), fq_cancel() and fq_job_cancel() from those
+ * callbacks, and fq_queue_free(), fq_stats_get(), fq_worker_pids(),
+ * fq_wakeup(), which are always allowed. Declared after LOOKUP's
+ * reference, so it is left before the reference is released. */
+typedef struct fq__guard {
+    fq__queue *q;
+    int prev;
+} fq__guard;
+
+static inline void guard_leave(fq__guard *g)
+{
+    if (g->q)
+        atomic_store(&g->q->busy, g->prev);
+}
+
+#define ENTER(q, in_callback_ok)                                               \
+    fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
+    do {                                                                       \
+        int e_ = 0;                                                            \
+        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
+            if (!((in_callback_ok) && e_ == 2) ||                              \
+                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
+                return FQ_EBUSY;                                               \
+        }                                                                      \
+        guard_.prev = e_;                                                      \
+        guard_.q = (q);                                                        \
+    } while (0)
 
 #endif

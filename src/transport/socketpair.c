@@ -1,6 +1,7 @@
 /* The socketpair transport (see channel.h): a pair of close-on-exec stream
  * sockets, and sends that never raise SIGPIPE. */
 #include "transport/channel.h"
+#include "transport/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,3 +72,40 @@ int fq__send_all(int fd, struct iovec *iov, int n)
     }
     return 0;
 }
+
+/* ---- The table (transport.h) -------------------------------------------- */
+
+ssize_t fq__stream_recv(int fd, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FQ_ETIMEDOUT;
+        if (errno == ECONNRESET)
+            return 0;
+        return FQ_ESYS;
+    }
+}
+
+void fq__stream_shutdown(int fd)
+{
+    shutdown(fd, SHUT_WR);
+}
+
+void fq__stream_close(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+const fq__transport_ops fq__socketpair_transport = {
+    .name = "socketpair",
+    .send_iov = fq__send_iov,
+    .recv = fq__stream_recv,
+    .shutdown = fq__stream_shutdown,
+    .close = fq__stream_close,
+};

@@ -54,6 +54,7 @@ struct fq_ctx {
      * abandon the worker: *cancel is then set. */
     const fq__thread_io *tio;
     int dead;        /* thread kind: the loop ends with status dead - 1 */
+    sigset_t mask;   /* each job starts with it (the mask after init) */
     unsigned kflags; /* FQ__KIND_* of this worker */
     /* Cooperative cancel (CANCEL frames): the running job's flag; wseqs of
      * jobs not started yet that were cancelled; while a job runs, what
@@ -329,7 +330,9 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     /* A worker forked from the caller gets the address; any other, an id
      * registered with fq_func_register(). */
     fq_job_fn fn = (f->flags & FQ__JOB_BY_ID) ? fq__func_by_id(f->fn)
-                                              : (fq_job_fn)(uintptr_t)f->fn;
+                   : (c->kflags & FQ__KIND_BY_ID)
+                       ? NULL /* never an address from who did not fork us */
+                       : (fq_job_fn)(uintptr_t)f->fn;
     const void *arg = payload;
     void *copy = NULL;
 
@@ -388,6 +391,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     }
     if (forked_copy(c))
         _exit(FQ__EXIT_OK); /* a copy made by the job (fork, daemon) */
+    /* A signal mask the job set must not reach the next job, nor the
+     * worker's own code (a blocked SIGTERM or parent-death signal would
+     * keep it alive). The mask cannot be read without a system call, so
+     * setting it unconditionally costs no more than checking it. */
+    pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
@@ -491,6 +499,10 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
         emit(&c, &f, init_msg, 1);
         return loop_end(&c, &rb, own_page, FQ__EXIT_INIT);
     }
+    /* The baseline every job starts from: the worker's mask once its init
+     * function has run (the forking thread's mask, for a process; every
+     * signal blocked, for a thread). */
+    pthread_sigmask(SIG_SETMASK, NULL, &c.mask);
     atomic_store_explicit(&st->ready, 1, memory_order_release);
 
     int status = FQ__EXIT_OK;

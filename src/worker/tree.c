@@ -153,7 +153,10 @@ static void cleanup_handler(int sig, siginfo_t *si, void *uc)
     (void)uc;
     if (si && si->si_code == SI_QUEUE && si->si_value.sival_int > 0 &&
         getppid() == si->si_pid) {
+        /* The job goes on if it handles SIGTERM: keep its errno. */
+        int saved = errno;
         terminate_gently(si->si_value.sival_int - 1);
+        errno = saved;
         return;
     }
     fq__kill_descendants();
@@ -171,6 +174,14 @@ void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask)
 {
     fq__child_hygiene_keep(parent_end, own_end, parent);
+    fq__worker_tree_setup(parent);
+    if (q->opts.hooks.child)
+        q->opts.hooks.child(q->opts.hook_arg);
+    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
+}
+
+void fq__worker_tree_setup(pid_t parent)
+{
 #ifdef __linux__
     /* A worker also tracks its jobs' process trees (see above): it adopts
      * their orphans and, on its parent's death, kills them before itself. */
@@ -188,8 +199,7 @@ void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
     }
     if (getppid() != parent)
         _exit(FQ__EXIT_IO);
+#else
+    (void)parent;
 #endif
-    if (q->opts.hooks.child)
-        q->opts.hooks.child(q->opts.hook_arg);
-    pthread_sigmask(SIG_SETMASK, oldmask, NULL);
 }

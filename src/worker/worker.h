@@ -56,6 +56,10 @@ __attribute__((noreturn)) void fq__worker_exit(int status);
 void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask);
 
+/* tree.c: what makes a new process a worker that tracks its jobs'
+ * processes (subreaper, the cleanup signal, death with parent). */
+void fq__worker_tree_setup(pid_t parent);
+
 /* The forked-process kind behind fq__process_ops (process.c). */
 int fq__worker_spawn(fq__queue *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);

@@ -71,7 +71,7 @@ static int forged_init_fail_job(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    unsigned char f[32 + 6] = {0x71, 0x66, 1, 3};
+    unsigned char f[32 + 6] = {0x71, 0x66, 2 /* wire version */, 3};
     f[24] = 6;
     memcpy(f + 32, "forged", 6);
     int fd = channel_fd();

@@ -82,7 +82,7 @@ static int forged_big_init_fail_job(fq_ctx *ctx, const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    unsigned char h[32] = {0x71, 0x66, 1, 3};
+    unsigned char h[32] = {0x71, 0x66, 2 /* wire version */, 3};
     uint64_t n = (uint64_t)1 << 30;
     for (int i = 0; i < 8; i++)
         h[24 + i] = (unsigned char)(n >> (8 * i));

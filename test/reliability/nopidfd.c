@@ -12,6 +12,7 @@
  */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -178,6 +179,67 @@ static void test_finish_with_child_holding_channel(void **state)
     cleanup_kids();
 }
 
+/* The same hard case with only an outside event loop driving the queue
+ * (a poll() on fq_loop_fd() for fq_loop_timeout() ms, then
+ * fq_loop_process()): the 250 ms waitpid() check is one of the deadlines
+ * the loop hands out, so the death is noticed as soon. */
+static void test_outside_loop_notices_death(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 1;
+    fq_queue q = {0};
+    fq_loop *l = NULL;
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    assert_int_equal(fq_loop_new(&l, NULL), 0);
+    assert_int_equal(fq_loop_add_queue(l, q, NULL), 0);
+    int fd = fq_loop_fd(l);
+    assert_true(fd >= 0);
+    int mode = 1;
+    uint64_t id;
+    assert_int_equal(fq_submit(q, orphan_job, &mode, sizeof mode, NULL, &id),
+                     0);
+    int after = 7;
+    assert_int_equal(fq_submit(q, echo_job, &after, sizeof after, NULL, NULL),
+                     0);
+    int64_t t0 = fqp_now_ms();
+    int seen = 0, timeouts = 0;
+    while (seen < 2 && fqp_now_ms() - t0 < 10000) {
+        int ms = -2;
+        assert_int_equal(fq_loop_timeout(l, &ms), 0);
+        /* A busy worker without pidfd is looked at 4 times a second. */
+        assert_true(ms >= 0 && ms <= 250);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, ms) == 0)
+            timeouts++;
+        fq_loop_event ev[4];
+        int n = fq_loop_process(l, ev, 4);
+        assert_true(n >= 0);
+        fq_result r;
+        for (int k = 0; k < n; k++) {
+            assert_int_equal(ev[k].type, FQ_LOOP_QUEUE);
+            while (fq_take(q, &r) == 1) {
+                seen++;
+                if (r.id == id) {
+                    assert_int_equal(r.status, FQ_ECRASHED);
+                    assert_int_equal(r.signo, SIGKILL);
+                } else {
+                    assert_int_equal(r.status, 0);
+                }
+            }
+        }
+    }
+    int64_t ms = fqp_now_ms() - t0;
+    print_message("outside loop: 2 outcomes after %lld ms, %d timeouts\n",
+                  (long long)ms, timeouts);
+    assert_int_equal(seen, 2);
+    assert_true(ms < 3000);
+    assert_true(timeouts >= 1); /* the check ran on a deadline */
+    assert_int_equal(fq_loop_free(l), 0);
+    assert_int_equal(fq_queue_free(q), 0);
+    cleanup_kids();
+}
+
 int main(void)
 {
     kids = mmap(NULL, 2 * sizeof(*kids), PROT_READ | PROT_WRITE,
@@ -191,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_worker_killed_child_holds_channel),
         cmocka_unit_test(test_worker_daemonizes),
         cmocka_unit_test(test_finish_with_child_holding_channel),
+        cmocka_unit_test(test_outside_loop_notices_death),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cleanup_kids();

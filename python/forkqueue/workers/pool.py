@@ -35,6 +35,16 @@ WINDOW_BYTES = 64 * 1024
 #: inputs pending, not after every result: one message (and one wake-up of
 #: the worker) per REFILL_AT results instead of one per result.
 REFILL_AT = WINDOW // 2
+#: While every worker has inputs queued ahead of it, the pool lets results
+#: gather instead of waking for each (on a machine with no idle CPU, each
+#: wake-up of the pool takes a worker's): it sleeps up to COALESCE_MAX_S,
+#: and at most half the time the shortest queue takes to run dry, from each
+#: worker's pace measured while it had work (halved whenever a worker is
+#: found idle, so an estimate can only err towards waking early). Not with
+#: ``enqueue_fn`` or ``retry=False`` (no queue ahead), nor once the input is
+#: exhausted. Below COALESCE_MIN_S it does not sleep.
+COALESCE_MAX_S = 0.002
+COALESCE_MIN_S = 0.0002
 
 
 class PoolError(RuntimeError):
@@ -291,6 +301,11 @@ class _Run:
         self.retries = collections.deque()
         self.depleted = False
         self.ret = []
+        # per worker: when its results were last read, and its measured
+        # time per call (None until measured)
+        now = time.monotonic()
+        self.last_read = {id(w): now for w in pool._workers}
+        self.pace = dict.fromkeys(self.last_read)
         self._poll_key = None
         self._poll_state = None
 
@@ -383,12 +398,44 @@ class _Run:
         self._poll_state = (poller, fds, threads, wake)
         return self._poll_state
 
+    def coalesce_delay(self, live):
+        """How long results may gather before the pool reads them (see
+        COALESCE_MAX_S); 0: read them as they come."""
+        if not self.auto or self.depleted or self.retries:
+            return 0
+        d = COALESCE_MAX_S
+        pending, pace = self.pending, self.pace
+        for w in live:
+            p = pace.get(id(w))
+            if p is None:
+                return 0
+            d = min(d, len(pending[id(w)]) * p / 2)
+        return d if d >= COALESCE_MIN_S else 0
+
+    def measure(self, k, n):
+        """``n`` results of worker ``k`` were just read."""
+        now = time.monotonic()
+        sample = (now - self.last_read[k]) / n
+        self.last_read[k] = now
+        p = self.pace.get(k)
+        if self.pending[k]:
+            # it had work all along: that is its pace
+            self.pace[k] = sample if p is None else (p + sample) / 2
+        else:
+            # it may have waited for work: it is faster than it looked
+            self.pace[k] = (sample if p is None else min(p, sample)) / 2
+
     def wait_ready(self):
         """Workers that may have results or have ended."""
         poller, fds, threads, wake = self._poller()
         if poller is None:
             self._poll_key = None
             return fds  # workers already dead: service them now
+        if self.auto and not self.depleted:
+            d = self.coalesce_delay([w for ws in fds.values() for w in ws] +
+                                    threads)
+            if d:
+                time.sleep(d)
         ready = []
         for fd, _ in poller.poll(1000):
             if wake is not None and fd == wake.fileno():
@@ -410,6 +457,8 @@ class _Run:
         for r in results:
             if self.pending.get(k):
                 self.new_result(w, r, refill=False)
+        if results and k in self.last_read:
+            self.measure(k, len(results))
         if ended and k not in self.closed:
             self.death(w)
         elif results and k not in self.closed:

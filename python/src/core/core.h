@@ -45,6 +45,7 @@ typedef struct fqpy_registry {
     Py_ssize_t nlive;     /* slots in use */
     Py_ssize_t *freelist; /* free slots */
     Py_ssize_t nfree;
+    int shared; /* the workers are threads: every callable is known at once */
 } fqpy_registry;
 
 /* A registry slot pinned for the queue's life (env callables). */

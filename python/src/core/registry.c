@@ -96,6 +96,10 @@ Py_ssize_t fqpy_reg_key(fqpy_registry *r, PyObject *func)
         Py_DECREF(ck);
         return -1;
     } else {
+        /* Threads need no refork to learn a callable: idle slots are freed
+         * here instead, once many (a job holds its callable). */
+        if (r->shared && r->nlive > REG_SOFT_MAX)
+            fqpy_reg_reforked(r);
         Py_ssize_t n = PyList_GET_SIZE(r->list);
         if (grow(r, n + 1) < 0) {
             Py_DECREF(ck);
@@ -115,7 +119,10 @@ Py_ssize_t fqpy_reg_key(fqpy_registry *r, PyObject *func)
         }
         reset_slot(r, key);
         r->nlive++;
-        r->nunknown++;
+        if (r->shared)
+            r->known[key] = 1; /* threads see the registry itself */
+        else
+            r->nunknown++;
         k = PyLong_FromSsize_t(key);
         if (k == NULL || PyDict_SetItem(r->keycache, ck, k) < 0) {
             Py_XDECREF(k);

@@ -83,6 +83,8 @@ typedef struct fqpy_deferred {
 
 #define FQPY_CANCEL_BITS 32768 /* calls tracked by the shared page */
 
+typedef struct fqpy_tlink fqpy_tlink;
+
 typedef struct fqpy_queue {
     PyObject_HEAD fqpy_core core;
     fqpy_state *st;
@@ -113,7 +115,9 @@ typedef struct fqpy_queue {
     int dropping;               /* finish(): outcomes are discarded */
 
     PyObject *weakreflist;
-    int woken; /* _wakeup() was called: the wait in progress returns */
+    int woken;       /* _wakeup() was called: the wait in progress returns */
+    int thread_kind; /* worker_kind="thread" */
+    struct fqpy_tlink *tlink; /* thread kind: what the threads see */
 } fqpy_queue;
 
 /* queue.c */
@@ -204,8 +208,17 @@ PyObject *fqpy_iter_new(fqpy_queue *q, int mode, PyObject *func,
                         PyObject *source, PyObject *kwargs, PyObject *progress,
                         Py_ssize_t total);
 
-/* worker.c: run inside the worker processes. */
+/* worker.c: run inside the worker processes (and threads, GIL held). */
 int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len);
+int fqpy_worker_run(fq_ctx *ctx, fqpy_queue *self, const void *arg, size_t len);
 int fqpy_worker_init(void *udata);
+
+/* thread.c: worker_kind="thread". The core's udata is a link to the queue
+ * that the threads may outlive. */
+fqpy_tlink *fqpy_tlink_new(fqpy_queue *self);
+/* Under the GIL, when the queue is cleared: no job sees it from now on. */
+void fqpy_tlink_drop(fqpy_queue *self);
+int fqpy_thread_init(void *udata);
+int fqpy_thread_job(fq_ctx *ctx, const void *arg, size_t len);
 
 #endif

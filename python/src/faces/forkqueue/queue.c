@@ -78,16 +78,18 @@ static int register_env(fqpy_queue *self, PyObject *env)
 
 static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"numforks", "initfunc", "reraise",
-                             "ordered",  "retn_ids", "env",
-                             "timeout",  "initargs", "max_jobs_per_worker",
-                             NULL};
+    static char *kwlist[] = {"numforks",    "initfunc", "reraise",
+                             "ordered",     "retn_ids", "env",
+                             "timeout",     "initargs", "max_jobs_per_worker",
+                             "worker_kind", NULL};
     PyObject *numforks = NULL, *initfunc = Py_None, *env = Py_None;
     PyObject *timeout = Py_None, *initargs = NULL, *maxjobs = Py_None;
+    PyObject *kind = NULL;
     int reraise = 1, ordered = 1, retn_ids = 0;
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "|OOpppOOOO:ForkQueue", kwlist, &numforks, &initfunc,
-            &reraise, &ordered, &retn_ids, &env, &timeout, &initargs, &maxjobs))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOpppOOOO$O:ForkQueue",
+                                     kwlist, &numforks, &initfunc, &reraise,
+                                     &ordered, &retn_ids, &env, &timeout,
+                                     &initargs, &maxjobs, &kind))
         return -1;
     if (self->core.opened || self->core.finished) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -114,6 +116,19 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
         }
         if (overflow < 0 || n < 1) {
             PyErr_SetString(PyExc_ValueError, "numforks must be at least 1");
+            return -1;
+        }
+    }
+    int threads = 0;
+    if (kind) {
+        if (PyUnicode_Check(kind) &&
+            PyUnicode_CompareWithASCIIString(kind, "thread") == 0) {
+            threads = 1;
+        } else if (!PyUnicode_Check(kind) ||
+                   PyUnicode_CompareWithASCIIString(kind, "process") != 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "worker_kind must be 'process' or 'thread', not %R",
+                         kind);
             return -1;
         }
     }
@@ -162,6 +177,8 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
     self->retn_ids = retn_ids;
     self->timeout = tmo > 0 ? tmo / 1000.0 : 0;
     self->max_jobs_per_worker = maxj;
+    self->thread_kind = threads;
+    self->core.reg.shared = threads;
     Py_XSETREF(self->initfunc, Py_NewRef(initfunc));
     Py_XSETREF(self->initargs, iargs);
     /* Callables of env are registered before the fork, so the workers
@@ -183,6 +200,14 @@ static int queue_init(fqpy_queue *self, PyObject *args, PyObject *kwds)
     if (initfunc != Py_None)
         o.init = fqpy_worker_init;
     o.udata = self;
+    if (threads) {
+        /* Every thread counts itself in the link (thread.c). */
+        if (self->tlink == NULL && (self->tlink = fqpy_tlink_new(self)) == NULL)
+            return -1;
+        o.kind = FQ_WORKER_THREAD;
+        o.init = fqpy_thread_init;
+        o.udata = self->tlink;
+    }
     if (fqpy_core_open(&self->core, &o) < 0)
         return -1;
     self->last_refork = -1e9; /* the first refork is never delayed */
@@ -206,6 +231,7 @@ static int queue_traverse(fqpy_queue *self, visitproc visit, void *arg)
 
 static int queue_clear(fqpy_queue *self)
 {
+    fqpy_tlink_drop(self); /* before the queue goes: jobs stop seeing it */
     fqpy_core_clear(&self->core);
     fqpy_drop_deferred(self);
     Py_CLEAR(self->initfunc);
@@ -674,7 +700,15 @@ static PyMemberDef queue_members[] = {
      READONLY, NULL},
     {NULL, 0, 0, 0, NULL}};
 
+static PyObject *get_worker_kind(fqpy_queue *self, void *closure)
+{
+    (void)closure;
+    return PyUnicode_FromString(self->thread_kind ? "thread" : "process");
+}
+
 static PyGetSetDef queue_getset[] = {
+    {"worker_kind", (getter)get_worker_kind, NULL,
+     "'process' (forked workers, the default) or 'thread'.", NULL},
     {"finished", (getter)get_finished, NULL,
      "True once the queue is finished (no further use possible).", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
@@ -683,8 +717,9 @@ static PyType_Slot queue_slots[] = {
     {Py_tp_doc,
      "ForkQueue(numforks=16, initfunc=None, reraise=True, ordered=True, "
      "retn_ids=False, env=None, timeout=None, initargs=(), "
-     "max_jobs_per_worker=None)\n--\n\n"
-     "A pool of numforks worker processes forked from this one.\n\n"
+     "max_jobs_per_worker=None, *, worker_kind='process')\n--\n\n"
+     "A pool of numforks worker processes forked from this one (or, with\n"
+     "worker_kind='thread', threads of this process).\n\n"
      "Jobs run any callable (lambdas and closures included) with picklable\n"
      "arguments and results. Use it as a context manager, or call finish()."},
     {Py_tp_new, queue_new},

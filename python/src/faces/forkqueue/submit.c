@@ -135,9 +135,10 @@ static int submit_now(fqpy_queue *self, PyObject *rec, PyObject *payload)
     jo.flags = FQ_JOB_ID;
     jo.timeout_ms = job_timeout_ms(self, rec);
     FQPY_LOCK(&self->core);
-    int rc =
-        fq_submit(self->core.q, fqpy_worker_job, PyBytes_AS_STRING(payload),
-                  (size_t)PyBytes_GET_SIZE(payload), &jo, NULL);
+    int rc = fq_submit(self->core.q,
+                       self->thread_kind ? fqpy_thread_job : fqpy_worker_job,
+                       PyBytes_AS_STRING(payload),
+                       (size_t)PyBytes_GET_SIZE(payload), &jo, NULL);
     FQPY_UNLOCK(&self->core);
     if (rc < 0) {
         if (PyDict_DelItem(self->jobs, cid) < 0)

@@ -1,5 +1,6 @@
 /*
- * What runs inside a worker process.
+ * What runs inside a worker process (or, for worker_kind="thread", a worker
+ * thread: thread.c takes the GIL and calls fqpy_worker_run()).
  *
  * A worker is a fork of the interpreter that created (or reforked) the
  * queue; it holds the GIL from the fork until it _exit()s, so these
@@ -85,21 +86,47 @@ static PyObject *build_reply(PyObject *values, PyObject *errors, int64_t ns)
 
 /* Reports a failure of the whole job (malformed payload, unknown callable,
  * reply that cannot be pickled even after clean-up) with its traceback. */
-static int fail_job(fq_ctx *ctx, fqpy_state *st)
+static int fail_job(fq_ctx *ctx, fqpy_queue *self)
 {
-    PyObject *tb = fqpy_format_current_exc(st, NULL);
+    PyObject *tb = fqpy_format_current_exc(self->st, NULL);
     const char *msg = tb ? PyUnicode_AsUTF8(tb) : NULL;
     if (msg == NULL)
         PyErr_Clear();
-    int rc = fq_fail(ctx, 1, msg ? msg : "forkqueue: job failed\n");
+    int rc;
+    if (self->thread_kind) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = fq_fail(ctx, 1, msg ? msg : "forkqueue: job failed\n");
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = fq_fail(ctx, 1, msg ? msg : "forkqueue: job failed\n");
+        fqpy_flush_std_streams();
+    }
     Py_XDECREF(tb);
-    fqpy_flush_std_streams();
+    return rc;
+}
+
+/* Sends the pickled reply. A thread worker writes it to the channel at
+ * once, which may wait for the parent to read: without the GIL. */
+static int send_reply(fq_ctx *ctx, fqpy_queue *self, PyObject *bytes)
+{
+    const char *p = PyBytes_AS_STRING(bytes);
+    size_t n = (size_t)PyBytes_GET_SIZE(bytes);
+    int rc;
+    if (!self->thread_kind)
+        return fq_reply(ctx, p, n);
+    Py_BEGIN_ALLOW_THREADS
+    rc = fq_reply(ctx, p, n);
+    Py_END_ALLOW_THREADS
     return rc;
 }
 
 int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
 {
-    fqpy_queue *self = fq_ctx_udata(ctx);
+    return fqpy_worker_run(ctx, fq_ctx_udata(ctx), arg, len);
+}
+
+int fqpy_worker_run(fq_ctx *ctx, fqpy_queue *self, const void *arg, size_t len)
+{
     fqpy_state *st = self->st;
     int64_t t0 = now_ns();
     PyObject *payload = NULL, *values = NULL, *errors = NULL, *reply = NULL;
@@ -138,8 +165,10 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = PyList_GET_ITEM(argslist, i);
         PyObject *r;
-        if (fqpy_call_cancelled(self->cancel_page, callid)) {
-            /* Its call was closed: the parent drops this reply. */
+        if (fqpy_call_cancelled(self->cancel_page, callid) ||
+            (self->thread_kind && fq_ctx_cancelled(ctx))) {
+            /* Its call was closed, or its thread abandoned (time limit,
+             * cancel()): the parent drops this reply. */
             PyList_SET_ITEM(values, i, Py_NewRef(Py_None));
             continue;
         }
@@ -164,7 +193,8 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
         PyList_SET_ITEM(values, i, r);
     }
     Py_DECREF(func);
-    fqpy_flush_std_streams();
+    if (!self->thread_kind) /* a thread shares the parent's streams */
+        fqpy_flush_std_streams();
 
     reply = build_reply(values, errors, now_ns() - t0);
     if (reply == NULL)
@@ -201,8 +231,7 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
         if (bytes == NULL)
             goto fail;
     }
-    rc = fq_reply(ctx, PyBytes_AS_STRING(bytes),
-                  (size_t)PyBytes_GET_SIZE(bytes));
+    rc = send_reply(ctx, self, bytes);
     if (rc < 0) /* an empty result would read as a corrupt reply */
         rc = fq_fail(ctx, 1, fq_strerror(rc));
     Py_DECREF(bytes);
@@ -213,7 +242,7 @@ int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len)
     return rc;
 
 fail:
-    rc = fail_job(ctx, st);
+    rc = fail_job(ctx, self);
     Py_XDECREF(bytes);
     Py_XDECREF(reply);
     Py_XDECREF(errors);
@@ -232,7 +261,8 @@ int fqpy_worker_init(void *udata)
                       : PyObject_CallNoArgs(self->initfunc);
     if (r) {
         Py_DECREF(r);
-        fqpy_flush_std_streams();
+        if (!self->thread_kind)
+            fqpy_flush_std_streams();
         return 0;
     }
     PyObject *tb = fqpy_format_current_exc(self->st, NULL);
@@ -240,8 +270,10 @@ int fqpy_worker_init(void *udata)
         tb ? PyUnicode_FromFormat("initfunc failed:\n%U", tb) : NULL;
     const char *s = msg ? PyUnicode_AsUTF8(msg) : NULL;
     PyErr_Clear();
-    fqpy_flush_std_streams();
-    /* msg stays alive: this process ends without returning to Python. */
+    if (!self->thread_kind)
+        fqpy_flush_std_streams();
+    int rc = fq_init_fail(s ? s : "initfunc failed"); /* copies s */
     Py_XDECREF(tb);
-    return fq_init_fail(s ? s : "initfunc failed");
+    Py_XDECREF(msg);
+    return rc;
 }

@@ -1,0 +1,141 @@
+/*
+ * Job records and job handles (futures): see job.h. The calls that need the
+ * queue (wait, poll, cancel) go through the handle's operations; the rest
+ * touches the handle only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "job/job.h"
+
+#define FQ__EXPORT __attribute__((visibility("default")))
+
+void fq__job_free(fq__job *j)
+{
+    if (j->res && j->res != (void *)j->inline_res.bytes)
+        free(j->res);
+    free(j);
+}
+
+fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
+                       const fq_job_options *jopts)
+{
+    fq_job *h = malloc(sizeof(*h));
+    if (!h)
+        return NULL;
+    atomic_init(&h->refs, 2);
+    atomic_init(&h->done, 0);
+    h->ops = ops;
+    h->qid = qid;
+    h->id = 0;
+    h->job = NULL;
+    h->cb = jopts ? jopts->callback : NULL;
+    h->cb_arg = jopts ? jopts->callback_arg : NULL;
+    h->notify_next = NULL;
+    return h;
+}
+
+static void release(fq_job *h)
+{
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (h->job)
+        fq__job_free(h->job);
+    free(h);
+}
+
+void fq__future_abandon(fq_job *h)
+{
+    h->job = NULL;
+    atomic_store(&h->refs, 1);
+    release(h);
+}
+
+void fq__future_complete(fq_job *h, fq_job **head, fq_job **tail)
+{
+    atomic_store_explicit(&h->done, 1, memory_order_release);
+    h->notify_next = NULL;
+    if (*tail)
+        (*tail)->notify_next = h;
+    else
+        *head = h;
+    *tail = h;
+}
+
+void fq__future_notify(fq_job *list)
+{
+    while (list) {
+        fq_job *h = list;
+        list = h->notify_next;
+        h->notify_next = NULL;
+        if (h->cb)
+            h->cb(h, h->cb_arg);
+        release(h);
+    }
+}
+
+static int is_done(const fq_job *h)
+{
+    return atomic_load_explicit(&h->done, memory_order_acquire);
+}
+
+FQ__EXPORT int fq_job_wait(fq_job *h, int timeout_ms)
+{
+    if (!h || timeout_ms < -1)
+        return FQ_EINVAL;
+    if (is_done(h))
+        return 0;
+    int rc = h->ops->wait(h, timeout_ms);
+    /* The queue may have been destroyed on the way out (FQ_ECLOSED): that
+     * gave the job its outcome. */
+    return is_done(h) ? 0 : rc ? rc : FQ_ETIMEDOUT;
+}
+
+FQ__EXPORT int fq_job_done(fq_job *h)
+{
+    if (!h)
+        return FQ_EINVAL;
+    if (is_done(h))
+        return 1;
+    int rc = h->ops->poll(h);
+    if (is_done(h))
+        return 1;
+    return rc == FQ_EBUSY ? 0 : rc < 0 ? rc : 0;
+}
+
+FQ__EXPORT int fq_job_cancel(fq_job *h)
+{
+    if (!h)
+        return FQ_EINVAL;
+    if (is_done(h))
+        return 1;
+    return h->ops->cancel(h);
+}
+
+FQ__EXPORT int fq_job_result(const fq_job *h, fq_result *r)
+{
+    if (!h || !r)
+        return FQ_EINVAL;
+    if (!is_done(h))
+        return FQ_EBUSY;
+    const fq__job *j = h->job;
+    r->id = j->id;
+    r->status = j->status;
+    r->code = j->code;
+    r->signo = j->signo;
+    r->exit_status = j->exit_status;
+    r->data = j->res;
+    r->len = j->res_len;
+    return 0;
+}
+
+FQ__EXPORT uint64_t fq_job_id(const fq_job *h)
+{
+    return h ? h->id : 0;
+}
+
+FQ__EXPORT void fq_job_free(fq_job *h)
+{
+    if (h)
+        release(h);
+}

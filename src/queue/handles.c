@@ -1,0 +1,248 @@
+/*
+ * The queue's side of job handles (job/job.h): a handle's job is an fq__job
+ * like any other, on the same pending list, in the same worker FIFOs, with
+ * the same crash, timeout and cancel logic; only its outcome goes to the
+ * handle (collect.c) instead of the ready list, and the handle's callback
+ * runs at the end of the call that drove the queue (fq__notify()). Here:
+ * waiting for one job, polling, cancelling one job, and what becomes of
+ * handles when the queue is destroyed.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "queue/queue.h"
+
+#define DEFAULT_GRACE_MS 1000
+
+void fq__notify(fq__queue *q)
+{
+    /* Callbacks may submit or cancel, which may end more jobs: those are
+     * appended to the list and run by the outermost call. */
+    if (!q->notify_head || q->notifying)
+        return;
+    q->notifying = 1;
+    int prev = atomic_exchange(&q->busy, 2);
+    while (q->notify_head) {
+        fq_job *h = q->notify_head;
+        q->notify_head = h->notify_next;
+        if (!q->notify_head)
+            q->notify_tail = NULL;
+        h->notify_next = NULL;
+        fq__future_notify(h);
+        if (atomic_load(&q->closing))
+            break; /* freed by a callback: destroy runs the rest */
+    }
+    atomic_store(&q->busy, prev);
+    q->notifying = 0;
+}
+
+/* Removes handle jobs from a list linked by ->next; returns the new head
+ * and sets *tail. They end FQ_ECLOSED. */
+static fq__job *close_list(fq__queue *q, fq__job *j, fq__job **tail)
+{
+    fq__job *head = NULL, *t = NULL;
+    while (j) {
+        fq__job *nx = j->next;
+        j->next = NULL;
+        if (j->fut) {
+            fq__job_finish(q, j, FQ_ECLOSED, 0,
+                           "the queue was freed before the job ended");
+        } else {
+            if (t)
+                t->next = j;
+            else
+                head = j;
+            t = j;
+        }
+        j = nx;
+    }
+    if (tail)
+        *tail = t;
+    return head;
+}
+
+fq_job *fq__close_handles(fq__queue *q)
+{
+    if (q->nhandle_jobs) {
+        q->pend_head = close_list(q, q->pend_head, &q->pend_tail);
+        for (int i = 0; i < q->nw; i++) {
+            fq__worker *w = q->w[i];
+            w->head = close_list(q, w->head, &w->tail);
+            w->unsent = NULL;
+        }
+    }
+    fq_job *due = q->notify_head;
+    q->notify_head = q->notify_tail = NULL;
+    return due;
+}
+
+/* ---- Waiting --------------------------------------------------------- */
+
+static int cond_job_done(fq__queue *q)
+{
+    /* Also when another handle's callback is due: it runs, and the wait
+     * goes on. */
+    return q->wait_job->state == FQ__JOB_DONE || q->notify_head;
+}
+
+static int job_done(const fq_job *h)
+{
+    return atomic_load_explicit(&h->done, memory_order_acquire);
+}
+
+static int fut_wait(fq_job *h, int timeout_ms)
+{
+    fq_queue qh = {h->qid};
+    LOOKUP(qh, q);
+    ENTER(q, 0);
+    int64_t until =
+        timeout_ms > 0 ? fq__now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    int rc = 0;
+
+    while (!job_done(h)) {
+        int t = timeout_ms;
+        if (timeout_ms > 0) {
+            int64_t left = until - fq__now_ns();
+            t = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        }
+        q->wait_job = h->job;
+        rc = fq__drive(q, t, cond_job_done, FQ__DRIVE_WAKEABLE);
+        q->wait_job = NULL;
+        fq__notify(q);
+        if (job_done(h))
+            return 0;
+        if (rc == 1)
+            return FQ_EINTR; /* fq_wakeup() */
+        if (rc < 0)
+            return rc;
+        if (t == 0)
+            return FQ_ETIMEDOUT;
+    }
+    return 0;
+}
+
+static int fut_poll(fq_job *h)
+{
+    fq_queue qh = {h->qid};
+    LOOKUP(qh, q);
+    ENTER(q, 0);
+    q->wait_job = h->job;
+    int rc = fq__drive(q, 0, cond_job_done, 0);
+    q->wait_job = NULL;
+    fq__notify(q);
+    return rc == FQ_ETIMEDOUT || rc == FQ_EINTR ? 0 : rc;
+}
+
+/* ---- Cancelling ------------------------------------------------------ */
+
+static fq__worker *holder(fq__queue *q, const fq__job *j)
+{
+    for (int i = 0; i < q->nw; i++)
+        for (fq__job *k = q->w[i]->head; k; k = k->next)
+            if (k == j)
+                return q->w[i];
+    return NULL;
+}
+
+static void unlink_pending(fq__queue *q, fq__job *j)
+{
+    fq__job *prev = NULL;
+    for (fq__job *k = q->pend_head; k; prev = k, k = k->next) {
+        if (k != j)
+            continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            q->pend_head = j->next;
+        if (q->pend_tail == j)
+            q->pend_tail = prev;
+        j->next = NULL;
+        q->npending--;
+        return;
+    }
+}
+
+/* One step towards the job's end. Returns 1 when it has its outcome or its
+ * worker was asked to stop (then the outcome comes with the worker's end),
+ * 0 when it must be looked at again a moment later (partly written, or
+ * finished in its worker with the result on its way). */
+static int cancel_step(fq__queue *q, fq__job *j, int *asked)
+{
+    if (j->state == FQ__JOB_PENDING) {
+        unlink_pending(q, j);
+        *asked = 1;
+        fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
+        return 1;
+    }
+    if (j->cancel)
+        return 1; /* its worker is being stopped */
+    fq__worker *w = holder(q, j);
+    if (!w)
+        return 0;
+    int r = fq__revoke_from(q, w, j);
+    if (r < 0)
+        return 0;
+    if (r == 1) {
+        unlink_pending(q, j);
+        *asked = 1;
+        fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
+        fq__dispatch(q); /* the others taken back with it */
+        return 1;
+    }
+    /* The worker has started it. Finished already: the result stands. */
+    if (atomic_load_explicit(&w->stat->done, memory_order_acquire) > j->wseq)
+        return 0;
+    /* Running: stop the worker, after taking back what waits behind. */
+    j->cancel = 1;
+    *asked = 1;
+    w->flags |= FQ__W_CANCELED; /* takes no more jobs */
+    if (fq__revoke_unstarted(q, w) > 0)
+        fq__dispatch(q);
+    int grace = q->opts.grace_ms ? q->opts.grace_ms : DEFAULT_GRACE_MS;
+    if (grace < 0) {
+        w->ops->signal(w, SIGKILL);
+    } else {
+        w->ops->terminate(w, grace);
+        if (!w->kill_at)
+            w->kill_at = fq__now_ns() + (int64_t)grace * 1000000;
+    }
+    return 1;
+}
+
+static int cond_this_done(fq__queue *q)
+{
+    return q->wait_job->state == FQ__JOB_DONE;
+}
+
+static int fut_cancel(fq_job *h)
+{
+    fq_queue qh = {h->qid};
+    LOOKUP(qh, q);
+    ENTER(q, 1); /* also from callbacks */
+    fq__job *j = h->job;
+    int asked = 0, rc = 0;
+
+    while (!job_done(h)) {
+        int settled = cancel_step(q, j, &asked);
+        if (job_done(h))
+            break;
+        q->wait_job = j;
+        rc = fq__drive(q, settled ? -1 : 2, cond_this_done,
+                       FQ__DRIVE_UNINTERRUPTIBLE);
+        q->wait_job = NULL;
+        if (rc < 0 && rc != FQ_ETIMEDOUT && !job_done(h))
+            break;
+        rc = 0;
+    }
+    int status = job_done(h) ? h->job->status : 0;
+    fq__notify(q);
+    if (rc < 0)
+        return rc;
+    return asked && status == FQ_ECANCELED ? 0 : 1;
+}
+
+const fq__future_ops fq__queue_future_ops = {
+    .wait = fut_wait,
+    .poll = fut_poll,
+    .cancel = fut_cancel,
+};

@@ -1,0 +1,262 @@
+/*
+ * The remote kind (fq__remote_ops): a worker of a local queue that is a
+ * process on a worker server (server/server.c, tools/fq-server), reached
+ * over an authenticated TCP connection. The queue and the loop see an
+ * ordinary worker: its channel is the connection, its frames those of
+ * wire/wire.h. Jobs name functions by registered id (FQ__KIND_BY_ID), and
+ * since no page is shared, the parent's copy of the status page is kept
+ * from the worker's STARTED and RESULT frames (FQ__KIND_NO_PAGE): time
+ * limits and crash attribution work as for local workers.
+ *
+ * The worker's process is the server's to start and end. Stopping it here
+ * (a time limit, fq_cancel(), fq_queue_free()) closes the connection: the
+ * server then ends the worker's process group (SIGTERM, SIGKILL a second
+ * later). The worker has ended, for the loop, once its connection is closed
+ * (end of stream, reset, or closed by us): a dead server, a killed worker
+ * or a dropped connection all end it at once, and the job it was running
+ * ends with FQ_ECRASHED saying so, while jobs it had not started go to
+ * other workers. A remote worker is not replaced when it ends: the queue
+ * goes on with its other workers.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "transport/transport.h"
+#include "worker/remote.h"
+#include "worker/worker.h"
+
+typedef struct rshared {
+    char where[300]; /* host:port, for messages */
+    int closed;      /* we closed the connection (stop, kill) */
+    int *nworkers;   /* the queue's worker target, one less when freed */
+} rshared;
+
+static int remote_start(fq__queue *q, fq__worker **wp)
+{
+    (void)q;
+    (void)wp;
+    return FQ_EINVAL; /* made by fq__remote_connect() only */
+}
+
+int fq__remote_connect(const char *addr, const void *key, size_t key_len,
+                       int timeout_ms, int *nworkers, fq__worker **wp,
+                       char *err, size_t errn)
+{
+    char host[256];
+    int port, fd = -1, rc;
+    fq__key k;
+
+    *wp = NULL;
+    if (fq__tcp_split(addr, host, sizeof(host), &port, FQ__TCP_DEFAULT_PORT) <
+        0) {
+        snprintf(err, errn, "bad server address \"%s\" (want host:port)",
+                 addr ? addr : "");
+        return FQ_EINVAL;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = 5000;
+    int64_t deadline = fq__now_ns() + (int64_t)timeout_ms * 1000000;
+    rc = fq__auth_key_get(key, key_len, &k, err, errn);
+    if (rc < 0)
+        return rc;
+    rc = fq__tcp_connect(host, port, timeout_ms, &fd, err, errn);
+    if (rc == 0)
+        rc = fq__auth_client(fd, &k, deadline, err, errn);
+    fq__key_free(&k);
+    if (rc == 0)
+        rc = fq__request_worker(fd, deadline, err, errn);
+    fq__worker *w = NULL;
+    rshared *sh = NULL;
+    fq__wstat *stat = NULL;
+    if (rc == 0) {
+        w = calloc(1, sizeof(*w));
+        sh = calloc(1, sizeof(*sh));
+        stat = calloc(1, FQ__WSTAT_SIZE);
+        if (!w || !sh || !stat) {
+            snprintf(err, errn, "out of memory");
+            rc = FQ_ENOMEM;
+        }
+    }
+    if (rc == 0) {
+        fq__fds_lock();
+        rc = fq__fds_add_locked(fd) < 0 ? FQ_ENOMEM : 0;
+        fq__fds_unlock();
+    }
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(w);
+        free(sh);
+        free(stat);
+        return rc;
+    }
+    snprintf(sh->where, sizeof(sh->where), "%s%s%s:%d",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+             port);
+    sh->nworkers = nworkers;
+    /* Its init (if the server has one) is the server's: from here the
+     * worker counts as started. */
+    atomic_store(&stat->ready, 1);
+    w->ops = &fq__remote_ops;
+    w->kind_data = sh;
+    w->pid = -1; /* its HELLO tells the server-side pid */
+    w->fd = fd;
+    w->pidfd = -1;
+    w->avg_run_ns = -1;
+    w->stat = stat;
+    fq__rbuf_init(&w->rb);
+    *wp = w;
+    return 0;
+}
+
+/* Every way to stop a remote worker closes its connection; the server ends
+ * the process. */
+static void remote_close(fq__worker *w)
+{
+    rshared *sh = w->kind_data;
+    if (sh->closed)
+        return;
+    sh->closed = 1;
+    w->flags |= FQ__W_KILLED;
+    w->hard_kill_at = 0;
+    /* The server sees the end of stream; what the worker sent until then
+     * can still be read. */
+    shutdown(w->fd, SHUT_WR);
+}
+
+static void remote_signal(fq__worker *w, int sig)
+{
+    if (sig != 0)
+        remote_close(w);
+}
+
+static void remote_terminate(fq__worker *w, int grace_ms)
+{
+    (void)grace_ms; /* the server gives the worker its own grace */
+    remote_close(w);
+}
+
+static int remote_exit_fd(const fq__worker *w)
+{
+    (void)w;
+    return -1; /* the loop asks exited() once the connection ended */
+}
+
+static int remote_exited(fq__worker *w)
+{
+    rshared *sh = w->kind_data;
+    if (sh->closed || (w->flags & FQ__W_EOF))
+        return 1;
+    /* The loop asks now and then while jobs run: a reset or an end of
+     * stream that the loop has not read yet ends it too. */
+    struct pollfd p = {w->fd, POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+               ? 1
+               : 0;
+}
+
+static int remote_reap(fq__worker *w, int *wstatus)
+{
+    (void)w;
+    *wstatus = 0;
+    return 0; /* no exit status crosses the connection */
+}
+
+static void remote_await_exit(fq__worker *w, int64_t until)
+{
+    while (!remote_exited(w)) {
+        int64_t left = until - fq__now_ns();
+        if (left <= 0)
+            return;
+        struct pollfd p = {w->fd, POLLRDHUP, 0};
+        poll(&p, 1, (int)((left + 999999) / 1000000));
+    }
+}
+
+static void remote_kill_all(fq__worker *w)
+{
+    remote_close(w);
+}
+
+static size_t remote_held_output(fq__worker *w, const unsigned char **p)
+{
+    *p = w->stat->out;
+    return 0; /* nothing shared: what it did not send is lost with it */
+}
+
+static void remote_describe_exit(const fq__worker *w, char *buf, size_t n,
+                                 int signo, int exit_status)
+{
+    const rshared *sh = w->kind_data;
+    (void)signo;
+    (void)exit_status;
+    if (sh->closed && !(w->flags & FQ__W_EOF))
+        snprintf(buf, n, "remote worker %ld on %s stopped (connection closed)",
+                 (long)w->pid, sh->where);
+    else
+        snprintf(buf, n,
+                 "connection to remote worker %ld on %s lost (server or "
+                 "worker died, or the network failed)",
+                 (long)w->pid, sh->where);
+}
+
+static void remote_free(fq__worker *w)
+{
+    rshared *sh = w->kind_data;
+    if (sh->nworkers && *sh->nworkers > 0)
+        (*sh->nworkers)--; /* not replaced */
+    fq__fds_close(w->fd);
+    fq__rbuf_free(&w->rb);
+    free(w->direct_buf);
+    free(w->stat);
+    free(sh);
+    free(w);
+}
+
+const fq__worker_ops fq__remote_ops = {
+    .name = "remote",
+    .flags = FQ__KIND_BY_ID | FQ__KIND_NO_PAGE | FQ__KIND_REMOTE,
+    .start = remote_start,
+    .signal = remote_signal,
+    .terminate = remote_terminate,
+    .kill_all = remote_kill_all,
+    .exit_fd = remote_exit_fd,
+    .exited = remote_exited,
+    .reap = remote_reap,
+    .await_exit = remote_await_exit,
+    .held_output = remote_held_output,
+    .describe_exit = remote_describe_exit,
+    .free = remote_free,
+};
+
+/* ---- Local kinds that name functions by id ------------------------------ */
+
+static fq__worker_ops by_id_process, by_id_thread;
+static pthread_once_t by_id_once = PTHREAD_ONCE_INIT;
+
+static void by_id_setup(void)
+{
+    by_id_process = fq__process_ops;
+    by_id_process.flags |= FQ__KIND_BY_ID;
+    by_id_thread = fq__thread_ops;
+    by_id_thread.flags |= FQ__KIND_BY_ID;
+}
+
+const fq__worker_ops *fq__kind_by_id(const fq__worker_ops *kind)
+{
+    if (kind->flags & FQ__KIND_BY_ID)
+        return kind;
+    pthread_once(&by_id_once, by_id_setup);
+    if (kind == &fq__process_ops)
+        return &by_id_process;
+    if (kind == &fq__thread_ops)
+        return &by_id_thread;
+    return NULL;
+}
