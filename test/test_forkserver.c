@@ -394,6 +394,7 @@ static void test_helper_killed_is_a_clear_error(void **state)
     }
     assert_true(fqp_now_ms() - t0 < 8000);
     assert_int_equal(crashed, 2);
+    assert_int_equal(fqt_count_children(NULL), 0); /* the helper reaped */
     assert_int_equal(nofork, 10);
     assert_int_equal(fq_forkserver_pid(), 0);
     /* The next calls say so at once. */
@@ -422,6 +423,28 @@ static void test_helper_killed_is_a_clear_error(void **state)
 
 /* A stopped helper (SIGSTOP) does not hang the caller either: it is taken
  * for dead after its reply deadline. */
+/* A helper that dies while nothing uses it: fq_forkserver_pid() notices,
+ * reaps it, and says 0. */
+static void test_idle_helper_death_noticed(void **state)
+{
+    (void)state;
+    FQT_OK(fq_forkserver_start());
+    pid_t helper = fq_forkserver_pid();
+    assert_int_equal(kill(helper, SIGKILL), 0);
+    int64_t end = fqp_now_ms() + 5000;
+    while (fq_forkserver_pid() != 0 && fqp_now_ms() < end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(fq_forkserver_pid(), 0);
+    fqt_assert_no_children();
+    fq_options o = {0};
+    o.fork_server = 1;
+    fq_queue q = {0};
+    FQT_EQ(fq_queue_new(&q, &o), FQ_EFORK); /* not restarted behind us */
+    fs_end();
+}
+
 static void test_helper_stopped_does_not_hang(void **state)
 {
     (void)state;
@@ -589,6 +612,7 @@ int main(void)
         FQT_TEST(test_outcomes_unchanged),
         FQT_TEST(test_sigchld_ignored_keeps_statuses),
         FQT_TEST(test_helper_killed_is_a_clear_error),
+        FQT_TEST(test_idle_helper_death_noticed),
         FQT_TEST(test_helper_stopped_does_not_hang),
         FQT_TEST(test_parent_death_ends_everything),
         FQT_TEST(test_max_jobs_through_the_helper),
