@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config clang clang-format \
-    libclang-rt-14-dev valgrind libcmocka-dev python3 python3-dev python3-pip python3-venv >/dev/null
+    libclang-rt-14-dev valgrind libcmocka-dev libssl-dev python3 python3-dev python3-pip python3-venv >/dev/null
 
 PY=$(python3 -c 'import sys; print(sys.executable)')
 # The Python test tools go into the interpreter that builds and tests, not
