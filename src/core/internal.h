@@ -97,12 +97,9 @@ typedef struct fq__wstat {
      * Both sides exchange the word, so exactly one of them wins. */
     _Atomic uint64_t claim[FQ__RING];
     /* Recycling by memory (worker/recycle.c, queue/recycle.c): the limit,
-     * set by the parent before the worker starts (0: none); when the
-     * worker measures next, and whether jobs ran since (its own); and the
-     * flag it raises once over the limit, for the parent to retire it. */
+     * set by the parent before the worker starts (0: none), and the flag
+     * the worker raises once over it, for the parent to retire it. */
     uint64_t max_rss;
-    int64_t rss_next_ns;
-    unsigned rss_dirty;
     _Atomic int over_rss;
     unsigned char out[];
 } fq__wstat;
