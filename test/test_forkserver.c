@@ -57,11 +57,26 @@ static fq_queue fs_queue(int workers)
     return fqt_queue_opts(&o);
 }
 
-/* Ends the helper and checks that nothing is left. */
+/* Ends the helper and checks that nothing is left (naming what is). */
 static void fs_end(void)
 {
     FQT_OK(fq_forkserver_stop());
     assert_int_equal(fq_forkserver_pid(), 0);
+    pid_t kids[8];
+    int n = fqp_children(getpid(), kids, 8, NULL);
+    for (int i = 0; i < n && i < 8; i++) {
+        char path[64], cmd[128] = "";
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)kids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t k = read(fd, cmd, sizeof cmd - 1);
+            cmd[k > 0 ? k : 0] = 0;
+            close(fd);
+        }
+        char st = '?';
+        fqp_proc_stat(kids[i], &st, NULL, NULL);
+        print_error("left: pid %d state %c cmd %s\n", (int)kids[i], st, cmd);
+    }
     fqt_assert_no_children();
 }
 
