@@ -35,6 +35,9 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
 /* main.c, for tests: the version a worker's HELLO claims (0: ours). Set in
  * the parent before its workers start. */
 extern unsigned fq__test_hello_version;
+/* main.c, for tests: how often fq_ctx_cancelled() read the channel in this
+ * process (the thread kind's workers share it). */
+extern unsigned long fq__test_cancel_reads;
 /* How often fq_ctx_cancelled() looks at the channel at most, and how many
  * cancelled jobs not yet started a worker remembers. */
 #define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -128,6 +129,14 @@ ran = []
 ended = []
 
 
+@pytest.fixture(autouse=True)
+def release_gate():
+    """A failing test must not leave a job blocked on the gate for the
+    next one to see end."""
+    yield
+    gate.set()
+
+
 def hang(tag):
     ran.append(tag)
     gate.wait(30)
@@ -139,7 +148,9 @@ def test_time_limit_gives_the_outcome_at_once_the_thread_runs_on():
     gate.clear()
     ran.clear()
     ended.clear()
-    with ForkQueue(numforks=1, timeout=0.2, reraise=False,
+    # (1 s: the thread must have taken the GIL and begun the item before
+    # the limit, or it skips it as cancelled, on a loaded machine too)
+    with ForkQueue(numforks=1, timeout=1, reraise=False,
                    worker_kind="thread") as q:
         t0 = time.monotonic()
         q.add(hang, ("slow",))
@@ -147,7 +158,7 @@ def test_time_limit_gives_the_outcome_at_once_the_thread_runs_on():
         res = list(q.results())
         assert time.monotonic() - t0 < 10
         assert isinstance(res[0], TimeoutError)
-        assert "0.2 s" in str(res[0])
+        assert "1.0 s" in str(res[0])
         assert res[1] == 25
         # The abandoned thread still runs its job (cooperative); its late
         # result is discarded.
@@ -205,10 +216,14 @@ def test_dropping_a_busy_thread_queue():
     q = ForkQueue(numforks=1, worker_kind="thread")
     q.add(hang, ("dropped",))
     assert wait_until(lambda: ran == ["dropped"])
+    ref = weakref.ref(q)
     del q
     gc.collect()
-    gate.set()  # the job returns into a queue that is gone
+    assert ref() is not None  # the running job holds it
+    gate.set()
     assert wait_until(lambda: ended == ["dropped"])
+    # freed by this thread once the job returned (a pending call)
+    assert wait_until(lambda: ref() is None)
     with ForkQueue(numforks=1, worker_kind="thread") as q2:
         q2.add(square, (4,))
         assert list(q2.results()) == [16]
@@ -303,10 +318,12 @@ def test_an_abandoned_thread_stops_its_batch_after_the_current_item():
         it = q.map(gated, range(200))
         assert isinstance(next(it), TimeoutError)
         # The call is still open (a closed call's items are skipped anyway)
-        # Item 0 is now blocked in two abandoned threads: its batch's, and
-        # its re-run alone (which timed out too).
+        # Item 0 is now blocked in the abandoned thread of its batch, and
+        # usually in a second one: its re-run alone, which timed out too
+        # (unless that thread saw its cancel flag before the item began).
         gate.set()
-        assert wait_until(lambda: sum(x == 0 for x, _ in where_ran) == 2)
+        wait_until(lambda: sum(x == 0 for x, _ in where_ran) == 2, timeout=3)
+        assert any(x == 0 for x, _ in where_ran)
         for old in [t for x, t in where_ran if x == 0]:
             # once an abandoned thread has ended, it ran nothing after item
             # 0 (the rest of its batch ran again in another thread)

@@ -152,7 +152,9 @@ int fqpy_thread_init(void *udata)
 
 int fqpy_thread_job(fq_ctx *ctx, const void *arg, size_t len)
 {
-    tthread *t = pthread_getspecific(key);
+    tthread *t = key_ok ? pthread_getspecific(key) : NULL;
+    if (t == NULL || t->ts == NULL) /* not a thread its init set up */
+        return fq_fail(ctx, 1, "forkqueue: worker thread not set up");
     PyEval_RestoreThread(t->ts);
     fqpy_queue *self = hold_queue(t->link);
     int rc;
