@@ -223,6 +223,7 @@ class LinkedWorker(Worker):
                 outcome = (True, self.do_work())
             except BaseException as e:  # noqa: B036 (reported as error)
                 outcome = (False, e)
+                self._log_failure(e)
             finally:
                 self._cleanup()
         except BaseException as e:  # terminate landed during cleanup

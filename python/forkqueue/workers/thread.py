@@ -25,7 +25,10 @@ class ThreadWorker(Worker):
 
     @property
     def is_child(self):
-        return self._ident is not None and threading.get_ident() == self._ident
+        # The Thread object, not its ident: idents are reused once a
+        # thread ends, and a later thread must not pass for this worker.
+        return self._thread is not None and \
+            threading.current_thread() is self._thread
 
     def is_alive(self):
         if self.is_child:
@@ -87,6 +90,7 @@ class ThreadWorker(Worker):
                 outcome = (True, self.do_work())
             except BaseException as e:  # noqa: B036 (reported as error)
                 outcome = (False, e)
+                self._log_failure(e)
             finally:
                 self._cleanup()
         except BaseException as e:  # raised by terminate during cleanup

@@ -9,6 +9,7 @@ outcome and ``user_state`` come back.
 """
 import contextlib
 import enum
+import logging
 import os
 import threading
 import weakref
@@ -33,6 +34,12 @@ class WorkerTerminatedError(Exception):
     def __init__(self, msg=None):
         super().__init__(msg or "terminate called")
 
+
+#: What a worker logs when its target raises (pyworkers' text).
+FAILURE_MESSAGE = "Exception occurred while running the main function"
+_KIND_LOGGERS = {WorkerType.THREAD: "forkqueue.workers.thread",
+                 WorkerType.PROCESS: "forkqueue.workers.process",
+                 WorkerType.REMOTE: "forkqueue.workers.remote"}
 
 _live = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -253,6 +260,18 @@ class Worker:
 
     def _cleanup(self):
         """Worker side hook, called after ``do_work``."""
+
+    def _log_failure(self, exc):
+        """Worker side: reports ``do_work`` ending with ``exc`` the way
+        pyworkers does, with an ERROR record and the traceback on the
+        logger of the kind's module (no logging set up: Python prints both
+        on stderr). Process and remote workers report `Exception`s only,
+        thread workers every exception."""
+        if not isinstance(exc, Exception) and \
+                self.worker_type is not WorkerType.THREAD:
+            return
+        logging.getLogger(_KIND_LOGGERS[self.worker_type]).error(
+            FAILURE_MESSAGE, exc_info=exc)
 
 
 @contextlib.contextmanager
