@@ -33,6 +33,20 @@ from .remote_pickle import (Pickler, SupportRemoteGetState, dump, dumps,
                             load, loads)
 from .remote_server import run_server
 from .worker import autoclose_active_children
+from .remote import (ConnectionClosedError, GracefulExitError,
+                     RemoteWorkerMeta, default_port, recv_msg, send_msg,
+                     set_keepalive, set_linger)
+from .remote_pickle import (RemotePickler, SupportRemoteGetStateMeta,
+                            remote_dump, remote_dumps, remote_load,
+                            remote_loads)
+from .utils import (ABUSIVE, DETAILS, STATUS, BraceMessage,
+                    BraceStyleAdapter, LazyModule, LocalPipe, Pipe,
+                    PipeEndpoint, Queue, SupportClassPropertiesMeta,
+                    active_sleep, active_wait, add_module_properties,
+                    classproperty, foreign_raise, get_hostname, get_logger,
+                    gettid, is_windows, python_is_at_least,
+                    python_is_exactly, setproctitle, setthreadtitle,
+                    staticproperty, typename)
 
 __all__ = [
     "Worker", "WorkerType", "WorkerTerminatedError", "ThreadWorker",

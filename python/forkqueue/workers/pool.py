@@ -14,18 +14,18 @@ wake-up socket for thread workers.
 """
 import collections
 import collections.abc as cabc
-import logging
 import select
 import socket
 import threading
 import time
 
+from .utils import get_logger
 from .persistent import PersistentWorker, WorkerClosedError
 from .worker import Worker, WorkerType
 
 __all__ = ["Pool", "PoolError"]
 
-logger = logging.getLogger("forkqueue.workers.pool")
+logger = get_logger(__name__)
 
 #: Inputs and pickled bytes a worker may have queued beyond its one
 #: pending input, when the pool may choose (see the module's doc).
@@ -227,7 +227,7 @@ class Pool:
                     worker.terminate(timeout=timeout if timeout is not None
                                      else 1, **force_args)
             except Exception:  # noqa: BLE001 (one worker must not stop others)
-                logger.exception("Error occurred while %s %r", "closing"
+                logger.exception("Error occurred while {} {!r}", "closing"
                                  if graceful else "terminating", worker)
 
         threads = [threading.Thread(target=cleanup, args=(w,), daemon=True)
@@ -503,7 +503,7 @@ class _Run:
                 self.no_enqueue(w)
                 return False
             if k in self.closed:
-                logger.warning("Requested to enqueue new data to %r but the "
+                logger.warning("Requested to enqueue new data to {!r} but the "
                                "worker does not accept more data (has either "
                                "died or is already closed) - enqueue will be "
                                "ignored", w)
@@ -528,7 +528,7 @@ class _Run:
                     self.unused(inp, from_retries)
                     return True
                 logger.exception("Enqueueing failed for current input and "
-                                 "worker %r but the worker is still alive - "
+                                 "worker {!r} but the worker is still alive - "
                                  "will try next input", w)
                 continue
             size = getattr(w, "_last_input_size", 0)
@@ -556,9 +556,9 @@ class _Run:
 
     def death(self, w, when=None):
         if when:
-            logger.warning("%r died %s", w, when)
+            logger.warning("{!r} died {}", w, when)
         else:
-            logger.warning("%r died", w)
+            logger.warning("{!r} died", w)
         k = id(w)
         lost = self.pending.setdefault(k, collections.deque())
         self.nbytes[k] = 0
@@ -588,3 +588,8 @@ def _alive_soon(w, limit=1.0):
             return True
         time.sleep(0.01)
     return False
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import Pipe, foreign_raise  # noqa: F401

@@ -32,10 +32,10 @@ def _fq():
 class ProcessWorker(LinkedWorker):
     """Runs ``do_work()`` in a forked child process."""
 
-    def __init__(self, target, **kwargs):
+    def __init__(self, *args, **kwargs):
         self._ch = None
         self._returncode = None
-        super().__init__(target, **kwargs)
+        super().__init__(*args, **kwargs)
 
     @classproperty
     def worker_type(cls):
@@ -228,3 +228,10 @@ class ProcessWorker(LinkedWorker):
                     pass
 
 
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import (Pipe, foreign_raise, get_logger, gettid,  # noqa: F401
+                    setproctitle, setthreadtitle)
+from .worker import Worker  # noqa: F401
+
+logger = get_logger(__name__)

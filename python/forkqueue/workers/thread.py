@@ -1,7 +1,7 @@
 """`ThreadWorker`: a worker running in a thread of the calling process."""
 import threading
 
-from .utils import cancel_foreign_raise, classproperty, foreign_raise, gettid
+from .utils import _foreign_raise, cancel_foreign_raise, classproperty, gettid
 from .worker import Worker, WorkerTerminatedError, WorkerType, _check_timeout
 
 __all__ = ["ThreadWorker"]
@@ -63,7 +63,7 @@ class ThreadWorker(Worker):
             return True
         with self._thread_lock:
             if self._terminable:
-                foreign_raise(self._ident, WorkerTerminatedError)
+                _foreign_raise(self._ident, WorkerTerminatedError)
         self._release_child()
         self._thread.join(timeout)
         return not self.is_alive()
@@ -115,3 +115,12 @@ class ThreadWorker(Worker):
 
     def _on_finished(self):
         """Called in the thread once the outcome is published."""
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import (foreign_raise, get_logger,  # noqa: F401
+                    setthreadtitle)
+from .worker import Worker  # noqa: F401
+
+logger = get_logger(__name__)

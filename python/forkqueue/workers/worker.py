@@ -14,7 +14,8 @@ import os
 import threading
 import weakref
 
-from .utils import classproperty, get_hostname, gettid
+from .utils import (SupportClassPropertiesMeta, classproperty, get_hostname,
+                    gettid)
 
 __all__ = ["WorkerType", "WorkerTerminatedError", "Worker",
            "autoclose_active_children"]
@@ -56,7 +57,7 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Worker:
+class Worker(metaclass=SupportClassPropertiesMeta):
     """Base of all workers. See ``docs/python-workers.md``."""
 
     def __init__(self, target, *, host=None, args=None, kwargs=None,
@@ -290,3 +291,8 @@ def autoclose_active_children(timeout=0.1):
 def _check_timeout(timeout):
     if timeout is not None and timeout < 0:
         raise ValueError("Negative timeout")
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from enum import Enum  # noqa: F401,E402
