@@ -378,7 +378,9 @@ int fq_take(fq_queue q, fq_result *r);
  * Drives the queue until at least one outcome can be taken or timeout_ms has
  * passed (-1: no limit; 0: do not wait). Returns how many outcomes can be
  * taken now (0 on timeout, or when there is no job left at all), or a
- * negative error (FQ_EINTR with return_on_eintr).
+ * negative error (FQ_EINTR with return_on_eintr). Since 0.2.0 it also
+ * returns when a job of fq_job_submit() got its outcome (its callback has
+ * run by then), possibly with 0.
  */
 int fq_poll(fq_queue q, int timeout_ms);
 
@@ -817,11 +819,11 @@ void fq_shm_free(fq_shm *b);
 /* ---- Loops (since 0.2.0) ------------------------------------------------ */
 
 /*
- * A loop waits on many queues, channels and exchanges at once, with timers and
- * a wake-up that other threads and signal handlers may send, and says which are
- * ready. It is driven either by fq_loop_wait() (it blocks in poll()), or by
- * another event loop (asyncio, libuv, a plain poll()) through one descriptor
- * and one timeout, as libcurl's multi interface is:
+ * A loop waits on many queues, channels, exchanges and job handles at once,
+ * with timers and a wake-up that other threads and signal handlers may send,
+ * and says which are ready. It is driven either by fq_loop_wait() (it blocks in
+ * poll()), or by another event loop (asyncio, libuv, a plain poll()) through
+ * one descriptor and one timeout, as libcurl's multi interface is:
  *
  *     for (;;) {
  *         struct pollfd p = {fq_loop_fd(loop), POLLIN, 0};
@@ -846,7 +848,7 @@ typedef struct fq_loop_options {
     int return_on_eintr;
 } fq_loop_options;
 
-/* Values of fq_loop_event.type. FQ_LOOP_JOB is reserved for job handles. */
+/* Values of fq_loop_event.type. */
 enum {
     FQ_LOOP_QUEUE = 1,
     FQ_LOOP_CHANNEL = 2,
@@ -865,8 +867,8 @@ enum {
 typedef struct fq_loop_event {
     int type;       /* FQ_LOOP_QUEUE, ... */
     unsigned flags; /* FQ_LOOP_ENDED, FQ_LOOP_CLOSED, FQ_LOOP_WOKEN */
-    /* The source: fq_queue.id, fq_channel.id, the timer's id, the
-     * exchange's address; 0 for a wake-up. */
+    /* The source: fq_queue.id, fq_channel.id, fq_job_id(), the timer's
+     * id, the exchange's address; 0 for a wake-up. */
     uint64_t id;
     void *udata; /* given when the source was added */
     /* Queue: outcomes that fq_take() can hand out now. */
@@ -923,6 +925,21 @@ int fq_loop_add_exchange(fq_loop *loop, fq_exchange *ex, void *udata);
 
 /* Takes an exchange out of the loop. Errors: FQ_EINVAL when not in it. */
 int fq_loop_remove_exchange(fq_loop *loop, fq_exchange *ex);
+
+/*
+ * Adds a job handle (fq_job_submit()). The loop drives the job's queue
+ * (once, however many of its jobs are in the loop, and without reporting
+ * the queue unless it was added too) and reports the job once, when it has
+ * its outcome (FQ_LOOP_JOB, id fq_job_id()): it then leaves the loop; read
+ * the outcome with fq_job_result(). The loop holds a reference to the
+ * handle, so fq_job_free() may come first. Job callbacks due run in
+ * fq_loop_wait() and fq_loop_process(), after the wait. Errors: FQ_EINVAL
+ * (NULL, already in this loop), FQ_ECLOSED, FQ_ENOMEM.
+ */
+int fq_loop_add_job(fq_loop *loop, fq_job *job, void *udata);
+
+/* Takes a job handle out of the loop. Errors: FQ_EINVAL when not in it. */
+int fq_loop_remove_job(fq_loop *loop, fq_job *job);
 
 /*
  * A one-shot timer due in delay_ms (0: at the next wait). When due, fn runs
@@ -1061,18 +1078,20 @@ int fq_job_done(fq_job *job);
 /*
  * Cancels the job, unless it already has its outcome. A job not started
  * yet (queued in the parent, or sent to a worker that has not started it)
- * is dropped at once. A running job's worker is stopped as fq_cancel()
- * stops workers: SIGTERM to it and the processes its jobs started, SIGKILL
- * after fq_options.grace_ms (negative: SIGKILL at once), and the worker is
- * replaced; the jobs queued behind it go to other workers. A thread worker
+ * is dropped at once. A running job's worker is stopped for it: a CANCEL
+ * frame (the job's fq_ctx_cancelled() becomes 1) and SIGTERM to the worker
+ * and the processes its jobs started, SIGKILL after fq_options.grace_ms
+ * (negative: SIGKILL at once), and the worker is replaced; the jobs queued
+ * behind it go to other workers. A thread worker
  * (FQ_WORKER_THREAD) cannot be stopped: its job's fq_ctx_cancelled()
  * becomes 1, the thread is left to return on its own (its reply is
  * discarded) and a new thread takes its place. Either way the job ends
  * FQ_ECANCELED, before this call returns (for a running process job, up to
- * grace_ms plus 200 ms), and its callback has run. Returns 0 when this call
+ * grace_ms plus 200 ms), whatever the job does meanwhile (a reply after the
+ * cancel is discarded), and its callback has run. Returns 0 when this call
  * cancelled the job, 1 when the job already had its outcome (finished,
  * cancelled before, or its queue freed: nothing changed, the outcome
- * stands; also when it finished while being stopped), or a negative error
+ * stands), or a negative error
  * (FQ_EINVAL, FQ_EBUSY when another call uses the queue, FQ_ECLOSED as for
  * fq_job_wait()).
  */

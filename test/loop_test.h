@@ -36,7 +36,10 @@ static inline int job_after_byte(fq_ctx *ctx, const void *arg, size_t len)
 
 static inline void submit_after_byte(fq_queue q, int rd, uint64_t value)
 {
-    byte_arg a = {rd, value};
+    byte_arg a;
+    memset(&a, 0, sizeof a); /* no uninitialised padding sent */
+    a.rd = rd;
+    a.value = value;
     FQT_OK(fq_submit(q, job_after_byte, &a, sizeof a, NULL, NULL));
 }
 

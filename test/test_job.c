@@ -9,6 +9,8 @@
 
 #include "fq_test.h"
 
+#include "core/internal.h" /* FQ__WORKER_PROCESS_WIRE: a kind without page */
+
 /* ---- Callbacks --------------------------------------------------------- */
 
 /* Counts the calls for each handle it is given, and remembers the status
@@ -317,9 +319,14 @@ static void test_stream_ignores_handles(void **state)
     fq_queue q = fqt_queue(2, 0);
     fq_job *blocked = submit_gate(q, &g, 1, 0, NULL);
     fqt_gate_started(q, &g);
+    /* Look-ahead 1: every round consumes the one outcome and must go on
+     * producing, although a job (the handle's) is still running. */
     stream_st s = {0, 200, 0};
-    FQT_OK(fq_stream(q, produce, consume, &s, 16));
+    FQT_OK(fq_stream(q, produce, consume, &s, 1));
     assert_int_equal(s.consumed, 200);
+    stream_st s2 = {0, 300, 0};
+    FQT_OK(fq_stream(q, produce, consume, &s2, 16));
+    assert_int_equal(s2.consumed, 300);
     FQT_EQ(fq_job_done(blocked), 0);
     fqt_gate_open(&g, 1);
     FQT_OK(fq_job_wait(blocked, 20000));
@@ -574,6 +581,113 @@ static void test_cancel_running_thread(void **state)
     fq_job_free(behind);
     FQT_OK(fq_queue_free(q));
     assert_int_equal(atomic_load(&rec.calls), 1);
+}
+
+/* A process job that ignores SIGTERM but polls fq_ctx_cancelled(): the
+ * CANCEL frame of the graceful step lets it return long before the grace
+ * (5 s) is over, and it ends FQ_ECANCELED all the same (its reply is
+ * dropped). */
+static int job_coop_process(fq_ctx *ctx, const void *arg, size_t len)
+{
+    int fd;
+    (void)len;
+    memcpy(&fd, arg, sizeof fd);
+    signal(SIGTERM, SIG_IGN);
+    pid_t p = getpid();
+    if (fqt_write_all(fd, &p, sizeof p) != 0)
+        return 3;
+    int64_t end = fqp_now_ms() + 30000;
+    while (!fq_ctx_cancelled(ctx) && fqp_now_ms() < end) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t v = fq_ctx_cancelled(ctx) ? 1 : 2;
+    return fq_reply(ctx, &v, sizeof v) == 0 ? 0 : 100;
+}
+
+static void test_cancel_running_cooperative_process(void **state)
+{
+    (void)state;
+    int started[2];
+    fqt_pipe(started);
+    fq_options o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    o.grace_ms = 5000;
+    fq_queue q = fqt_queue_opts(&o);
+    cb_rec rec = {0};
+    fq_job_options jo;
+    memset(&jo, 0, sizeof jo);
+    jo.callback = cb_count;
+    jo.callback_arg = &rec;
+    fq_job *j = NULL;
+    FQT_OK(fq_job_submit(q, job_coop_process, &started[1], sizeof started[1],
+                         &jo, &j));
+    pid_t pid = 0;
+    assert_int_equal(fqt_read_driving(q, started[0], &pid, sizeof pid, 20000),
+                     0);
+    int64_t t0 = fqp_now_ms();
+    FQT_OK(fq_job_cancel(j));
+    assert_true(fqp_now_ms() - t0 < 4000);
+    assert_int_equal(atomic_load(&rec.calls), 1);
+    assert_int_equal(job_status(j), FQ_ECANCELED);
+    /* The worker, whose SIGTERM the job ignored, is replaced at once: the
+     * next job does not wait for the grace. */
+    fq_job *next = submit_square(q, 3, NULL);
+    t0 = fqp_now_ms();
+    FQT_OK(fq_job_wait(next, 20000));
+    assert_true(fqp_now_ms() - t0 < 4000);
+    fq_result r;
+    FQT_OK(fq_job_result(next, &r));
+    assert_int_equal(fqt_u64(&r), fqt_square(3));
+    fq_job_free(next);
+    fq_job_free(j);
+    FQT_OK(fq_queue_free(q));
+    fqt_close(&started[0]);
+    fqt_close(&started[1]);
+    fqt_assert_no_children();
+}
+
+/* A kind without a shared page (the wire-only process kind of the tests):
+ * no claim to revoke a written job with, so a job given to the worker is
+ * cancelled by stopping the worker; the job it ran meanwhile is not
+ * blamed, it runs again. */
+static void test_cancel_page_less_kind(void **state)
+{
+    (void)state;
+    FQT_OK(fq_func_register("job.gate", fqt_job_gate, NULL));
+    FQT_OK(fq_func_register("job.square", fqt_job_square, NULL));
+    fqt_gate g;
+    fqt_gate_new(&g);
+    fq_options o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    o.inflight = 8;
+    o.kind = FQ__WORKER_PROCESS_WIRE;
+    fq_queue q = fqt_queue_opts(&o);
+    fq_job *gate = submit_gate(q, &g, 5, 0, NULL);
+    cb_rec rec = {0};
+    fq_job *queued = submit_square(q, 4, &rec);
+    fqt_gate_started(q, &g);
+    FQT_OK(fq_job_cancel(queued));
+    assert_int_equal(atomic_load(&rec.calls), 1);
+    assert_int_equal(job_status(queued), FQ_ECANCELED);
+    /* The gate job was running there: it is sent again (a second start),
+     * and its gate opened for that run. */
+    fqt_gate_started(q, &g);
+    fqt_gate_open(&g, 1);
+    FQT_OK(fq_job_wait(gate, 20000));
+    fq_result r;
+    FQT_OK(fq_job_result(gate, &r));
+    assert_int_equal(fqt_u64(&r), 5);
+    fq_stats st;
+    FQT_OK(fq_stats_get(q, &st));
+    assert_int_equal(st.crashed, 0);
+    assert_int_equal(st.respawns, 1);
+    fq_job_free(gate);
+    fq_job_free(queued);
+    FQT_OK(fq_queue_free(q));
+    fqt_gate_free(&g);
 }
 
 /* Freeing the queue ends unfinished handle jobs FQ_ECLOSED; the handles
@@ -977,6 +1091,8 @@ int main(void)
         FQT_TEST(test_cancel_running),
         FQT_TEST(test_cancel_running_ignores_term),
         FQT_TEST(test_cancel_running_thread),
+        FQT_TEST(test_cancel_running_cooperative_process),
+        FQT_TEST(test_cancel_page_less_kind),
         FQT_TEST(test_queue_freed),
         FQT_TEST(test_queue_cancel),
         FQT_TEST(test_free_before_outcome),

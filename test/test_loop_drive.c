@@ -264,12 +264,83 @@ static void test_fd_wakeup_and_pending(void **state)
     fqt_assert_no_children();
 }
 
+/* Sleeps until cancelled (a thread worker cannot be killed) or 60 s. */
+static int job_sleep_cooperative(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    for (int i = 0; i < 6000 && !fq_ctx_cancelled(ctx); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* The other worker kinds through the outside loop: workers forked by the
+ * fork server (their deaths relayed by the helper) and thread workers.
+ * Results and a time limit arrive through the descriptor and timeout. */
+static void test_worker_kinds(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        struct drive d;
+        drive_new(&d);
+        fq_options o;
+        memset(&o, 0, sizeof o);
+        o.workers = 2;
+        if (kind == 0)
+            o.fork_server = 1;
+        else
+            o.kind = FQ_WORKER_THREAD;
+        fq_queue q = fqt_queue_opts(&o);
+        FQT_OK(fq_loop_add_queue(d.l, q, NULL));
+        fq_job_options jo;
+        memset(&jo, 0, sizeof jo);
+        jo.timeout_ms = 200;
+        uint64_t slow;
+        FQT_OK(fq_submit(q, job_sleep_cooperative, NULL, 0, &jo, &slow));
+        enum { N = 300 };
+        uint64_t want = 0, sum = 0;
+        for (uint64_t i = 0; i < N; i++) {
+            fqt_submit_square(q, i);
+            want += fqt_square(i);
+        }
+        int64_t t0 = fqp_now_ms();
+        int got = 0, timedout = 0;
+        while (got < N + 1) {
+            fq_loop_event ev[4];
+            int n = drive_once(&d, ev, 4);
+            for (int k = 0; k < n; k++) {
+                assert_int_equal(ev[k].type, FQ_LOOP_QUEUE);
+                fq_result r;
+                while (fq_take(q, &r) == 1) {
+                    got++;
+                    if (r.id == slow) {
+                        FQT_EQ(r.status, FQ_ETIMEDOUT);
+                        timedout = 1;
+                    } else {
+                        sum += fqt_u64(&r);
+                    }
+                }
+            }
+            assert_true(fqp_now_ms() - t0 < LONG_MS / 2);
+        }
+        assert_true(timedout);
+        assert_true(sum == want);
+        FQT_OK(fq_loop_free(d.l));
+        FQT_OK(fq_queue_free(q));
+    }
+    FQT_OK(fq_forkserver_stop());
+    fqt_assert_no_children();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FQT_TEST(test_time_limit_enforced),
         FQT_TEST(test_drive_many),
         FQT_TEST(test_fd_wakeup_and_pending),
+        FQT_TEST(test_worker_kinds),
     };
     return FQT_RUN(tests);
 }

@@ -14,6 +14,7 @@ import atexit as _atexit
 import collections.abc as _abc
 
 from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException, ResultIterator
+from ._forkqueue import Job  # ForkQueue.submit_job()'s future (0.2.0)
 from . import _forkqueue
 
 __all__ = ["ForkQueue", "ForkQueueException"]

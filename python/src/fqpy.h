@@ -24,6 +24,7 @@ typedef struct fqpy_state {
     PyTypeObject *queue_type;
     PyTypeObject *iter_type;
     PyTypeObject *call_type;
+    PyTypeObject *job_type;     /* forkqueue.Job (faces/forkqueue/job.c) */
     PyObject *exc_type;         /* ForkQueueException */
     PyObject *exc_subtypes;     /* dict: job exception type -> subclass */
     PyObject *dumps;            /* _pickle.dumps */

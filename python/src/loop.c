@@ -202,8 +202,11 @@ static PyObject *lp_process(fqpy_loop *self, PyObject *noargs)
             obj = key ? PyDict_GetItemWithError(self->queues, key) : NULL;
             if (obj == NULL) {
                 Py_XDECREF(key);
-                Py_CLEAR(out);
-                break;
+                if (PyErr_Occurred()) {
+                    Py_CLEAR(out);
+                    break;
+                }
+                continue; /* not one of ours: nothing to hand out */
             }
         }
         Py_INCREF(obj);

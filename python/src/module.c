@@ -140,6 +140,7 @@ static int fqpy_traverse(PyObject *m, visitproc visit, void *arg)
         return 0;
     Py_VISIT(st->queue_type);
     Py_VISIT(st->iter_type);
+    Py_VISIT(st->job_type);
     Py_VISIT(st->pickling_error);
     Py_VISIT(st->exc_subtypes);
     Py_VISIT(st->call_type);
@@ -159,6 +160,7 @@ static int fqpy_clear(PyObject *m)
         return 0;
     Py_CLEAR(st->queue_type);
     Py_CLEAR(st->iter_type);
+    Py_CLEAR(st->job_type);
     Py_CLEAR(st->pickling_error);
     Py_CLEAR(st->exc_subtypes);
     Py_CLEAR(st->call_type);

@@ -240,9 +240,10 @@ typedef struct fq__queue {
     /* Job handles (job/job.h, queue/handles.c): handles whose job got its
      * outcome and whose callback is due (it runs at the end of the call
      * that drives the queue, fq__notify()); how many jobs were submitted
-     * through handles; the job an fq_job_wait() waits for. */
+     * through handles, and how many of them have no outcome yet; the job
+     * an fq_job_wait() waits for. */
     struct fq_job *notify_head, *notify_tail;
-    uint64_t nhandle_jobs;
+    uint64_t nhandle_jobs, nhandle_live;
     fq__job *wait_job;
     int notifying;
 } fq__queue;

@@ -4,8 +4,9 @@
  *
  * It is one more owner of the generic poll loop (loop.c): its fq__loop_ops
  * run over all its sources (source.h), each a table of operations handed
- * in by the layer above that owns the object (queue, channel, later job),
- * so this file never names a queue or a channel. Timers and the wake-up
+ * in by the layer above that owns the object (queue/loopsrc.c: queues and
+ * job handles; channel/: channels and exchanges), so this file never names
+ * any of them. Timers and the wake-up
  * are its own.
  *
  * The wake-up is an eventfd (a pipe elsewhere), always in the poll set:

@@ -3,8 +3,9 @@
  * of queues, channels or jobs: each kind of source hands it a table of
  * operations, as the queue hands fq__loop_run() its fq__loop_ops. The
  * layers above implement the tables and the public fq_loop_add_*()
- * functions (queue/loopsrc.c, channel/chan_loop.c; job handles later), so
- * a new kind of source needs no change here.
+ * functions (queue/loopsrc.c: queues, job handles; channel/chan_loop.c and
+ * channel/exchange.c: channels, exchanges), so a new kind of source needs
+ * no change here.
  *
  * Every operation runs in the loop's thread, inside fq_loop_wait(),
  * fq_loop_process() or fq_loop_timeout(). One pass calls, for every source:

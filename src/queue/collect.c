@@ -36,6 +36,17 @@ static int set_payload(fq__job *j, const void *data, size_t len)
 
 static void publish(fq__queue *q, fq__job *j)
 {
+    if (j->cancel && j->status != FQ_ECANCELED) {
+        /* fq_job_cancel() found it running: whatever it did since (its
+         * reply after the CANCEL frame, a crash from the SIGTERM), it ends
+         * cancelled. */
+        if (j->res && j->res != (void *)j->inline_res.bytes)
+            free(j->res);
+        j->status = FQ_ECANCELED;
+        j->code = j->signo = 0;
+        j->exit_status = -1;
+        set_payload(j, "job cancelled", strlen("job cancelled"));
+    }
     j->state = FQ__JOB_DONE;
     q->st.finished++;
     if (j->status == FQ_ECRASHED)
@@ -44,6 +55,7 @@ static void publish(fq__queue *q, fq__job *j)
         q->st.timedout++;
     if (j->fut) {
         /* A handle's job: the outcome is the handle's from now on. */
+        q->nhandle_live--;
         fq__jobtable_del(&q->table, j->id);
         fq__future_complete(j->fut, &q->notify_head, &q->notify_tail);
         return;

@@ -189,15 +189,26 @@ static int cancel_step(fq__queue *q, fq__job *j, int *asked)
         fq__dispatch(q); /* the others taken back with it */
         return 1;
     }
-    /* The worker has started it. Finished already: the result stands. */
+    /* The worker has started it. Finished already: the result stands.
+     * (Without a shared page, "started" is what STARTED frames said: a job
+     * written but not known to have started is treated as running.) */
     if (atomic_load_explicit(&w->stat->done, memory_order_acquire) > j->wseq)
         return 0;
-    /* Running: stop the worker, after taking back what waits behind. */
+    /* Running: stop the worker, after taking back what waits behind. The
+     * graceful step is twofold: a CANCEL frame (fq_ctx_cancelled() turns
+     * true: a job that polls it may return) and SIGTERM (which ends any
+     * other job at once); SIGKILL follows after the grace. Either way the
+     * job ends FQ_ECANCELED (publish(), collect.c). */
     j->cancel = 1;
     *asked = 1;
-    w->flags |= FQ__W_CANCELED; /* takes no more jobs */
+    /* It takes no more jobs, and as a retiring worker it is replaced at
+     * once: the jobs waiting for a worker do not wait for its end. A job
+     * that returns on the CANCEL frame leaves it idle: it is shut down
+     * and exits (or is killed at kill_at if it does not). */
+    w->flags |= FQ__W_CANCELED | FQ__W_RETIRING;
     if (fq__revoke_unstarted(q, w) > 0)
         fq__dispatch(q);
+    (void)fq__worker_send_cancel(w, j->id);
     int grace = q->opts.grace_ms ? q->opts.grace_ms : DEFAULT_GRACE_MS;
     if (grace < 0) {
         w->ops->signal(w, SIGKILL);

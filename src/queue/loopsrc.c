@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 
+#include "job/job.h"
 #include "loop/source.h"
 #include "queue/queue.h"
 
@@ -61,9 +62,11 @@ static int64_t q_maintain(void *obj)
 static int q_ready(void *obj)
 {
     qsrc *s = obj;
-    if (!s->visible)
-        return closing(s->q); /* to leave the loop, and let it go */
-    return s->q->nready > 0 || s->woken || closing(s->q);
+    /* Callbacks of job handles that got their outcome are due: report()
+     * runs them, at the end of the wait as every driving call does. */
+    if (closing(s->q) || s->q->notify_head)
+        return 1;
+    return s->visible && (s->q->nready > 0 || s->woken);
 }
 
 static int q_sources(void *obj, struct pollfd **pfdp)
@@ -106,6 +109,12 @@ static int q_report(void *obj, fq_loop_event *ev)
 {
     qsrc *s = obj;
     ev->udata = s->udata;
+    /* Outside the loop's iteration of sources: callbacks may add and remove
+     * sources, submit, cancel, free handles (not wait: FQ_EBUSY). */
+    if (s->q->notify_head && !closing(s->q) && enter(s->q)) {
+        fq__notify(s->q);
+        leave(s->q);
+    }
     if (closing(s->q)) {
         ev->flags = FQ_LOOP_CLOSED;
         return s->visible ? 2 : -1;
@@ -208,4 +217,107 @@ void fq__loop_queue_unhold(fq_loop *loop, fq_queue h)
         return;
     if (--s->holds == 0 && !s->visible)
         fq__loop_source_remove(loop, &queue_source_ops, h.id);
+}
+
+/* ---- job handles as sources (fq_loop_add_job) -----------------------------
+ */
+
+/*
+ * A job handle has no descriptor of its own: its queue does the moving, so
+ * the job source holds the queue (driven once for all its jobs in the loop)
+ * and is ready when the handle has its outcome; reported once, it leaves.
+ * The loop keeps a reference to the handle, so the caller may free it
+ * meanwhile.
+ */
+typedef struct jsrc {
+    fq_job *h;
+    fq_loop *loop;
+    fq_queue q; /* held, or {0} (the job had its outcome when added) */
+} jsrc;
+
+static int64_t j_maintain(void *obj)
+{
+    (void)obj;
+    return INT64_MAX;
+}
+
+static int j_ready(void *obj)
+{
+    return atomic_load_explicit(&((jsrc *)obj)->h->done, memory_order_acquire);
+}
+
+static int j_sources(void *obj, struct pollfd **pfd)
+{
+    (void)obj;
+    (void)pfd;
+    return 0;
+}
+
+static void j_events(void *obj, struct pollfd *pfd, int nfd, int n)
+{
+    (void)obj;
+    (void)pfd;
+    (void)nfd;
+    (void)n;
+}
+
+static int j_report(void *obj, fq_loop_event *ev)
+{
+    if (!j_ready(obj))
+        return 0;
+    ev->id = ((jsrc *)obj)->h->id;
+    return 2;
+}
+
+static void j_release(void *obj)
+{
+    jsrc *s = obj;
+    if (s->q.id)
+        fq__loop_queue_unhold(s->loop, s->q);
+    fq_job_free(s->h); /* the loop's reference */
+    free(s);
+}
+
+static const fq__source_ops job_source_ops = {
+    FQ_LOOP_JOB, j_maintain, j_ready, j_sources, j_events, j_report, j_release,
+};
+
+FQ__EXPORT int fq_loop_add_job(fq_loop *loop, fq_job *h, void *udata)
+{
+    if (!loop || !h)
+        return FQ_EINVAL;
+    if (fq__loop_source_find(loop, &job_source_ops, (uint64_t)(uintptr_t)h))
+        return FQ_EINVAL;
+    jsrc *s = calloc(1, sizeof(*s));
+    if (!s)
+        return FQ_ENOMEM;
+    s->h = h;
+    s->loop = loop;
+    if (!atomic_load_explicit(&h->done, memory_order_acquire)) {
+        fq_queue q = {h->qid};
+        int rc = fq__loop_queue_hold(loop, q);
+        if (rc) {
+            free(s);
+            return rc;
+        }
+        s->q = q;
+    }
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    int rc = fq__loop_source_add(loop, &job_source_ops, s,
+                                 (uint64_t)(uintptr_t)h, udata);
+    if (rc) {
+        if (s->q.id)
+            fq__loop_queue_unhold(loop, s->q);
+        atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed);
+        free(s);
+    }
+    return rc;
+}
+
+FQ__EXPORT int fq_loop_remove_job(fq_loop *loop, fq_job *h)
+{
+    if (!loop || !h)
+        return FQ_EINVAL;
+    return fq__loop_source_remove(loop, &job_source_ops,
+                                  (uint64_t)(uintptr_t)h);
 }

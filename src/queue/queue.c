@@ -29,6 +29,14 @@ static int cond_ready(fq__queue *q)
     return q->nready > 0 || q->notify_head || q->st.finished == q->st.submitted;
 }
 
+/* fq_stream(): an outcome to consume, or none of its jobs (nor any other
+ * job fq_take() would return) left to wait for: jobs of handles do not
+ * keep it waiting (it then produces more, or ends). */
+static int cond_stream(fq__queue *q)
+{
+    return cond_ready(q) || q->st.submitted - q->st.finished == q->nhandle_live;
+}
+
 static int cond_all_done(fq__queue *q)
 {
     return q->st.finished == q->st.submitted;
@@ -243,6 +251,7 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
         fut->job = j;
         fut->id = id;
         q->nhandle_jobs++;
+        q->nhandle_live++;
     } else if (q->opts.ordered) {
         if (q->ord_tail)
             q->ord_tail->onext = j;
@@ -417,7 +426,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
         }
         if (exhausted && q->st.submitted - q->nhandle_jobs == q->st.taken)
             return q->broken ? FQ_EINIT : 0;
-        rc = fq__drive(q, -1, cond_ready, 0);
+        rc = fq__drive(q, -1, cond_stream, 0);
         fq__notify(q);
         if (rc < 0)
             return rc;

@@ -9,6 +9,7 @@
  *   iter.c     the iterators of results(), yield_results(), process()
  *   store.c    the buffer of results not yet yielded
  *   worker.c   what runs inside a worker
+ *   job.c      submit_job() and Job: a job handle as a future (0.2.0)
  *
  * One core job carries one or more Python items (a batch) of one callable.
  */
@@ -118,6 +119,14 @@ typedef struct fqpy_queue {
     int woken;       /* _wakeup() was called: the wait in progress returns */
     int thread_kind; /* worker_kind="thread" */
     struct fqpy_tlink *tlink; /* thread kind: what the threads see */
+
+    /* Job handles (job.c): pending Jobs by handle address; handles whose
+     * core callback ran, to settle (raw memory: appended without the
+     * GIL). */
+    PyObject *hjobs;
+    fq_job **hdone;
+    size_t nhdone, hdone_cap;
+    int settling;
 } fqpy_queue;
 
 /* queue.c */
@@ -207,6 +216,14 @@ enum { FQPY_IT_AVAILABLE, FQPY_IT_ALL, FQPY_IT_PROCESS, FQPY_IT_MAP1 };
 PyObject *fqpy_iter_new(fqpy_queue *q, int mode, PyObject *func,
                         PyObject *source, PyObject *kwargs, PyObject *progress,
                         Py_ssize_t total);
+
+/* job.c: Job, ForkQueue.submit_job(), and turning the handles that got
+ * their outcome into results and done callbacks (called after the face's
+ * core calls that drive the queue). */
+extern PyType_Spec fqpy_job_spec;
+PyObject *fqpy_queue_submit_job(fqpy_queue *self, PyObject *args,
+                                PyObject *kwargs);
+void fqpy_jobs_settle(fqpy_queue *q);
 
 /* worker.c: run inside the worker processes (and threads, GIL held). */
 int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len);

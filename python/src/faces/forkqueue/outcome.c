@@ -410,8 +410,10 @@ Py_ssize_t fqpy_take_ready(fqpy_queue *self)
         FQPY_LOCK(&self->core);
         int rc = fq_take(self->core.q, &r);
         FQPY_UNLOCK(&self->core);
-        if (rc == 0)
+        if (rc == 0) {
+            fqpy_jobs_settle(self); /* handles that ended meanwhile */
             return n;
+        }
         if (rc < 0) {
             fqpy_core_error(&self->core, rc, "taking results");
             return -1;
@@ -442,6 +444,7 @@ void fqpy_cancel(fqpy_queue *self)
         c->jobs_out = 0;
     }
     PyErr_Clear();
+    fqpy_jobs_settle(self); /* Jobs ended FQ_ECANCELED (or got results) */
     PyErr_Restore(t, v, tb);
 }
 

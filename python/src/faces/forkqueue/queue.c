@@ -222,6 +222,7 @@ static int queue_traverse(fqpy_queue *self, visitproc visit, void *arg)
     Py_VISIT(self->jobs);
     Py_VISIT(self->live_ids);
     Py_VISIT(self->main);
+    Py_VISIT(self->hjobs);
     for (size_t i = 0; i < self->ndeferred; i++) {
         Py_VISIT(self->deferred[i].rec);
         Py_VISIT(self->deferred[i].payload);
@@ -241,6 +242,7 @@ static int queue_clear(fqpy_queue *self)
     while (self->calls)
         fqpy_call_unlink(self->calls);
     Py_CLEAR(self->main);
+    Py_CLEAR(self->hjobs);
     return 0;
 }
 
@@ -253,6 +255,7 @@ static void queue_dealloc(fqpy_queue *self)
     queue_clear(self);
     if (self->cancel_page)
         munmap(self->cancel_page, FQPY_CANCEL_BITS / 8);
+    PyMem_RawFree(self->hdone);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -673,6 +676,12 @@ static PyMethodDef queue_methods[] = {
     {"cancel", (PyCFunction)queue_cancel, METH_NOARGS,
      "cancel()\n--\n\nDrop queued jobs, stop the workers now (SIGTERM, then\n"
      "SIGKILL) and reap them. The queue is finished afterwards."},
+    {"submit_job", (PyCFunction)(void (*)(void))fqpy_queue_submit_job,
+     METH_VARARGS | METH_KEYWORDS,
+     "submit_job(func, /, *args, **kwargs)\n--\n\nRuns func(*args, "
+     "**kwargs) in a worker and returns a Job, a future for its outcome "
+     "(since 0.2.0). Its result never appears in results() or "
+     "yield_results()."},
     {"__enter__", (PyCFunction)queue_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)queue_exit, METH_VARARGS, NULL},
     {"_worker_pids", (PyCFunction)queue_worker_pids, METH_NOARGS,
@@ -764,6 +773,11 @@ int fqpy_forkqueue_register(PyObject *m, fqpy_state *st)
     st->queue_type =
         (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_queue_spec, NULL);
     if (st->queue_type == NULL || PyModule_AddType(m, st->queue_type) < 0)
+        return -1;
+    st->job_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_job_spec, NULL);
+    if (st->job_type == NULL ||
+        PyModule_AddObjectRef(m, "Job", (PyObject *)st->job_type) < 0)
         return -1;
     st->iter_type =
         (PyTypeObject *)PyType_FromModuleAndSpec(m, &fqpy_iter_spec, NULL);

@@ -1,0 +1,3 @@
+from typing import Any
+
+async def _await_job(job: Any) -> Any: ...
