@@ -585,7 +585,8 @@ def setup_main(path):
     try:
         module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
     except BaseException as e:  # noqa: B036 (a script that fails here)
-        logger.warning("importing {} failed: {!r}", path, e)
+        # debug, as pyworkers: what the script defines may not be needed
+        logger.debug("importing {} failed: {!r}", path, e, exc_info=True)
         if old_main is not None:
             sys.modules["__main__"] = old_main
         sys.modules.pop("__mp_main__", None)
