@@ -321,3 +321,44 @@ def test_spawn_server_terminate_default_matches_pyworkers(monkeypatch):
     assert srv.terminate()
     assert time.monotonic() - t0 < 5
     assert not srv.is_alive() and srv.has_error is False
+
+
+# ---- set_names ---------------------------------------------------------------
+
+class FakeTitles:
+    """Stands for the optional setproctitle package: records titles in a
+    file (the process worker sets its title in the forked child)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def _write(self, kind, title):
+        with open(self.path, "a") as f:
+            f.write(f"{kind} {title}\n")
+
+    def setproctitle(self, title):
+        self._write("proc", title)
+
+    def setthreadtitle(self, title):
+        self._write("thread", title)
+
+
+def test_set_names_sets_titles_through_setproctitle(tmp_path, monkeypatch):
+    rec = tmp_path / "titles"
+    monkeypatch.setattr(utils, "_title_impl", FakeTitles(str(rec)))
+    fw.ProcessWorker(square, args=(2,), name="pw-title").wait(10)
+    fw.ThreadWorker(square, args=(2,), name="tw-title").wait(10)
+    fw.ProcessWorker(square, args=(2,), name="off", set_names=False).wait(10)
+    lines = rec.read_text().splitlines()
+    assert lines == [
+        f"proc {sys.executable} forkqueue.workers.process.ProcessWorker "
+        "pw-title",
+        f"thread {sys.executable} forkqueue.workers.thread.ThreadWorker "
+        "tw-title"]
+
+
+def test_titles_without_the_package_do_nothing(monkeypatch):
+    monkeypatch.setattr(utils, "_title_impl", False)
+    fw.setproctitle("x")
+    w = fw.ProcessWorker(square, args=(3,), name="n")
+    assert w.wait(10) and w.result == 9

@@ -13,7 +13,7 @@ import time
 
 from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left, flush_stdio
 from ._wire import ChannelLink, T_TERM
-from .utils import classproperty
+from .utils import _titles, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
 __all__ = ["ProcessWorker"]
@@ -70,6 +70,8 @@ class ProcessWorker(LinkedWorker):
 
     def _start(self):
         flush_stdio()
+        if self._set_names:
+            _titles()  # look for the package once, here, not in every child
         ch = _fq().fork_channel()
         if ch.pid == 0:
             code = 0

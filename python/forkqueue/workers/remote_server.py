@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 
-from .utils import get_logger
+from .utils import _titles, get_logger
 from .. import _auth
 from . import _wire, remote_pickle
 from ._linked import TERM_SIGNAL, flush_stdio
@@ -110,6 +110,7 @@ class RemoteServer:
         """Binds and listens (``addr`` then holds the actual address)."""
         if not self.closed:
             return
+        _titles()  # look for setproctitle once, not in every worker
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,7 +1,8 @@
 """`ThreadWorker`: a worker running in a thread of the calling process."""
 import threading
 
-from .utils import _foreign_raise, cancel_foreign_raise, classproperty, gettid
+from .utils import (_foreign_raise, cancel_foreign_raise, classproperty,
+                    gettid, setthreadtitle)
 from .worker import Worker, WorkerTerminatedError, WorkerType, _check_timeout
 
 __all__ = ["ThreadWorker"]
@@ -80,6 +81,8 @@ class ThreadWorker(Worker):
     def _bootstrap(self):
         self._tid = gettid()
         self._ident = threading.get_ident()
+        if self._set_names:  # as pyworkers: only with the setproctitle package
+            setthreadtitle(self._name, self)
         with self._thread_lock:
             self._terminable = True
         self._startup.set()
@@ -119,8 +122,7 @@ class ThreadWorker(Worker):
 
 # Names pyworkers' module of the same name offers (some are its own
 # imports): programs that import them from here find them.
-from .utils import (foreign_raise, get_logger,  # noqa: F401
-                    setthreadtitle)
+from .utils import foreign_raise, get_logger  # noqa: F401
 from .worker import Worker  # noqa: F401
 
 logger = get_logger(__name__)

@@ -382,12 +382,27 @@ def _title(title, worker):
     return f"{sys.executable}{info} {title}"
 
 
+_title_impl = None  # the setproctitle module, False once known missing
+
+
+def _titles():
+    global _title_impl
+    if _title_impl is None:
+        try:
+            import setproctitle as impl
+        except Exception:  # noqa: BLE001 (optional package)
+            impl = False
+        _title_impl = impl
+    return _title_impl
+
+
 def setproctitle(title, worker=None):
     """Sets the process title through the optional ``setproctitle``
     package; does nothing if it is missing or fails."""
     try:
-        import setproctitle as impl
-        impl.setproctitle(_title(title, worker))
+        impl = _titles()
+        if impl:
+            impl.setproctitle(_title(title, worker))
     except Exception:  # noqa: BLE001 (best effort, as in pyworkers)
         return
 
@@ -395,7 +410,8 @@ def setproctitle(title, worker=None):
 def setthreadtitle(title, worker=None):
     """Sets the calling thread's title like `setproctitle`."""
     try:
-        import setproctitle as impl
-        impl.setthreadtitle(_title(title, worker))
+        impl = _titles()
+        if impl:
+            impl.setthreadtitle(_title(title, worker))
     except Exception:  # noqa: BLE001 (best effort, as in pyworkers)
         return
