@@ -61,6 +61,9 @@ def test_pyworkers_style_classproperty_on_a_user_worker():
     assert w.worker_type == "instance"
     w.wait()
     assert w.result == 9
+    bad = Mine(square, args=("x",))  # fails: logged, reported as its error
+    bad.wait()
+    assert isinstance(bad.error, TypeError)
     with pytest.raises(AttributeError):
         fw.Worker.is_thread = False  # the metaclass routes it to the property
     assert isinstance(vars(fw.Worker)["is_thread"], fw.classproperty)

@@ -268,10 +268,13 @@ class Worker(metaclass=SupportClassPropertiesMeta):
         logger of the kind's module (no logging set up: Python prints both
         on stderr). Process and remote workers report `Exception`s only,
         thread workers every exception."""
-        if not isinstance(exc, Exception) and \
-                self.worker_type is not WorkerType.THREAD:
+        try:
+            kind = type(self).worker_type
+        except Exception:  # noqa: BLE001 (a user class may not say)
+            kind = None
+        if not isinstance(exc, Exception) and kind is not WorkerType.THREAD:
             return
-        logging.getLogger(_KIND_LOGGERS[self.worker_type]).error(
+        logging.getLogger(_KIND_LOGGERS.get(kind, __name__)).error(
             FAILURE_MESSAGE, exc_info=exc)
 
 
