@@ -208,3 +208,27 @@ def test_pool_without_failures_prints_nothing():
     """)
     assert out == "[0, 1, 4, 16]\n"
     assert err == ""
+
+
+def test_remote_target_the_server_cannot_load_is_logged_there(tmp_path):
+    # pyworkers logs "Exception occurred in the worker code" on the server
+    # when the worker cannot be set up (here: its target's module is not
+    # importable there)
+    out, err = run_program(f"""
+    srv = spawn_server(('127.0.0.1', 0))
+    try:
+        with open({str(tmp_path / 'latemod.py')!r}, 'w') as f:
+            f.write('def f(x):\\n    return x + 1\\n')
+        sys.path.insert(0, {str(tmp_path)!r})
+        import latemod
+        w = RemoteWorker(latemod.f, args=(1,), host=srv.addr)
+        print(w.wait(10), w.has_error, repr(w.error))
+    finally:
+        srv.terminate()
+    """)
+    assert out == ("True True ModuleNotFoundError(\"No module named "
+                   "'latemod'\")\n")
+    assert err.startswith("Exception occurred in the worker code\n"
+                          "Traceback (most recent call last):\n"), err
+    assert err.endswith("ModuleNotFoundError: No module named 'latemod'\n")
+    assert err.count("Exception occurred") == 1

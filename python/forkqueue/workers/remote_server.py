@@ -446,6 +446,9 @@ class RemoteServer:
             if not isinstance(worker, RemoteWorker):
                 raise TypeError(f"not a RemoteWorker: {type(worker)!r}")
         except BaseException as e:  # noqa: B036 (reported to the client)
+            if isinstance(e, Exception):  # logged as pyworkers does
+                _remote_logger().error("Exception occurred in the worker "
+                                       "code", exc_info=e)
             link.send(_wire.encode_final(False, e, None))
             return
         worker._serve_remote(sock, ch, link)
@@ -557,6 +560,11 @@ class RemoteServer:
         self.contexts.clear()
         self._fds.clear()
         self.closed = True
+
+
+def _remote_logger():
+    from .remote import logger as remote_logger
+    return remote_logger
 
 
 def setup_main(path):
