@@ -84,7 +84,9 @@ void fq__recover_output(fq__queue *q, fq__worker *w)
     uint64_t n = w->ops->held_output(w, &p);
     size_t off = 0;
 
-    if (n > FQ__OUT_CAP)
+    /* A worker that never said a valid HELLO (another protocol version)
+     * is not believed. */
+    if (n > FQ__OUT_CAP || !(w->flags & FQ__W_HELLO))
         return;
     while (w->head && off < n) {
         fq__frame f;
