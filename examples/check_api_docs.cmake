@@ -1,9 +1,15 @@
-# Checks that docs/api.md mentions every public name of forkqueue.h: each
+# Checks that docs/api.md mentions every public name of forkqueue.h and the
+# headers it includes (include/fq/*.h): each
 # fq_* function and type, each FQ_* macro and error code, and each field of
 # the public structs (as `name`). Keeps the reference from falling behind the
 # header.
 #   cmake -DSOURCE_DIR=repo -P check_api_docs.cmake
 file(READ "${SOURCE_DIR}/include/forkqueue.h" header)
+file(GLOB fq_parts "${SOURCE_DIR}/include/fq/*.h")
+foreach(part ${fq_parts})
+  file(READ "${part}" text)
+  string(APPEND header "${text}")
+endforeach()
 file(READ "${SOURCE_DIR}/docs/api.md" doc)
 
 # Drop comments, so that words in them are not taken for names.

@@ -42,7 +42,7 @@ text = zipfile.ZipFile(whl).read(meta).decode()
 assert "Name: forkqueue-py" in text, text[:300]
 assert any(n.endswith("LICENSE") for n in names), names
 members = tarfile.open(sdist).getnames()
-for need in ("LICENSE", "pyproject.toml", "include/forkqueue.h",
+for need in ("LICENSE", "pyproject.toml", "include/forkqueue.h", "include/fq/loop.h",
              "python/src/core/core.h"):
     assert any(m.endswith("/" + need) for m in members), need
 print("contents ok")
