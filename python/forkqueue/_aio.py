@@ -210,11 +210,18 @@ async def wait_job(job: Any) -> Any:
     exception raised. A job cancelled elsewhere raises
     asyncio.CancelledError, as a wrapped concurrent future does; cancelling
     the awaiting task cancels the job."""
-    aio = asyncio.get_running_loop()
-    d = driver(aio)
-    if d is None:
-        return await _poll_job(job)
-    fut = d.watch(job)
+    try:
+        # One look without waiting (it moves the queue's I/O once): when
+        # results flow, most jobs are done by the time they are awaited.
+        fut = None if job.done() else False
+    except RuntimeError:  # the queue is in another thread's call
+        fut = False
+    if fut is False:
+        aio = asyncio.get_running_loop()
+        d = driver(aio)
+        if d is None:
+            return await _poll_job(job)
+        fut = d.watch(job)
     if fut is not None:
         try:
             await fut

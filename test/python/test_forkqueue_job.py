@@ -303,6 +303,7 @@ def test_await_is_event_driven_not_polled():
     # 0.6 s; the descriptor wakes the loop for the result alone (and for
     # the odd message of the worker, a deadline of the queue).
     assert 1 <= d.processed <= 8, d.processed
+    assert d.processed > d.timed            # the descriptor woke it
     assert d.closed and readers == set() and after is None
 
 
@@ -311,6 +312,9 @@ def test_gather_200_jobs_across_two_queues():
         aio = asyncio.get_running_loop()
         jobs = [(q1 if i % 2 else q2).submit_job(square, i)
                 for i in range(200)]
+        # One still running when the driver arms (an awaited job that is
+        # done already is taken at once, without the driver).
+        jobs.append(q1.submit_job(nap, 0.3))
         gathered = asyncio.gather(*jobs)
         await _turns()                      # the tasks await, the driver arms
         d = _driver_of(aio)
@@ -321,7 +325,7 @@ def test_gather_200_jobs_across_two_queues():
 
     with ForkQueue(numforks=2) as q1, ForkQueue(numforks=2) as q2:
         got, d, during, readers, after = asyncio.run(main(q1, q2))
-    assert got == [i * i for i in range(200)]
+    assert got == [i * i for i in range(200)] + [0.3]
     assert len(during) == 1                 # one descriptor for both queues
     assert d.processed <= 200 + 10          # not more than one per result
     assert readers == set() and after is None
