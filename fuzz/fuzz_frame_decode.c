@@ -22,6 +22,7 @@ static const unsigned accept_sets[] = {
     FQ__ACCEPT_FROM_WORKER,
     FQ__ACCEPT_MSG,
     FQ__ACCEPT_TO_WORKER | FQ__ACCEPT_FROM_WORKER | FQ__ACCEPT_MSG,
+    FQ__ACCEPT_MSG_LOG,
 };
 #define NSETS (sizeof accept_sets / sizeof *accept_sets)
 
@@ -109,6 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ok[4] != (ok[1] || ok[2] || ok[3]))
         abort();
     if (ok[0] && !ok[1])
+        abort();
+    /* A channel's parent end: its messages, and the records a worker's
+     * parent would take too. */
+    if (ok[5] != (ok[3] || (ok[2] && data[3] == FQ__FRAME_LOG)))
         abort();
     /* Truncating a header never turns garbage into "need more" wrongly:
      * every prefix shorter than a header asks for more bytes. */

@@ -4,7 +4,8 @@
  * the parent (and the worker) run after every read.
  *
  * Input layout: byte 0 picks the accepted frame types (bit 7: a public
- * channel's MSG frames; else bit 0: a worker's or the parent's) and seeds the
+ * channel's MSG frames, with bit 6 its parent's end, which also takes LOG;
+ * else bit 0: a worker's or the parent's) and seeds the
  * way the rest is cut into chunks, so that frames arrive split at every
  * possible place, as they do from a real socket. The rest is the byte stream.
  *
@@ -65,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned accept = (data[0] & 0x80) ? FQ__ACCEPT_MSG
+    unsigned accept = (data[0] & 0x80) ? ((data[0] & 0x40) ? FQ__ACCEPT_MSG_LOG
+                                                           : FQ__ACCEPT_MSG)
                       : (data[0] & 1)  ? FQ__ACCEPT_FROM_WORKER
                                        : FQ__ACCEPT_TO_WORKER;
     uint32_t seed = 0x9e3779b9u ^ (uint32_t)data[0] * 2654435761u;

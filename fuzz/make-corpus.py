@@ -123,6 +123,10 @@ def main():
         + log(b"hello", 20, 1, 0) + result(b"r1") + started(2, 1)
         + log(b"x" * 100, 255, 2, 1) + result(b"fn", ENOFUNC, wseq=1),
         "hello_other_version": b"\x03" + hello(version=7) + result(b"x"),
+        # bits 7 and 6: a channel's parent end (MSG and the child's LOG)
+        "channel_logs": b"\xc0" + log(b"one", 7) + msg(b"m") + log(b"two", 8)
+        + msg(),
+        "channel_child_log": b"\x80" + msg(b"m") + log(b"not here"),
     }
     for name, s in streams.items():
         write("rbuf_stream", name, s)

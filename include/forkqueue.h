@@ -245,8 +245,8 @@ typedef struct fq_options {
 
     /* Retire a worker once its peak resident memory (getrusage()'s
      * ru_maxrss, pages it shares with the parent copy-on-write included)
-     * passes this many bytes (since 0.2.0). The worker measures itself
-     * after a job at most once a millisecond, and before it waits for more
+     * passes this many bytes (since 0.2.0). The worker measures itself at
+     * most once a millisecond, after a job or before it waits for more
      * work; it finishes the job it runs, the jobs it has not started move
      * to other workers, and a fresh worker is forked. 0: never. Process
      * workers only (ignored by FQ_WORKER_THREAD). Set it well above the
@@ -596,6 +596,11 @@ typedef struct fq_channel_options {
      * first thing in the child after the hygiene above). */
     fq_fork_hooks hooks;
     void *hook_arg;
+    /* Parent's end (since 0.2.0): receives the records the child sends
+     * with fq_channel_log(), from inside fq_channel_recv() (job_id 0, pid
+     * the child's). NULL: they are dropped. */
+    fq_log_fn log;
+    void *log_arg;
 } fq_channel_options;
 
 /* A received message: data (malloc'd, aligned for any type; NULL when len
@@ -655,6 +660,16 @@ int fq_channel_send(fq_channel ch, const void *data, size_t len);
  * channel only reports that error again.
  */
 int fq_channel_recv(fq_channel ch, fq_msg *m, int timeout_ms);
+
+/*
+ * From the child's end (since 0.2.0): sends a log record to the parent's
+ * fq_channel_options.log callback, as fq_log() does from a job; it is
+ * handed out by the parent's fq_channel_recv() on its way to the next
+ * message, in order. Blocks like fq_channel_send(). Returns 0, FQ_EINVAL
+ * (the parent's end, NULL msg, level out of 0..FQ_LOG_LEVEL_MAX),
+ * FQ_ETOOBIG (longer than FQ_LOG_MAX), or fq_channel_send()'s errors.
+ */
+int fq_channel_log(fq_channel ch, int level, const char *msg);
 
 /* 1 when fq_channel_recv() would return at once without reading (a whole
  * message is buffered, the end of the stream or an error was seen, or the
@@ -1173,7 +1188,7 @@ int fq_server_port(const fq_server *s);
 
 /*
  * Serves connections in the calling thread until fq_server_stop(), then
- * stops every worker (SIGTERM to its process group, SIGKILL a second
+ * stops every worker (SIGTERM to its jobs' processes, SIGKILL a second
  * later) and reaps them. Returns 0, or FQ_EINVAL, FQ_EBUSY (already
  * running), FQ_ESYS. Returns at once if fq_server_stop() came first.
  */
@@ -1195,6 +1210,11 @@ typedef struct fq_remote_options {
     size_t key_len;
     /* Milliseconds to connect, authenticate and get the worker. 0: 5000. */
     int connect_timeout_ms;
+    /* FQ_REMOTE_REPLACE_LOCAL: the remote worker takes the place of a
+     * local one (which retires once its jobs are done), and a local worker
+     * takes its place again if it ends. Without it, the remote worker is
+     * one more, and the queue has one fewer when it ends. */
+    unsigned flags;
     /* Where a failure's reason is written (may be NULL). */
     char *errbuf;
     size_t errbuf_size;
@@ -1205,12 +1225,15 @@ typedef struct fq_remote_options {
  * "[v6addr]:port"; port 60006 when absent): connects, authenticates, and
  * asks the server for a worker, waiting up to connect_timeout_ms. Call it
  * once per remote worker wanted; local and remote workers of a queue share
- * its jobs. From this call on the queue's jobs name their functions by
+ * its jobs (with FQ_REMOTE_REPLACE_LOCAL, remote workers take the places of
+ * local ones: a queue of remote workers only, with local ones as
+ * fallback). From this call on the queue's jobs name their functions by
  * registered id, so every job function must be registered with
  * fq_func_register() under the same name here and in the server
  * (fq_submit() returns FQ_ENOFUNC otherwise). A remote worker that ends
  * (its server died, the connection dropped, a time limit or fq_cancel()
- * stopped it) is not replaced: the job it was running ends with
+ * stopped it) is not replaced (but by a local worker with
+ * FQ_REMOTE_REPLACE_LOCAL): the job it was running ends with
  * FQ_ECRASHED and a message naming the server, the jobs it had not
  * started go to the other workers. o may be NULL. Errors: FQ_EINVAL,
  * FQ_ECLOSED (connection refused), FQ_ETIMEDOUT, FQ_EAUTH (wrong key, or
@@ -1220,6 +1243,7 @@ typedef struct fq_remote_options {
  */
 int fq_queue_add_remote(fq_queue q, const char *addr,
                         const fq_remote_options *o);
+#define FQ_REMOTE_REPLACE_LOCAL 0x1u
 
 #ifdef __cplusplus
 }

@@ -307,11 +307,125 @@ static void test_server_stop_with_clients(void **state)
     fqt_gate_free(&g);
 }
 
+/* Remote workers in the places of local ones: jobs run remotely only; when
+ * the server goes, local workers come back and run what is left. */
+static void test_replace_local(void **state)
+{
+    (void)state;
+    fqt_gate g;
+    fqt_gate_new(&g);
+    fqrt_server s = fqrt_start(NULL);
+    char err[512];
+    fq_remote_options ro;
+    remote_opts_key(&ro, err, sizeof(err));
+    ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+    fq_queue q = mixed_queue(2, 0);
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    ro.flags = 0x80;
+    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EINVAL);
+    /* The local workers retire. */
+    pid_t pids[4];
+    int64_t end = fqp_now_ms() + 5000;
+    while (fq_worker_pids(q, pids, 4) > 0 && fqp_now_ms() < end)
+        fq_poll(q, 10);
+    assert_int_equal(fq_worker_pids(q, pids, 4), 0);
+    fq_result r;
+    for (int i = 0; i < 200; i++)
+        FQT_OK(fq_submit(q, job_pid, NULL, 0, NULL, NULL));
+    FQT_OK(fq_wait(q, 30000));
+    while (fq_take(q, &r) == 1) {
+        assert_int_equal(r.status, 0);
+        pid_t p, pp = 0;
+        memcpy(&p, r.data, sizeof(p));
+        fqp_proc_stat(p, NULL, &pp, NULL);
+        assert_int_equal(pp, s.pid);
+    }
+    /* One job holds a remote worker; the server dies; more jobs wait. */
+    fqt_submit_gate(q, &g, 1, 0);
+    fqt_gate_started(q, &g);
+    kill(s.pid, SIGKILL);
+    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
+    s.pid = 0;
+    for (uint64_t i = 0; i < 20; i++)
+        fqt_submit_square(q, i);
+    FQT_OK(fq_wait(q, 20000));
+    int crashed = 0, ok = 0;
+    while (fq_take(q, &r) == 1) {
+        if (r.status == FQ_ECRASHED)
+            crashed++;
+        else
+            ok += fqt_u64(&r) == fqt_square(r.id - 201);
+    }
+    assert_int_equal(crashed, 1);
+    assert_int_equal(ok, 20);
+    assert_int_equal(fq_worker_pids(q, pids, 4), 2); /* local again */
+    FQT_OK(fq_queue_free(q));
+    fqt_gate_free(&g);
+}
+
+/* fq_finish() with remote workers: every job gets its outcome, the remote
+ * workers end, and their server processes with them. A job that started a
+ * process of its own: it does not outlive its worker. */
+static int job_spawn_sleeper(fq_ctx *ctx, const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    pid_t p = fork();
+    if (p == 0) {
+        setsid(); /* out of the worker's process group */
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    return fq_reply(ctx, &p, sizeof(p));
+}
+
+static void test_finish_and_job_processes(void **state)
+{
+    (void)state;
+    fqrt_server s = fqrt_start(NULL);
+    char err[512];
+    fq_remote_options ro;
+    remote_opts_key(&ro, err, sizeof(err));
+    ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+    fq_queue q = mixed_queue(1, 0);
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    for (uint64_t i = 0; i < 100; i++)
+        fqt_submit_square(q, i);
+    FQT_OK(fq_submit(q, job_spawn_sleeper, NULL, 0, NULL, NULL));
+    FQT_OK(fq_finish(q));
+    fq_result r;
+    int n = 0;
+    pid_t sleeper = 0;
+    while (fq_take(q, &r) == 1) {
+        if (r.id < 100)
+            assert_int_equal(fqt_u64(&r), fqt_square(r.id));
+        else
+            memcpy(&sleeper, r.data, sizeof(sleeper));
+        n++;
+    }
+    assert_int_equal(n, 101);
+    assert_true(sleeper > 0);
+    /* The worker ended with its connection, and its job's process with
+     * it, although it had left the worker's process group. */
+    int64_t end = fqp_now_ms() + 5000;
+    while ((server_workers(&s) > 0 || kill(sleeper, 0) == 0) &&
+           fqp_now_ms() < end) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(server_workers(&s), 0);
+    assert_int_not_equal(kill(sleeper, 0), 0);
+    FQT_OK(fq_queue_free(q));
+    assert_int_equal(fqrt_stop(&s), 0);
+}
+
 int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
         fq_func_register("test.gate", fqt_job_gate, NULL) ||
-        fq_func_register("test.pid", job_pid, NULL))
+        fq_func_register("test.pid", job_pid, NULL) ||
+        fq_func_register("test.spawn", job_spawn_sleeper, NULL))
         return 1;
     const struct CMUnitTest tests[] = {
         FQT_TEST(test_jobs_on_server),
@@ -319,6 +433,8 @@ int main(void)
         FQT_TEST(test_server_killed_mid_job),
         FQT_TEST(test_timeout_and_free),
         FQT_TEST(test_server_stop_with_clients),
+        FQT_TEST(test_replace_local),
+        FQT_TEST(test_finish_and_job_processes),
     };
     return FQT_RUN(tests);
 }

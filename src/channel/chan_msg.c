@@ -1,6 +1,7 @@
 /*
  * Messages on public channels (see chan_public.c for the channels
- * themselves): one MSG frame per message. Small messages are read in
+ * themselves): one MSG frame per message, and LOG frames from the child's
+ * fq_channel_log() to the parent's log callback. Small messages are read in
  * batches into the channel's receive buffer; a large one (FQ__CHAN_DIRECT
  * bytes or more) is read straight into the buffer handed to the caller.
  * The frame decoder (wire.c) is the only reader of the peer's bytes.
@@ -30,22 +31,13 @@ FQ__EXPORT void fq_msg_free(fq_msg *m)
     m->len = 0;
 }
 
-FQ__EXPORT int fq_channel_send(fq_channel h, const void *data, size_t len)
+/* Sends one frame whole, waiting while the peer does not read. */
+static int send_frame(fq__chan *c, const fq__frame *f, const void *data)
 {
-    fq__chan *c;
-    int rc = fq__chan_get(h, &c);
-    if (rc < 0)
-        return rc;
-    if (!data && len)
-        return FQ_EINVAL;
-    if (c->fd < 0 || c->wshut)
-        return FQ_ECLOSED;
-
+    int rc;
+    size_t len = (size_t)f->len;
     unsigned char hdr[FQ__WIRE_HDR];
-    fq__frame f = {0};
-    f.type = FQ__FRAME_MSG;
-    f.len = len;
-    fq__frame_encode(&f, hdr);
+    fq__frame_encode(f, hdr);
     struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
     struct iovec *v = iov;
     int n = len ? 2 : 1;
@@ -78,6 +70,65 @@ FQ__EXPORT int fq_channel_send(fq_channel h, const void *data, size_t len)
             return rc;
     }
     return 0;
+}
+
+FQ__EXPORT int fq_channel_send(fq_channel h, const void *data, size_t len)
+{
+    fq__chan *c;
+    int rc = fq__chan_get(h, &c);
+    if (rc < 0)
+        return rc;
+    if (!data && len)
+        return FQ_EINVAL;
+    if (c->fd < 0 || c->wshut)
+        return FQ_ECLOSED;
+    fq__frame f = {0};
+    f.type = FQ__FRAME_MSG;
+    f.len = len;
+    return send_frame(c, &f, data);
+}
+
+FQ__EXPORT int fq_channel_log(fq_channel h, int level, const char *msg)
+{
+    fq__chan *c;
+    int rc = fq__chan_get(h, &c);
+    if (rc < 0)
+        return rc;
+    if (c->pid != 0 || !msg || level < 0 || level > FQ_LOG_LEVEL_MAX)
+        return FQ_EINVAL; /* only the child's end sends records */
+    size_t len = strlen(msg);
+    if (len > FQ_LOG_MAX)
+        return FQ_ETOOBIG;
+    if (c->fd < 0 || c->wshut)
+        return FQ_ECLOSED;
+    fq__frame f = {0};
+    f.type = FQ__FRAME_LOG;
+    f.level = level;
+    f.len = len;
+    return send_frame(c, &f, msg);
+}
+
+/* The parent's end also takes the child's log records. */
+static unsigned accept_of(const fq__chan *c)
+{
+    return c->pid ? FQ__ACCEPT_MSG_LOG : FQ__ACCEPT_MSG;
+}
+
+/* Hands a log record to the channel's callback (or drops it). */
+static void deliver_log(fq__chan *c, const fq__frame *f, const unsigned char *p)
+{
+    if (!c->log)
+        return;
+    char text[FQ_LOG_MAX + 1];
+    memcpy(text, p, (size_t)f->len); /* <= FQ_LOG_MAX: the decoder checked */
+    text[f->len] = '\0';
+    fq_log_record rec;
+    rec.level = f->level;
+    rec.job_id = 0;
+    rec.pid = c->pid;
+    rec.msg = text;
+    rec.len = strlen(text);
+    c->log(c->log_arg, &rec);
 }
 
 static int fail(fq__chan *c, int err)
@@ -131,12 +182,18 @@ static int take_buffered(fq__chan *c, fq_msg *m)
     }
     fq__frame f;
     const unsigned char *p;
-    int rc = fq__rbuf_frame(&c->rb, FQ__ACCEPT_MSG, &f, &p);
+    int rc = fq__rbuf_frame(&c->rb, accept_of(c), &f, &p);
+    /* Log records are handed to the callback on the way. */
+    while (rc == 1 && f.type == FQ__FRAME_LOG) {
+        deliver_log(c, &f, p);
+        fq__rbuf_consume(&c->rb, FQ__WIRE_HDR + (size_t)f.len);
+        rc = fq__rbuf_frame(&c->rb, accept_of(c), &f, &p);
+    }
     if (rc < 0)
         return fail(c, FQ_EPROTO);
     size_t have = c->rb.end - c->rb.start;
-    if (have < FQ__WIRE_HDR)
-        return 0;
+    if (have < FQ__WIRE_HDR || f.type == FQ__FRAME_LOG)
+        return 0; /* (a record is at most FQ_LOG_MAX: never read apart) */
     /* rc == 1, or rc == 0 with the header decoded into f */
     if ((c->max_msg && f.len > c->max_msg) || f.len > SIZE_MAX / 2)
         return fail(c, FQ_ETOOBIG);
@@ -216,10 +273,22 @@ FQ__EXPORT int fq_channel_ready(fq_channel h)
         return 1; /* recv answers at once: closed, an error, or the end */
     if (c->big)
         return c->big_have == c->big_len;
-    fq__frame f;
-    const unsigned char *p;
-    rc = fq__rbuf_frame(&c->rb, FQ__ACCEPT_MSG, &f, &p);
-    return rc != 0;
+    /* Past whole log records (recv hands them out on its way): a whole
+     * message, or bytes that are not a frame. */
+    for (size_t off = c->rb.start;;) {
+        fq__frame f;
+        size_t have = c->rb.end - off;
+        if (have < FQ__WIRE_HDR)
+            return 0;
+        rc = fq__frame_decode(c->rb.buf + off, have, accept_of(c), &f);
+        if (rc < 0)
+            return 1;
+        if (f.len > have - FQ__WIRE_HDR)
+            return 0;
+        if (f.type != FQ__FRAME_LOG)
+            return 1;
+        off += FQ__WIRE_HDR + (size_t)f.len;
+    }
 }
 
 int fq__chan_fill(fq_channel h)

@@ -304,6 +304,8 @@ FQ__EXPORT int fq_channel_fork(fq_channel *ch, const fq_channel_options *o)
     c->fd = c->pidfd = -1;
     c->eintr = opts.return_on_eintr;
     c->max_msg = opts.max_msg_bytes;
+    c->log = opts.log;
+    c->log_arg = opts.log_arg;
     fq__rbuf_init(&c->rb);
     pthread_mutex_lock(&lock);
     int rc = reserve_locked();

@@ -68,6 +68,9 @@ typedef struct fq__chan {
     fq__rbuf rb;
     unsigned char *big; /* a large message being read, or NULL */
     size_t big_have, big_len;
+    /* Parent's end: where the child's fq_channel_log() records go. */
+    fq_log_fn log;
+    void *log_arg;
 } fq__chan;
 
 /* The channel of a handle owned by this process: 0, FQ_EINVAL, FQ_ECLOSED. */

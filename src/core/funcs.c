@@ -32,6 +32,7 @@ typedef struct func_entry {
 /* cap slots, a power of two; a slot holds an entry pointer or NULL. */
 typedef struct func_map {
     size_t cap;
+    struct func_map *older; /* the table this one replaced, kept */
     _Atomic(func_entry *) slot[];
 } func_map;
 
@@ -106,12 +107,14 @@ static int reserve(_Atomic(func_map *) *mp, int by_address)
     if (!n)
         return FQ_ENOMEM;
     n->cap = cap;
+    n->older = m;
     for (size_t i = 0; m && i < m->cap; i++) {
         func_entry *e = atomic_load_explicit(&m->slot[i], memory_order_relaxed);
         if (e)
             put(n, e, by_address);
     }
-    /* The old table stays: a reader may still be walking it. */
+    /* The old table stays (linked from the new one): a reader may still be
+     * walking it. */
     atomic_store_explicit(mp, n, memory_order_release);
     return 0;
 }

@@ -302,6 +302,7 @@ static void take_held(fq__queue *q, fq__worker *w)
     fq__wstat *st = w->stat;
 
     if (!w->head || w->head == w->unsent || (w->flags & FQ__W_EOF) ||
+        !(w->flags & FQ__W_HELLO) ||
         atomic_load_explicit(&st->done, memory_order_acquire) <= w->head->wseq)
         return;
     read_worker(q, w, 0);

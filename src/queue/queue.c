@@ -579,7 +579,8 @@ FQ__EXPORT int fq_queue_add_remote(fq_queue h, const char *addr,
 
     if (!o)
         o = &dflt;
-    if (!addr || o->connect_timeout_ms < 0 || (o->key && o->key_len == 0))
+    if (!addr || o->connect_timeout_ms < 0 || (o->key && o->key_len == 0) ||
+        (o->flags & ~FQ_REMOTE_REPLACE_LOCAL))
         return FQ_EINVAL;
     if (q->broken)
         return FQ_EINIT;
@@ -600,16 +601,35 @@ FQ__EXPORT int fq_queue_add_remote(fq_queue h, const char *addr,
         q->w = n;
         q->capw = ncap;
     }
+    /* Instead of a local worker: the newest local one not retiring yet
+     * retires (it finishes the jobs it has), and the queue's worker count
+     * stays, so a local worker comes back if this one ends. Otherwise one
+     * more worker, not replaced when it ends. */
+    fq__worker *local = NULL;
+    if (o->flags & FQ_REMOTE_REPLACE_LOCAL)
+        for (int i = q->nw - 1; i >= 0 && !local; i--)
+            if (!(q->w[i]->ops->flags & FQ__KIND_REMOTE) &&
+                !(q->w[i]->flags & FQ__W_RETIRING))
+                local = q->w[i];
     fq__worker *w;
-    int rc = fq__remote_connect(addr, o->key, o->key_len, o->connect_timeout_ms,
-                                &q->nworkers, &w, err, sizeof(err));
+    int rc =
+        fq__remote_connect(addr, o->key, o->key_len, o->connect_timeout_ms,
+                           local ? NULL : &q->nworkers, &w, err, sizeof(err));
     if (o->errbuf && o->errbuf_size)
         snprintf(o->errbuf, o->errbuf_size, "%s", rc ? err : "");
     if (rc)
         return rc;
     q->kind = kind;
     q->w[q->nw++] = w;
-    q->nworkers++;
+    if (local) {
+        local->flags |= FQ__W_RETIRING;
+        if (local->inflight == 0 && !(local->flags & FQ__W_SHUT)) {
+            shutdown(local->fd, SHUT_WR);
+            local->flags |= FQ__W_SHUT;
+        }
+    } else {
+        q->nworkers++;
+    }
     fq__dispatch(q);
     eager_flush(q);
     return 0;

@@ -32,8 +32,8 @@
 
 #define DEFAULT_HANDSHAKE_MS 5000
 #define DEFAULT_MAX_PENDING 512
-/* A worker whose client hung up, or at stop: SIGKILL this long after
- * SIGTERM. */
+/* A worker whose client hung up, or at stop: its jobs get SIGTERM and
+ * this long to end, then everything is killed. */
 #define KILL_GRACE_NS INT64_C(1000000000)
 /* Without pidfds, children are looked at this often. */
 #define REAP_POLL_MS 100
@@ -71,6 +71,8 @@ struct fq_server {
     int npend;
     child *kids;
     int nkids, capkids;
+    struct pollfd *pfd; /* fq_server_run()'s poll set */
+    size_t pfd_cap;
     int64_t accept_pause_until;
 };
 
@@ -391,6 +393,25 @@ static void kill_group(const child *k, int sig)
         kill(k->pid, sig);
 }
 
+/* Asks a worker to end as a local queue does (worker/tree.c): gently, its
+ * jobs' processes SIGTERM and the rest killed after the grace, even those
+ * that left its process group; or at once (hard), its jobs' processes
+ * first. The group gets SIGKILL if the worker is still there later. */
+static void end_worker(const child *k, int hard)
+{
+    if (!hard) {
+        union sigval v;
+        memset(&v, 0, sizeof(v));
+        v.sival_int = (int)(KILL_GRACE_NS / 1000000) + 1;
+        if (sigqueue(k->pid, FQ__SIG_CLEANUP, v) == 0)
+            return;
+        kill_group(k, SIGTERM);
+        return;
+    }
+    if (kill(k->pid, FQ__SIG_CLEANUP) < 0)
+        kill_group(k, SIGKILL);
+}
+
 /* Reaps kids[i] if it ended; returns 1 if it did (and was removed). */
 static int try_reap(fq_server *s, int i)
 {
@@ -419,15 +440,15 @@ static int try_reap(fq_server *s, int i)
 }
 
 /* The client of kids[i] hung up: its worker ends (at once if idle, since it
- * reads end of file; SIGTERM now and SIGKILL later if it runs a job). */
+ * reads end of file; gently now and by force later if it runs a job). */
 static void client_gone(fq_server *s, int i)
 {
     child *k = &s->kids[i];
     close(k->sock);
     k->sock = -1;
     say(s, 2, "client of worker %ld hung up", (long)k->pid);
-    kill_group(k, SIGTERM);
-    k->kill_at = fq__now_ns() + KILL_GRACE_NS;
+    end_worker(k, 0);
+    k->kill_at = fq__now_ns() + KILL_GRACE_NS + KILL_GRACE_NS / 2;
 }
 
 /* ---- The loop ----------------------------------------------------------- */
@@ -461,20 +482,21 @@ static void timers(fq_server *s, int64_t now)
             continue;
         }
         if (k->kill_at && k->kill_at <= now) {
+            end_worker(k, 1);
             kill_group(k, SIGKILL);
             k->kill_at = now + 5 * KILL_GRACE_NS;
         }
     }
 }
 
-/* Stops every worker: SIGTERM, SIGKILL a second later, all reaped. */
+/* Stops every worker: gently, by force a moment later, all reaped. */
 static void stop_all(fq_server *s)
 {
     while (s->npend > 0)
         drop_conn(s, 0, NULL);
     for (int i = 0; i < s->nkids; i++)
-        kill_group(&s->kids[i], SIGTERM);
-    int64_t hard = fq__now_ns() + KILL_GRACE_NS;
+        end_worker(&s->kids[i], 0);
+    int64_t hard = fq__now_ns() + KILL_GRACE_NS + KILL_GRACE_NS / 2;
     int killed = 0;
     while (s->nkids > 0) {
         for (int i = 0; i < s->nkids; i++)
@@ -483,8 +505,10 @@ static void stop_all(fq_server *s)
         if (s->nkids == 0)
             break;
         if (!killed && fq__now_ns() >= hard) {
-            for (int i = 0; i < s->nkids; i++)
+            for (int i = 0; i < s->nkids; i++) {
+                end_worker(&s->kids[i], 1);
                 kill_group(&s->kids[i], SIGKILL);
+            }
             killed = 1;
         }
         struct pollfd p = {s->kids[0].pidfd, POLLIN, 0};
@@ -494,8 +518,6 @@ static void stop_all(fq_server *s)
 
 FQ__EXPORT int fq_server_run(fq_server *s)
 {
-    struct pollfd *pfd = NULL;
-    size_t cap = 0;
     int rc = 0;
 
     if (!s)
@@ -505,15 +527,16 @@ FQ__EXPORT int fq_server_run(fq_server *s)
     say(s, 1, "listening on port %d", s->port);
     while (!atomic_load(&s->stop)) {
         size_t need = 2 + (size_t)s->npend + 2 * (size_t)s->nkids;
-        if (need > cap) {
-            struct pollfd *n = realloc(pfd, need * sizeof(*n));
+        if (need > s->pfd_cap) {
+            struct pollfd *n = realloc(s->pfd, need * sizeof(*n));
             if (!n) {
                 rc = FQ_ENOMEM;
                 break;
             }
-            pfd = n;
-            cap = need;
+            s->pfd = n;
+            s->pfd_cap = need;
         }
+        struct pollfd *pfd = s->pfd;
         int64_t now = fq__now_ns();
         int np = 0;
         pfd[np++] = (struct pollfd){s->wake_rd, POLLIN, 0};
@@ -561,7 +584,6 @@ FQ__EXPORT int fq_server_run(fq_server *s)
         }
         timers(s, now);
     }
-    free(pfd);
     stop_all(s);
     say(s, 1, "stopped");
     atomic_store(&s->running, 0);
@@ -582,5 +604,6 @@ FQ__EXPORT void fq_server_free(fq_server *s)
     fq__key_free(&s->key);
     free(s->pend);
     free(s->kids);
+    free(s->pfd);
     free(s);
 }

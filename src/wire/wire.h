@@ -42,7 +42,8 @@
  * a worker without one reports each job it starts with STARTED. LOG is a
  * record forwarded to the parent's fq_options.log callback; CANCEL asks the
  * job with that wseq to stop (fq_ctx_cancelled()). MSG frames travel on
- * public channels only.
+ * public channels only, with LOG frames (job id and wseq 0) from a channel's
+ * child to its parent (fq_channel_log()).
  *
  * The decoder is the only code that reads bytes from another process; it
  * validates every field and never reads past what it is given.
@@ -105,6 +106,8 @@ typedef struct fq__frame {
      (1u << FQ__FRAME_HELLO) | (1u << FQ__FRAME_STARTED) |                     \
      (1u << FQ__FRAME_LOG))
 #define FQ__ACCEPT_MSG (1u << FQ__FRAME_MSG)
+/* A public channel's parent end: messages and the child's log records. */
+#define FQ__ACCEPT_MSG_LOG (FQ__ACCEPT_MSG | (1u << FQ__FRAME_LOG))
 
 /* Writes the header of f into out[FQ__WIRE_HDR]. */
 void fq__frame_encode(const fq__frame *f, unsigned char *out);

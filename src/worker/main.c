@@ -94,8 +94,10 @@ static int forked_copy(const fq_ctx *c)
            atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
 }
 
-/* Tests: the version this worker's HELLO claims (0: FQ__WIRE_VERSION). */
+/* Tests: the version this worker's HELLO claims (0: FQ__WIRE_VERSION), and
+ * how often fq_ctx_cancelled() has looked at the channel in this process. */
 unsigned fq__test_hello_version;
+unsigned long fq__test_cancel_reads;
 
 static _Thread_local char init_msg[1024];
 
@@ -252,6 +254,7 @@ static int take_ahead(fq_ctx *c, uint64_t wseq, uint64_t id)
  * receive buffer, and looks for a CANCEL of the job among it. */
 static void check_cancel(fq_ctx *c)
 {
+    fq__test_cancel_reads++;
     if (!c->scanning) {
         c->scanning = 1;
         fq__wscan_init(&c->scan);
@@ -542,13 +545,13 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
             if (c.out_len >= FQ__FLUSH_BYTES ||
-                (recycle && fq__rss_check(st, 0)))
+                (recycle && fq__rss_after_job(st, c.start_ns)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
         if (recycle)
-            fq__rss_check(st, 1);
+            fq__rss_before_wait(st);
         flush_out(&c);
         if (c.dead)
             continue;

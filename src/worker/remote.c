@@ -16,7 +16,8 @@
  * or a dropped connection all end it at once, and the job it was running
  * ends with FQ_ECRASHED saying so, while jobs it had not started go to
  * other workers. A remote worker is not replaced when it ends: the queue
- * goes on with its other workers.
+ * goes on with its other workers (or, if it took the place of a local
+ * worker, the queue's count of workers brings a local one back).
  */
 #include <errno.h>
 #include <poll.h>
@@ -35,7 +36,8 @@
 typedef struct rshared {
     char where[300]; /* host:port, for messages */
     int closed;      /* we closed the connection (stop, kill) */
-    int *nworkers;   /* the queue's worker target, one less when freed */
+    int *nworkers;   /* the queue's worker target, one less when freed (NULL:
+                        it took a local worker's place, which comes back) */
 } rshared;
 
 static int remote_start(fq__queue *q, fq__worker **wp)
@@ -106,7 +108,7 @@ int fq__remote_connect(const char *addr, const void *key, size_t key_len,
     atomic_store(&stat->ready, 1);
     w->ops = &fq__remote_ops;
     w->kind_data = sh;
-    w->pid = -1; /* its HELLO tells the server-side pid */
+    w->pid = -1; /* none of ours; its HELLO tells peer_pid */
     w->fd = fd;
     w->pidfd = -1;
     w->avg_run_ns = -1;
@@ -199,12 +201,12 @@ static void remote_describe_exit(const fq__worker *w, char *buf, size_t n,
     (void)exit_status;
     if (sh->closed && !(w->flags & FQ__W_EOF))
         snprintf(buf, n, "remote worker %ld on %s stopped (connection closed)",
-                 (long)w->pid, sh->where);
+                 (long)w->peer_pid, sh->where);
     else
         snprintf(buf, n,
                  "connection to remote worker %ld on %s lost (server or "
                  "worker died, or the network failed)",
-                 (long)w->pid, sh->where);
+                 (long)w->peer_pid, sh->where);
 }
 
 static void remote_free(fq__worker *w)
@@ -238,7 +240,7 @@ const fq__worker_ops fq__remote_ops = {
 
 /* ---- Local kinds that name functions by id ------------------------------ */
 
-static fq__worker_ops by_id_process, by_id_thread;
+static fq__worker_ops by_id_process, by_id_thread, by_id_forkserver;
 static pthread_once_t by_id_once = PTHREAD_ONCE_INIT;
 
 static void by_id_setup(void)
@@ -247,6 +249,8 @@ static void by_id_setup(void)
     by_id_process.flags |= FQ__KIND_BY_ID;
     by_id_thread = fq__thread_ops;
     by_id_thread.flags |= FQ__KIND_BY_ID;
+    by_id_forkserver = fq__forkserver_ops;
+    by_id_forkserver.flags |= FQ__KIND_BY_ID;
 }
 
 const fq__worker_ops *fq__kind_by_id(const fq__worker_ops *kind)
@@ -258,5 +262,7 @@ const fq__worker_ops *fq__kind_by_id(const fq__worker_ops *kind)
         return &by_id_process;
     if (kind == &fq__thread_ops)
         return &by_id_thread;
+    if (kind == &fq__forkserver_ops)
+        return &by_id_forkserver;
     return NULL;
 }

@@ -30,8 +30,9 @@ extern const fq__worker_ops fq__remote_ops;
  * Connects to the worker server at addr ("host:port"; port 60006 when
  * absent), authenticates with the key (key NULL: $FORKQUEUE_AUTHKEY or the
  * key file), asks for a worker, all within timeout_ms (<= 0: 5000), and
- * makes a worker of the remote kind. *nworkers is the queue's worker
- * target, decremented when the worker is freed (it is not replaced).
+ * makes a worker of the remote kind. *nworkers (if nworkers is not NULL) is
+ * the queue's worker target, decremented when the worker is freed (it is
+ * not replaced).
  * Returns 0, or FQ_EINVAL, FQ_EAUTH, FQ_ETIMEDOUT, FQ_ECLOSED, FQ_EPROTO,
  * FQ_ENOMEM, FQ_ESYS with the reason in err.
  */

@@ -35,16 +35,20 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
 /* main.c, for tests: the version a worker's HELLO claims (0: ours). Set in
  * the parent before its workers start. */
 extern unsigned fq__test_hello_version;
+/* main.c, for tests: how often fq_ctx_cancelled() read the channel in this
+ * process (the thread kind's workers share it). */
+extern unsigned long fq__test_cancel_reads;
 /* How often fq_ctx_cancelled() looks at the channel at most, and how many
  * cancelled jobs not yet started a worker remembers. */
 #define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)
 #define FQ__CANCEL_AHEAD 64u
 
-/* recycle.c: after a job (before_wait 0) or before blocking for more work
- * (1): measures the worker's memory when due and raises st->over_rss once
- * it passes st->max_rss. Returns 1 when it just did (flush the results so
- * that the parent wakes and retires the worker). */
-int fq__rss_check(fq__wstat *st, int before_wait);
+/* recycle.c: after a job (that started at job_start_ns) and before
+ * blocking for more work: measures the worker's memory when due and raises
+ * st->over_rss once it passes st->max_rss. Return 1 when they just did
+ * (flush the results, so that the parent wakes and retires the worker). */
+int fq__rss_after_job(fq__wstat *st, int64_t job_start_ns);
+int fq__rss_before_wait(fq__wstat *st);
 
 /* tree.c: kills and reaps every process a worker's jobs started
  * (async-signal-safe). */

@@ -33,6 +33,10 @@ __all__ = ["RemoteServer", "RemoteServerProcess", "spawn_server",
 logger = logging.getLogger("forkqueue.workers.server")
 
 MAX_REQUEST = 256 << 20
+# What a C engine client (src/auth/request.c) sends instead of a request
+# frame: read as a length it would be 1.2 GB, so it is never mistaken for
+# one; it is refused with its own message.
+C_ENGINE_REQUEST = b"FQC1"
 _HDR = struct.Struct("!I")
 _RDHUP = getattr(select, "POLLRDHUP", 0x2000)
 
@@ -293,6 +297,12 @@ class RemoteServer:
             p.deadline = time.monotonic() + self.handshake_timeout
         if len(p.buf) < 4:
             return
+        if p.buf[:4] == C_ENGINE_REQUEST:
+            self.stats["bad_request"] += 1
+            logger.warning("refusing a C engine request (fq_queue_add_remote) "
+                           "from %s: this server runs Python workers; C "
+                           "workers are served by fq-server", p.peer)
+            return self._drop(p)
         (n,) = _HDR.unpack_from(p.buf)
         if n > MAX_REQUEST:
             self.stats["bad_request"] += 1
