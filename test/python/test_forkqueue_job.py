@@ -319,7 +319,8 @@ def test_gather_200_jobs_across_two_queues():
         await _turns()                      # the tasks await, the driver arms
         d = _driver_of(aio)
         during = _readers(aio)
-        got = await gathered
+        # (A lost wake-up or done callback would hang: fail instead.)
+        got = await asyncio.wait_for(gathered, 60)
         await _turns()
         return got, d, during, _readers(aio), _driver_of(aio)
 
