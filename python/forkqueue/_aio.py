@@ -134,6 +134,9 @@ class _Driver:
         except RuntimeError:  # a queue in use by another thread
             self._step_aside(aio)
             return
+        except Exception as e:
+            self._fail(e)
+            return
         self._retry = 0.0
         if not self._reading:
             aio.add_reader(self._fd, self._on_ready)
@@ -167,7 +170,19 @@ class _Driver:
             if aio is not None:
                 self._step_aside(aio)
             return
+        except Exception as e:  # the core loop failed: no more waiting
+            self._fail(e)
+            return
         self._rearm()
+
+    def _fail(self, e: Exception) -> None:
+        waiters = list(self._waiters.values())
+        self._waiters.clear()
+        for futs in waiters:
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(e)
+        self.close()
 
     def close(self) -> None:
         if self.closed:
