@@ -497,3 +497,28 @@ def test_jobs_awaited_from_two_event_loops_in_two_threads():
             t.join(60)
     assert out[0] == [i * i for i in range(30)]
     assert out[100] == [(i + 100) ** 2 for i in range(30)]
+
+
+def test_another_thread_inside_the_queue_meanwhile():
+    # While a thread waits in result() (inside the queue, the GIL
+    # released), the driver cannot hold the queue: it steps aside and
+    # retries; the thread's wait moves the queue, and what it notices
+    # completes the await (through call_soon_threadsafe()).
+    import threading
+
+    async def main(q):
+        x = q.submit_job(nap, 0.3)          # ends while the thread waits
+        y = q.submit_job(nap, 0.6)
+        task = asyncio.ensure_future(x)
+        await _turns()                      # awaited, the driver armed
+        out = {}
+        t = threading.Thread(target=lambda: out.update(y=y.result(30)))
+        t.start()
+        got = await asyncio.wait_for(task, 30)
+        await asyncio.get_running_loop().run_in_executor(None, t.join, 30)
+        return got, out
+
+    with ForkQueue(numforks=2) as q:
+        assert q.submit_job(square, 1).result(timeout=30) == 1
+        got, out = asyncio.run(main(q))
+    assert got == 0.3 and out == {"y": 0.6}
