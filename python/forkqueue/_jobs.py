@@ -1,19 +1,13 @@
-"""Awaiting a forkqueue.Job in asyncio (private helper of Job.__await__)."""
+"""Awaiting a forkqueue.Job in asyncio (private helper of Job.__await__).
+
+The machinery is shared by the faces: forkqueue._aio."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-# The event loop's thread drives the queue itself, a little at a time: no
-# thread is started, and the queue is never used by two threads at once.
-_FIRST_DELAY = 0.0002
-_MAX_DELAY = 0.005
+from ._aio import wait_job
 
 
 async def _await_job(job: Any) -> Any:
-    delay = _FIRST_DELAY
-    while not job.done():  # moves the queue's I/O once, without waiting
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, _MAX_DELAY)
-    return job.result()
+    return await wait_job(job)

@@ -1,8 +1,9 @@
 /*
  * _forkqueue._Loop: a private binding of the core's loop object (fq_loop)
- * so that an outside event loop (asyncio) can drive ForkQueue objects
- * through one descriptor and one timeout. Not a public API yet: the tests
- * use it, and the faces to come may build on it.
+ * so that an outside event loop (asyncio) can drive ForkQueue objects and
+ * Jobs through one descriptor and one timeout. Not a public API yet: the
+ * asyncio glue of Jobs (forkqueue/_aio.py) and the tests use it, and the
+ * faces to come may build on it.
  *
  *     lp = _Loop(); lp.add_queue(fq)
  *     aio.add_reader(lp.fileno(), on_ready)   # on_ready calls lp.process()
@@ -10,9 +11,13 @@
  *
  * process() and timeout() move the queues forward (jobs sent, results
  * read, time limits enforced) without waiting; a queue reported ready
- * hands out its results through its own poll(0) / yield_results(). While
- * they run, every queue of the loop is held as by a core call (the
- * re-entry guard), so code run by a fork hook cannot call back into it.
+ * hands out its results through its own poll(0) / yield_results(). A Job
+ * (add_job()) is reported once, when it has its outcome, and leaves the
+ * loop; process() settles the Jobs of the loop's queues that ended (their
+ * done callbacks run there, after the core call). While they run, every
+ * queue of the loop (added, or of a Job in it) is held as by a core call
+ * (the re-entry guard), so code run by a fork hook cannot call back into
+ * it.
  */
 #include "fqpy.h"
 
@@ -24,6 +29,10 @@
 typedef struct fqpy_loop {
     PyObject_HEAD fq_loop *loop;
     PyObject *queues; /* dict: core queue id -> ForkQueue */
+    /* dict: Job address -> (Job, ForkQueue, handle address); the address
+     * is the udata of the core's source */
+    PyObject *jobs;
+    PyObject *jobq; /* dict: ForkQueue -> number of its Jobs in the loop */
     pid_t owner;
 } fqpy_loop;
 
@@ -60,7 +69,11 @@ static PyObject *lp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         return NULL;
     self->owner = getpid();
     self->queues = PyDict_New();
-    int rc = self->queues ? fq_loop_new(&self->loop, NULL) : FQ_ENOMEM;
+    self->jobs = PyDict_New();
+    self->jobq = PyDict_New();
+    int rc = self->queues && self->jobs && self->jobq
+                 ? fq_loop_new(&self->loop, NULL)
+                 : FQ_ENOMEM;
     if (rc < 0) {
         Py_DECREF(self);
         return loop_error(rc, "__new__");
@@ -82,33 +95,57 @@ static int check_queue(fqpy_loop *self, PyObject *obj, fqpy_queue **out)
     return 0;
 }
 
+/* The i-th queue of the loop: those added (values of queues), then those
+ * of its Jobs (keys of jobq); a queue may come twice. */
+static fqpy_queue *next_queue(fqpy_loop *self, int *which, Py_ssize_t *pos)
+{
+    PyObject *k, *v;
+    if (*which == 0) {
+        if (PyDict_Next(self->queues, pos, &k, &v))
+            return (fqpy_queue *)v;
+        *which = 1;
+        *pos = 0;
+    }
+    if (PyDict_Next(self->jobq, pos, &k, &v))
+        return (fqpy_queue *)k;
+    return NULL;
+}
+
+static int in_use(fqpy_queue *q)
+{
+    fqpy_core *c = &q->core;
+    return c->locked || c->in_core ||
+           (c->busy && c->busy_thread != PyThread_get_thread_ident());
+}
+
 /* Holds every queue of the loop as a core call does; RuntimeError if one
  * is inside a call already (another thread, or a callback). */
 static int hold_all(fqpy_loop *self)
 {
     Py_ssize_t pos = 0;
-    PyObject *k, *v;
-    while (PyDict_Next(self->queues, &pos, &k, &v)) {
-        fqpy_core *c = &((fqpy_queue *)v)->core;
-        if (c->locked || c->in_core ||
-            (c->busy && c->busy_thread != PyThread_get_thread_ident())) {
+    int which = 0;
+    fqpy_queue *q;
+    while ((q = next_queue(self, &which, &pos)) != NULL) {
+        if (in_use(q)) {
             PyErr_SetString(PyExc_RuntimeError,
                             "_Loop: a ForkQueue of the loop is in use");
             return -1;
         }
     }
     pos = 0;
-    while (PyDict_Next(self->queues, &pos, &k, &v))
-        FQPY_LOCK(&((fqpy_queue *)v)->core);
+    which = 0;
+    while ((q = next_queue(self, &which, &pos)) != NULL)
+        FQPY_LOCK(&q->core);
     return 0;
 }
 
 static void release_all(fqpy_loop *self)
 {
     Py_ssize_t pos = 0;
-    PyObject *k, *v;
-    while (PyDict_Next(self->queues, &pos, &k, &v))
-        FQPY_UNLOCK(&((fqpy_queue *)v)->core);
+    int which = 0;
+    fqpy_queue *q;
+    while ((q = next_queue(self, &which, &pos)) != NULL)
+        FQPY_UNLOCK(&q->core);
 }
 
 static PyObject *lp_add_queue(fqpy_loop *self, PyObject *obj)
@@ -156,6 +193,116 @@ static PyObject *lp_remove_queue(fqpy_loop *self, PyObject *obj)
     Py_RETURN_NONE;
 }
 
+/* Forgets the Job of key (its entry in jobs, one count of its queue). */
+static int forget_job(fqpy_loop *self, PyObject *key, PyObject *entry)
+{
+    PyObject *q = PyTuple_GET_ITEM(entry, 1);
+    Py_INCREF(entry);
+    PyObject *n = PyDict_GetItemWithError(self->jobq, q);
+    long left = n ? PyLong_AsLong(n) - 1 : 0;
+    int rc = 0;
+    if (left > 0) {
+        PyObject *v = PyLong_FromLong(left);
+        rc = v ? PyDict_SetItem(self->jobq, q, v) : -1;
+        Py_XDECREF(v);
+    } else if (n) {
+        rc = PyDict_DelItem(self->jobq, q);
+    } else if (PyErr_Occurred()) {
+        rc = -1;
+    }
+    if (PyDict_DelItem(self->jobs, key) < 0)
+        rc = -1;
+    Py_DECREF(entry);
+    return rc;
+}
+
+static PyObject *lp_add_job(fqpy_loop *self, PyObject *obj)
+{
+    if (!usable(self))
+        return NULL;
+    fqpy_state *st = fqpy_state_of_type(Py_TYPE(self));
+    fq_job *h;
+    fqpy_queue *q;
+    int r = st ? fqpy_job_source(st, obj, &h, &q) : -1;
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_False); /* nothing to wait for */
+    if (!q->core.opened || q->core.owner_pid != getpid()) {
+        PyErr_SetString(PyExc_ValueError,
+                        "add_job: the Job's ForkQueue is closed or not this "
+                        "process's");
+        return NULL;
+    }
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    PyObject *hp = PyLong_FromVoidPtr(h);
+    PyObject *entry =
+        key && hp ? PyTuple_Pack(3, obj, (PyObject *)q, hp) : NULL;
+    PyObject *n =
+        entry ? PyDict_GetItemWithError(self->jobq, (PyObject *)q) : NULL;
+    PyObject *count = entry && !PyErr_Occurred()
+                          ? PyLong_FromLong(n ? PyLong_AsLong(n) + 1 : 1)
+                          : NULL;
+    PyObject *ret = NULL;
+    if (count == NULL)
+        goto out;
+    int rc = PyDict_Contains(self->jobs, key);
+    if (rc != 0) {
+        if (rc > 0)
+            PyErr_SetString(PyExc_ValueError,
+                            "add_job: the Job is in this loop already");
+        goto out;
+    }
+    /* The dicts first: the core's source needs no undoing. */
+    if (PyDict_SetItem(self->jobs, key, entry) < 0)
+        goto out;
+    if (PyDict_SetItem(self->jobq, (PyObject *)q, count) < 0) {
+        PyDict_DelItem(self->jobs, key);
+        goto out;
+    }
+    rc = fq_loop_add_job(self->loop, h, obj);
+    if (rc < 0) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (forget_job(self, key, entry) < 0)
+            PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+        loop_error(rc, "add_job");
+        goto out;
+    }
+    ret = Py_NewRef(Py_True);
+out:
+    Py_XDECREF(key);
+    Py_XDECREF(hp);
+    Py_XDECREF(entry);
+    Py_XDECREF(count);
+    return ret;
+}
+
+static PyObject *lp_remove_job(fqpy_loop *self, PyObject *obj)
+{
+    if (!usable(self))
+        return NULL;
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    PyObject *entry = key ? PyDict_GetItemWithError(self->jobs, key) : NULL;
+    if (entry == NULL) {
+        if (key && !PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError,
+                            "remove_job: the Job is not in this loop");
+        Py_XDECREF(key);
+        return NULL;
+    }
+    fq_job *h = PyLong_AsVoidPtr(PyTuple_GET_ITEM(entry, 2));
+    /* The loop holds a reference to the handle: h is valid even if the
+     * Job released its own. */
+    int rc = fq_loop_remove_job(self->loop, h);
+    int frc = forget_job(self, key, entry);
+    Py_DECREF(key);
+    if (frc < 0)
+        return NULL;
+    if (rc < 0)
+        return loop_error(rc, "remove_job");
+    Py_RETURN_NONE;
+}
+
 static PyObject *lp_fileno(fqpy_loop *self, PyObject *noargs)
 {
     (void)noargs;
@@ -180,50 +327,91 @@ static PyObject *lp_timeout(fqpy_loop *self, PyObject *noargs)
     return PyFloat_FromDouble(ms / 1000.0);
 }
 
-#define MAX_EVENTS 64
+#define MAX_EVENTS 256
 
-/* Events as (kind, flags, ForkQueue or None, count) tuples; a queue
- * reported closed has left the loop. */
+/* The queues of the loop, as a list (a callback may change the dicts). */
+static PyObject *queue_list(fqpy_loop *self)
+{
+    PyObject *out = PyList_New(0);
+    Py_ssize_t pos = 0;
+    int which = 0;
+    fqpy_queue *q;
+    while (out && (q = next_queue(self, &which, &pos)) != NULL)
+        if (PyList_Append(out, (PyObject *)q) < 0)
+            Py_CLEAR(out);
+    return out;
+}
+
+/* One event as a tuple (kind, flags, ForkQueue or Job or None, count), or
+ * Py_None when it is not for the caller; NULL on error. */
+static PyObject *event_item(fqpy_loop *self, const fq_loop_event *ev)
+{
+    PyObject *obj = Py_None, *key = NULL, *entry = NULL;
+    if (ev->type == FQ_LOOP_QUEUE) {
+        key = PyLong_FromUnsignedLongLong(ev->id);
+        obj = key ? PyDict_GetItemWithError(self->queues, key) : NULL;
+    } else if (ev->type == FQ_LOOP_JOB) {
+        key = PyLong_FromVoidPtr(ev->udata);
+        entry = key ? PyDict_GetItemWithError(self->jobs, key) : NULL;
+        obj = entry ? PyTuple_GET_ITEM(entry, 0) : NULL;
+    }
+    if (obj == NULL) {
+        Py_XDECREF(key);
+        /* not one of ours (removed meanwhile): nothing to hand out */
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    Py_INCREF(obj);
+    int rc = 0;
+    if (ev->type == FQ_LOOP_JOB) /* reported once: it left the loop */
+        rc = forget_job(self, key, entry);
+    else if ((ev->flags & FQ_LOOP_CLOSED) && key)
+        rc = PyDict_DelItem(self->queues, key);
+    PyObject *item = rc < 0 ? NULL
+                            : Py_BuildValue("(iIOK)", ev->type, ev->flags, obj,
+                                            (unsigned long long)ev->count);
+    Py_DECREF(obj);
+    Py_XDECREF(key);
+    return item;
+}
+
+/* Events as (kind, flags, ForkQueue or Job or None, count) tuples; a queue
+ * reported closed and a Job reported have left the loop. Then the Jobs of
+ * the loop's queues that ended are settled (their done callbacks run). */
 static PyObject *lp_process(fqpy_loop *self, PyObject *noargs)
 {
     (void)noargs;
-    if (!usable(self) || hold_all(self) < 0)
+    if (!usable(self))
         return NULL;
+    PyObject *qs = queue_list(self);
+    if (qs == NULL || hold_all(self) < 0) {
+        Py_XDECREF(qs);
+        return NULL;
+    }
     fq_loop_event ev[MAX_EVENTS];
     int n = fq_loop_process(self->loop, ev, MAX_EVENTS);
     release_all(self);
-    if (n < 0)
-        return loop_error(n, "process");
-    PyObject *out = PyList_New(0);
+    PyObject *out = n < 0 ? loop_error(n, "process") : PyList_New(0);
     for (int i = 0; out && i < n; i++) {
-        PyObject *obj = Py_None, *key = NULL;
-        if (ev[i].type == FQ_LOOP_QUEUE) {
-            key = PyLong_FromUnsignedLongLong(ev[i].id);
-            obj = key ? PyDict_GetItemWithError(self->queues, key) : NULL;
-            if (obj == NULL) {
-                Py_XDECREF(key);
-                if (PyErr_Occurred()) {
-                    Py_CLEAR(out);
-                    break;
-                }
-                continue; /* not one of ours: nothing to hand out */
-            }
-        }
-        Py_INCREF(obj);
-        if ((ev[i].flags & FQ_LOOP_CLOSED) && key &&
-            PyDict_DelItem(self->queues, key) < 0)
-            Py_CLEAR(out);
-        PyObject *item =
-            out ? Py_BuildValue("(iIOK)", ev[i].type, ev[i].flags, obj,
-                                (unsigned long long)ev[i].count)
-                : NULL;
-        if (out && (item == NULL || PyList_Append(out, item) < 0))
+        PyObject *item = event_item(self, &ev[i]);
+        if (item == NULL || (item != Py_None && PyList_Append(out, item) < 0))
             Py_CLEAR(out);
         Py_XDECREF(item);
-        Py_DECREF(obj);
-        Py_XDECREF(key);
     }
+    /* After the core call, as the face's own calls do: callbacks may use
+     * the queue (and this loop) again. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(qs); i++) {
+        fqpy_queue *q = (fqpy_queue *)PyList_GET_ITEM(qs, i);
+        if (!in_use(q)) /* else its user settles it, after its call */
+            fqpy_jobs_settle(q);
+    }
+    Py_DECREF(qs);
     return out;
+}
+
+static PyObject *lp_jobs(fqpy_loop *self, PyObject *noargs)
+{
+    (void)noargs;
+    return PyLong_FromSsize_t(self->jobs ? PyDict_GET_SIZE(self->jobs) : 0);
 }
 
 static PyObject *lp_wakeup(fqpy_loop *self, PyObject *noargs)
@@ -248,6 +436,10 @@ static PyObject *lp_close(fqpy_loop *self, PyObject *noargs)
     self->loop = NULL;
     if (self->queues)
         PyDict_Clear(self->queues);
+    if (self->jobq)
+        PyDict_Clear(self->jobq);
+    if (self->jobs)
+        PyDict_Clear(self->jobs);
     Py_RETURN_NONE;
 }
 
@@ -255,12 +447,16 @@ static int lp_traverse(fqpy_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->queues);
+    Py_VISIT(self->jobs);
+    Py_VISIT(self->jobq);
     return 0;
 }
 
 static int lp_clear(fqpy_loop *self)
 {
     Py_CLEAR(self->queues);
+    Py_CLEAR(self->jobs);
+    Py_CLEAR(self->jobq);
     return 0;
 }
 
@@ -282,6 +478,14 @@ static PyMethodDef lp_methods[] = {
      "add_queue(queue) -> None\n--\n\nDrive a ForkQueue with this loop."},
     {"remove_queue", (PyCFunction)lp_remove_queue, METH_O,
      "remove_queue(queue) -> None\n--\n\nStop driving a ForkQueue."},
+    {"add_job", (PyCFunction)lp_add_job, METH_O,
+     "add_job(job) -> bool\n--\n\nWatch a forkqueue.Job: process() reports "
+     "it once, when it has its outcome, and settles it (its done callbacks "
+     "run); its queue is driven meanwhile. False if it is done already."},
+    {"remove_job", (PyCFunction)lp_remove_job, METH_O,
+     "remove_job(job) -> None\n--\n\nStop watching a Job."},
+    {"jobs", (PyCFunction)lp_jobs, METH_NOARGS,
+     "jobs() -> int\n--\n\nHow many Jobs the loop watches."},
     {"fileno", (PyCFunction)lp_fileno, METH_NOARGS,
      "fileno() -> int\n--\n\nA descriptor readable when process() has work "
      "(Linux; owned by the loop: never close it)."},
@@ -326,6 +530,7 @@ int fqpy_loop_add(PyObject *m)
     if (rc == 0) {
         rc = PyModule_AddIntConstant(m, "_LOOP_QUEUE", FQ_LOOP_QUEUE) ||
              PyModule_AddIntConstant(m, "_LOOP_WAKEUP", FQ_LOOP_WAKEUP) ||
+             PyModule_AddIntConstant(m, "_LOOP_JOB", FQ_LOOP_JOB) ||
              PyModule_AddIntConstant(m, "_LOOP_CLOSED", FQ_LOOP_CLOSED);
         rc = rc ? -1 : 0;
     }

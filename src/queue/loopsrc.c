@@ -263,9 +263,21 @@ static void j_events(void *obj, struct pollfd *pfd, int nfd, int n)
 
 static int j_report(void *obj, fq_loop_event *ev)
 {
+    jsrc *s = obj;
     if (!j_ready(obj))
         return 0;
-    ev->id = ((jsrc *)obj)->h->id;
+    /* The callbacks due on its queue run first, as q_report() would: this
+     * source may be the queue's last hold, and the queue leaves with it
+     * before its own report comes (the callback would wait for the next
+     * call of the queue, which may never come). */
+    qsrc *qs = s->q.id
+                   ? fq__loop_source_find(s->loop, &queue_source_ops, s->q.id)
+                   : NULL;
+    if (qs && qs->q->notify_head && !closing(qs->q) && enter(qs->q)) {
+        fq__notify(qs->q);
+        leave(qs->q);
+    }
+    ev->id = s->h->id;
     return 2;
 }
 

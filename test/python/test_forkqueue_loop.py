@@ -75,7 +75,7 @@ def test_asyncio_drives_a_queue_through_the_loop_fd():
         lp = _fq._Loop()
         lp.add_queue(q)
         got = {}
-        want = [n]
+        want = [n + 1]
         done = asyncio.Event()
 
         def on_queue(kind, flags, obj, count):
@@ -90,13 +90,17 @@ def test_asyncio_drives_a_queue_through_the_loop_fd():
         # Results arrive through the descriptor.
         for i in range(n):
             q.add(square, (i,), jobid=i)
+        # Squares may all come back inside the process() calls that send
+        # them (a fast machine, or a busy one); a nap's result comes while
+        # nothing is due, through the descriptor alone.
+        q.add(sleeper, (0.2,), jobid="nap")
         d.rearm()                           # after adding work, as documented
         await asyncio.wait_for(done.wait(), 30)
         readable = d.readable
         # A time limit with nothing else going on: only the timer the loop
         # asked for can bring the outside loop back to enforce it.
         done.clear()
-        want[0] = n + 1
+        want[0] = n + 2
         timers = d.timers
         t0 = time.monotonic()
         q.add(sleeper, (60,), jobid="slow", timeout=0.3)
@@ -110,6 +114,7 @@ def test_asyncio_drives_a_queue_through_the_loop_fd():
 
     got, took, readable, timers = asyncio.run(main())
     assert all(got[i] == i * i for i in range(n))
+    assert got["nap"] == 0.2
     assert isinstance(got["slow"], TimeoutError), got["slow"]
     assert 0.29 <= took < 10
     assert readable > 0
@@ -164,3 +169,37 @@ def test_closed_queue_leaves_the_loop_and_bad_arguments():
     lp.close()                              # idempotent
     with pytest.raises(ValueError, match="closed"):
         lp.process()
+
+
+def test_jobs_as_sources():
+    lp = _fq._Loop()
+    with pytest.raises(TypeError, match="forkqueue.Job"):
+        lp.add_job(object())
+    with ForkQueue(numforks=2, env=ENV) as q:
+        done = q.submit_job(square, 2)
+        assert done.result(timeout=30) == 4
+        assert lp.add_job(done) is False        # nothing to wait for
+        jobs = [q.submit_job(square, i) for i in range(10)]
+        seen = []
+        jobs[3].add_done_callback(seen.append)
+        assert all(lp.add_job(j) is True for j in jobs)
+        with pytest.raises(ValueError, match="already"):
+            lp.add_job(jobs[0])
+        lp.remove_job(jobs[9])
+        with pytest.raises(ValueError, match="not in this loop"):
+            lp.remove_job(jobs[9])
+        assert lp.jobs() == 9
+        events = []
+        deadline = time.monotonic() + 30
+        while lp.jobs() and time.monotonic() < deadline:
+            events += lp.process()              # busy: the test drives it
+        # Each reported once, settled (done callbacks run) by process().
+        assert sorted(j.job_id for _, _, j, _ in events) == sorted(
+            j.job_id for j in jobs[:9])
+        assert all(kind == _fq._LOOP_JOB for kind, _, _, _ in events)
+        assert all("finished" in repr(j) for j in jobs[:9])
+        assert seen == [jobs[3]]
+        assert jobs[9].result(timeout=30) == 81
+    lp.close()
+    with pytest.raises(ValueError, match="closed"):
+        lp.add_job(done)

@@ -224,6 +224,10 @@ extern PyType_Spec fqpy_job_spec;
 PyObject *fqpy_queue_submit_job(fqpy_queue *self, PyObject *args,
                                 PyObject *kwargs);
 void fqpy_jobs_settle(fqpy_queue *q);
+/* For the loop binding (loop.c): 1 with the core handle and the queue of
+ * a Job still waiting for its outcome, 0 when it has it (settled), -1 with
+ * TypeError when obj is not a Job. */
+int fqpy_job_source(fqpy_state *st, PyObject *obj, fq_job **h, fqpy_queue **q);
 
 /* worker.c: run inside the worker processes (and threads, GIL held). */
 int fqpy_worker_job(fq_ctx *ctx, const void *arg, size_t len);

@@ -215,6 +215,22 @@ void fqpy_jobs_settle(fqpy_queue *q)
     q->settling = 0;
 }
 
+int fqpy_job_source(fqpy_state *st, PyObject *obj, fq_job **h, fqpy_queue **q)
+{
+    if (!PyObject_TypeCheck(obj, st->job_type)) {
+        PyErr_Format(PyExc_TypeError, "expected a forkqueue.Job, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    fqpy_job *j = (fqpy_job *)obj;
+    settle_one(j);
+    if (j->state != JOB_PENDING || j->h == NULL || j->q == NULL)
+        return 0;
+    *h = j->h;
+    *q = j->q;
+    return 1;
+}
+
 /* ---- waiting ------------------------------------------------------------ */
 
 /* Waits up to timeout_s (negative: no limit) for the job's outcome, with
