@@ -197,6 +197,7 @@ class LinkedWorker(Worker):
         self._child_state = self._user_state
         self._terminable = False
         self._term_pending = False
+        self._term_seen = 0  # handler runs, counted (see _signal_main)
         signal.signal(TERM_SIGNAL, self._on_term_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         if self._set_names:  # as pyworkers: only with the setproctitle package
@@ -206,12 +207,30 @@ class LinkedWorker(Worker):
         return bytes([T_STARTED]) + dumps((self._host, self._pid, self._tid))
 
     def _on_term_signal(self, signum, frame):
+        self._term_seen += 1
         if not self._terminable or self._sending:
             # not running the target yet, or mid-message: raised later
             self._term_pending = True
             return
         self._release_self()
         raise WorkerTerminatedError()
+
+    def _signal_main(self, main, seen):
+        """Worker side, in a helper thread: has the main thread run the
+        TERM_SIGNAL handler once more than ``seen`` times, signalling it
+        again until it has. One signal is not enough: CPython runs the
+        handler only at its next check, and a signal that lands after the
+        last check but before a blocking call starts (``time.sleep``, a
+        wait) is acted on only when that call returns, maybe never: the
+        terminate request would be lost."""
+        delay = 0.005
+        while self._term_seen <= seen:
+            try:
+                signal.pthread_kill(main, TERM_SIGNAL)
+            except (OSError, ValueError):  # the main thread is gone
+                return
+            time.sleep(delay)  # a retry interval, not a synchronisation
+            delay = min(delay * 2, 0.1)
 
     def _child_run(self):
         """Runs the job; returns ``(graceful, value_or_error)``."""

@@ -189,6 +189,19 @@ class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
             self._finish()
             raise TimeoutError(f"the remote worker at {self._target_host} "
                                "did not start in time") from None
+        if self._final is None and not self._seen_started:
+            # The connection ended before the worker started: the server
+            # refused or dropped the request (its handshake deadline, a
+            # failed fork...). No worker ran, so there is no outcome to
+            # report and nothing to terminate: saying so here is the only
+            # honest answer (a silently dead worker would make a later
+            # terminate() look like a lost graceful stop, error None).
+            link.close()
+            self._finish()
+            raise ConnectionError(
+                f"the worker server at {self._target_host} closed the "
+                "connection before the worker started (request refused or "
+                "not read in time: see the server's log)")
         if self._final is not None or link.eof:
             self._finish()
 
@@ -301,7 +314,9 @@ class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
             tag = data[0]
             if tag == T_TERM:
                 self._inputs.put(_TERMINATE)
-                signal.pthread_kill(main, TERM_SIGNAL)
+                threading.Thread(target=self._signal_main,
+                                 args=(main, self._term_seen), daemon=True,
+                                 name="forkqueue terminate").start()
             elif tag == T_KILL:
                 os.killpg(os.getpgrp(), signal.SIGTERM)
                 time.sleep(1.0)

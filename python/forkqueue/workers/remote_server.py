@@ -55,6 +55,13 @@ def server_addr(addr):
                                      else default_port))
 
 
+def _readable_now(fd):
+    """Whether ``fd`` has data (or EOF) to read now (poll: any fd number)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
+
+
 class _NoGlobals(pickle.Unpickler):
     def find_class(self, module, name):
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a "
@@ -497,6 +504,23 @@ class RemoteServer:
             c.ch.kill(signal.SIGTERM)
             c.kill_at = time.monotonic() + 1.0
 
+    def _read_late(self, p):
+        """Before ``p`` is dropped at its deadline, reads what it has sent
+        already: the deadline measures the peer, not this loop (busy in a
+        reap, or not scheduled on a loaded machine, it may only look after
+        a request that arrived in time). True if ``p`` is no longer pending
+        (served or dropped meanwhile)."""
+        fd = p.sock.fileno()
+        for _ in range(64):  # bounded: each pass consumes what was ready
+            if self._pending.get(fd) is not p:
+                return True
+            tls_buffered = self.ssl_context is not None and p.tls_done \
+                and p.sock.pending()
+            if not tls_buffered and not _readable_now(fd):
+                return False
+            self._conn_readable(p)
+        return self._pending.get(fd) is not p
+
     def _stop_child(self, c):
         """Graceful stop without blocking the loop: the signal now, SIGTERM
         and SIGKILL later if needed."""
@@ -511,7 +535,7 @@ class RemoteServer:
     def _timers(self):
         now = time.monotonic()
         for p in list(self._pending.values()):
-            if p.deadline <= now:
+            if p.deadline <= now and not self._read_late(p):
                 self.stats["timed_out"] += 1
                 self._drop(p, "no authenticated request in time")
         for c in list(self.children):
