@@ -281,6 +281,105 @@ static void test_silent_tls_clients(void **state)
     assert_int_equal(fqrt_stop(&s), 0);
 }
 
+/* Time limits end TLS remote workers (the client's relay passes the end
+ * on; the server ends the worker), and a server killed in the middle of a
+ * job ends it with FQ_ECRASHED. */
+static void test_tls_timeout_and_server_killed(void **state)
+{
+    (void)state;
+    fqt_gate g, g2; /* before the server: its workers inherit them */
+    fqt_gate_new(&g);
+    fqt_gate_new(&g2);
+    fqrt_server s = tls_server(0);
+    char err[512];
+    fq_remote_options ro;
+    ropts(&ro, 1, err, sizeof(err));
+    fq_options qo = {0};
+    qo.workers = 1;
+    qo.inflight = 1;
+    fq_queue q = fqt_queue_opts(&qo);
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    fq_job_options jo = {0};
+    jo.timeout_ms = 300;
+    fqt_gate_arg ga = fqt_gate_arg_of(&g, 5);
+    for (int i = 0; i < 3; i++)
+        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
+    int64_t t0 = fqp_now_ms();
+    fq_result r;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+        assert_int_equal(r.status, FQ_ETIMEDOUT);
+    }
+    assert_true(fqp_now_ms() - t0 < 5000);
+    wait_no_server_workers(&s);
+
+    /* The server dies with a job running on it. */
+    ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    uint64_t id = fqt_submit_gate(q, &g2, 7, 0);
+    /* It runs in a worker whose parent is the relay, a child of the
+     * server. */
+    pid_t jp = fqt_gate_started(q, &g2), pp = 0, ppp = 0;
+    fqp_proc_stat(jp, NULL, &pp, NULL);
+    fqp_proc_stat(pp, NULL, &ppp, NULL);
+    assert_int_equal(ppp, s.pid);
+    kill(s.pid, SIGKILL);
+    fqt_wait_child(s.pid);
+    s.pid = 0;
+    assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+    assert_int_equal(r.id, id);
+    assert_int_equal(r.status, FQ_ECRASHED);
+    FQT_OK(fq_queue_free(q));
+    fqt_nqueues = 0;
+    fqt_gate_free(&g);
+    fqt_gate_free(&g2);
+}
+
+static int init_fails(void *udata)
+{
+    (void)udata;
+    return -1;
+}
+
+/* What a worker writes just before it ends (its init failed) still
+ * reaches the client: the server's relay outlives the worker. */
+static void test_tls_init_failure(void **state)
+{
+    (void)state;
+    int outcome[2] = {1, 1};
+    for (int tls = 0; tls < 2; tls++) {
+        fq_server_options o = {0};
+        o.init = init_fails;
+        o.tls_cert = tls ? cert : NULL;
+        o.tls_key = tls ? key : NULL;
+        fqrt_server s = fqrt_start(&o);
+        char err[512];
+        fq_remote_options ro;
+        ropts(&ro, tls, err, sizeof(err));
+        ro.flags = FQ_REMOTE_REPLACE_LOCAL;
+        fq_queue q = remote_queue();
+        int rc = fq_queue_add_remote(q, addr_of(&s), &ro);
+        if (rc == 0) {
+            fqt_submit_square(q, 3);
+            fq_result r;
+            assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+            /* Ran by the local worker that came back, or failed. */
+            assert_true(r.status == 0 || r.status == FQ_EINIT);
+            outcome[tls] = r.status;
+        } else {
+            assert_int_equal(rc, FQ_EINIT);
+            outcome[tls] = rc;
+        }
+        FQT_OK(fq_queue_free(q));
+        fqt_nqueues = 0;
+        wait_no_server_workers(&s);
+        assert_int_equal(fqrt_stop(&s), 0);
+    }
+    /* The same as without TLS. */
+    assert_int_equal(outcome[1], outcome[0]);
+}
+
 static void test_bad_tls_options(void **state)
 {
     (void)state;
@@ -309,6 +408,7 @@ static void test_bad_tls_options(void **state)
 int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
+        fq_func_register("test.gate", fqt_job_gate, NULL) ||
         fq_func_register("test.echo", job_echo, NULL))
         return 1;
     if (make_cert() < 0) {
@@ -322,6 +422,8 @@ int main(void)
         FQT_TEST(test_tls_client_plain_server),
         FQT_TEST(test_untrusted_certificate),
         FQT_TEST(test_silent_tls_clients),
+        FQT_TEST(test_tls_timeout_and_server_killed),
+        FQT_TEST(test_tls_init_failure),
         FQT_TEST(test_bad_tls_options),
     };
     int rc = FQT_RUN(tests);
