@@ -245,8 +245,8 @@ typedef struct fq_options {
 
     /* Retire a worker once its peak resident memory (getrusage()'s
      * ru_maxrss, pages it shares with the parent copy-on-write included)
-     * passes this many bytes (since 0.2.0). The worker measures itself
-     * after a job at most once a millisecond, and before it waits for more
+     * passes this many bytes (since 0.2.0). The worker measures itself at
+     * most once a millisecond, after a job or before it waits for more
      * work; it finishes the job it runs, the jobs it has not started move
      * to other workers, and a fresh worker is forked. 0: never. Process
      * workers only (ignored by FQ_WORKER_THREAD). Set it well above the

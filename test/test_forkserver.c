@@ -57,11 +57,26 @@ static fq_queue fs_queue(int workers)
     return fqt_queue_opts(&o);
 }
 
-/* Ends the helper and checks that nothing is left. */
+/* Ends the helper and checks that nothing is left (naming what is). */
 static void fs_end(void)
 {
     FQT_OK(fq_forkserver_stop());
     assert_int_equal(fq_forkserver_pid(), 0);
+    pid_t kids[8];
+    int n = fqp_children(getpid(), kids, 8, NULL);
+    for (int i = 0; i < n && i < 8; i++) {
+        char path[64], cmd[128] = "";
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)kids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t k = read(fd, cmd, sizeof cmd - 1);
+            cmd[k > 0 ? k : 0] = 0;
+            close(fd);
+        }
+        char st = '?';
+        fqp_proc_stat(kids[i], &st, NULL, NULL);
+        print_error("left: pid %d state %c cmd %s\n", (int)kids[i], st, cmd);
+    }
     fqt_assert_no_children();
 }
 
@@ -326,7 +341,10 @@ static void test_threaded_host_never_deadlocks(void **state)
     assert_int_equal(pthread_create(&th[0], NULL, holder, NULL), 0);
     assert_int_equal(pthread_create(&th[1], NULL, hammer, (void *)1), 0);
     assert_int_equal(pthread_create(&th[2], NULL, hammer, (void *)2), 0);
-    int rounds = FQT_SANITIZE ? 10 : 30, bad = 0;
+    /* Fewer rounds in the slow builds (valgrind preloads its own lib). */
+    const char *pre = getenv("LD_PRELOAD");
+    int slow = FQT_SANITIZE || (pre && strstr(pre, "vgpreload"));
+    int rounds = slow ? 10 : 30, bad = 0;
     for (int round = 0; round < rounds; round++) {
         fq_options o = {0};
         o.workers = 2;
@@ -391,6 +409,7 @@ static void test_helper_killed_is_a_clear_error(void **state)
     }
     assert_true(fqp_now_ms() - t0 < 8000);
     assert_int_equal(crashed, 2);
+    assert_int_equal(fqt_count_children(NULL), 0); /* the helper reaped */
     assert_int_equal(nofork, 10);
     assert_int_equal(fq_forkserver_pid(), 0);
     /* The next calls say so at once. */
@@ -419,6 +438,28 @@ static void test_helper_killed_is_a_clear_error(void **state)
 
 /* A stopped helper (SIGSTOP) does not hang the caller either: it is taken
  * for dead after its reply deadline. */
+/* A helper that dies while nothing uses it: fq_forkserver_pid() notices,
+ * reaps it, and says 0. */
+static void test_idle_helper_death_noticed(void **state)
+{
+    (void)state;
+    FQT_OK(fq_forkserver_start());
+    pid_t helper = fq_forkserver_pid();
+    assert_int_equal(kill(helper, SIGKILL), 0);
+    int64_t end = fqp_now_ms() + 5000;
+    while (fq_forkserver_pid() != 0 && fqp_now_ms() < end) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(fq_forkserver_pid(), 0);
+    fqt_assert_no_children();
+    fq_options o = {0};
+    o.fork_server = 1;
+    fq_queue q = {0};
+    FQT_EQ(fq_queue_new(&q, &o), FQ_EFORK); /* not restarted behind us */
+    fs_end();
+}
+
 static void test_helper_stopped_does_not_hang(void **state)
 {
     (void)state;
@@ -586,6 +627,7 @@ int main(void)
         FQT_TEST(test_outcomes_unchanged),
         FQT_TEST(test_sigchld_ignored_keeps_statuses),
         FQT_TEST(test_helper_killed_is_a_clear_error),
+        FQT_TEST(test_idle_helper_death_noticed),
         FQT_TEST(test_helper_stopped_does_not_hang),
         FQT_TEST(test_parent_death_ends_everything),
         FQT_TEST(test_max_jobs_through_the_helper),

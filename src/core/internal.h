@@ -97,12 +97,9 @@ typedef struct fq__wstat {
      * Both sides exchange the word, so exactly one of them wins. */
     _Atomic uint64_t claim[FQ__RING];
     /* Recycling by memory (worker/recycle.c, queue/recycle.c): the limit,
-     * set by the parent before the worker starts (0: none); when the
-     * worker measures next, and whether jobs ran since (its own); and the
-     * flag it raises once over the limit, for the parent to retire it. */
+     * set by the parent before the worker starts (0: none), and the flag
+     * the worker raises once over it, for the parent to retire it. */
     uint64_t max_rss;
-    int64_t rss_next_ns;
-    unsigned rss_dirty;
     _Atomic int over_rss;
     unsigned char out[];
 } fq__wstat;
@@ -153,13 +150,17 @@ typedef struct fq__worker {
     uint64_t rx;            /* stream offset of the next frame to read */
     uint64_t guilty_wseq;   /* wseq+1 of the job that broke the stream */
     uint64_t taken_upto;    /* wseq+1 of the last result taken from out[] */
-    int64_t take_at;        /* next look at results held in out[] */
-    int64_t avg_run_ns;     /* this worker's moving average, -1: none */
-    unsigned limit;         /* in-flight depth for this dispatch round */
-    int64_t eof_deadline;   /* kill if still alive after EOF by then */
-    int64_t kill_at;        /* escalate SIGTERM to SIGKILL at this time */
-    int64_t reap_check_at;  /* no pidfd: next waitpid(WNOHANG) when busy */
-    int64_t hard_kill_at;   /* SIGKILL the group if still alive by then */
+    /* wseq+1 of the oldest job taken back after it was written, whose frame
+     * the worker may not have read yet (its claim word is still live); 0:
+     * none. Dispatch keeps the jobs it sends within FQ__RING of it. */
+    uint64_t unread_revoked;
+    int64_t take_at;       /* next look at results held in out[] */
+    int64_t avg_run_ns;    /* this worker's moving average, -1: none */
+    unsigned limit;        /* in-flight depth for this dispatch round */
+    int64_t eof_deadline;  /* kill if still alive after EOF by then */
+    int64_t kill_at;       /* escalate SIGTERM to SIGKILL at this time */
+    int64_t reap_check_at; /* no pidfd: next waitpid(WNOHANG) when busy */
+    int64_t hard_kill_at;  /* SIGKILL the group if still alive by then */
     /* A large payload read straight into its final buffer (the result of
      * the job at the head of the FIFO). */
     unsigned char *direct_buf; /* NULL while discarding */

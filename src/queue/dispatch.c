@@ -73,6 +73,26 @@ static fq__job *pend_pop(fq__queue *q)
     return j;
 }
 
+/* Jobs taken back from w after they were written leave its FIFO (and its
+ * in-flight count) at once, but their frames wait in the channel until the
+ * worker reads and skips them, and their claim words stay live until then:
+ * no job sent meanwhile may reuse one (FQ__RING apart). */
+static unsigned ring_room(fq__worker *w, unsigned limit)
+{
+    if (!w->unread_revoked)
+        return limit;
+    if (atomic_load_explicit(&w->stat->started, memory_order_acquire) >
+        w->unread_revoked) {
+        w->unread_revoked = 0; /* it started a later job: it read them */
+        return limit;
+    }
+    uint64_t cap = w->unread_revoked - 1 + FQ__RING;
+    if (w->next_wseq >= cap)
+        return 0;
+    uint64_t room = w->inflight + (cap - w->next_wseq);
+    return room < limit ? (unsigned)room : limit;
+}
+
 void fq__dispatch(fq__queue *q)
 {
     if (!q->pend_head)
@@ -80,6 +100,7 @@ void fq__dispatch(fq__queue *q)
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         w->limit = !accepts_jobs(w) || stalled(q, w) ? 0 : inflight_limit(q, w);
+        w->limit = ring_room(w, w->limit);
     }
     while (q->pend_head) {
         fq__worker *best = NULL;
@@ -172,6 +193,8 @@ static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep, int all)
             uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
                                             FQ__CLAIM_REVOKED(j->wseq));
             take = prev != FQ__CLAIM_STARTED(j->wseq);
+            if (take && !w->unread_revoked)
+                w->unread_revoked = j->wseq + 1;
             /* The worker has moved on: keep the rest, unless all it has
              * not started must go (a retiring worker). */
             stop = !take && !all;

@@ -483,6 +483,14 @@ FQ__EXPORT int fq_forkserver_stop(void)
 FQ__EXPORT pid_t fq_forkserver_pid(void)
 {
     fs_lock_owned();
+    if (fs_state == FS_RUNNING) {
+        /* A helper that died is reaped and reported as gone. */
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)fs_pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+            si.si_pid == fs_pid)
+            fs_died_locked();
+    }
     pid_t p = fs_state == FS_RUNNING ? fs_pid : 0;
     pthread_mutex_unlock(&fs_lock);
     return p;

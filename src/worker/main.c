@@ -545,13 +545,13 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
             if (c.out_len >= FQ__FLUSH_BYTES ||
-                (recycle && fq__rss_check(st, 0)))
+                (recycle && fq__rss_after_job(st, c.start_ns)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
         if (recycle)
-            fq__rss_check(st, 1);
+            fq__rss_before_wait(st);
         flush_out(&c);
         if (c.dead)
             continue;

@@ -6,11 +6,12 @@
  *
  * The measure is getrusage()'s ru_maxrss: one system call, no /proc read,
  * and a peak, so a job that allocates and frees between two measures is
- * still seen. It is taken after a job at most once per FQ__RSS_CHECK_NS
- * (tiny jobs stream at millions a second: a system call each would cost
- * more than the jobs), and before the worker blocks for more work if a job
- * ran since the last measure (a lone job is judged at once; a blocking
- * read costs more than the measure anyway).
+ * still seen. It is taken at most once per FQ__RSS_CHECK_NS (tiny jobs
+ * stream at millions a second: a system call each would cost more than the
+ * jobs): after a job that started that long after the last measure (its
+ * start time stands for the clock, so a job costs one comparison), and
+ * before the worker blocks for more work, if a job ran since the last
+ * measure and the time has come (one clock read per wait).
  */
 #include <sys/resource.h>
 
@@ -30,23 +31,38 @@ static uint64_t peak_rss_bytes(void)
 #endif
 }
 
-int fq__rss_check(fq__wstat *st, int before_wait)
+/* The worker's own: when it may measure next, and whether a job ran since
+ * the last measure. Process workers only (threads never measure), so
+ * plain statics of the worker's process. */
+static int64_t next_ns;
+static int dirty;
+
+static int measure(fq__wstat *st, int64_t now)
 {
-    if (!st->max_rss ||
-        atomic_load_explicit(&st->over_rss, memory_order_relaxed))
-        return 0;
-    if (before_wait) {
-        if (!st->rss_dirty)
-            return 0;
-    } else {
-        st->rss_dirty = 1;
-        if (fq__now_ns() < st->rss_next_ns)
-            return 0;
-    }
-    st->rss_dirty = 0;
-    st->rss_next_ns = fq__now_ns() + FQ__RSS_CHECK_NS;
+    dirty = 0;
+    next_ns = now + FQ__RSS_CHECK_NS;
     if (peak_rss_bytes() <= st->max_rss)
         return 0;
     atomic_store_explicit(&st->over_rss, 1, memory_order_release);
     return 1;
+}
+
+int fq__rss_after_job(fq__wstat *st, int64_t job_start_ns)
+{
+    if (atomic_load_explicit(&st->over_rss, memory_order_relaxed))
+        return 0;
+    /* The job's start time, already read, stands for the clock. */
+    if (job_start_ns < next_ns) {
+        dirty = 1;
+        return 0;
+    }
+    return measure(st, job_start_ns);
+}
+
+int fq__rss_before_wait(fq__wstat *st)
+{
+    if (!dirty || atomic_load_explicit(&st->over_rss, memory_order_relaxed))
+        return 0;
+    int64_t now = fq__now_ns();
+    return now < next_ns ? 0 : measure(st, now);
 }

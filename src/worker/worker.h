@@ -43,11 +43,12 @@ extern unsigned long fq__test_cancel_reads;
 #define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)
 #define FQ__CANCEL_AHEAD 64u
 
-/* recycle.c: after a job (before_wait 0) or before blocking for more work
- * (1): measures the worker's memory when due and raises st->over_rss once
- * it passes st->max_rss. Returns 1 when it just did (flush the results so
- * that the parent wakes and retires the worker). */
-int fq__rss_check(fq__wstat *st, int before_wait);
+/* recycle.c: after a job (that started at job_start_ns) and before
+ * blocking for more work: measures the worker's memory when due and raises
+ * st->over_rss once it passes st->max_rss. Return 1 when they just did
+ * (flush the results, so that the parent wakes and retires the worker). */
+int fq__rss_after_job(fq__wstat *st, int64_t job_start_ns);
+int fq__rss_before_wait(fq__wstat *st);
 
 /* tree.c: kills and reaps every process a worker's jobs started
  * (async-signal-safe). */
