@@ -245,8 +245,8 @@ static SSL *tls_handshake(SSL_CTX *ctx, int fd)
 static void test_silent_tls_clients(void **state)
 {
     (void)state;
-    /* Long enough for TLS handshakes under valgrind. */
-    fqrt_server s = tls_server(1500);
+    /* Long enough for TLS handshakes under valgrind on a busy machine. */
+    fqrt_server s = tls_server(3000);
     char err[512];
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(ctx);
@@ -262,17 +262,22 @@ static void test_silent_tls_clients(void **state)
     fq_queue q = remote_queue();
     FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
     run_jobs(q, 10, 0);
-    assert_true(fqp_now_ms() - t0 < 1500);
-    assert_true(fqrt_closed_within(silent, 5000));
-    assert_true(fqp_now_ms() - t0 >= 1450);
+    int64_t served = fqp_now_ms() - t0;
+    int closed = fqrt_closed_within(silent, 10000);
+    int64_t dropped = fqp_now_ms() - t0;
     /* The challenge came inside TLS; then the connection was dropped. */
     unsigned char hello[36];
-    assert_int_equal(SSL_read(ssl, hello, sizeof(hello)), (int)sizeof(hello));
-    assert_memory_equal(hello, "FQW1", 4);
-    assert_true(SSL_read(ssl, hello, sizeof(hello)) <= 0);
+    int n1 = SSL_read(ssl, hello, sizeof(hello));
+    int n2 = SSL_read(ssl, hello + 4, sizeof(hello) - 4);
     ERR_clear_error();
-    SSL_free(ssl);
+    SSL_free(ssl); /* before any assertion: nothing leaks if one fails */
     SSL_CTX_free(ctx);
+    assert_true(served < 3000);
+    assert_true(closed);
+    assert_true(dropped >= 2950);
+    assert_int_equal(n1, (int)sizeof(hello));
+    assert_memory_equal(hello, "FQW1", 4);
+    assert_true(n2 <= 0);
     close(silent);
     close(after_tls);
     FQT_OK(fq_queue_free(q));

@@ -141,11 +141,13 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, int xfd,
                 goto out;
         } while (progress);
 
-        /* Once plain ended and our close_notify is out, only the peer's
-         * end is awaited: plain closing outright (POLLHUP) ends it too. */
+        /* A descriptor is watched only for what is awaited from it (a
+         * reset socket would report POLLHUP at every call otherwise). Once
+         * plain ended and our close_notify is out, only the peer's end is
+         * awaited: plain closing outright (POLLHUP) ends it too. */
         struct pollfd p[3] = {
-            {tcp, tev, 0},
-            {(!plain_eof || pev || tls_shut) ? plain : -1, pev, 0},
+            {tev ? tcp : -1, tev, 0},
+            {(pev || (plain_eof && tls_shut)) ? plain : -1, pev, 0},
             {xfd, POLLIN, 0},
         };
         int n = poll(p, xfd >= 0 ? 3 : 2, -1);
