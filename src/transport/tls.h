@@ -54,10 +54,14 @@ void fq__tls_reason(char *buf, size_t n);
  * directions ended: what plain sends goes out encrypted, what arrives is
  * written to plain; end of stream on one side ends that direction on the
  * other (close_notify then the TCP write side; SHUT_WR of plain); a side
- * that closes outright, or fails, ends it all. If xfd >= 0, xcb(xarg) is
- * called whenever xfd is readable. Closes nothing, frees nothing.
+ * that fails ends it all. With FQ__RELAY_DROP_ON_CLOSE, plain closing
+ * outright ends it at once, even with bytes still to send (a client whose
+ * worker was freed); without, what plain wrote before it closed is sent
+ * first (a server's worker that ended). If xfd >= 0, xcb(xarg) is called
+ * whenever xfd is readable. Closes nothing, frees nothing.
  */
-void fq__tls_relay_run(SSL *ssl, int tcp, int plain, int xfd,
+#define FQ__RELAY_DROP_ON_CLOSE 0x1u
+void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
                        void (*xcb)(void *), void *xarg);
 
 /*

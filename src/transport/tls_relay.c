@@ -28,9 +28,10 @@ typedef struct dir {
     size_t off, len;
 } dir;
 
-void fq__tls_relay_run(SSL *ssl, int tcp, int plain, int xfd,
+void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
                        void (*xcb)(void *), void *xarg)
 {
+    const int drop = (flags & FQ__RELAY_DROP_ON_CLOSE) != 0;
     dir *up = malloc(sizeof(*up)), *down = malloc(sizeof(*down));
     int plain_eof = 0, tls_eof = 0, tls_broken = 0, tls_shut = 0;
     int plain_shut = 0;
@@ -147,7 +148,7 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, int xfd,
          * awaited: plain closing outright (POLLHUP) ends it too. */
         struct pollfd p[3] = {
             {tev ? tcp : -1, tev, 0},
-            {(pev || (plain_eof && tls_shut)) ? plain : -1, pev, 0},
+            {(pev || (plain_eof && (tls_shut || drop))) ? plain : -1, pev, 0},
             {xfd, POLLIN, 0},
         };
         int n = poll(p, xfd >= 0 ? 3 : 2, -1);
@@ -157,7 +158,8 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, int xfd,
             continue;
         if (xfd >= 0 && p[2].revents && xcb)
             xcb(xarg);
-        if ((p[1].revents & (POLLHUP | POLLERR)) && plain_eof && tls_shut)
+        if ((p[1].revents & (POLLHUP | POLLERR)) && plain_eof &&
+            (tls_shut || drop))
             goto out;
     }
 out:
@@ -176,7 +178,8 @@ struct fq__tls_relay {
 static void *relay_main(void *arg)
 {
     fq__tls_relay *r = arg;
-    fq__tls_relay_run(r->ssl, r->tcp, r->plain, -1, NULL, NULL);
+    fq__tls_relay_run(r->ssl, r->tcp, r->plain, FQ__RELAY_DROP_ON_CLOSE, -1,
+                      NULL, NULL);
     SSL_free(r->ssl);
     r->ssl = NULL;
     fq__fds_close(r->tcp);

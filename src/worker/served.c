@@ -108,7 +108,7 @@ void fq__worker_serve_tls(int fd, void *ssl, fq_init_fn init, void *udata,
     sigaddset(&set, FQ__SIG_CLEANUP);
     sigaddset(&set, SIGTERM);
     fwd f = {signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), pid};
-    fq__tls_relay_run(ssl, fd, sv[0], f.sfd, forward, &f);
+    fq__tls_relay_run(ssl, fd, sv[0], 0, f.sfd, forward, &f);
     /* The worker reads end of file if it is still there. */
     close(sv[0]);
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
