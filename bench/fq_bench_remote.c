@@ -11,8 +11,10 @@
  * directory): what the relays cost.
  *
  * Usage: fq_bench_remote [--jobs N] [--reps R] [--quick] [--tls]
+ *
+ * The CPU-bound job, its calibration, timing and medians are fq_bench's
+ * (harness.h).
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -23,76 +25,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "forkqueue.h"
+#include "harness.h"
 
 #define KEY "bench-key"
 
-static uint64_t iters;
-static char tls_dir[] = "/tmp/fq-bench-tls-XXXXXX";
-static char tls_cert[128], tls_key[128];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t burn(uint64_t seed, uint64_t n)
-{
-    uint64_t x = seed | 1;
-    for (uint64_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    return x;
-}
-
-typedef struct {
-    uint64_t seed, n;
-} cpu_arg;
-
-static int job_cpu(fq_ctx *ctx, const void *arg, size_t len)
-{
-    cpu_arg a;
-    if (len != sizeof(a))
-        return fq_fail(ctx, 2, "bad argument");
-    memcpy(&a, arg, sizeof(a));
-    uint64_t r = burn(a.seed, a.n);
-    return fq_reply(ctx, &r, sizeof(r));
-}
-
-static void die(const char *what, int rc)
+/* On failure of an fq_ call. */
+static void fail(const char *what, int rc)
 {
     fprintf(stderr, "fq_bench_remote: %s: %s\n", what, fq_strerror(rc));
     exit(1);
 }
 
-static void calibrate(void)
-{
-    uint64_t probe = 200000;
-    double best = 1e9;
-    for (int i = 0; i < 5; i++) {
-        double t0 = now_s();
-        volatile uint64_t r = burn((uint64_t)i, probe);
-        (void)r;
-        double t = now_s() - t0;
-        best = t < best ? t : best;
-    }
-    iters = (uint64_t)(100e3 / (best * 1e9 / (double)probe));
-    if (iters < 1)
-        iters = 1;
-}
-
 static uint64_t want_sum;
+static char tls_dir[] = "/tmp/fq-bench-tls-XXXXXX";
+static char tls_cert[128], tls_key[128];
 
 static double run_sequential(long n)
 {
     uint64_t sum = 0;
     double t0 = now_s();
     for (long i = 0; i < n; i++)
-        sum += burn((uint64_t)i, iters);
+        sum += burn((uint64_t)i, cpu_iters);
     double t = now_s() - t0;
     want_sum = sum;
     return (double)n / t;
@@ -107,7 +60,7 @@ static double run_queue(long n, int port, int tls)
     o.workers = 2;
     int rc = fq_queue_new(&q, &o);
     if (rc)
-        die("fq_queue_new", rc);
+        fail("fq_queue_new", rc);
     if (port > 0) {
         char addr[64], err[512] = "";
         fq_remote_options ro = {0};
@@ -122,7 +75,7 @@ static double run_queue(long n, int port, int tls)
         for (int i = 0; i < 2; i++)
             if ((rc = fq_queue_add_remote(q, addr, &ro)) != 0) {
                 fprintf(stderr, "%s\n", err);
-                die("fq_queue_add_remote", rc);
+                fail("fq_queue_add_remote", rc);
             }
         /* Let the local workers retire before the clock starts. */
         pid_t p;
@@ -131,12 +84,12 @@ static double run_queue(long n, int port, int tls)
     }
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-        cpu_arg a = {(uint64_t)i, iters};
+        cpu_arg a = {(uint64_t)i, cpu_iters};
         if ((rc = fq_submit(q, job_cpu, &a, sizeof(a), NULL, NULL)) != 0)
-            die("fq_submit", rc);
+            fail("fq_submit", rc);
     }
     if ((rc = fq_wait(q, -1)) != 0)
-        die("fq_wait", rc);
+        fail("fq_wait", rc);
     double t = now_s() - t0;
     uint64_t sum = 0;
     fq_result r;
@@ -155,18 +108,6 @@ static double run_queue(long n, int port, int tls)
     }
     fq_queue_free(q);
     return (double)n / t;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static fq_server *srv;
@@ -235,8 +176,8 @@ int main(int argc, char **argv)
         return 2;
     int rc = fq_func_register("bench.cpu", job_cpu, NULL);
     if (rc)
-        die("fq_func_register", rc);
-    calibrate();
+        fail("fq_func_register", rc);
+    calibrate(100.0);
     int port, tport = 0;
     pid_t server = start_server(&port, 0), tserver = -1;
     if (tls) {

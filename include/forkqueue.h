@@ -71,9 +71,9 @@ extern "C" {
 #endif
 
 #define FQ_VERSION_MAJOR 0
-#define FQ_VERSION_MINOR 1
+#define FQ_VERSION_MINOR 2
 #define FQ_VERSION_PATCH 0
-#define FQ_VERSION_STRING "0.1.0"
+#define FQ_VERSION_STRING "0.2.0"
 
 /* Returns FQ_VERSION_STRING of the library actually linked. */
 const char *fq_version(void);

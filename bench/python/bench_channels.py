@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 
+import _benchutil as bu
 import forkqueue.channels as channels
 
 
@@ -144,32 +145,29 @@ def run_ack(fn, seq, limit):
 def capacity(cores, n=200):
     """How many CPUs' worth of work `cores` spinning processes get now,
     against one: the bound on any speed-up on a shared machine."""
-    t0 = time.perf_counter()
-    for _ in range(n):
-        one_ms(0)
-    one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pids = []
-    for _ in range(cores):
-        pid = os.fork()
-        if pid == 0:
-            for _ in range(n):
-                one_ms(0)
-            os._exit(0)
-        pids.append(pid)
-    for pid in pids:
-        os.waitpid(pid, 0)
-    return cores * one / (time.perf_counter() - t0)
+    def spin():
+        for _ in range(n):
+            one_ms(0)
+    return bu.capacity(spin, cores)
 
 
 def timed(f, *args, repeat=3):
-    times = []
-    result = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = f(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+    m, _, result = bu.median_time(lambda: f(*args), repeat)
+    return m, result
+
+
+def round_trips(send, receive, n):
+    """Seconds of n round trips of a small object, after one to warm up
+    (the child is running)."""
+    msg = {"i": 0, "payload": "x" * 20}
+    send(msg)
+    receive()
+    t0 = time.perf_counter()
+    for i in range(n):
+        msg["i"] = i
+        send(msg)
+        receive()
+    return time.perf_counter() - t0
 
 
 def echo_channel(ch):
@@ -182,15 +180,7 @@ def echo_channel(ch):
 
 def pingpong_channels(n):
     ch = channels.start(echo_channel)
-    msg = {"i": 0, "payload": "x" * 20}
-    ch.send(msg)
-    ch.receive()  # warm up: the child is running
-    t0 = time.perf_counter()
-    for i in range(n):
-        msg["i"] = i
-        ch.send(msg)
-        ch.receive()
-    dt = time.perf_counter() - t0
+    dt = round_trips(ch.send, ch.receive, n)
     ch.send(None)
     ch.wait()
     return dt
@@ -209,15 +199,7 @@ def pingpong_pipe(n):
     a, b = ctx.Pipe()
     p = ctx.Process(target=echo_pipe, args=(b,))
     p.start()
-    msg = {"i": 0, "payload": "x" * 20}
-    a.send(msg)
-    a.recv()
-    t0 = time.perf_counter()
-    for i in range(n):
-        msg["i"] = i
-        a.send(msg)
-        a.recv()
-    dt = time.perf_counter() - t0
+    dt = round_trips(a.send, a.recv, n)
     a.send(None)
     p.join()
     return dt

@@ -35,13 +35,12 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import _benchutil as bu  # noqa: E402
 import bench_forkqueue as bf  # noqa: E402  (workloads and calibration)
 from forkqueue._executor import Executor, Pool  # noqa: E402
 
@@ -61,21 +60,9 @@ def ensure_venv(venv):
     """Re-runs this script in a virtual environment holding the peers."""
     if os.environ.get("FQ_BENCH_IN_VENV"):
         return
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        print(f"creating {venv} with {' '.join(PEERS)} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    probe = subprocess.run([py, "-c", "import loky, mpire"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([py, "-m", "pip", "install", "-q", *PEERS],
-                       check=True)
-    env = dict(os.environ, FQ_BENCH_IN_VENV="1")
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(
-        sys.modules["forkqueue"].__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [pkg, HERE] + [p for p in env.get("PYTHONPATH", "").split(
-            os.pathsep) if p])
+    py = bu.peer_venv(venv, PEERS, "loky, mpire")
+    env = dict(os.environ, FQ_BENCH_IN_VENV="1",
+               PYTHONPATH=bu.forkqueue_path(HERE))
     os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
 
 
@@ -105,14 +92,11 @@ def c_ex_submit(workers):
     return run, ex.shutdown
 
 
-def c_fq_pool_map(workers):
-    p = Pool(workers)
+def _pool_map(p):
     return (lambda f, xs: p.map(f, xs)), p.terminate
 
 
-def c_fq_pool_apply(workers):
-    p = Pool(workers)
-
+def _pool_apply(p):
     def run(f, xs):
         rs = [p.apply_async(f, (x,)) for x in xs]
         return [r.get() for r in rs]
@@ -123,18 +107,20 @@ def _mp(workers):
     return multiprocessing.get_context("fork").Pool(workers)
 
 
+def c_fq_pool_map(workers):
+    return _pool_map(Pool(workers))
+
+
+def c_fq_pool_apply(workers):
+    return _pool_apply(Pool(workers))
+
+
 def c_mp_map(workers):
-    p = _mp(workers)
-    return (lambda f, xs: p.map(f, xs)), p.terminate
+    return _pool_map(_mp(workers))
 
 
 def c_mp_apply(workers):
-    p = _mp(workers)
-
-    def run(f, xs):
-        rs = [p.apply_async(f, (x,)) for x in xs]
-        return [r.get() for r in rs]
-    return run, p.terminate
+    return _pool_apply(_mp(workers))
 
 
 def _ppe(workers):
@@ -190,35 +176,9 @@ CONTENDERS = [
 
 
 def run_workload(title, func, n, workers, reps, budget_s):
-    items = list(range(n))
-    expected = [func(x) for x in items]
-    warm = items[:500]
-    warm_expected = expected[:500]
-    active, notes = [], []
-    try:
-        for name, setup, _batch in CONTENDERS:
-            try:
-                run, teardown = setup(workers)
-            except ImportError as e:
-                notes.append(f"{name}: skipped ({e.name or e} not "
-                             "installed)")
-                continue
-            active.append({"name": name, "run": run, "teardown": teardown,
-                           "times": []})
-            if run(func, warm) != warm_expected:
-                raise AssertionError(f"{name}: wrong results")
-        for _ in range(reps):
-            for c in active:
-                if len(c["times"]) >= 3 and sum(c["times"]) > budget_s:
-                    continue
-                t0 = time.perf_counter()
-                out = c["run"](func, items)
-                c["times"].append(time.perf_counter() - t0)
-                if out != expected:
-                    raise AssertionError(f"{c['name']}: wrong results")
-    finally:
-        for c in active:
-            c["teardown"]()
+    setups = [(name, setup) for name, setup, _batch in CONTENDERS]
+    active, notes = bu.time_map(setups, workers, func, n, 500, reps,
+                                budget_s)
     med = {c["name"]: statistics.median(c["times"]) for c in active}
     seq = med["sequential loop"]
     lines = [f"### {title}", "",
@@ -226,8 +186,8 @@ def run_workload(title, func, n, workers, reps, budget_s):
              "sequential | runs |", "|---|---:|---:|---:|---:|---:|"]
     for c in active:
         m = med[c["name"]]
-        lines.append(f"| {c['name']} | {bf.fmt_time(m)} | "
-                     f"{bf.fmt_time(min(c['times']))} | {n / m:,.0f} | "
+        lines.append(f"| {c['name']} | {bu.fmt_time(m)} | "
+                     f"{bu.fmt_time(min(c['times']))} | {n / m:,.0f} | "
                      f"{seq / m:.2f}x | {len(c['times'])} |")
         print(f"  {c['name']:34s} {m * 1e3:10.2f} ms", file=sys.stderr,
               flush=True)
@@ -280,20 +240,14 @@ def main():
                                        c["forkqueue Pool.map"])
     ok2 = speed >= 1.8
     out += ["Targets:", "",
-            bf.verdict(ok1, f"tiny tasks: {ours_best} "
-                       f"{bf.fmt_time(t[ours_best])} vs the fastest peer, "
-                       f"{best_peer}, {bf.fmt_time(t[best_peer])}"),
-            bf.verdict(ok2, f"100 us tasks: {speed:.2f}x the sequential "
+            bu.verdict(ok1, f"tiny tasks: {ours_best} "
+                       f"{bu.fmt_time(t[ours_best])} vs the fastest peer, "
+                       f"{best_peer}, {bu.fmt_time(t[best_peer])}"),
+            bu.verdict(ok2, f"100 us tasks: {speed:.2f}x the sequential "
                        "loop (target 1.8x)")]
     if args.quick:
-        out.append("- not judged: --quick sizes are too small to mean "
-                   "anything")
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
-    return 0
+        out.append(bu.NOT_JUDGED)
+    return bu.finish(out, args.markdown)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ import os
 import platform
 import statistics
 import sys
-import time
 
+import _benchutil as bu
 import forkqueue
 from forkqueue import ForkQueue
 
@@ -57,17 +57,8 @@ def cpu(x):
 
 
 def calibrate(target_s=100e-6):
-    global CPU_LOOPS
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for x in range(200):
-            cpu(x)
-        per = (time.perf_counter() - t0) / 200
-        CPU_LOOPS = max(10, int(CPU_LOOPS * target_s / per))
-    t0 = time.perf_counter()
-    for x in range(500):
-        cpu(x)
-    return (time.perf_counter() - t0) / 500
+    return bu.calibrate(cpu, sys.modules[__name__], "CPU_LOOPS", target_s,
+                        probe=200, floor=10, check=500)
 
 
 def raw_capacity(workers, loops=2_000_000):
@@ -80,20 +71,7 @@ def raw_capacity(workers, loops=2_000_000):
         for i in range(loops):
             s = (s * 31 + i) & 0xFFFFFFFF
         return s
-    t0 = time.perf_counter()
-    spin()
-    one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pids = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            spin()
-            os._exit(0)
-        pids.append(pid)
-    for pid in pids:
-        os.waitpid(pid, 0)
-    return workers * one / (time.perf_counter() - t0)
+    return bu.capacity(spin, workers)
 
 
 # ---- contenders ---------------------------------------------------------
@@ -194,44 +172,15 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
     later), so that a change in the machine's load during the benchmark
     affects every contender alike. A contender whose
     runs exceed budget_s in total stops after 3 runs."""
-    items = list(range(n))
-    expected = sorted(func(x) for x in items)
-    warm = items[:2000]
-    warm_expected = sorted(func(x) for x in warm)
-    active, notes = [], []
-    try:
-        for name, setup in CONTENDERS:
-            if only and name not in only:
-                continue
-            try:
-                run, teardown = setup(workers)
-            except ImportError as e:
-                notes.append(f"{name}: skipped ({e.name or e} not installed)")
-                continue
-            active.append({"name": name, "run": run, "teardown": teardown,
-                           "times": [], "cpu": []})
-            # Warm-up: starts the workers (for ForkQueue, the one refork a
-            # callable new to the queue costs); a slice keeps it short.
-            if sorted(run(func, warm)) != warm_expected:
-                raise AssertionError(f"{name}: wrong results")
-        for r in range(reps):
-            # Each round starts with another contender: the first of a round
-            # runs right after the previous round's last (a pool whose
-            # workers may still be exiting), and must not always be the same.
-            k = r % len(active) if active else 0
-            for c in active[k:] + active[:k]:
-                if len(c["times"]) >= 3 and sum(c["times"]) > budget_s:
-                    continue
-                c0 = time.process_time()
-                t0 = time.perf_counter()
-                out = c["run"](func, items)
-                c["times"].append(time.perf_counter() - t0)
-                c["cpu"].append(time.process_time() - c0)
-                if sorted(out) != expected:
-                    raise AssertionError(f"{c['name']}: wrong results")
-    finally:
-        for c in active:
-            c["teardown"]()
+    # The warm-up starts the workers (for ForkQueue, the one refork a
+    # callable new to the queue costs); a slice keeps it short. Each round
+    # starts with another contender: the first of a round runs right after
+    # the previous round's last (a pool whose workers may still be
+    # exiting), and must not always be the same.
+    setups = [(name, setup) for name, setup in CONTENDERS
+              if not only or name in only]
+    active, notes = bu.time_map(setups, workers, func, n, 2000, reps,
+                                budget_s, sort=True, rotate=True)
     rows = []
     for c in active:
         times = c["times"]
@@ -254,12 +203,8 @@ def run_workload(title, func, n, workers, reps, budget_s, only=None):
     return lines, {r[0]: r[1] for r in rows}
 
 
-def fmt_time(s):
-    return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
-
-
-def verdict(ok, text):
-    return f"- {'met' if ok else 'MISSED'}: {text}"
+fmt_time = bu.fmt_time
+verdict = bu.verdict
 
 
 def run_in_peers_venv(venv):
@@ -267,12 +212,8 @@ def run_in_peers_venv(venv):
     they go into a venv of their own (which sees this interpreter's
     packages, and forkqueue through PYTHONPATH)."""
     import subprocess
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run([sys.executable, "-m", "venv",
-                        "--system-site-packages", venv], check=True)
-    subprocess.run([py, "-m", "pip", "install", "-q", "mpire", "loky"],
-                   check=True)
+    py = bu.peer_venv(venv, ["mpire", "loky"], "mpire, loky",
+                      system_site=True)
     argv = [a for a in sys.argv[1:] if not a.startswith("--peers-venv")]
     if "--peers-venv" in sys.argv[1:]:
         i = sys.argv.index("--peers-venv")
@@ -336,8 +277,7 @@ def main():
                 f"machine): the bound on any pool's speed-up."]
     summary = ["### Targets", ""]
     if args.quick:
-        summary.append("- not judged: --quick sizes are too small to mean "
-                       "anything")
+        summary.append(bu.NOT_JUDGED)
         tiny = cpuj = {}
     fq = tiny.get("ForkQueue.map")
     if fq and "Pool.map chunksize=1" in tiny:
@@ -366,12 +306,8 @@ def main():
             summary.append(verdict(b / a <= 1.05, f"{label} jobs, a time limit "
                                    f"costs {(b / a - 1) * 100:+.1f}% "
                                    f"(target <= 5%)"))
-    report = "\n".join(head + t_lines + [""] + c_lines + [""] + summary) + "\n"
-    print(report)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report)
-    return 0
+    return bu.finish(head + t_lines + [""] + c_lines + [""] + summary,
+                     args.markdown)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ Usage:
       [--quick] [--reps N] [--workers N]
 """
 import argparse
-import statistics
 import time
 
+import _benchutil as bu
 from forkqueue import ForkQueue
 
 
@@ -25,12 +25,7 @@ def io(x):
 
 
 def med(f, reps):
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return bu.median_time(f, reps)[0]
 
 
 def main():

@@ -40,6 +40,7 @@ import sys
 import textwrap
 import time
 
+import _benchutil as bu
 from forkqueue.futures import Process, SpawnProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,13 +147,7 @@ MPSERVICE_SCRIPT = textwrap.dedent("""
 
 def ensure_venv():
     """bench/python/.venv-futures with mpservice; returns its python."""
-    py = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-    probe = subprocess.run([py, "-c", "import mpservice"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([py, "-m", "pip", "install", "-q", "mpservice"], check=True)
-    return py
+    return bu.peer_venv(VENV, ["mpservice"], "mpservice")
 
 
 def run_mpservice(n, reps):

@@ -27,11 +27,11 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import _benchutil as bu  # noqa: E402
 import bench_forkqueue as bf  # noqa: E402  (calibration helpers)
 import forkqueue.lazy as fork  # noqa: E402
 from forkqueue._executor import Executor  # noqa: E402
@@ -47,17 +47,8 @@ def work(i):
 
 
 def calibrate(target_s=1e-3):
-    global LOOPS
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for i in range(50):
-            work(i)
-        per = (time.perf_counter() - t0) / 50
-        LOOPS = max(100, int(LOOPS * target_s / per))
-    t0 = time.perf_counter()
-    for i in range(100):
-        work(i)
-    return (time.perf_counter() - t0) / 100
+    return bu.calibrate(work, sys.modules[__name__], "LOOPS", target_s,
+                        probe=50, floor=100, check=100)
 
 
 def c_sequential(n):
@@ -117,26 +108,16 @@ def main():
     workers = os.cpu_count() or 2
     capacity = bf.raw_capacity(workers)
     expected = sum(work(i) for i in range(n))
-    active = []
-    cpu = {}  # parent CPU (all its threads) per run
-    try:
-        for name, setup in CONTENDERS:
-            run, teardown = setup(n)
-            active.append((name, run, teardown, []))
-        for _ in range(reps):
-            for name, run, _, times in active:
-                c0 = time.process_time()
-                t0 = time.perf_counter()
-                got = run()
-                times.append(time.perf_counter() - t0)
-                cpu.setdefault(name, []).append(time.process_time() - c0)
-                if got != expected:
-                    raise AssertionError(f"{name}: {got} != {expected}")
-    finally:
-        for _, _, teardown, _ in active:
-            teardown()
+
+    def check(c, got):
+        if got != expected:
+            raise AssertionError(f"{c['name']}: {got} != {expected}")
+
+    # c["cpu"]: the parent's CPU (all its threads) per run.
+    with bu.contenders(CONTENDERS, n) as (active, _):
+        bu.rounds(active, reps, lambda c: c["run"](), check)
     capacity_end = bf.raw_capacity(workers)
-    med = {name: statistics.median(times) for name, _, _, times in active}
+    med = {c["name"]: statistics.median(c["times"]) for c in active}
     seq = med["sequential loop"]
     started = datetime.datetime.now(datetime.timezone.utc)
     out = [f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.node()} "
@@ -149,27 +130,22 @@ def main():
            "| contender | median | best | speed-up vs sequential | "
            "parent CPU per call | runs |",
            "|---|---:|---:|---:|---:|---:|"]
-    for name, _, _, times in active:
-        pc = statistics.median(cpu[name]) / n
-        out.append(f"| {name} | {bf.fmt_time(med[name])} | "
-                   f"{bf.fmt_time(min(times))} | {seq / med[name]:.2f}x | "
+    for c in active:
+        name, times = c["name"], c["times"]
+        pc = statistics.median(c["cpu"]) / n
+        out.append(f"| {name} | {bu.fmt_time(med[name])} | "
+                   f"{bu.fmt_time(min(times))} | {seq / med[name]:.2f}x | "
                    f"{pc * 1e6:.0f} us | {len(times)} |")
     lazy = med["forkqueue.lazy fork + lazy +="]
     ppe = med["ProcessPoolExecutor submit + result"]
     out += ["", "Targets:", "",
-            bf.verdict(seq / lazy >= 1.8, f"{seq / lazy:.2f}x the "
+            bu.verdict(seq / lazy >= 1.8, f"{seq / lazy:.2f}x the "
                        "sequential loop (target 1.8x)"),
-            bf.verdict(lazy <= ppe, f"{bf.fmt_time(lazy)} vs "
-                       f"ProcessPoolExecutor {bf.fmt_time(ppe)}")]
+            bu.verdict(lazy <= ppe, f"{bu.fmt_time(lazy)} vs "
+                       f"ProcessPoolExecutor {bu.fmt_time(ppe)}")]
     if args.quick:
-        out.append("- not judged: --quick sizes are too small to mean "
-                   "anything")
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
-    return 0
+        out.append(bu.NOT_JUDGED)
+    return bu.finish(out, args.markdown)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ import json
 import multiprocessing
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
+
+import _benchutil as bu
 
 # spawned pyworkers processes import this file again: they read it here
 CPU_LOOPS = int(os.environ.get("BENCH_WORKERS_LOOPS", "1000"))
@@ -53,29 +53,16 @@ def noop():
 
 
 def calibrate(target_s=100e-6):
-    global CPU_LOOPS
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for i in range(200):
-            cpu(i)
-        per = (time.perf_counter() - t0) / 200
-        CPU_LOOPS = max(1, int(CPU_LOOPS * target_s / per))
-    return CPU_LOOPS
+    return bu.calibrate(cpu, sys.modules[__name__], "CPU_LOOPS", target_s,
+                        probe=200, floor=1)
 
 
 def median_time(fn, reps):
     """Median wall seconds of ``fn()``; the median CPU seconds the calling
     process spent in it (the parent's share of the work: dispatching,
     pickling, reading results) is left in ``median_time.cpu``."""
-    times, cpus = [], []
-    for _ in range(reps):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    median_time.cpu = statistics.median(cpus)
-    return statistics.median(times)
+    t, median_time.cpu, _ = bu.median_time(fn, reps)
+    return t
 
 
 # ---- contenders -----------------------------------------------------------
@@ -185,14 +172,7 @@ def pyworkers_side(args):
 
 
 def ensure_venv(path):
-    py = os.path.join(path, "bin", "python")
-    probe = [py, "-c", "import pyworkers"]
-    if os.path.exists(py) and subprocess.run(probe).returncode == 0:
-        return py
-    subprocess.run([sys.executable, "-m", "venv", path], check=True)
-    subprocess.run([py, "-m", "pip", "install", "-q", "pyworkers"],
-                   check=True)
-    return py
+    return bu.peer_venv(path, ["pyworkers"], "pyworkers")
 
 
 def pyworkers(args):

@@ -215,6 +215,12 @@ typedef struct fq__queue {
 
     int64_t respawn_at; /* after a failed fork, retry at this time */
     unsigned fork_failures;
+    /* Workers that died in init with no job since the last result: while
+     * no job waits, replacing them waits until idle_respawn_at, 10 ms
+     * doubling to ~1.3 s, so an init that always crashes costs a bounded
+     * number of forks however long the queue idles (queue/death.c). */
+    unsigned idle_init_deaths;
+    int64_t idle_respawn_at;
     int fork_errno;
     const char *fork_why; /* a kind's own reason its start failed, or NULL */
 

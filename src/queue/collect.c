@@ -127,6 +127,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
     w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
     q->fork_failures = 0;
+    q->idle_init_deaths = 0;
 
     if (!override && f->status == 0 && q->opts.max_result_bytes &&
         f->len > q->opts.max_result_bytes)

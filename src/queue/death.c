@@ -158,6 +158,11 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
      * killed from outside costs nothing, and the queue never stops for it;
      * only an init that returns non-zero stops the queue. */
     int in_init = !ready && q->opts.init != NULL;
+    if (in_init && !w->head) {
+        unsigned f = q->idle_init_deaths < 7 ? q->idle_init_deaths : 7;
+        q->idle_init_deaths++;
+        q->idle_respawn_at = fq__now_ns() + (INT64_C(10000000) << f);
+    }
     if (in_init) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof(msg) - l, " while running the init function");

@@ -306,6 +306,8 @@ void fq__refill_workers(fq__queue *q)
     int64_t now = fq__now_ns();
     if (now < q->respawn_at)
         return;
+    if (q->npending == 0 && q->idle_init_deaths && now < q->idle_respawn_at)
+        return;
     for (int n = fq__active_workers(q); n < q->nworkers; n++) {
         if (fq__add_worker(q) < 0) {
             unsigned f = q->fork_failures < 7 ? q->fork_failures : 7;

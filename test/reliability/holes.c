@@ -256,6 +256,42 @@ static void test_job_calls_exit(void **state)
     assert_int_equal(*atexit_runs, 0);
 }
 
+/* An init that always crashes, on a queue with no work: while no job waits,
+ * the workers that die in init are replaced after a doubling delay (10 ms to
+ * ~1.3 s), or when a job arrives, so the forks stay few however long the
+ * queue is driven. Before, each death was replaced at once: about 300 forks
+ * a second, for as long as the program polled. */
+static int init_always_aborts(void *udata)
+{
+    (void)udata;
+    abort();
+}
+
+static void test_idle_init_crashes_back_off(void **state)
+{
+    (void)state;
+    fq_options o = {.workers = 2, .init = init_always_aborts};
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    int64_t end = fqp_now_ms() + 1000;
+    while (fqp_now_ms() < end)
+        assert_true(fq_poll(q, 20) >= 0);
+    fq_stats st;
+    assert_int_equal(fq_stats_get(q, &st), 0);
+    /* 2 workers per round, rounds 10, 20, 40, ... 640 ms apart. */
+    print_message("respawns in 1 s with no job: %llu\n",
+                  (unsigned long long)st.respawns);
+    assert_true(st.respawns <= 24);
+    /* A job still gets its outcome: the init crash, named. */
+    assert_int_equal(fq_submit(q, echo_job, "x", 1, NULL, NULL), 0);
+    assert_int_equal(fq_wait(q, 30000), 0);
+    fq_result r;
+    assert_int_equal(fq_take(q, &r), 1);
+    assert_int_equal(r.status, FQ_ECRASHED);
+    assert_non_null(strstr(r.data, "init function"));
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
 int main(void)
 {
     main_pid = getpid();
@@ -271,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_stream_consumer_cancels),
         cmocka_unit_test(test_job_ending_at_its_time_limit),
         cmocka_unit_test(test_job_calls_exit),
+        cmocka_unit_test(test_idle_init_crashes_back_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,6 @@ remote processes, persistent workers and a pool (the API of pyworkers).
 Programs written for pyworkers run with their imports changed from
 ``pyworkers.X`` to ``forkqueue.workers``. See ``docs/python-workers.md``.
 """
-import logging as _logging
 import warnings as _warnings
 
 # `python3 -m forkqueue.workers.remote_server` (pyworkers' way to start a
@@ -34,6 +33,20 @@ from .remote_pickle import (Pickler, SupportRemoteGetState, dump, dumps,
                             load, loads)
 from .remote_server import run_server
 from .worker import autoclose_active_children
+from .remote import (ConnectionClosedError, GracefulExitError,
+                     RemoteWorkerMeta, default_port, recv_msg, send_msg,
+                     set_keepalive, set_linger)
+from .remote_pickle import (RemotePickler, SupportRemoteGetStateMeta,
+                            remote_dump, remote_dumps, remote_load,
+                            remote_loads)
+from .utils import (ABUSIVE, DETAILS, STATUS, BraceMessage,
+                    BraceStyleAdapter, LazyModule, LocalPipe, Pipe,
+                    PipeEndpoint, Queue, SupportClassPropertiesMeta,
+                    active_sleep, active_wait, add_module_properties,
+                    classproperty, foreign_raise, get_hostname, get_logger,
+                    gettid, is_windows, python_is_at_least,
+                    python_is_exactly, setproctitle, setthreadtitle,
+                    staticproperty, typename)
 
 __all__ = [
     "Worker", "WorkerType", "WorkerTerminatedError", "ThreadWorker",
@@ -48,6 +61,7 @@ __all__ = [
 # `from forkqueue.workers import name` find every public name of pyworkers'
 # modules here too (beside `__all__`, so `import *` stays small).
 
-# A library logs, the program decides what is shown (python -m
-# forkqueue.server -v does): nothing reaches stderr by default.
-_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+# No handler here: as in pyworkers, what workers and pools log at WARNING
+# and above (a failed worker's traceback, a pool worker that died) reaches
+# stderr through Python's last-resort handler unless the program sets up
+# logging itself.

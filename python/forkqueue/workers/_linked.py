@@ -19,6 +19,7 @@ from . import _wire
 from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
                     T_RESULTS, T_STARTED, T_TERM, dumps, loads)
 from .persistent import _END
+from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
 
 TERM_SIGNAL = signal.SIGUSR2
@@ -198,6 +199,8 @@ class LinkedWorker(Worker):
         self._term_pending = False
         signal.signal(TERM_SIGNAL, self._on_term_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        if self._set_names:  # as pyworkers: only with the setproctitle package
+            setproctitle(self._name, self)
 
     def _started_message(self):
         return bytes([T_STARTED]) + dumps((self._host, self._pid, self._tid))
@@ -223,6 +226,7 @@ class LinkedWorker(Worker):
                 outcome = (True, self.do_work())
             except BaseException as e:  # noqa: B036 (reported as error)
                 outcome = (False, e)
+                self._log_failure(e)
             finally:
                 self._cleanup()
         except BaseException as e:  # terminate landed during cleanup

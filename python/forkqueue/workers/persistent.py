@@ -23,11 +23,37 @@ class WorkerClosedError(RuntimeError):
         super().__init__(f"Trying to enqueue to a closed worker: {worker}")
 
 
+class _ResultsEndpoint:
+    """See `PersistentWorker.results_endpoint`."""
+
+    def __init__(self, worker):
+        self._worker = worker
+        self._end_given = False
+
+    def get(self, block=True, timeout=None):
+        w = self._worker
+        while True:
+            if w._buffer:
+                n, value = w._buffer.popleft()
+                return (n, True, value, w.id)
+            if not w._started or not w._take(block, timeout):
+                if self._end_given:
+                    raise queue.Empty
+                self._end_given = True
+                return (w._received, False, None, w.id)
+
+    def get_nowait(self):
+        return self.get(block=False)
+
+    def close(self):
+        pass
+
+
 class PersistentWorker(Worker):
     """Base of the persistent workers; ``create`` makes one of a kind."""
 
-    def __init__(self, target, results_pipe=None, **kwargs):
-        # results_pipe is accepted for compatibility (the original's pool
+    def __init__(self, target, _results_pipe, **kwargs):
+        # _results_pipe is accepted for compatibility (the original's pool
         # passes one); results always travel on the worker's own link.
         self._closed = False
         self._stop = False
@@ -73,13 +99,16 @@ class PersistentWorker(Worker):
             except (OSError, EOFError):
                 pass
 
-    def wait(self, timeout=None, **kwargs):
+    def wait(self, timeout=None):
         """Closes the input (see `close`), then waits like `Worker.wait`."""
+        return self._close_and_wait(timeout)
+
+    def _close_and_wait(self, *args, **kwargs):
         if self.is_child:
             raise ValueError("A worker cannot wait for itself")
         if self._started:
             self.close()
-        return super().wait(timeout, **kwargs)
+        return super().wait(*args, **kwargs)
 
     def _take(self, block, timeout):
         """Reads one more message into the buffer; False at the end."""
@@ -105,6 +134,21 @@ class PersistentWorker(Worker):
                 return self._buffer.popleft()[1]
             if not self._started or not self._take(block, timeout):
                 raise queue.Empty
+
+    @property
+    def results_endpoint(self):
+        """pyworkers' raw view of the results: an object whose
+        ``get(block=True, timeout=None)``/``get_nowait()`` return
+        ``(n, True, value, worker_id)`` per result, in order, then once
+        ``(count, False, None, worker_id)`` when the worker has ended, then
+        raise ``queue.Empty``. It shares the buffer of `next_result`."""
+        if self.is_child:
+            raise RuntimeError("results should only be access from the "
+                               "parent")
+        ep = self.__dict__.get("_results_ep")
+        if ep is None:
+            ep = self._results_ep = _ResultsEndpoint(self)
+        return ep
 
     def results_iter(self, maxitems=None):
         """Yields results until the end (or ``maxitems`` of them)."""
@@ -157,6 +201,7 @@ class PersistentWorker(Worker):
                 raise RuntimeError("Could not stop a worker!")
         self._get_result()
         self._reset_for_restart()
+        self.__dict__.pop("_results_ep", None)
         self._closed = False
         self._stop = False
         self._counter = 0

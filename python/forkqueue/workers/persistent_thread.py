@@ -16,7 +16,7 @@ class PersistentThreadWorker(PersistentWorker, ThreadWorker):
     def __init__(self, target, results_pipe=None, **kwargs):
         self._inputs = queue.SimpleQueue()
         self._outputs = queue.SimpleQueue()
-        super().__init__(target, results_pipe=results_pipe, **kwargs)
+        super().__init__(target, results_pipe, **kwargs)
 
     def _reset_for_restart(self):
         super()._reset_for_restart()
@@ -70,3 +70,11 @@ class PersistentThreadWorker(PersistentWorker, ThreadWorker):
         wake = self._pool_wakeup
         if wake is not None:
             wake()
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .persistent import WorkerClosedError  # noqa: F401
+from .utils import LocalPipe, get_logger  # noqa: F401
+
+logger = get_logger(__name__)

@@ -14,18 +14,18 @@ wake-up socket for thread workers.
 """
 import collections
 import collections.abc as cabc
-import logging
 import select
 import socket
 import threading
 import time
 
+from .utils import get_logger
 from .persistent import PersistentWorker, WorkerClosedError
 from .worker import Worker, WorkerType
 
 __all__ = ["Pool", "PoolError"]
 
-logger = logging.getLogger("forkqueue.workers.pool")
+logger = get_logger(__name__)
 
 #: Inputs and pickled bytes a worker may have queued beyond its one
 #: pending input, when the pool may choose (see the module's doc).
@@ -227,7 +227,8 @@ class Pool:
                     worker.terminate(timeout=timeout if timeout is not None
                                      else 1, **force_args)
             except Exception:  # noqa: BLE001 (one worker must not stop others)
-                logger.exception("Error while closing %r", worker)
+                logger.exception("Error occurred while {} {!r}", "closing"
+                                 if graceful else "terminating", worker)
 
         threads = [threading.Thread(target=cleanup, args=(w,), daemon=True)
                    for w in self._workers]
@@ -502,6 +503,10 @@ class _Run:
                 self.no_enqueue(w)
                 return False
             if k in self.closed:
+                logger.warning("Requested to enqueue new data to {!r} but the "
+                               "worker does not accept more data (has either "
+                               "died or is already closed) - enqueue will be "
+                               "ignored", w)
                 self.unused(inp, from_retries)
                 return True
             try:
@@ -519,11 +524,12 @@ class _Run:
                     w.enqueue(*inp)
             except Exception:  # noqa: BLE001
                 if not _alive_soon(w):
-                    self.death(w)
+                    self.death(w, "while enqueueing")
                     self.unused(inp, from_retries)
                     return True
-                logger.exception("Enqueueing failed for %r on a live worker"
-                                 ": the input is skipped", w)
+                logger.exception("Enqueueing failed for current input and "
+                                 "worker {!r} but the worker is still alive - "
+                                 "will try next input", w)
                 continue
             size = getattr(w, "_last_input_size", 0)
             self.npending += 1
@@ -548,7 +554,11 @@ class _Run:
             else:
                 self.try_enqueue(w)
 
-    def death(self, w):
+    def death(self, w, when=None):
+        if when:
+            logger.warning("{!r} died {}", w, when)
+        else:
+            logger.warning("{!r} died", w)
         k = id(w)
         lost = self.pending.setdefault(k, collections.deque())
         self.nbytes[k] = 0
@@ -578,3 +588,8 @@ def _alive_soon(w, limit=1.0):
             return True
         time.sleep(0.01)
     return False
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import Pipe, foreign_raise  # noqa: F401

@@ -1,7 +1,14 @@
 from typing import Any, Callable, Iterable, Literal, overload
 
-from .persistent import PersistentWorker
-from .worker import Worker, WorkerType
+from .persistent import PersistentWorker as PersistentWorker
+from .utils import BraceStyleAdapter
+from .utils import Pipe as Pipe
+from .utils import foreign_raise as foreign_raise
+from .utils import get_logger as get_logger
+from .worker import Worker as Worker
+from .worker import WorkerType as WorkerType
+
+logger: BraceStyleAdapter
 
 WINDOW: int
 WINDOW_BYTES: int

@@ -13,7 +13,7 @@ import time
 
 from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left, flush_stdio
 from ._wire import ChannelLink, T_TERM
-from .utils import classproperty
+from .utils import _titles, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
 __all__ = ["ProcessWorker"]
@@ -32,10 +32,10 @@ def _fq():
 class ProcessWorker(LinkedWorker):
     """Runs ``do_work()`` in a forked child process."""
 
-    def __init__(self, target, **kwargs):
+    def __init__(self, *args, **kwargs):
         self._ch = None
         self._returncode = None
-        super().__init__(target, **kwargs)
+        super().__init__(*args, **kwargs)
 
     @classproperty
     def worker_type(cls):
@@ -70,6 +70,8 @@ class ProcessWorker(LinkedWorker):
 
     def _start(self):
         flush_stdio()
+        if self._set_names:
+            _titles()  # look for the package once, here, not in every child
         ch = _fq().fork_channel()
         if ch.pid == 0:
             code = 0
@@ -228,3 +230,10 @@ class ProcessWorker(LinkedWorker):
                     pass
 
 
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import (Pipe, foreign_raise, get_logger, gettid,  # noqa: F401
+                    setproctitle, setthreadtitle)
+from .worker import Worker  # noqa: F401
+
+logger = get_logger(__name__)

@@ -11,6 +11,7 @@ import os
 import queue
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -19,11 +20,13 @@ from .. import _auth
 from . import _wire, remote_pickle
 from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left
 from ._wire import T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM, SocketLink
-from .utils import classproperty
+from .utils import SupportClassPropertiesMeta, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
-__all__ = ["RemoteWorker", "default_port", "sanitize_target_host",
-           "client_main_path"]
+__all__ = ["RemoteWorker", "RemoteWorkerMeta", "default_port",
+           "sanitize_target_host", "client_main_path", "ConnectionClosedError",
+           "GracefulExitError", "send_msg", "recv_msg", "set_linger",
+           "set_keepalive"]
 
 default_port = 60006
 #: Bound on connecting, authenticating and seeing the worker start.
@@ -33,7 +36,76 @@ _TERMINATE = object()
 # Attributes that mean nothing on the server (the client's link and
 # buffers); user attributes travel.
 _LOCAL = ("_link", "_rq", "_aux", "_buffer", "_pool_wakeup", "_startup",
-          "_inputs", "_reader", "_corked")
+          "_inputs", "_reader", "_corked", "_results_ep")
+
+
+class ConnectionClosedError(Exception):
+    """`send_msg`/`recv_msg`: the connection is closed or broken."""
+
+
+class GracefulExitError(Exception):
+    """pyworkers' internal signal for a clean exit; kept for programs that
+    name it."""
+
+
+class RemoteWorkerMeta(remote_pickle.SupportRemoteGetStateMeta,
+                       SupportClassPropertiesMeta):
+    """Metaclass of `RemoteWorker` (class properties and the remote
+    ``__getstate__``)."""
+
+
+def send_msg(sock, msg, comment=None):
+    """Sends ``msg`` on a connected socket as pyworkers frames it: 4 bytes
+    of length (big endian), then ``remote_pickle.dumps(msg)``. Raises
+    `ConnectionClosedError` if the connection is gone. (Plain frames on a
+    socket of the program's own: forkqueue's workers and server speak
+    their authenticated protocol, not this.)"""
+    data = remote_pickle.dumps(msg)
+    try:
+        sock.sendall(struct.pack("!I", len(data)) + data)
+    except OSError as e:
+        raise ConnectionClosedError() from e
+
+
+def _recv_exact(sock, n):
+    chunks = []
+    while n:
+        chunk = sock.recv(n)
+        if not chunk:
+            raise ConnectionClosedError()
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_msg(sock, state_overwrites=None, comment=None):
+    """Receives one `send_msg` frame and unpickles it with
+    ``remote_pickle.loads(data, extra_kwargs=state_overwrites)``; raises
+    `ConnectionClosedError` if the connection ends first. Unpickling runs
+    code: only use it on a connection whose peer is trusted."""
+    try:
+        (size,) = struct.unpack("!I", _recv_exact(sock, 4))
+        data = _recv_exact(sock, size)
+    except (OSError, struct.error) as e:
+        raise ConnectionClosedError() from e
+    return remote_pickle.loads(data, extra_kwargs=state_overwrites)
+
+
+def set_linger(sock, enable, timeout):
+    """Sets SO_LINGER on ``sock`` (``timeout`` in seconds)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", int(enable), int(timeout)))
+
+
+def set_keepalive(sock, enable, time=None, interval=None, probes=None):
+    """Turns TCP keepalive on ``sock`` on or off; ``time``, ``interval``
+    and ``probes`` set TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enable))
+    for opt, value in ((socket.TCP_KEEPIDLE, time),
+                       (socket.TCP_KEEPINTVL, interval),
+                       (socket.TCP_KEEPCNT, probes)):
+        if value is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, opt, int(value))
 
 
 def sanitize_target_host(host):
@@ -58,10 +130,10 @@ def client_main_path():
     return os.path.abspath(path) if path else None
 
 
-class RemoteWorker(LinkedWorker):
+class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
     """Runs ``do_work()`` on a worker server (see `RemoteServer`)."""
 
-    def __init__(self, target, *, host=None, context=None, main_path=None,
+    def __init__(self, *args, host=None, context=None, main_path=None,
                  authkey=None, ssl_context=None, **kwargs):
         self._target_host = sanitize_target_host(host)
         self._context = context
@@ -71,7 +143,7 @@ class RemoteWorker(LinkedWorker):
         self._ssl_context = ssl_context
         if context is not None:
             kwargs.setdefault("run", True)
-        super().__init__(target, **kwargs)
+        super().__init__(*args, **kwargs)
 
     @classproperty
     def worker_type(cls):
@@ -164,11 +236,13 @@ class RemoteWorker(LinkedWorker):
             return True
         return self._await(timeout)
 
-    def terminate(self, timeout=1, force=True, remote_timeout=None):
+    def terminate(self, timeout=5, force=True, remote_timeout=1, *,
+                  _release_remote_ctrl=False):
         """Raises `WorkerTerminatedError` in the remote target, waits up to
         ``timeout`` seconds, then (``force``) has the worker's process group
         killed on the server and drops the connection. Never signals the
-        caller's process. (``remote_timeout``: accepted for compatibility.)"""
+        caller's process. (``remote_timeout`` and ``_release_remote_ctrl``:
+        accepted for compatibility with pyworkers.)"""
         _check_timeout(timeout)
         _check_timeout(remote_timeout)
         if self._is_child:
@@ -248,3 +322,13 @@ class RemoteWorker(LinkedWorker):
 
     def _input_ready(self):
         return bool(self._in_q) or not self._inputs.empty()
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import (Pipe, foreign_raise, get_hostname,  # noqa: F401
+                    get_logger, gettid, is_windows, setproctitle,
+                    setthreadtitle)
+from .worker import Worker  # noqa: F401
+
+logger = get_logger(__name__)

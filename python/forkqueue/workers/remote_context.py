@@ -69,14 +69,36 @@ class RemoteContext:
     def wait(self, *args, **kwargs):
         return self._delete()
 
-    def terminate(self, *args, **kwargs):
+    def terminate(self, *args, _release_remote_ctrl=False, **kwargs):
         return self._delete()
 
     def call(self, *args, **kwargs):
         raise ValueError("Can only be called on the remote side")
+
+    def __getstate__(self, remote=False):
+        state = self.__dict__.copy()
+        if remote:  # the key and TLS settings never travel
+            state["_authkey"] = None
+            state["_ssl_context"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .persistent_process import PersistentProcessWorker  # noqa: F401
+from .remote import (ConnectionClosedError, recv_msg,  # noqa: F401
+                     send_msg, set_keepalive)
+from .remote_pickle import (SupportRemoteGetState, dumps,  # noqa: F401
+                            loads)
+from .utils import get_logger  # noqa: F401
+
+logger = get_logger(__name__)

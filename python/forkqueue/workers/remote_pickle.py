@@ -17,8 +17,10 @@ import io
 import pickle
 import threading
 
-__all__ = ["SupportRemoteGetState", "Pickler", "dump", "dumps", "load",
-           "loads"]
+from .utils import python_is_exactly  # noqa: F401 (pyworkers has it here)
+
+__all__ = ["SupportRemoteGetState", "SupportRemoteGetStateMeta", "Pickler",
+           "RemotePickler", "dump", "dumps", "load", "loads"]
 
 _checked = {}
 _plain = {int, float, str, bytes, bool, type(None), tuple, list, dict, set,
@@ -44,7 +46,18 @@ def _supports(cls):
     return ok
 
 
-class _Meta(type):
+class SupportRemoteGetStateMeta(type):
+    """Metaclass of `SupportRemoteGetState`; classes made with it (or
+    deriving from it) that support the remote ``__getstate__`` are listed
+    in ``supported_classes`` (a list shared by all of them)."""
+
+    supported_classes = []
+
+    def __init__(cls, name, bases, namespace):
+        super().__init__(name, bases, namespace)
+        if _supports(cls) and cls not in cls.supported_classes:
+            cls.supported_classes.append(cls)
+
     def __subclasscheck__(cls, sub):
         if cls is SupportRemoteGetState:
             return isinstance(sub, type) and _supports(sub)
@@ -54,7 +67,7 @@ class _Meta(type):
         return cls.__subclasscheck__(type(inst))
 
 
-class SupportRemoteGetState(metaclass=_Meta):
+class SupportRemoteGetState(metaclass=SupportRemoteGetStateMeta):
     """``issubclass(C, SupportRemoteGetState)`` is True for any class whose
     ``__getstate__`` takes ``remote``; deriving from it is optional."""
 
@@ -132,9 +145,14 @@ class Pickler(pickle.Pickler):
     """A `pickle.Pickler` that calls ``__getstate__(remote=...)`` on
     classes supporting it (``remote=True`` by default)."""
 
-    def __init__(self, file, protocol=None, *, remote=True, **kwargs):
-        super().__init__(file, protocol, **kwargs)
+    def __init__(self, *args, remote=True, **kwargs):
+        super().__init__(*args, **kwargs)
         self._remote = remote
+
+    @staticmethod
+    def subject_to_custom_reduce(obj):
+        """True if ``obj`` is pickled with ``__getstate__(remote=...)``."""
+        return _supports(type(obj))
 
     def reducer_override(self, obj):
         cls = type(obj)
@@ -145,6 +163,13 @@ class Pickler(pickle.Pickler):
                     _exit_child)
         if not _supports(cls):
             return NotImplemented
+        return self.remote_reduce(obj)
+
+    def remote_reduce(self, obj):
+        """The reduce tuple of a remote-aware ``obj``: its class, and the
+        state from ``obj.__getstate__(remote=<this pickler's remote>)``,
+        rebuilt by `loads` (which applies ``extra_kwargs``)."""
+        cls = type(obj)
         state = obj.__getstate__(remote=self._remote)
         if isinstance(state, dict):
             state = {k: (_Child(k, v) if _supports(type(v))
@@ -178,10 +203,14 @@ def load(file, extra_kwargs=None, **kwargs):
     return _load_with(pickle.load, file, extra_kwargs, kwargs)
 
 
-def loads(data, extra_kwargs=None, **kwargs):
-    """Unpickles ``data``; ``extra_kwargs`` patches the state of
+def loads(buff, extra_kwargs=None, **kwargs):
+    """Unpickles ``buff``; ``extra_kwargs`` patches the state of
     remote-aware objects as they are rebuilt (see the module's doc)."""
-    return _load_with(pickle.loads, data, extra_kwargs, kwargs)
+    return _load_with(pickle.loads, buff, extra_kwargs, kwargs)
+
+
+#: pyworkers' name of `Pickler`
+RemotePickler = Pickler
 
 
 # pyworkers' longer names for the same four functions

@@ -1,11 +1,21 @@
 import pickle
 from typing import IO, Any
 
-class SupportRemoteGetState: ...
+from .utils import python_is_exactly as python_is_exactly
+
+class SupportRemoteGetStateMeta(type):
+    supported_classes: list[type]
+
+class SupportRemoteGetState(metaclass=SupportRemoteGetStateMeta): ...
 
 class Pickler(pickle.Pickler):
-    def __init__(self, file: IO[bytes], protocol: int | None = ..., *,
-                 remote: bool = ..., **kwargs: Any) -> None: ...
+    def __init__(self, *args: Any, remote: bool = ...,
+                 **kwargs: Any) -> None: ...
+    @staticmethod
+    def subject_to_custom_reduce(obj: Any) -> bool: ...
+    def remote_reduce(self, obj: Any) -> tuple[Any, ...]: ...
+
+RemotePickler = Pickler
 
 def dump(obj: Any, file: IO[bytes], protocol: int | None = ...,
          remote: bool = ..., **kwargs: Any) -> None: ...
@@ -13,7 +23,7 @@ def dumps(obj: Any, protocol: int | None = ..., remote: bool = ...,
           **kwargs: Any) -> bytes: ...
 def load(file: IO[bytes], extra_kwargs: dict[str, Any] | None = ...,
          **kwargs: Any) -> Any: ...
-def loads(data: bytes, extra_kwargs: dict[str, Any] | None = ...,
+def loads(buff: bytes, extra_kwargs: dict[str, Any] | None = ...,
           **kwargs: Any) -> Any: ...
 
 remote_dump = dump

@@ -10,7 +10,6 @@ channel to it, to stop it, and watches the connection: when the client
 hangs up, its worker's process group is killed.
 """
 import io
-import logging
 import os
 import pickle
 import select
@@ -19,6 +18,7 @@ import socket
 import struct
 import time
 
+from .utils import _titles, get_logger
 from .. import _auth
 from . import _wire, remote_pickle
 from ._linked import TERM_SIGNAL, flush_stdio
@@ -30,7 +30,7 @@ from .worker import WorkerTerminatedError
 __all__ = ["RemoteServer", "RemoteServerProcess", "spawn_server",
            "run_server"]
 
-logger = logging.getLogger("forkqueue.workers.server")
+logger = get_logger(__name__)
 
 MAX_REQUEST = 256 << 20
 # What a C engine client (src/auth/request.c) sends instead of a request
@@ -89,7 +89,7 @@ class RemoteServer:
     `ssl.SSLContext` to speak TLS (clients then pass theirs).
     """
 
-    def __init__(self, addr=None, close_on_none=False, *, authkey=None,
+    def __init__(self, addr, close_on_none=False, *, authkey=None,
                  handshake_timeout=5.0, max_pending=512, ssl_context=None):
         self.req_addr = server_addr(addr)
         self.addr = None
@@ -114,6 +114,7 @@ class RemoteServer:
         """Binds and listens (``addr`` then holds the actual address)."""
         if not self.closed:
             return
+        _titles()  # look for setproctitle once, not in every worker
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,7 +127,31 @@ class RemoteServer:
         self.socket = s
         self.addr = s.getsockname()
         self.closed = False
-        logger.info("Listening on %s", self.addr)
+        logger.info("Listening on {}", self.addr)
+
+    def install_handlers(self):
+        """pyworkers' SIGTERM handling, opt-in: on SIGTERM the process
+        group of every worker gets SIGTERM, then this process dies of
+        SIGTERM (default action restored). Without it the workers die with
+        the server anyway (parent-death signal), a moment later."""
+        def cleanup(*args):
+            for c in list(self.children):
+                if c.ch.returncode is None:
+                    c.ch.kill(signal.SIGTERM)
+            self.children.clear()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, cleanup)
+
+    def break_accept(self):
+        """Opens and closes a connection to the server's own socket, waking
+        its loop (the server drops it: it never authenticates)."""
+        host, port = self.addr
+        if host == "0.0.0.0":
+            host = "127.0.0.1"
+        with socket.create_connection((host, port), timeout=5):
+            pass
 
     # ---- the loop -------------------------------------------------------------
 
@@ -193,7 +218,7 @@ class RemoteServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:  # EMFILE and the like: keep serving
-                logger.warning("accept failed: %s", e)
+                logger.warning("accept failed: {}", e)
                 return
             self.stats["accepted"] += 1
             if len(self._pending) >= self.max_pending:
@@ -258,7 +283,7 @@ class RemoteServer:
         self._pending.pop(fd, None)
         self._unwatch(fd)
         if why:
-            logger.info("dropping %s: %s", p.peer, why)
+            logger.info("dropping {}: {}", p.peer, why)
         p.sock.close()
 
     def _conn_readable(self, p):
@@ -290,7 +315,7 @@ class RemoteServer:
                 return self._drop(p)
             if not verdict.startswith(b"OK"):
                 self.stats["rejected"] += 1
-                logger.warning("authentication failed for %s", p.peer)
+                logger.warning("authentication failed for {}", p.peer)
                 return self._drop(p)
             self.stats["authenticated"] += 1
             p.authed = True
@@ -321,7 +346,7 @@ class RemoteServer:
         try:
             self._dispatch(p, req, rest)
         except OSError as e:
-            logger.info("request from %s failed: %s", p.peer, e)
+            logger.info("request from {} failed: {}", p.peer, e)
             p.sock.close()
 
     def _reply(self, p, value):
@@ -359,7 +384,7 @@ class RemoteServer:
             if ctx_id in self.contexts:
                 return self._reply(p, False)
             self.contexts[ctx_id] = (main, payload)
-            logger.info("context %r registered", ctx_id)
+            logger.info("context {!r} registered", ctx_id)
             return self._reply(p, True)
         if kind == "ctx-delete" and len(req) == 2:
             ctx_id = req[1]
@@ -368,7 +393,7 @@ class RemoteServer:
                 for c in self.children:
                     if c.ctx == ctx_id:
                         self._stop_child(c)
-                logger.info("context %r removed", ctx_id)
+                logger.info("context {!r} removed", ctx_id)
             return self._reply(p, found)
         self.stats["bad_request"] += 1
         p.sock.close()
@@ -396,7 +421,7 @@ class RemoteServer:
         self.stats["workers"] += 1
         self._watch(ch.fileno(), select.POLLIN, ("child", c))
         self._watch(p.sock, _RDHUP | select.POLLHUP, ("hangup", c))
-        logger.info("worker %d for %s", ch.pid, p.peer)
+        logger.info("worker {} for {}", ch.pid, p.peer)
 
     def _worker_child(self, ch, sock, rest, main, payload, ctx):
         # drop every descriptor of the server's that is not ours
@@ -431,6 +456,9 @@ class RemoteServer:
             if not isinstance(worker, RemoteWorker):
                 raise TypeError(f"not a RemoteWorker: {type(worker)!r}")
         except BaseException as e:  # noqa: B036 (reported to the client)
+            if isinstance(e, Exception):  # logged as pyworkers does
+                _remote_logger().error("Exception occurred in the worker "
+                                       "code", exc_info=e)
             link.send(_wire.encode_final(False, e, None))
             return
         worker._serve_remote(sock, ch, link)
@@ -464,7 +492,7 @@ class RemoteServer:
         shut it down). Nothing of the worker's may outlive it."""
         self._unwatch(c.sock.fileno())
         if c.ch.returncode is None and c.kill_at is None and not c.eof:
-            logger.debug("connection of %s closed: ending worker %d", c.peer,
+            logger.debug("connection of {} closed: ending worker {}", c.peer,
                          c.ch.pid)
             c.ch.kill(signal.SIGTERM)
             c.kill_at = time.monotonic() + 1.0
@@ -544,6 +572,11 @@ class RemoteServer:
         self.closed = True
 
 
+def _remote_logger():
+    from .remote import logger as remote_logger
+    return remote_logger
+
+
 def setup_main(path):
     """Makes the client's script importable as ``__mp_main__`` (and
     ``__main__``), so what it defines resolves when unpickled."""
@@ -558,7 +591,7 @@ def setup_main(path):
         sys.modules.setdefault("__mp_main__", current)
         return  # a fork of the client: it is already there
     if not os.path.isfile(path):
-        logger.debug("main file %s is not on this machine", path)
+        logger.debug("main file {} is not on this machine", path)
         return
     d = os.path.dirname(path)
     if d not in sys.path:
@@ -571,10 +604,16 @@ def setup_main(path):
     try:
         module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
     except BaseException as e:  # noqa: B036 (a script that fails here)
-        logger.warning("importing %s failed: %r", path, e)
+        # debug, as pyworkers: what the script defines may not be needed
+        logger.debug("importing {} failed: {!r}", path, e, exc_info=True)
         if old_main is not None:
             sys.modules["__main__"] = old_main
         sys.modules.pop("__mp_main__", None)
+
+
+#: How long a stopping server may take to end its workers (a second for the
+#: graceful stage, a second after SIGTERM, then SIGKILL and the reaping).
+SERVER_STOP_GRACE = 2.5
 
 
 class RemoteServerProcess(ProcessWorker):
@@ -621,10 +660,15 @@ class RemoteServerProcess(ProcessWorker):
     def _disarm(self):
         self._terminable = False
 
-    def terminate(self, timeout=5, force=True):
+    def terminate(self, timeout=1, force=True):
         """Stops the server: its workers are terminated gracefully, then
         forcefully after about a second; when this returns, their clients
-        have seen their outcomes."""
+        have seen their outcomes. With ``force`` the server is given
+        ``timeout`` plus the time its own bounded stop takes before it is
+        signalled (pyworkers' default ``timeout=1`` would otherwise cut
+        that stop short)."""
+        if force and timeout is not None and timeout >= 0:
+            timeout = timeout + SERVER_STOP_GRACE
         return super().terminate(timeout, force)
 
 
@@ -635,11 +679,20 @@ def spawn_server(addr, close_on_none=False, **kwargs):
 
 
 def run_server(addr, install_handlers=True, close_on_none=True, **kwargs):
-    """Runs a server in the calling thread until it is stopped."""
-    del install_handlers  # workers die with the server (parent-death signal)
+    """Runs a server in the calling thread until it is stopped
+    (``install_handlers``: see `RemoteServer.install_handlers`)."""
     server = RemoteServer(addr, close_on_none=close_on_none, **kwargs)
     server.open_socket()
+    if install_handlers:
+        server.install_handlers()
     server.run()
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .remote import (ConnectionClosedError, recv_msg,  # noqa: F401
+                     send_msg, set_keepalive, set_linger)
+from .utils import foreign_raise, is_windows  # noqa: F401
 
 
 if __name__ == "__main__":  # python3 -m forkqueue.workers.remote_server

@@ -1,7 +1,8 @@
 """`ThreadWorker`: a worker running in a thread of the calling process."""
 import threading
 
-from .utils import cancel_foreign_raise, classproperty, foreign_raise, gettid
+from .utils import (_foreign_raise, cancel_foreign_raise, classproperty,
+                    gettid, setthreadtitle)
 from .worker import Worker, WorkerTerminatedError, WorkerType, _check_timeout
 
 __all__ = ["ThreadWorker"]
@@ -25,7 +26,10 @@ class ThreadWorker(Worker):
 
     @property
     def is_child(self):
-        return self._ident is not None and threading.get_ident() == self._ident
+        # The Thread object, not its ident: idents are reused once a
+        # thread ends, and a later thread must not pass for this worker.
+        return self._thread is not None and \
+            threading.current_thread() is self._thread
 
     def is_alive(self):
         if self.is_child:
@@ -60,7 +64,7 @@ class ThreadWorker(Worker):
             return True
         with self._thread_lock:
             if self._terminable:
-                foreign_raise(self._ident, WorkerTerminatedError)
+                _foreign_raise(self._ident, WorkerTerminatedError)
         self._release_child()
         self._thread.join(timeout)
         return not self.is_alive()
@@ -77,6 +81,8 @@ class ThreadWorker(Worker):
     def _bootstrap(self):
         self._tid = gettid()
         self._ident = threading.get_ident()
+        if self._set_names:  # as pyworkers: only with the setproctitle package
+            setthreadtitle(self._name, self)
         with self._thread_lock:
             self._terminable = True
         self._startup.set()
@@ -87,6 +93,7 @@ class ThreadWorker(Worker):
                 outcome = (True, self.do_work())
             except BaseException as e:  # noqa: B036 (reported as error)
                 outcome = (False, e)
+                self._log_failure(e)
             finally:
                 self._cleanup()
         except BaseException as e:  # raised by terminate during cleanup
@@ -111,3 +118,11 @@ class ThreadWorker(Worker):
 
     def _on_finished(self):
         """Called in the thread once the outcome is published."""
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from .utils import foreign_raise, get_logger  # noqa: F401
+from .worker import Worker  # noqa: F401
+
+logger = get_logger(__name__)

@@ -9,11 +9,13 @@ outcome and ``user_state`` come back.
 """
 import contextlib
 import enum
+import logging
 import os
 import threading
 import weakref
 
-from .utils import classproperty, get_hostname, gettid
+from .utils import (SupportClassPropertiesMeta, classproperty, get_hostname,
+                    gettid)
 
 __all__ = ["WorkerType", "WorkerTerminatedError", "Worker",
            "autoclose_active_children"]
@@ -34,6 +36,12 @@ class WorkerTerminatedError(Exception):
         super().__init__(msg or "terminate called")
 
 
+#: What a worker logs when its target raises (pyworkers' text).
+FAILURE_MESSAGE = "Exception occurred while running the main function"
+_KIND_LOGGERS = {WorkerType.THREAD: "forkqueue.workers.thread",
+                 WorkerType.PROCESS: "forkqueue.workers.process",
+                 WorkerType.REMOTE: "forkqueue.workers.remote"}
+
 _live = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -49,7 +57,7 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Worker:
+class Worker(metaclass=SupportClassPropertiesMeta):
     """Base of all workers. See ``docs/python-workers.md``."""
 
     def __init__(self, target, *, host=None, args=None, kwargs=None,
@@ -254,6 +262,21 @@ class Worker:
     def _cleanup(self):
         """Worker side hook, called after ``do_work``."""
 
+    def _log_failure(self, exc):
+        """Worker side: reports ``do_work`` ending with ``exc`` the way
+        pyworkers does, with an ERROR record and the traceback on the
+        logger of the kind's module (no logging set up: Python prints both
+        on stderr). Process and remote workers report `Exception`s only,
+        thread workers every exception."""
+        try:
+            kind = type(self).worker_type
+        except Exception:  # noqa: BLE001 (a user class may not say)
+            kind = None
+        if not isinstance(exc, Exception) and kind is not WorkerType.THREAD:
+            return
+        logging.getLogger(_KIND_LOGGERS.get(kind, __name__)).error(
+            FAILURE_MESSAGE, exc_info=exc)
+
 
 @contextlib.contextmanager
 def autoclose_active_children(timeout=0.1):
@@ -271,3 +294,8 @@ def autoclose_active_children(timeout=0.1):
 def _check_timeout(timeout):
     if timeout is not None and timeout < 0:
         raise ValueError("Negative timeout")
+
+
+# Names pyworkers' module of the same name offers (some are its own
+# imports): programs that import them from here find them.
+from enum import Enum  # noqa: F401,E402

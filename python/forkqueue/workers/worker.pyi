@@ -1,6 +1,15 @@
 import contextlib
 import enum
+from enum import Enum as Enum
 from typing import Any, Callable, Iterable
+
+from .utils import SupportClassPropertiesMeta
+from .utils import SupportClassPropertiesMeta as SupportClassPropertiesMeta
+from .utils import classproperty as classproperty
+from .utils import get_hostname as get_hostname
+from .utils import gettid as gettid
+
+FAILURE_MESSAGE: str
 
 class WorkerType(enum.Enum):
     THREAD = 0
@@ -12,7 +21,7 @@ class WorkerTerminatedError(Exception):
 
 _Id = tuple[str, int, int]
 
-class Worker:
+class Worker(metaclass=SupportClassPropertiesMeta):
     # class properties: readable on the class and on instances
     worker_type: WorkerType
     is_thread: bool
