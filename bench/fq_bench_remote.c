@@ -6,7 +6,11 @@
  * repetitions and the ratios; the issue's target is remote within 2x of
  * local (remote / local throughput >= 0.5).
  *
- * Usage: fq_bench_remote [--jobs N] [--reps R] [--quick]
+ * With --tls, also 2 remote workers over TLS (a second server with a
+ * self-signed certificate made by the openssl command in a temporary
+ * directory): what the relays cost.
+ *
+ * Usage: fq_bench_remote [--jobs N] [--reps R] [--quick] [--tls]
  *
  * The CPU-bound job, its calibration, timing and medians are fq_bench's
  * (harness.h).
@@ -33,6 +37,8 @@ static void fail(const char *what, int rc)
 }
 
 static uint64_t want_sum;
+static char tls_dir[] = "/tmp/fq-bench-tls-XXXXXX";
+static char tls_cert[128], tls_key[128];
 
 static double run_sequential(long n)
 {
@@ -47,7 +53,7 @@ static double run_sequential(long n)
 
 /* jobs/s of n jobs on a queue of 2 local workers, or of 2 remote workers
  * in their places (port > 0). */
-static double run_queue(long n, int port)
+static double run_queue(long n, int port, int tls)
 {
     fq_queue q;
     fq_options o = {0};
@@ -63,6 +69,8 @@ static double run_queue(long n, int port)
         ro.flags = FQ_REMOTE_REPLACE_LOCAL;
         ro.errbuf = err;
         ro.errbuf_size = sizeof(err);
+        ro.tls = tls;
+        ro.tls_ca_file = tls ? tls_cert : NULL;
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
         for (int i = 0; i < 2; i++)
             if ((rc = fq_queue_add_remote(q, addr, &ro)) != 0) {
@@ -111,7 +119,7 @@ static void on_term(int sig)
 }
 
 /* A worker server on a free loopback port, in a child; returns its pid. */
-static pid_t start_server(int *port)
+static pid_t start_server(int *port, int tls)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -122,6 +130,8 @@ static pid_t start_server(int *port)
         fq_server_options o = {0};
         o.key = KEY;
         o.key_len = strlen(KEY);
+        o.tls_cert = tls ? tls_cert : NULL;
+        o.tls_key = tls ? tls_key : NULL;
         int rc = fq_server_new(&srv, &o);
         int v = rc ? rc : fq_server_port(srv);
         signal(SIGTERM, on_term);
@@ -145,18 +155,20 @@ static pid_t start_server(int *port)
 int main(int argc, char **argv)
 {
     long n = 4000;
-    int reps = 5;
+    int reps = 5, tls = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             n = 200;
             reps = 1;
+        } else if (strcmp(argv[i], "--tls") == 0) {
+            tls = 1;
         } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             n = atol(argv[++i]);
         } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else {
             fprintf(stderr, "usage: fq_bench_remote [--jobs N] [--reps R] "
-                            "[--quick]\n");
+                            "[--quick] [--tls]\n");
             return 2;
         }
     }
@@ -166,24 +178,54 @@ int main(int argc, char **argv)
     if (rc)
         fail("fq_func_register", rc);
     calibrate(100.0);
-    int port;
-    pid_t server = start_server(&port);
-    double seq[100], local[100], remote[100];
+    int port, tport = 0;
+    pid_t server = start_server(&port, 0), tserver = -1;
+    if (tls) {
+        char cmd[512];
+        if (!mkdtemp(tls_dir))
+            return 1;
+        snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", tls_dir);
+        snprintf(tls_key, sizeof(tls_key), "%s/key.pem", tls_dir);
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey ec -pkeyopt "
+                 "ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost "
+                 "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s "
+                 ">/dev/null 2>&1",
+                 tls_key, tls_cert);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "fq_bench_remote: openssl req failed\n");
+            return 1;
+        }
+        tserver = start_server(&tport, 1);
+    }
+    double seq[100], local[100], remote[100], remote_tls[100];
     for (int r = 0; r < reps; r++) {
         seq[r] = run_sequential(n);
         /* Alternate which goes first. */
         if (r % 2) {
-            remote[r] = run_queue(n, port);
-            local[r] = run_queue(n, 0);
+            remote[r] = run_queue(n, port, 0);
+            local[r] = run_queue(n, 0, 0);
         } else {
-            local[r] = run_queue(n, 0);
-            remote[r] = run_queue(n, port);
+            local[r] = run_queue(n, 0, 0);
+            remote[r] = run_queue(n, port, 0);
         }
+        if (tls)
+            remote_tls[r] = run_queue(n, tport, 1);
     }
-    kill(server, SIGTERM);
     int st;
-    while (waitpid(server, &st, 0) < 0 && errno == EINTR)
-        ;
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = i ? tserver : server;
+        if (pid <= 0)
+            continue;
+        kill(pid, SIGTERM);
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (tls) {
+        unlink(tls_cert);
+        unlink(tls_key);
+        rmdir(tls_dir);
+    }
     double s = median(seq, reps), l = median(local, reps),
            m = median(remote, reps);
     time_t t = time(NULL);
@@ -198,5 +240,11 @@ int main(int argc, char **argv)
     printf("  2 remote workers     %10.0f jobs/s  %.2fx sequential, %.2f of "
            "local (target >= 0.5: %s)\n",
            m, m / s, m / l, m / l >= 0.5 ? "met" : "missed");
+    if (tls) {
+        double m2 = median(remote_tls, reps);
+        printf("  2 remote workers TLS %10.0f jobs/s  %.2fx sequential, %.2f "
+               "of local, %.2f of plain remote\n",
+               m2, m2 / s, m2 / l, m2 / m);
+    }
     return 0;
 }

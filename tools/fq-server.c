@@ -7,7 +7,8 @@
  *     int fq_plugin_init(void);    (non-zero: the plugin failed)
  *
  * Usage: fq-server [--addr A] [--port P] [-v|-vv] [--handshake-timeout S]
- *                  [--max-pending N] [--load LIB.so]...
+ *                  [--max-pending N] [--tls-cert FILE [--tls-key FILE]]
+ *                  [--load LIB.so]...
  *
  * Prints "Listening on HOST:PORT" once it accepts connections; stops on
  * SIGINT or SIGTERM, ending its workers. The key: $FORKQUEUE_AUTHKEY, else
@@ -36,7 +37,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: fq-server [--addr A] [--port P] [-v|-vv] "
                "[--handshake-timeout S]\n"
-               "                 [--max-pending N] [--load LIB.so]...\n"
+               "                 [--max-pending N] [--tls-cert FILE "
+               "[--tls-key FILE]]\n"
+               "                 [--load LIB.so]...\n"
                "Serves forkqueue C remote workers (fq_queue_add_remote()).\n"
                "  --addr, -a A             address to listen on (default: "
                "127.0.0.1, loopback only)\n"
@@ -49,6 +52,10 @@ static void usage(FILE *f)
                "                           its request (default: 5)\n"
                "  --max-pending N          connections authenticating at once "
                "(default: 512)\n"
+               "  --tls-cert FILE          speak TLS with this certificate "
+               "chain (PEM)\n"
+               "  --tls-key FILE           its private key (PEM; default: "
+               "in the --tls-cert file)\n"
                "  --load, -l LIB.so        load a plugin that registers job "
                "functions\n"
                "                           (fq_func_register()); repeatable\n"
@@ -124,6 +131,10 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.max_pending = (int)n;
+        } else if ((v = value(argc, argv, &i, "--tls-cert"))) {
+            o.tls_cert = v;
+        } else if ((v = value(argc, argv, &i, "--tls-key"))) {
+            o.tls_key = v;
         } else if ((v = value(argc, argv, &i, "--load")) ||
                    (v = value(argc, argv, &i, "-l"))) {
             if (load_plugin(v) < 0)

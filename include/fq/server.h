@@ -59,6 +59,12 @@ typedef struct fq_server_options {
     /* Where fq_server_new() writes why it failed (may be NULL). */
     char *errbuf;
     size_t errbuf_size;
+    /* Since 0.2.0. TLS: the server's certificate chain (PEM file) and its
+     * private key (PEM file; NULL: in tls_cert's file). With tls_cert set,
+     * every connection must speak TLS (1.2 or later) first, and the key
+     * exchange and the jobs then travel inside it; NULL: no TLS. */
+    const char *tls_cert;
+    const char *tls_key;
 } fq_server_options;
 
 /*
@@ -103,6 +109,19 @@ typedef struct fq_remote_options {
     /* Where a failure's reason is written (may be NULL). */
     char *errbuf;
     size_t errbuf_size;
+    /* Since 0.2.0. Non-zero: speak TLS to a server started with a
+     * certificate (fq_server_options.tls_cert), verifying it: its
+     * certificate must be signed by a CA of tls_ca_file (PEM; NULL: the
+     * system's trust store) and name tls_server_name (NULL: the host of
+     * addr). Setting tls_ca_file or tls_insecure turns TLS on too. */
+    int tls;
+    const char *tls_ca_file;
+    const char *tls_server_name;
+    /* UNSAFE, for tests with self-signed certificates only: non-zero
+     * accepts any certificate, so anyone on the path can pose as the
+     * server, relay the key exchange, and then read and change what
+     * travels, jobs and results included. */
+    int tls_insecure;
 } fq_remote_options;
 
 /*

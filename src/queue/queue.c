@@ -612,9 +612,8 @@ FQ__EXPORT int fq_queue_add_remote(fq_queue h, const char *addr,
                 !(q->w[i]->flags & FQ__W_RETIRING))
                 local = q->w[i];
     fq__worker *w;
-    int rc =
-        fq__remote_connect(addr, o->key, o->key_len, o->connect_timeout_ms,
-                           local ? NULL : &q->nworkers, &w, err, sizeof(err));
+    int rc = fq__remote_connect(addr, o, local ? NULL : &q->nworkers, &w, err,
+                                sizeof(err));
     if (o->errbuf && o->errbuf_size)
         snprintf(o->errbuf, o->errbuf_size, "%s", rc ? err : "");
     if (rc)

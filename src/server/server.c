@@ -23,8 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "auth/auth.h"
 #include "core/internal.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 #include "worker/remote.h"
 
@@ -42,6 +45,9 @@
 
 typedef struct conn {
     int fd;
+    SSL *ssl;   /* with TLS */
+    int tls_ok; /* its handshake is done */
+    short ev;   /* what poll waits for */
     int authed;
     int64_t deadline;
     size_t have;
@@ -62,6 +68,7 @@ struct fq_server {
     _Atomic int stop;
     _Atomic int running;
     fq__key key;
+    SSL_CTX *tls; /* NULL: no TLS */
     int hs_ms;
     int max_pending;
     fq_init_fn init;
@@ -144,12 +151,27 @@ FQ__EXPORT int fq_server_new(fq_server **sp, const fq_server_options *o)
         free(s);
         return rc;
     }
+    if (o->tls_cert && *o->tls_cert) {
+        s->tls = fq__tls_server_ctx(o->tls_cert, o->tls_key, err, sizeof(err));
+        if (!s->tls) {
+            seterr(o, err);
+            fq__key_free(&s->key);
+            free(s);
+            return FQ_EINVAL;
+        }
+    } else if (o->tls_key) {
+        seterr(o, "tls_key without tls_cert");
+        fq__key_free(&s->key);
+        free(s);
+        return FQ_EINVAL;
+    }
     s->pend = calloc((size_t)s->max_pending, sizeof(*s->pend));
     int p[2];
     if (!s->pend || pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         rc = s->pend ? FQ_ESYS : FQ_ENOMEM;
         seterr(o, s->pend ? strerror(errno) : "out of memory");
         fq__key_free(&s->key);
+        SSL_CTX_free(s->tls);
         free(s->pend);
         free(s);
         return rc;
@@ -197,10 +219,46 @@ FQ__EXPORT int fq_server_stop(fq_server *s)
 
 /* ---- Connections being authenticated ------------------------------------ */
 
+/* Sends a short message (the socket's buffer takes it: nothing is queued).
+ * Returns 0 or -1. */
+static int conn_send(conn *c, const void *buf, size_t n)
+{
+    if (c->ssl) {
+        int r = SSL_write(c->ssl, buf, (int)n);
+        ERR_clear_error();
+        return r == (int)n ? 0 : -1;
+    }
+    return send(c->fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/* Reads as read(2) does (-1 with EAGAIN when nothing came yet). */
+static ssize_t conn_recv(conn *c, void *buf, size_t n)
+{
+    ssize_t r;
+    if (!c->ssl) {
+        do
+            r = read(c->fd, buf, n);
+        while (r < 0 && errno == EINTR);
+        return r;
+    }
+    int k = SSL_read(c->ssl, buf, (int)n);
+    if (k > 0)
+        return k;
+    int e = SSL_get_error(c->ssl, k);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0; /* closed, or not TLS: as an end of stream */
+}
+
 static void drop_conn(fq_server *s, int i, const char *why)
 {
     if (why)
         say(s, 1, "dropping connection %d: %s", s->pend[i].fd, why);
+    SSL_free(s->pend[i].ssl); /* sends nothing */
     close(s->pend[i].fd);
     s->pend[i] = s->pend[--s->npend];
 }
@@ -228,11 +286,23 @@ static void accept_all(fq_server *s, int64_t now)
         unsigned char hello[FQ__AUTH_HELLO_LEN];
         memset(c, 0, sizeof(*c));
         c->fd = fd;
+        c->ev = POLLIN;
+        /* The TLS handshake, the exchange and the request: one deadline. */
         c->deadline = now + (int64_t)s->hs_ms * 1000000;
+        if (s->tls) {
+            /* The challenge goes once the TLS handshake is done. */
+            if (!(c->ssl = fq__tls_new(s->tls, fd))) {
+                close(fd);
+                continue;
+            }
+            SSL_set_accept_state(c->ssl);
+            s->npend++;
+            say(s, 2, "connection %d accepted (TLS)", fd);
+            continue;
+        }
         /* A new socket's buffer always takes the 36 bytes. */
         if (fq__auth_server_hello(hello, c->challenge) < 0 ||
-            send(fd, hello, sizeof(hello), MSG_NOSIGNAL) !=
-                (ssize_t)sizeof(hello)) {
+            conn_send(c, hello, sizeof(hello)) < 0) {
             close(fd);
             continue;
         }
@@ -294,6 +364,9 @@ static void start_worker(fq_server *s, int i)
                 close(s->kids[k].pidfd);
         }
         fq__key_free(&s->key);
+        if (s->pend[i].ssl)
+            fq__worker_serve_tls(fd, s->pend[i].ssl, s->init, s->udata, parent,
+                                 &old);
         fq__worker_serve(fd, s->init, s->udata, parent, &old);
     }
     int e = errno;
@@ -303,10 +376,12 @@ static void start_worker(fq_server *s, int i)
         unsigned char msg[FQ__REPLY_HDR + 64];
         size_t n = fq__reply_encode(msg, sizeof(msg),
                                     "the server cannot fork a worker");
-        send(fd, msg, n, MSG_NOSIGNAL);
+        conn_send(&s->pend[i], msg, n);
         drop_conn(s, i, NULL);
         return;
     }
+    /* The worker's process has the session now: ours goes, unsent. */
+    SSL_free(s->pend[i].ssl);
     setpgid(pid, pid);
     child *k = &s->kids[s->nkids++];
     k->pid = pid;
@@ -317,6 +392,38 @@ static void start_worker(fq_server *s, int i)
     s->pend[i] = s->pend[--s->npend];
 }
 
+/* Moves pend[i]'s TLS handshake on; once done, sends the challenge.
+ * Returns 1 if the connection is still there. */
+static int conn_tls_step(fq_server *s, int i)
+{
+    conn *c = &s->pend[i];
+    char why[256];
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        unsigned char hello[FQ__AUTH_HELLO_LEN];
+        c->tls_ok = 1;
+        c->ev = POLLIN;
+        if (fq__auth_server_hello(hello, c->challenge) < 0 ||
+            conn_send(c, hello, sizeof(hello)) < 0) {
+            drop_conn(s, i, "cannot send the challenge");
+            return 0;
+        }
+        say(s, 2, "connection %d: TLS handshake done", c->fd);
+        return 1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return 1;
+    }
+    errno = 0;
+    fq__tls_reason(why, sizeof(why));
+    char msg[320];
+    snprintf(msg, sizeof(msg), "TLS handshake failed (%s)", why);
+    drop_conn(s, i, msg);
+    return 0;
+}
+
 /* Reads what pend[i] sent and moves it on. */
 static void conn_readable(fq_server *s, int i)
 {
@@ -324,9 +431,11 @@ static void conn_readable(fq_server *s, int i)
     size_t want = c->authed ? FQ__REQ_LEN : FQ__AUTH_ANSWER_LEN;
     ssize_t r;
 
-    do
-        r = read(c->fd, c->buf + c->have, want - c->have);
-    while (r < 0 && errno == EINTR);
+    if (c->ssl && !c->tls_ok) {
+        if (!conn_tls_step(s, i) || !c->tls_ok)
+            return;
+    }
+    r = conn_recv(c, c->buf + c->have, want - c->have);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (r <= 0) {
@@ -343,7 +452,7 @@ static void conn_readable(fq_server *s, int i)
         size_t vlen;
         int ok = fq__auth_server_check(&s->key, c->challenge, c->buf, c->have,
                                        verdict, &vlen);
-        send(c->fd, verdict, vlen, MSG_NOSIGNAL);
+        conn_send(c, verdict, vlen);
         if (!ok) {
             say(s, 1, "authentication failed for connection %d", c->fd);
             drop_conn(s, i, NULL);
@@ -376,7 +485,7 @@ static void conn_readable(fq_server *s, int i)
     case FQ__REQ_BADVER:
         n = fq__reply_encode(msg, sizeof(msg),
                              "unsupported engine request (version or kind)");
-        send(c->fd, msg, n, MSG_NOSIGNAL);
+        conn_send(c, msg, n);
         drop_conn(s, i, "unsupported engine request");
         return;
     default:
@@ -543,22 +652,27 @@ FQ__EXPORT int fq_server_run(fq_server *s)
         pfd[np++] = (struct pollfd){now >= s->accept_pause_until ? s->lfd : -1,
                                     POLLIN, 0};
         int pend0 = np;
-        for (int i = 0; i < s->npend; i++)
-            pfd[np++] = (struct pollfd){s->pend[i].fd, POLLIN, 0};
+        int buffered = 0; /* TLS holds bytes read but not yet taken */
+        for (int i = 0; i < s->npend; i++) {
+            pfd[np++] = (struct pollfd){s->pend[i].fd, s->pend[i].ev, 0};
+            if (s->pend[i].ssl && SSL_pending(s->pend[i].ssl) > 0)
+                buffered = 1;
+        }
         int kid0 = np;
         for (int i = 0; i < s->nkids; i++) {
             pfd[np++] = (struct pollfd){s->kids[i].sock, POLLRDHUP, 0};
             pfd[np++] = (struct pollfd){s->kids[i].pidfd, POLLIN, 0};
         }
         int64_t due = next_due(s, now);
-        int ms = due <= now ? 0 : (int)((due - now + 999999) / 1000000);
+        int ms =
+            due <= now || buffered ? 0 : (int)((due - now + 999999) / 1000000);
         int n = poll(pfd, (nfds_t)np, ms);
         if (n < 0 && errno != EINTR) {
             rc = FQ_ESYS;
             break;
         }
         now = fq__now_ns();
-        if (n > 0) {
+        if (n > 0 || buffered) {
             if (pfd[0].revents) {
                 char b[64];
                 while (read(s->wake_rd, b, sizeof(b)) > 0)
@@ -577,7 +691,8 @@ FQ__EXPORT int fq_server_run(fq_server *s)
                     client_gone(s, i);
             }
             for (int i = s->npend - 1; i >= 0; i--)
-                if (pfd[pend0 + i].revents)
+                if (pfd[pend0 + i].revents ||
+                    (s->pend[i].ssl && SSL_pending(s->pend[i].ssl) > 0))
                     conn_readable(s, i);
             if (pfd[1].revents & POLLIN)
                 accept_all(s, now);
@@ -602,6 +717,7 @@ FQ__EXPORT void fq_server_free(fq_server *s)
     if (s->wake_wr >= 0)
         close(s->wake_wr);
     fq__key_free(&s->key);
+    SSL_CTX_free(s->tls);
     free(s->pend);
     free(s->kids);
     free(s->pfd);

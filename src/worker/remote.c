@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 #include "worker/remote.h"
 #include "worker/worker.h"
@@ -38,6 +39,7 @@ typedef struct rshared {
     int closed;      /* we closed the connection (stop, kill) */
     int *nworkers;   /* the queue's worker target, one less when freed (NULL:
                         it took a local worker's place, which comes back) */
+    fq__tls_relay *relay; /* with TLS: w->fd is its plain end */
 } rshared;
 
 static int remote_start(fq__queue *q, fq__worker **wp)
@@ -47,13 +49,40 @@ static int remote_start(fq__queue *q, fq__worker **wp)
     return FQ_EINVAL; /* made by fq__remote_connect() only */
 }
 
-int fq__remote_connect(const char *addr, const void *key, size_t key_len,
-                       int timeout_ms, int *nworkers, fq__worker **wp,
-                       char *err, size_t errn)
+/* With TLS: the handshake on fd, then a relay thread; *fd becomes the
+ * relay's plain end (the TCP socket is the relay's from then on). */
+static int tls_wrap(const fq_remote_options *o, const char *host, int *fd,
+                    int64_t deadline, fq__tls_relay **relay, char *err,
+                    size_t errn)
+{
+    SSL *ssl = NULL;
+    SSL_CTX *ctx =
+        fq__tls_client_ctx(o->tls_ca_file, o->tls_insecure, err, errn);
+    if (!ctx)
+        return FQ_EINVAL;
+    const char *name =
+        o->tls_server_name && *o->tls_server_name ? o->tls_server_name : host;
+    int rc = fq__tls_connect(ctx, *fd, name, deadline, &ssl, err, errn);
+    SSL_CTX_free(ctx); /* the session keeps what it needs */
+    if (rc < 0)
+        return rc;
+    rc = fq__tls_relay_start(ssl, *fd, fd, relay);
+    if (rc < 0) {
+        *fd = -1; /* closed by fq__tls_relay_start() */
+        snprintf(err, errn, "cannot start the TLS relay: %s",
+                 rc == FQ_ENOMEM ? "out of memory" : strerror(errno));
+    }
+    return rc;
+}
+
+int fq__remote_connect(const char *addr, const fq_remote_options *o,
+                       int *nworkers, fq__worker **wp, char *err, size_t errn)
 {
     char host[256];
     int port, fd = -1, rc;
     fq__key k;
+    fq__tls_relay *relay = NULL;
+    const int tls = o->tls || o->tls_ca_file || o->tls_insecure;
 
     *wp = NULL;
     if (fq__tcp_split(addr, host, sizeof(host), &port, FQ__TCP_DEFAULT_PORT) <
@@ -62,15 +91,21 @@ int fq__remote_connect(const char *addr, const void *key, size_t key_len,
                  addr ? addr : "");
         return FQ_EINVAL;
     }
-    if (timeout_ms <= 0)
-        timeout_ms = 5000;
+    int timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
     int64_t deadline = fq__now_ns() + (int64_t)timeout_ms * 1000000;
-    rc = fq__auth_key_get(key, key_len, &k, err, errn);
+    rc = fq__auth_key_get(o->key, o->key_len, &k, err, errn);
     if (rc < 0)
         return rc;
     rc = fq__tcp_connect(host, port, timeout_ms, &fd, err, errn);
-    if (rc == 0)
+    if (rc == 0 && tls)
+        rc = tls_wrap(o, host, &fd, deadline, &relay, err, errn);
+    if (rc == 0) {
         rc = fq__auth_client(fd, &k, deadline, err, errn);
+        if (!tls && (rc == FQ_ETIMEDOUT || rc == FQ_ECLOSED)) {
+            size_t l = strlen(err);
+            snprintf(err + l, errn - l, " (if the server uses TLS, set tls)");
+        }
+    }
     fq__key_free(&k);
     if (rc == 0)
         rc = fq__request_worker(fd, deadline, err, errn);
@@ -86,14 +121,18 @@ int fq__remote_connect(const char *addr, const void *key, size_t key_len,
             rc = FQ_ENOMEM;
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && !relay) {
         fq__fds_lock();
         rc = fq__fds_add_locked(fd) < 0 ? FQ_ENOMEM : 0;
         fq__fds_unlock();
     }
     if (rc < 0) {
-        if (fd >= 0)
+        if (relay) {
+            fq__fds_close(fd); /* the relay ends */
+            fq__tls_relay_join(relay);
+        } else if (fd >= 0) {
             close(fd);
+        }
         free(w);
         free(sh);
         free(stat);
@@ -103,6 +142,7 @@ int fq__remote_connect(const char *addr, const void *key, size_t key_len,
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
              port);
     sh->nworkers = nworkers;
+    sh->relay = relay;
     /* Its init (if the server has one) is the server's: from here the
      * worker counts as started. */
     atomic_store(&stat->ready, 1);
@@ -215,6 +255,7 @@ static void remote_free(fq__worker *w)
     if (sh->nworkers && *sh->nworkers > 0)
         (*sh->nworkers)--; /* not replaced */
     fq__fds_close(w->fd);
+    fq__tls_relay_join(sh->relay); /* it ends with its plain end closed */
     fq__rbuf_free(&w->rb);
     free(w->direct_buf);
     free(w->stat);

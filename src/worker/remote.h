@@ -23,22 +23,36 @@ __attribute__((noreturn)) void fq__worker_serve(int fd, fq_init_fn init,
                                                 void *udata, pid_t parent,
                                                 const sigset_t *oldmask);
 
+/*
+ * The same for a connection that speaks TLS (ssl, a session of
+ * transport/tls.h on fd, past its handshake and authentication): this
+ * process becomes the relay between the connection and a worker it forks
+ * (fq__worker_serve() over a socketpair, in this process group), passes
+ * the server's cleanup signal on to it, and ends once the worker ended and
+ * what it wrote was sent. Never returns.
+ */
+__attribute__((noreturn)) void fq__worker_serve_tls(int fd, void *ssl,
+                                                    fq_init_fn init,
+                                                    void *udata, pid_t parent,
+                                                    const sigset_t *oldmask);
+
 /* The remote kind (remote.c). */
 extern const fq__worker_ops fq__remote_ops;
 
 /*
  * Connects to the worker server at addr ("host:port"; port 60006 when
- * absent), authenticates with the key (key NULL: $FORKQUEUE_AUTHKEY or the
- * key file), asks for a worker, all within timeout_ms (<= 0: 5000), and
+ * absent), with TLS if o asks for it (then through a relay thread: see
+ * transport/tls.h), authenticates with o's key (NULL: $FORKQUEUE_AUTHKEY
+ * or the key file), asks for a worker, all within o->connect_timeout_ms
+ * (<= 0: 5000), and
  * makes a worker of the remote kind. *nworkers (if nworkers is not NULL) is
  * the queue's worker target, decremented when the worker is freed (it is
  * not replaced).
  * Returns 0, or FQ_EINVAL, FQ_EAUTH, FQ_ETIMEDOUT, FQ_ECLOSED, FQ_EPROTO,
  * FQ_ENOMEM, FQ_ESYS with the reason in err.
  */
-int fq__remote_connect(const char *addr, const void *key, size_t key_len,
-                       int timeout_ms, int *nworkers, fq__worker **wp,
-                       char *err, size_t errn);
+int fq__remote_connect(const char *addr, const fq_remote_options *o,
+                       int *nworkers, fq__worker **wp, char *err, size_t errn);
 
 /* The variant of a local kind whose jobs name functions by id (a queue
  * with remote workers encodes every job so): kind itself if it does

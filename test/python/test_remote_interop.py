@@ -9,8 +9,10 @@ when the package is installed elsewhere, as in the packaging test).
 """
 import os
 import pickle
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -232,3 +234,43 @@ def test_c_server_refuses_to_start_without_key(tmp_path):
     r = subprocess.run([str(FQ_SERVER), "--bogus"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2
+
+
+def make_cert(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None,
+                    reason="no openssl command to make a certificate")
+def test_python_auth_over_tls_against_c_server(tmp_path):
+    """fq-server --tls-cert: the exchange runs inside TLS (checked with
+    Python's ssl and forkqueue._auth); a plain client is dropped at the
+    handshake deadline."""
+    cert, key = make_cert(tmp_path)
+    s = Server([str(FQ_SERVER), "--port", "0", "--handshake-timeout", "1",
+                "--tls-cert", str(cert), "--tls-key", str(key),
+                "--load", str(PLUGIN)],
+               env_with(FORKQUEUE_AUTHKEY=KEY,
+                        XDG_CONFIG_HOME=str(tmp_path)))
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        raw = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        hello = recv_exact(sock, _auth.HELLO_LEN)
+        answer, c, sc = _auth.client_answer(KEY.encode(), hello)
+        sock.sendall(answer)
+        verdict = recv_exact(sock, _auth.VERDICT_LEN)
+        _auth.client_check(KEY.encode(), verdict, c, sc)  # inside TLS
+        sock.close()
+        plain = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        assert recv_exact(plain, _auth.HELLO_LEN, timeout=10) == b""
+        plain.close()
+    finally:
+        s.stop()
+    assert s.p.returncode == 0, s.err
