@@ -7,6 +7,16 @@ the worker's main thread) whose handler raises `WorkerTerminatedError`:
 it interrupts the target wherever it is, including a wait for input. It
 is only armed while the target runs, and held back while a result is being
 sent, so a message is never cut in half.
+
+A terminate request reaches the worker as a T_TERM message (remote kind,
+read by its reader thread) or as REQUEST_SIGNAL (process kind, and a
+remote server stopping its children), a realtime signal blocked in every
+thread and taken by a watcher thread. Either way a helper thread counts
+the request and sends TERM_SIGNAL to the main thread again and again
+until the handler has acted on it: CPython acts on a signal only at its
+next check, so one signal landing just before a blocking call starts
+would wait for that call to return. The handler acts once per counted
+request and ignores the re-sends that arrive after it did.
 """
 import collections
 import queue
@@ -23,6 +33,9 @@ from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
 
 TERM_SIGNAL = signal.SIGUSR2
+#: "Terminate, please", sent to a worker process (any thread may receive
+#: it: a realtime signal, so two requests never merge into one).
+REQUEST_SIGNAL = signal.SIGRTMIN + 3
 
 
 class LinkedWorker(Worker):
@@ -197,9 +210,18 @@ class LinkedWorker(Worker):
         self._child_state = self._user_state
         self._terminable = False
         self._term_pending = False
-        self._term_seen = 0  # handler runs, counted (see _signal_main)
+        self._term_asked = 0  # requests counted (see _term_requested)
+        self._term_done = 0  # requests the handler acted on
+        self._term_lock = threading.Lock()  # between requesting threads
         signal.signal(TERM_SIGNAL, self._on_term_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # Blocked here, before any other thread exists (they inherit the
+        # mask), so only the watcher ever takes it: never the default
+        # action (the end of the process), never a thread not watching.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {REQUEST_SIGNAL})
+        threading.Thread(target=self._watch_requests,
+                         args=(self._main_ident,), daemon=True,
+                         name="forkqueue terminate").start()
         if self._set_names:  # as pyworkers: only with the setproctitle package
             setproctitle(self._name, self)
 
@@ -207,7 +229,10 @@ class LinkedWorker(Worker):
         return bytes([T_STARTED]) + dumps((self._host, self._pid, self._tid))
 
     def _on_term_signal(self, signum, frame):
-        self._term_seen += 1
+        asked = self._term_asked
+        if self._term_done >= asked:
+            return  # a re-send for a request already acted on
+        self._term_done = asked
         if not self._terminable or self._sending:
             # not running the target yet, or mid-message: raised later
             self._term_pending = True
@@ -215,16 +240,41 @@ class LinkedWorker(Worker):
         self._release_self()
         raise WorkerTerminatedError()
 
-    def _signal_main(self, main, seen):
-        """Worker side, in a helper thread: has the main thread run the
-        TERM_SIGNAL handler once more than ``seen`` times, signalling it
-        again until it has. One signal is not enough: CPython runs the
-        handler only at its next check, and a signal that lands after the
-        last check but before a blocking call starts (``time.sleep``, a
-        wait) is acted on only when that call returns, maybe never: the
-        terminate request would be lost."""
+    def _watch_requests(self, main):
+        """Worker side, the watcher thread: each REQUEST_SIGNAL is a
+        terminate request for the main thread."""
+        while True:
+            signal.sigwaitinfo({REQUEST_SIGNAL})
+            self._term_requested(main)
+
+    def _term_requested(self, main):
+        """Worker side, in a thread other than the main one: counts a
+        terminate request and signals the main thread (``main``, an
+        ident) again and again until the TERM_SIGNAL handler has acted on
+        it. One signal is not enough: CPython runs the handler only at
+        its next check, and a signal that lands after the last check but
+        before a blocking call starts (``time.sleep``, a wait) is acted on
+        only when that call returns, maybe never: the request would be
+        lost. The re-sends stop once the handler ran for this request, and
+        the handler ignores any that arrive later, so a target catching
+        `WorkerTerminatedError` gets it once per request."""
+        self._resignal(main, self._count_term_request())
+
+    def _count_term_request(self):
+        """Worker side: counts a terminate request; returns its number."""
+        with self._term_lock:
+            self._term_asked += 1
+            return self._term_asked
+
+    def _term_acted(self):
+        """Worker side, main thread: a request was acted on without the
+        handler (read as an input): no signal for it need come."""
+        self._term_done = min(self._term_done + 1, self._term_asked)
+
+    def _resignal(self, main, mine):
+        """Signals the main thread until request ``mine`` was acted on."""
         delay = 0.005
-        while self._term_seen <= seen:
+        while self._term_done < mine:
             try:
                 signal.pthread_kill(main, TERM_SIGNAL)
             except (OSError, ValueError):  # the main thread is gone
@@ -322,6 +372,7 @@ class LinkedWorker(Worker):
         if data is None or data[0] == T_CLOSE:
             return None
         if data[0] == T_TERM:
+            self._term_acted()
             raise WorkerTerminatedError()
         if data[0] == T_INPUTS:
             self._in_q.extend(self._loads(b) for b in

@@ -11,8 +11,9 @@ import signal
 import time
 
 
-from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left, flush_stdio
-from ._wire import ChannelLink, T_TERM
+from ._linked import (LinkedWorker, REQUEST_SIGNAL, deadline_left,
+                      flush_stdio)
+from ._wire import ChannelLink
 from .utils import _titles, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
@@ -204,8 +205,8 @@ class ProcessWorker(LinkedWorker):
                 pass
 
     def _request_termination(self):
-        # The handler is installed before the 'started' message: until it
-        # is seen, the signal would kill instead of raising.
+        # The request signal is blocked (and watched) before the 'started'
+        # message: until it is seen, the signal would kill instead.
         deadline = time.monotonic() + 1.0
         while not self._seen_started and not self._link.eof:
             try:
@@ -215,19 +216,12 @@ class ProcessWorker(LinkedWorker):
                 break
         if self._ch.returncode is None and self._seen_started:
             try:
-                os.kill(self._ch.pid, TERM_SIGNAL)  # not reaped: still ours
+                os.kill(self._ch.pid, REQUEST_SIGNAL)  # not reaped: ours
             except ProcessLookupError:
                 pass
-        if self.is_persistent:
-            # An idle worker may have other threads that took the signal:
-            # a terminate message wakes its wait for input. Only sent when
-            # it cannot block (all inputs answered, so the channel is empty).
-            self._drain()
-            if self._received + len(self._rq) >= self._enqueued:
-                try:
-                    self._link.send(bytes([T_TERM]))
-                except OSError:
-                    pass
+        # No message besides: the worker's watcher thread takes the
+        # signal and signals the main thread until it acted on it, even
+        # when it is idle (waiting for input).
 
 
 # Names pyworkers' module of the same name offers (some are its own

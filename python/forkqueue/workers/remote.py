@@ -18,7 +18,7 @@ import time
 
 from .. import _auth
 from . import _wire, remote_pickle
-from ._linked import LinkedWorker, TERM_SIGNAL, deadline_left
+from ._linked import LinkedWorker, deadline_left
 from ._wire import T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM, SocketLink
 from .utils import SupportClassPropertiesMeta, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
@@ -313,9 +313,11 @@ class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
                 return
             tag = data[0]
             if tag == T_TERM:
+                # counted first: an idle worker may act on it as an input
+                mine = self._count_term_request()
                 self._inputs.put(_TERMINATE)
-                threading.Thread(target=self._signal_main,
-                                 args=(main, self._term_seen), daemon=True,
+                threading.Thread(target=self._resignal,
+                                 args=(main, mine), daemon=True,
                                  name="forkqueue terminate").start()
             elif tag == T_KILL:
                 os.killpg(os.getpgrp(), signal.SIGTERM)
@@ -332,6 +334,7 @@ class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
     def _get_input(self):
         item = self._inputs.get()
         if item is _TERMINATE:
+            self._term_acted()
             raise WorkerTerminatedError()
         return item
 

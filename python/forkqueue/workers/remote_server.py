@@ -21,7 +21,7 @@ import time
 from .utils import _titles, get_logger
 from .. import _auth
 from . import _wire, remote_pickle
-from ._linked import TERM_SIGNAL, flush_stdio
+from ._linked import REQUEST_SIGNAL, flush_stdio
 from ._wire import SocketLink, T_STARTED
 from .process import ProcessWorker
 from .remote import RemoteWorker, default_port
@@ -526,7 +526,7 @@ class RemoteServer:
         and SIGKILL later if needed."""
         if c.ch.returncode is None and c.started:
             try:
-                os.kill(c.ch.pid, TERM_SIGNAL)
+                os.kill(c.ch.pid, REQUEST_SIGNAL)
             except ProcessLookupError:
                 pass
         if c.kill_at is None:
@@ -577,7 +577,7 @@ class RemoteServer:
         for c in list(self.children):
             if c.ch.returncode is None and c.started:
                 try:
-                    os.kill(c.ch.pid, TERM_SIGNAL)
+                    os.kill(c.ch.pid, REQUEST_SIGNAL)
                 except ProcessLookupError:
                     pass
         if not self._wait_children(1.0):
