@@ -148,31 +148,12 @@ int fq__wait_fd(int fd, short events, int64_t deadline, int eintr)
     }
 }
 
-static int open_pidfd(pid_t pid)
-{
-#if defined(__linux__) && defined(SYS_pidfd_open)
-    return (int)syscall(SYS_pidfd_open, pid, 0); /* always close-on-exec */
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 /* 0 sent, -1 the process is gone (reaped), 1 cannot tell (no pidfd). */
 static int pidfd_signal(int pidfd, int sig)
 {
-#if defined(__linux__) && defined(SYS_pidfd_send_signal)
-    if (pidfd >= 0) {
-        if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
-            return 0;
-        if (errno == ESRCH)
-            return -1;
-    }
-#else
-    (void)pidfd;
-    (void)sig;
-#endif
-    return 1;
+    if (fq__pidfd_signal(pidfd, sig) == 0)
+        return 0;
+    return pidfd >= 0 && errno == ESRCH ? -1 : 1;
 }
 
 /* Signals the group of a child not yet reaped by us. */
@@ -374,7 +355,7 @@ FQ__EXPORT int fq_channel_fork(fq_channel *ch, const fq_channel_options *o)
     c->owner = parent;
     c->pid = pid;
     c->fd = fds[0];
-    c->pidfd = open_pidfd(pid);
+    c->pidfd = fq__pidfd_open(pid);
     pthread_mutex_lock(&lock);
     if (reserve_locked() < 0) { /* another thread took the room: retry */
         pthread_mutex_unlock(&lock);

@@ -293,6 +293,10 @@ void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
 
 /* time */
 int64_t fq__now_ns(void);
+/* core/pidfd.c: pidfd_open() and pidfd_send_signal(); -1 with errno
+ * (ENOSYS where there are none, or pidfd < 0) when they fail. */
+int fq__pidfd_open(pid_t pid);
+int fq__pidfd_signal(int pidfd, int sig);
 
 /*
  * A worker kind: how a worker is started, stopped and watched. The queue and

@@ -324,16 +324,6 @@ static int grow_kids(fq_server *s)
     return 0;
 }
 
-static int open_pidfd(pid_t pid)
-{
-#if defined(__linux__) && defined(SYS_pidfd_open)
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 /* Forks a worker for the authenticated connection pend[i]. */
 static void start_worker(fq_server *s, int i)
 {
@@ -385,7 +375,7 @@ static void start_worker(fq_server *s, int i)
     setpgid(pid, pid);
     child *k = &s->kids[s->nkids++];
     k->pid = pid;
-    k->pidfd = open_pidfd(pid);
+    k->pidfd = fq__pidfd_open(pid);
     k->sock = fd;
     k->kill_at = 0;
     say(s, 1, "worker %ld started for connection %d", (long)pid, fd);

@@ -63,6 +63,7 @@
 #endif
 
 #include "channel/chan_public.h"
+#include "worker/forkserver.h"
 #include "worker/worker.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
@@ -72,177 +73,6 @@
 #define FS_REPLY_MS 10000
 /* How long reap() waits for a worker that was asked to end. */
 #define FS_REAP_MS 5000
-
-enum { FS_SPAWN = 1, FS_REAP, FS_PEEK, FS_SIGQUEUE };
-
-typedef struct fs_req {
-    uint32_t op;
-    int32_t pid;
-    int32_t sig, value;
-    uint64_t init, udata, child, hook_arg;
-} fs_req;
-
-typedef struct fs_rep {
-    int32_t err;   /* 0 or an errno value */
-    int32_t pid;   /* SPAWN: the worker */
-    int32_t state; /* REAP, PEEK: 1 exited, 0 running, -1 not its child */
-    int32_t wstatus;
-} fs_rep;
-
-/* ---- The helper -------------------------------------------------------- */
-
-static ssize_t recv_req(int fd, fs_req *rq, int fds[2], int *nfd)
-{
-    union {
-        struct cmsghdr h;
-        char b[CMSG_SPACE(2 * sizeof(int))];
-    } cm;
-    struct iovec iov = {rq, sizeof(*rq)};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cm.b;
-    mh.msg_controllen = sizeof(cm.b);
-    *nfd = 0;
-    ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (*nfd < 2)
-                fds[(*nfd)++] = f;
-            else
-                close(f);
-        }
-    }
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-        return -EPROTO;
-    return n;
-}
-
-/* In the new worker: map the status page, then become a worker exactly as
- * a forked-process worker does (worker/tree.c, worker/main.c). */
-__attribute__((noreturn)) static void worker_child(const fs_req *rq, int chan,
-                                                   int page, pid_t helper,
-                                                   const sigset_t *oldmask)
-{
-    fq__wstat *st =
-        mmap(NULL, FQ__WSTAT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, page, 0);
-    close(page);
-    if (st == MAP_FAILED)
-        _exit(FQ__EXIT_NOMEM);
-    fq__queue q;
-    fq__worker w;
-    memset(&q, 0, sizeof(q));
-    memset(&w, 0, sizeof(w));
-    q.kind = &fq__forkserver_ops;
-    q.opts.init = (fq_init_fn)(uintptr_t)rq->init;
-    q.opts.udata = (void *)(uintptr_t)rq->udata;
-    q.opts.hooks.child = (void (*)(void *))(uintptr_t)rq->child;
-    q.opts.hook_arg = (void *)(uintptr_t)rq->hook_arg;
-    w.stat = st;
-    fq__worker_child_setup(&q, -1, chan, helper, oldmask);
-    fq__worker_main(&q, &w, chan);
-}
-
-static void helper_spawn(const fs_req *rq, const int fds[2], fs_rep *rep)
-{
-    sigset_t all, old;
-    pid_t me = getpid();
-
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, &old);
-    pid_t pid = fork();
-    if (pid == 0)
-        worker_child(rq, fds[0], fds[1], me, &old);
-    int e = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0) {
-        rep->err = e ? e : EAGAIN;
-        return;
-    }
-    setpgid(pid, pid); /* also done by the child: the group exists now */
-    rep->pid = pid;
-}
-
-static void helper_wait(const fs_req *rq, fs_rep *rep, int reap)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (rq->pid <= 0 ||
-        waitid(P_PID, (id_t)rq->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
-        rep->state = -1;
-        return;
-    }
-    if (si.si_pid != rq->pid) {
-        rep->state = 0;
-        return;
-    }
-    rep->state = 1;
-    if (!reap)
-        return;
-    /* Still a zombie: its group id is its own, whatever is left in the
-     * group ends now (as proc_reap() does for a direct child). */
-    kill(-rq->pid, SIGKILL);
-    int st = 0;
-    while (waitpid(rq->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    rep->wstatus = st;
-}
-
-__attribute__((noreturn)) static void helper_main(int fd, pid_t parent)
-{
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int n = poll(&p, 1, 1000);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n < 0 || getppid() != parent)
-                _exit(0);
-            continue;
-        }
-        fs_req rq;
-        int fds[2] = {-1, -1}, nfd = 0;
-        ssize_t r = recv_req(fd, &rq, fds, &nfd);
-        if (r == -EINTR || r == -EAGAIN)
-            continue;
-        if (r <= 0)
-            _exit(0); /* end of file: the caller closed it or died */
-        fs_rep rep;
-        memset(&rep, 0, sizeof(rep));
-        if (r != (ssize_t)sizeof(rq))
-            rep.err = EPROTO;
-        else if (rq.op == FS_SPAWN && nfd == 2)
-            helper_spawn(&rq, fds, &rep);
-        else if (rq.op == FS_REAP || rq.op == FS_PEEK)
-            helper_wait(&rq, &rep, rq.op == FS_REAP);
-        else if (rq.op == FS_SIGQUEUE) {
-            fs_rep chk;
-            memset(&chk, 0, sizeof(chk));
-            helper_wait(&rq, &chk, 0);
-            union sigval v;
-            v.sival_int = rq.value;
-            if (chk.state != 0 || sigqueue(rq.pid, rq.sig, v) < 0)
-                rep.err = chk.state != 0 ? ESRCH : errno;
-        } else
-            rep.err = EINVAL;
-        for (int i = 0; i < nfd; i++)
-            close(fds[i]);
-        ssize_t s;
-        do
-            s = send(fd, &rep, sizeof(rep), MSG_NOSIGNAL);
-        while (s < 0 && errno == EINTR);
-        if (s != (ssize_t)sizeof(rep))
-            _exit(0);
-    }
-}
 
 /* ---- The caller's side of the control socket --------------------------- */
 
@@ -327,7 +157,7 @@ static int fs_start_locked(void)
         prctl(PR_SET_PDEATHSIG, 0);
 #endif
         sigprocmask(SIG_SETMASK, &old, NULL);
-        helper_main(sv[1], parent);
+        fq__forkserver_helper_main(sv[1], parent);
     }
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -503,28 +333,6 @@ static unsigned gen_of(const fq__worker *w)
     return (unsigned)(uintptr_t)w->kind_data;
 }
 
-static int open_pidfd(pid_t pid)
-{
-#if defined(__linux__) && defined(SYS_pidfd_open)
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
-static int pidfd_signal(const fq__worker *w, int sig)
-{
-#if defined(__linux__) && defined(SYS_pidfd_send_signal)
-    if (w->pidfd >= 0)
-        return (int)syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
-#endif
-    (void)w;
-    (void)sig;
-    errno = ENOSYS;
-    return -1;
-}
-
 static int fs_worker_start(fq__queue *q, fq__worker **wp)
 {
     int ch[2], page = -1;
@@ -643,7 +451,7 @@ static int fs_worker_start(fq__queue *q, fq__worker **wp)
     /* The helper reaps the worker only when asked: its pid cannot have been
      * reused, and a pidfd opened now is the worker's. */
     fq__fds_lock();
-    w->pidfd = open_pidfd(w->pid);
+    w->pidfd = fq__pidfd_open(w->pid);
     if (w->pidfd >= 0 && fq__fds_add_locked(w->pidfd) < 0) {
         close(w->pidfd);
         w->pidfd = -1;
@@ -682,7 +490,7 @@ static void fs_signal(fq__worker *w, int sig)
         /* As for a direct child: the worker ends its jobs' processes and
          * itself; the loop kills the group a moment later if need be. */
         if (!(w->flags & FQ__W_KILLED) &&
-            (pidfd_signal(w, FQ__SIG_CLEANUP) == 0 ||
+            (fq__pidfd_signal(w->pidfd, FQ__SIG_CLEANUP) == 0 ||
              (w->pidfd < 0 && fs_holds(gen_of(w)) &&
               kill(w->pid, FQ__SIG_CLEANUP) == 0))) {
             w->flags |= FQ__W_KILLED;
@@ -694,7 +502,7 @@ static void fs_signal(fq__worker *w, int sig)
         w->hard_kill_at = 0;
     }
     if (!fs_holds(gen_of(w)) || kill(-w->pid, sig) < 0)
-        pidfd_signal(w, sig);
+        fq__pidfd_signal(w->pidfd, sig);
 }
 
 static void fs_terminate(fq__worker *w, int grace_ms)
@@ -720,7 +528,7 @@ static void fs_kill_all(fq__worker *w)
     /* Until the helper reaps it (on our request), the worker's group id
      * stays its own. */
     if (!fs_holds(gen_of(w)) || kill(-w->pid, SIGKILL) < 0)
-        pidfd_signal(w, SIGKILL);
+        fq__pidfd_signal(w->pidfd, SIGKILL);
 }
 
 static int fs_exit_fd(const fq__worker *w)
@@ -760,12 +568,6 @@ static int fs_reap(fq__worker *w, int *wstatus)
     return 1;
 }
 
-static size_t fs_held_output(fq__worker *w, const unsigned char **p)
-{
-    *p = w->stat->out;
-    return (size_t)atomic_load(&w->stat->committed);
-}
-
 static void fs_describe_exit(const fq__worker *w, char *buf, size_t n,
                              int signo, int exit_status)
 {
@@ -795,7 +597,7 @@ const fq__worker_ops fq__forkserver_ops = {
     .exited = fs_exited,
     .reap = fs_reap,
     .await_exit = fs_await_exit,
-    .held_output = fs_held_output,
+    .held_output = fq__page_held_output,
     .describe_exit = fs_describe_exit,
     .free = fq__worker_free,
 };

@@ -35,17 +35,6 @@
 
 /* ---- Parent side ------------------------------------------------------- */
 
-static int open_pidfd(pid_t pid)
-{
-#if defined(__linux__) && defined(SYS_pidfd_open)
-    /* pidfd_open fds are always close-on-exec. */
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 int fq__worker_spawn(fq__queue *q, fq__worker **wp)
 {
     int fds[2];
@@ -111,7 +100,7 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
     }
     w->pid = pid;
     w->fd = fds[0];
-    w->pidfd = open_pidfd(pid);
+    w->pidfd = fq__pidfd_open(pid);
     if (w->pidfd >= 0 && fq__fds_add_locked(w->pidfd) < 0) {
         close(w->pidfd);
         w->pidfd = -1;
@@ -126,12 +115,10 @@ int fq__worker_spawn(fq__queue *q, fq__worker **wp)
 
 static int signal_worker(fq__worker *w, int sig)
 {
-#if defined(__linux__) && defined(SYS_pidfd_send_signal)
     /* Through the pidfd, a signal can never reach a process that reused
      * the pid of a worker the host reaped. */
     if (w->pidfd >= 0)
-        return (int)syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
-#endif
+        return fq__pidfd_signal(w->pidfd, sig);
     return kill(w->pid, sig);
 }
 
@@ -320,7 +307,7 @@ static void proc_await_exit(fq__worker *w, int64_t until)
     }
 }
 
-static size_t proc_held_output(fq__worker *w, const unsigned char **p)
+size_t fq__page_held_output(fq__worker *w, const unsigned char **p)
 {
     *p = w->stat->out;
     return (size_t)atomic_load(&w->stat->committed);
@@ -342,7 +329,7 @@ const fq__worker_ops fq__process_ops = {
     .exited = proc_exited,
     .reap = proc_reap,
     .await_exit = proc_await_exit,
-    .held_output = proc_held_output,
+    .held_output = fq__page_held_output,
     .describe_exit = proc_describe_exit,
     .free = fq__worker_free,
 };

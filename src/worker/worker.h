@@ -67,6 +67,9 @@ void fq__worker_tree_setup(pid_t parent);
 /* The forked-process kind behind fq__process_ops (process.c). */
 int fq__worker_spawn(fq__queue *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);
+/* held_output of kinds with a shared page: what the worker committed to
+ * its out[] but had not sent (process.c). */
+size_t fq__page_held_output(fq__worker *w, const unsigned char **p);
 /* Signals a worker's process group. SIGKILL asks the worker (on Linux) to
  * kill every process its jobs started and then itself; the loop follows
  * with fq__worker_kill_group() at hard_kill_at. */
