@@ -378,7 +378,13 @@ const fq__worker_ops *fq__process_wire_kind(void);
 __attribute__((noreturn)) void fq__worker_main(fq__queue *q, fq__worker *w,
                                                int fd);
 
-/* loop/wakeup.c */
+/* loop/wakeup.c: wake-up pairs (an eventfd, rd == wr, or a pipe), on the
+ * core's descriptor list; signal is async-signal-safe and keeps errno. */
+int fq__wake_pair_open(int *rd, int *wr);
+void fq__wake_pair_close(int rd, int wr);
+void fq__wake_pair_drain(int rd, int wr);
+int fq__wake_pair_signal(int wr, int is_eventfd);
+/* A queue's pair, for fq_wakeup(). */
 int fq__wake_open(fq__queue *q);
 /* After fq__handle_add(): makes the queue reachable by fq_wakeup(). */
 void fq__wake_publish(fq__queue *q);

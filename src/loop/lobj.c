@@ -21,16 +21,10 @@
 #include "loop/lobj.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#if defined(__linux__)
-#include <sys/eventfd.h>
-#define FQ__HAVE_EVENTFD 1
-#endif
 
 #include "core/internal.h"
 #include "loop/loop.h"
@@ -213,25 +207,12 @@ static int op_sources(void *owner, int extra, struct pollfd **pfdp)
     return fq__lobj_gather(owner, extra, pfdp);
 }
 
-static void drain_wake(fq_loop *l)
-{
-    unsigned char buf[64];
-    for (;;) {
-        ssize_t n = read(l->wake_rd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        /* An eventfd is emptied by one read; a pipe until EAGAIN. */
-        if (n <= 0 || l->wake_rd == l->wake_wr || (size_t)n < sizeof buf)
-            return;
-    }
-}
-
 static void op_events(void *owner, struct pollfd *pfd, int nfd, int n)
 {
     fq_loop *l = owner;
     (void)nfd;
     if (pfd[l->wake_idx].revents) {
-        drain_wake(l);
+        fq__wake_pair_drain(l->wake_rd, l->wake_wr);
         l->woken = 1;
         n--;
     }
@@ -259,41 +240,6 @@ static const fq__loop_ops lobj_ops = {
 /* ---- life cycle ------------------------------------------------------------
  */
 
-static int wake_open(fq_loop *l)
-{
-    l->wake_rd = l->wake_wr = -1;
-#ifdef FQ__HAVE_EVENTFD
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd >= 0) {
-        l->wake_rd = l->wake_wr = fd;
-        return 0;
-    }
-#endif
-    int p[2];
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) ||       \
-    defined(__OpenBSD__)
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-        return FQ_ESYS;
-#else
-    if (pipe(p) < 0)
-        return FQ_ESYS;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-    }
-#endif
-    l->wake_rd = p[0];
-    l->wake_wr = p[1];
-    return 0;
-}
-
-/* The loop's descriptors are on the core's list, so no worker or channel
- * child forked meanwhile keeps them. */
-static void close_fd(int fd)
-{
-    fq__fds_close(fd);
-}
-
 FQ__EXPORT int fq_loop_new(fq_loop **lp, const fq_loop_options *o)
 {
     if (!lp)
@@ -307,17 +253,7 @@ FQ__EXPORT int fq_loop_new(fq_loop **lp, const fq_loop_options *o)
     l->owner = getpid();
     l->next_tid = 1;
     l->epfd = -1;
-    fq__fds_lock();
-    int rc = wake_open(l);
-    if (rc == 0 &&
-        (fq__fds_add_locked(l->wake_rd) ||
-         (l->wake_wr != l->wake_rd && fq__fds_add_locked(l->wake_wr)))) {
-        fq__fds_close_locked(l->wake_rd);
-        if (l->wake_wr != l->wake_rd)
-            fq__fds_close_locked(l->wake_wr);
-        rc = FQ_ENOMEM;
-    }
-    fq__fds_unlock();
+    int rc = fq__wake_pair_open(&l->wake_rd, &l->wake_wr);
     if (rc) {
         free(l);
         return rc;
@@ -337,9 +273,7 @@ FQ__EXPORT int fq_loop_free(fq_loop *l)
         if (l->s[i].ops)
             drop(l, &l->s[i]);
     fq__lobj_fd_close(l);
-    if (l->wake_wr != l->wake_rd)
-        close_fd(l->wake_wr);
-    close_fd(l->wake_rd);
+    fq__wake_pair_close(l->wake_rd, l->wake_wr);
     free(l->s);
     free(l->t);
     free(l->pfd);
@@ -354,23 +288,7 @@ FQ__EXPORT int fq_loop_wakeup(fq_loop *l)
 {
     if (!l)
         return FQ_EINVAL;
-    uint64_t one = 1;
-    int saved = errno; /* a signal handler must leave errno as it was */
-    int rc = 0;
-    int efd = l->wake_rd == l->wake_wr;
-    for (;;) {
-        ssize_t n = write(l->wake_wr, &one, efd ? sizeof one : 1);
-        if (n >= 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        /* Full: a wake-up is pending already. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            rc = FQ_ESYS;
-        break;
-    }
-    errno = saved;
-    return rc;
+    return fq__wake_pair_signal(l->wake_wr, l->wake_rd == l->wake_wr);
 }
 
 /* ---- timers ---------------------------------------------------------------

@@ -61,33 +61,15 @@ static struct wake_slot {
 /* Live queues of this process that found no free slot. */
 static _Atomic int wake_unslotted;
 
-/* The descriptors are on the core's list (see fq__fds_lock()), so that no
- * worker of any queue keeps them. */
-static int wake_open(fq__queue *q);
-
-int fq__wake_open(fq__queue *q)
+/* A wake-up pair: an eventfd (rd == wr) or a non-blocking pipe, both ends
+ * close-on-exec. */
+static int pair_make(int *rd, int *wr)
 {
-    q->wake_slot = -1;
-    fq__fds_lock();
-    int rc = wake_open(q);
-    if (rc == 0 &&
-        (fq__fds_add_locked(q->wake_rd) ||
-         (q->wake_wr != q->wake_rd && fq__fds_add_locked(q->wake_wr)))) {
-        fq__fds_unlock();
-        fq__wake_close(q);
-        return FQ_ENOMEM;
-    }
-    fq__fds_unlock();
-    return rc;
-}
-
-static int wake_open(fq__queue *q)
-{
-    q->wake_rd = q->wake_wr = -1;
+    *rd = *wr = -1;
 #ifdef FQ__HAVE_EVENTFD
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd >= 0) {
-        q->wake_rd = q->wake_wr = fd;
+        *rd = *wr = fd;
         return 0;
     }
 #endif
@@ -104,9 +86,56 @@ static int wake_open(fq__queue *q)
         fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
     }
 #endif
-    q->wake_rd = p[0];
-    q->wake_wr = p[1];
+    *rd = p[0];
+    *wr = p[1];
     return 0;
+}
+
+/* The descriptors are on the core's list (see fq__fds_lock()), so that no
+ * worker or channel child forked meanwhile keeps them. */
+int fq__wake_pair_open(int *rd, int *wr)
+{
+    fq__fds_lock();
+    int rc = pair_make(rd, wr);
+    if (rc == 0 &&
+        (fq__fds_add_locked(*rd) || (*wr != *rd && fq__fds_add_locked(*wr)))) {
+        fq__fds_close_locked(*rd);
+        if (*wr != *rd)
+            fq__fds_close_locked(*wr);
+        *rd = *wr = -1;
+        rc = FQ_ENOMEM;
+    }
+    fq__fds_unlock();
+    return rc;
+}
+
+void fq__wake_pair_close(int rd, int wr)
+{
+    fq__fds_lock();
+    if (wr >= 0 && wr != rd)
+        fq__fds_close_locked(wr);
+    if (rd >= 0)
+        fq__fds_close_locked(rd);
+    fq__fds_unlock();
+}
+
+void fq__wake_pair_drain(int rd, int wr)
+{
+    unsigned char buf[64];
+    for (;;) {
+        ssize_t n = read(rd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* An eventfd is emptied by one read; a pipe until EAGAIN. */
+        if (n <= 0 || rd == wr || (size_t)n < sizeof buf)
+            return;
+    }
+}
+
+int fq__wake_open(fq__queue *q)
+{
+    q->wake_slot = -1;
+    return fq__wake_pair_open(&q->wake_rd, &q->wake_wr);
 }
 
 void fq__wake_publish(fq__queue *q)
@@ -147,29 +176,16 @@ void fq__wake_unpublish(fq__queue *q)
 void fq__wake_close(fq__queue *q)
 {
     fq__wake_unpublish(q); /* no waker uses the descriptors after this */
-    fq__fds_lock();
-    if (q->wake_wr >= 0 && q->wake_wr != q->wake_rd)
-        fq__fds_close_locked(q->wake_wr);
-    if (q->wake_rd >= 0)
-        fq__fds_close_locked(q->wake_rd);
-    fq__fds_unlock();
+    fq__wake_pair_close(q->wake_rd, q->wake_wr);
     q->wake_rd = q->wake_wr = -1;
 }
 
 void fq__wake_drain(fq__queue *q)
 {
-    unsigned char buf[64];
-    for (;;) {
-        ssize_t n = read(q->wake_rd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        /* An eventfd is emptied by one read; a pipe until EAGAIN. */
-        if (n <= 0 || q->wake_rd == q->wake_wr || (size_t)n < sizeof buf)
-            return;
-    }
+    fq__wake_pair_drain(q->wake_rd, q->wake_wr);
 }
 
-static int write_wake(int fd, int is_eventfd)
+int fq__wake_pair_signal(int fd, int is_eventfd)
 {
     uint64_t one = 1;
     int saved = errno; /* a signal handler must leave errno as it was */
@@ -192,7 +208,7 @@ static int write_wake(int fd, int is_eventfd)
 
 int fq__wake_signal(fq__queue *q)
 {
-    return write_wake(q->wake_wr, q->wake_rd == q->wake_wr);
+    return fq__wake_pair_signal(q->wake_wr, q->wake_rd == q->wake_wr);
 }
 
 FQ__EXPORT int fq_wakeup(fq_queue h)
@@ -212,7 +228,7 @@ FQ__EXPORT int fq_wakeup(fq_queue h)
             if (atomic_load_explicit(&s->owner, memory_order_relaxed) != me)
                 rc = FQ_EFOREIGN;
             else
-                rc = write_wake(
+                rc = fq__wake_pair_signal(
                     atomic_load_explicit(&s->fd, memory_order_relaxed),
                     atomic_load_explicit(&s->eventfd, memory_order_relaxed));
         }
