@@ -101,6 +101,7 @@ void fq__queue_destroy(fq__queue *q)
     kill_all_and_reap(q);
     if (q->last_taken)
         fq__job_free(q->last_taken);
+    free_list(q->spare, 0);
     fq__jobtable_free(&q->table);
     free(q->w);
     free(q->broken_msg);
@@ -185,6 +186,46 @@ static void eager_flush(fq__queue *q)
 
 /* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
  * NULL. */
+/* Spare job records kept at most (each about 260 bytes). */
+#define FQ__SPARE_MAX 4096u
+
+/* A zeroed job record with room for len argument bytes. Records of jobs
+ * taken with fq_take() are reused; a handle's job is freed by its handle,
+ * possibly in another thread, so it never comes from or goes to the
+ * spares. */
+static fq__job *job_alloc(fq__queue *q, size_t len, const fq_job *fut)
+{
+    fq__job *j;
+    int small = !fut && len <= FQ__JOB_SMALL_ARG;
+    if (small && q->spare) {
+        j = q->spare;
+        q->spare = j->next;
+        q->nspare--;
+    } else {
+        j = malloc(sizeof(*j) + (small ? FQ__JOB_SMALL_ARG : len));
+        if (!j)
+            return NULL;
+    }
+    memset(j, 0, sizeof(*j));
+    j->small = (unsigned)small;
+    return j;
+}
+
+/* Frees a taken job, or keeps its record for job_alloc(). */
+static void job_recycle(fq__queue *q, fq__job *j)
+{
+    if (!j->small || q->nspare >= FQ__SPARE_MAX) {
+        fq__job_free(j);
+        return;
+    }
+    if (j->res && j->res != (void *)j->inline_res.bytes)
+        free(j->res);
+    j->res = NULL;
+    j->next = q->spare;
+    q->spare = j;
+    q->nspare++;
+}
+
 static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
                   const fq_job_options *jopts, fq_job *fut, uint64_t *id_out)
 {
@@ -222,12 +263,11 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
     rc = fq__jobtable_add(&q->table, id);
     if (rc)
         return rc;
-    fq__job *j = malloc(sizeof(*j) + len);
+    fq__job *j = job_alloc(q, len, fut);
     if (!j) {
         fq__jobtable_del(&q->table, id);
         return FQ_ENOMEM;
     }
-    memset(j, 0, sizeof(*j));
     j->id = id;
     j->state = FQ__JOB_PENDING;
     j->exit_status = -1;
@@ -262,7 +302,8 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
             q->ord_scan = j;
     }
     q->st.submitted++;
-    fq__dispatch(q);
+    if (!q->dispatch_full)
+        fq__dispatch(q);
     eager_flush(q);
     if (id_out)
         *id_out = id;
@@ -303,7 +344,7 @@ FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
 static int take_ready(fq__queue *q, fq_result *r)
 {
     if (q->last_taken) {
-        fq__job_free(q->last_taken);
+        job_recycle(q, q->last_taken);
         q->last_taken = NULL;
     }
     if (q->nready == 0)
