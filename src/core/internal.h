@@ -207,7 +207,11 @@ typedef struct fq__queue {
     fq__job *ord_head, *ord_tail, *ord_scan;
     uint64_t nready;
 
+    /* Live job ids, for duplicate detection: kept only once a job has
+     * come with its own id (FQ_JOB_ID); until then every id is
+     * next_auto++, unique by construction (queue/queue.c). */
     fq__jobtable table;
+    int ids_tracked;
     uint64_t next_auto;
     fq__job *last_taken;
     /* Records of taken jobs kept for reuse (queue/queue.c): a burst of

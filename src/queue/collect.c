@@ -56,7 +56,7 @@ static void publish(fq__queue *q, fq__job *j)
     if (j->fut) {
         /* A handle's job: the outcome is the handle's from now on. */
         q->nhandle_live--;
-        fq__jobtable_del(&q->table, j->id);
+        fq__ids_forget(q, j->id);
         fq__future_complete(j->fut, &q->notify_head, &q->notify_tail);
         return;
     }

@@ -184,6 +184,41 @@ static void eager_flush(fq__queue *q)
     }
 }
 
+static int track_list(fq__queue *q, const fq__job *j, int by_onext)
+{
+    for (; j; j = by_onext ? j->onext : j->next) {
+        int rc = fq__jobtable_add(&q->table, j->id);
+        if (rc < 0 && rc != FQ_EEXIST)
+            return rc;
+    }
+    return 0;
+}
+
+/* The first job with its own id: from now on the table holds every live
+ * id, starting with those of the jobs on the queue's lists (the same lists
+ * fq__queue_destroy() frees; an ordered queue's jobs are on two). */
+static int track_ids(fq__queue *q)
+{
+    int rc = track_list(q, q->pend_head, 0);
+    for (int i = 0; rc == 0 && i < q->nw; i++)
+        rc = track_list(q, q->w[i]->head, 0);
+    if (rc == 0)
+        rc = track_list(q, q->ord_head, 1);
+    if (rc < 0) {
+        fq__jobtable_free(&q->table);
+        fq__jobtable_init(&q->table);
+        return rc;
+    }
+    q->ids_tracked = 1;
+    return 0;
+}
+
+void fq__ids_forget(fq__queue *q, uint64_t id)
+{
+    if (q->ids_tracked)
+        fq__jobtable_del(&q->table, id);
+}
+
 /* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
  * NULL. */
 /* Spare job records kept at most (each about 260 bytes). */
@@ -254,18 +289,19 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
             return FQ_ENOFUNC;
     }
     if (jopts && (jopts->flags & FQ_JOB_ID)) {
+        if (!q->ids_tracked && (rc = track_ids(q)) < 0)
+            return rc;
         id = jopts->id;
     } else {
-        while (fq__jobtable_has(&q->table, q->next_auto))
+        while (q->ids_tracked && fq__jobtable_has(&q->table, q->next_auto))
             q->next_auto++;
         id = q->next_auto++;
     }
-    rc = fq__jobtable_add(&q->table, id);
-    if (rc)
+    if (q->ids_tracked && (rc = fq__jobtable_add(&q->table, id)) < 0)
         return rc;
     fq__job *j = job_alloc(q, len, fut);
     if (!j) {
-        fq__jobtable_del(&q->table, id);
+        fq__ids_forget(q, id);
         return FQ_ENOMEM;
     }
     j->id = id;
@@ -354,7 +390,7 @@ static int take_ready(fq__queue *q, fq_result *r)
     if (!q->ord_head)
         q->ord_tail = NULL;
     q->nready--;
-    fq__jobtable_del(&q->table, j->id);
+    fq__ids_forget(q, j->id);
     q->st.taken++;
     j->state = FQ__JOB_TAKEN;
     q->last_taken = j;
