@@ -152,6 +152,16 @@ static inline int fqrt_cert_new(char *dir, char *cert, char *key, size_t n)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Kills the server with SIGKILL (its workers are left to notice) and
+ * reaps it. */
+static inline void fqrt_kill(fqrt_server *s)
+{
+    assert_true(s->pid > 0);
+    kill(s->pid, SIGKILL);
+    assert_int_equal(fqt_wait_child(s->pid), 1000 + SIGKILL);
+    s->pid = 0;
+}
+
 /* A blocking-by-poll connection to the server on loopback. */
 static inline int fqrt_connect(int port)
 {

@@ -528,6 +528,25 @@ static inline uint64_t fqt_submit_square(fq_queue q, uint64_t x)
     return id;
 }
 
+/* Submits n gated jobs (value 5) with a time limit of limit_ms each, the
+ * gate closed: asserts that each ends FQ_ETIMEDOUT, all within 5 s. */
+static inline void fqt_assert_gated_timeouts(fq_queue q, const fqt_gate *g,
+                                             int n, int limit_ms)
+{
+    fq_job_options jo = {0};
+    jo.timeout_ms = limit_ms;
+    fqt_gate_arg ga = fqt_gate_arg_of(g, 5);
+    for (int i = 0; i < n; i++)
+        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
+    int64_t t0 = fqp_now_ms();
+    fq_result r;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+        assert_int_equal(r.status, FQ_ETIMEDOUT);
+    }
+    assert_true(fqp_now_ms() - t0 < 5000);
+}
+
 /* Reads the uint64_t result of a successful outcome. */
 static inline uint64_t fqt_u64(const fq_result *r)
 {

@@ -155,9 +155,7 @@ static void test_server_killed_mid_job(void **state)
     int first_remote = pp == s.pid;
     fqp_proc_stat(p2, NULL, &pp, NULL);
     assert_true(first_remote != (pp == s.pid)); /* one each */
-    kill(s.pid, SIGKILL);
-    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
-    s.pid = 0;
+    fqrt_kill(&s);
     int64_t t0 = fqp_now_ms();
     fq_result r;
     /* The remote job's outcome comes without the gate opening. */
@@ -197,18 +195,7 @@ static void test_timeout_and_free(void **state)
     FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
 
     /* Three gated jobs with a limit: every one times out, wherever. */
-    fq_job_options jo = {0};
-    jo.timeout_ms = 300;
-    fqt_gate_arg ga = fqt_gate_arg_of(&g, 5);
-    for (int i = 0; i < 3; i++)
-        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
-    int64_t t0 = fqp_now_ms();
-    fq_result r;
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
-        assert_int_equal(r.status, FQ_ETIMEDOUT);
-    }
-    assert_true(fqp_now_ms() - t0 < 5000);
+    fqt_assert_gated_timeouts(q, &g, 3, 300);
     /* The remote workers went with their jobs; the local one was
      * replaced; the server's processes end. */
     fqrt_assert_workers_end(&s);
@@ -218,7 +205,7 @@ static void test_timeout_and_free(void **state)
     fqt_submit_gate(q, &g, 2, 0);
     fqt_gate_started(q, &g);
     fqt_gate_started(q, &g);
-    t0 = fqp_now_ms();
+    int64_t t0 = fqp_now_ms();
     FQT_OK(fq_queue_free(q));
     assert_true(fqp_now_ms() - t0 < 5000);
     fqrt_assert_workers_end(&s);
@@ -293,9 +280,7 @@ static void test_replace_local(void **state)
     /* One job holds a remote worker; the server dies; more jobs wait. */
     fqt_submit_gate(q, &g, 1, 0);
     fqt_gate_started(q, &g);
-    kill(s.pid, SIGKILL);
-    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
-    s.pid = 0;
+    fqrt_kill(&s);
     for (uint64_t i = 0; i < 20; i++)
         fqt_submit_square(q, i);
     FQT_OK(fq_wait(q, 20000));

@@ -241,18 +241,7 @@ static void test_tls_timeout_and_server_killed(void **state)
     fq_queue q = fqt_queue_opts(&qo);
     FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
-    fq_job_options jo = {0};
-    jo.timeout_ms = 300;
-    fqt_gate_arg ga = fqt_gate_arg_of(&g, 5);
-    for (int i = 0; i < 3; i++)
-        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
-    int64_t t0 = fqp_now_ms();
-    fq_result r;
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
-        assert_int_equal(r.status, FQ_ETIMEDOUT);
-    }
-    assert_true(fqp_now_ms() - t0 < 5000);
+    fqt_assert_gated_timeouts(q, &g, 3, 300);
     fqrt_assert_workers_end(&s);
 
     /* The server dies with a job running on it. */
@@ -265,9 +254,8 @@ static void test_tls_timeout_and_server_killed(void **state)
     fqp_proc_stat(jp, NULL, &pp, NULL);
     fqp_proc_stat(pp, NULL, &ppp, NULL);
     assert_int_equal(ppp, s.pid);
-    kill(s.pid, SIGKILL);
-    fqt_wait_child(s.pid);
-    s.pid = 0;
+    fqrt_kill(&s);
+    fq_result r;
     assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
     assert_int_equal(r.id, id);
     assert_int_equal(r.status, FQ_ECRASHED);
