@@ -16,6 +16,11 @@
 
 #define FQRT_KEY "remote-test-key"
 
+/* The deadlines of a connection's handshake, client side and (unless the
+ * test sets its own) server side: long, so that a machine slowed down by
+ * valgrind or other work never hits them where a test does not mean to. */
+#define FQRT_DEADLINE_MS 20000
+
 typedef struct fqrt_server {
     pid_t pid;
     int port;
@@ -30,7 +35,8 @@ static void fqrt_on_term(int sig)
 }
 
 /*
- * Forks a server with options o (key FQRT_KEY unless o->key is set), stops
+ * Forks a server with options o (key FQRT_KEY unless o->key is set, a
+ * handshake deadline of FQRT_DEADLINE_MS unless o sets one), stops
  * on SIGTERM through fq_server_stop() from a signal handler. Returns the
  * server, port 0 and pid -errno when fq_server_new() failed (the child then
  * writes the error code instead of the port).
@@ -48,6 +54,8 @@ static inline fqrt_server fqrt_start(const fq_server_options *o)
             opts.key = FQRT_KEY;
             opts.key_len = strlen(FQRT_KEY);
         }
+        if (!opts.handshake_timeout_ms)
+            opts.handshake_timeout_ms = FQRT_DEADLINE_MS;
         close(p[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves none */
         int rc = fq_server_new(&fqrt_child_server, &opts);
@@ -97,14 +105,14 @@ static inline const char *fqrt_addr(const fqrt_server *s)
     return buf;
 }
 
-/* Client options for fqrt_start()'s servers: key FQRT_KEY, a 5 s connect
- * deadline, errors written to err; the rest zero. */
+/* Client options for fqrt_start()'s servers: key FQRT_KEY, a connect
+ * deadline of FQRT_DEADLINE_MS, errors written to err; the rest zero. */
 static inline void fqrt_client_opts(fq_remote_options *o, char *err, size_t n)
 {
     memset(o, 0, sizeof(*o));
     o->key = FQRT_KEY;
     o->key_len = strlen(FQRT_KEY);
-    o->connect_timeout_ms = 5000;
+    o->connect_timeout_ms = FQRT_DEADLINE_MS;
     o->errbuf = err;
     o->errbuf_size = n;
 }
