@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -275,6 +277,43 @@ static inline int fqt_wait_gone(pid_t pid, unsigned long long start,
 {
     FQT_WAIT_UNTIL(!fqt_proc_alive(pid, start), deadline_ms);
     return !fqt_proc_alive(pid, start);
+}
+
+/* The kernel's id of the calling thread. */
+static inline pid_t fqt_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Is thread tid of this process blocked (state S)? Safe in any thread (no
+ * assert). */
+static inline int fqt_thread_sleeping(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* From another thread: until thread tid blocks (in the wait under test), at
+ * most 10 s; returns whether it did. */
+static inline int fqt_await_sleeping(pid_t tid)
+{
+    int64_t end = fqp_now_ms() + 10000;
+    while (fqp_now_ms() < end) {
+        if (fqt_thread_sleeping(tid))
+            return 1;
+        sched_yield();
+    }
+    return 0;
 }
 
 /* Counts the processes whose parent is this process; zombies counts those

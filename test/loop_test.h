@@ -1,16 +1,13 @@
 /*
  * Helpers shared by the loop object's tests (test_loop_object.c,
  * test_loop_sources.c): jobs and channel children that wait for the test,
- * waits on a loop that check what it reports, and a look at whether a
- * thread is blocked.
+ * waits on a loop that check what it reports (whether a thread is blocked:
+ * fqt_thread_sleeping() in fq_test.h).
  */
 #ifndef FQ_LOOP_TEST_H
 #define FQ_LOOP_TEST_H
 
 #include "fq_test.h"
-
-#include <sched.h>
-#include <sys/syscall.h>
 
 /* Long enough that returning before it can only be the event under test. */
 #define LONG_MS 20000
@@ -94,40 +91,6 @@ static inline void expect_none(fq_loop *l)
 {
     fq_loop_event ev[8];
     FQT_EQ(fq_loop_wait(l, ev, 8, 0), 0);
-}
-
-static inline pid_t my_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
-/* Is thread tid of this process blocked (state S)? */
-static inline int thread_sleeping(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
-
-/* Until the main thread blocks (in the wait under test), at most 10 s. */
-static inline int await_sleeping(pid_t tid)
-{
-    int64_t end = fqp_now_ms() + 10000;
-    while (fqp_now_ms() < end) {
-        if (thread_sleeping(tid))
-            return 1;
-        sched_yield();
-    }
-    return 0;
 }
 
 #endif

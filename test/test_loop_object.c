@@ -288,7 +288,7 @@ static void *waker_main(void *arg)
     struct waker *wk = arg;
     for (int i = 0; i < wk->rounds; i++) {
         if (i == 0)
-            await_sleeping(wk->main_tid);
+            fqt_await_sleeping(wk->main_tid);
         int rc = fq_loop_wakeup(wk->l);
         if (rc)
             wk->rc = rc;
@@ -315,7 +315,7 @@ static void test_wakeup_from_thread(void **state)
     FQT_OK(fq_loop_add_queue(l, q, NULL));
 
     for (int rounds = 1; rounds <= 200 / SCALE; rounds *= 20) {
-        struct waker wk = {l, my_tid(), rounds, 0, 0};
+        struct waker wk = {l, fqt_tid(), rounds, 0, 0};
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, waker_main, &wk), 0);
         int64_t t0 = fqp_now_ms();
@@ -339,7 +339,7 @@ static void test_wakeup_from_thread(void **state)
     }
     /* The same with an empty loop (only a wake-up can end the wait). */
     FQT_OK(fq_loop_remove_queue(l, q));
-    struct waker wk = {l, my_tid(), 1, 0, 0};
+    struct waker wk = {l, fqt_tid(), 1, 0, 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, waker_main, &wk), 0);
     fq_loop_event ev[4];
@@ -374,7 +374,7 @@ struct kicker {
 static void *kicker_main(void *arg)
 {
     struct kicker *k = arg;
-    await_sleeping(k->main_tid);
+    fqt_await_sleeping(k->main_tid);
     pthread_kill(k->main, SIGUSR1);
     return NULL;
 }
@@ -392,7 +392,7 @@ static void test_wakeup_from_signal_handler(void **state)
     sa.sa_handler = on_alarm;
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
-    struct kicker k = {pthread_self(), my_tid()};
+    struct kicker k = {pthread_self(), fqt_tid()};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, kicker_main, &k), 0);
     int64_t t0 = fqp_now_ms();
@@ -424,7 +424,7 @@ static void *repeat_kicker_main(void *arg)
     struct repeat_kicker *k = arg;
     int64_t end = fqp_now_ms() + 10000;
     while (!atomic_load(&k->done) && fqp_now_ms() < end) {
-        if (thread_sleeping(k->main_tid))
+        if (fqt_thread_sleeping(k->main_tid))
             pthread_kill(k->main, SIGUSR1);
         sched_yield();
     }
@@ -445,7 +445,7 @@ static void test_return_on_eintr(void **state)
     sa.sa_handler = on_usr1_nothing;
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
-    struct repeat_kicker k = {pthread_self(), my_tid(), 0};
+    struct repeat_kicker k = {pthread_self(), fqt_tid(), 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, repeat_kicker_main, &k), 0);
     int64_t t0 = fqp_now_ms();
@@ -542,7 +542,7 @@ struct freer {
 static void *freer_main(void *arg)
 {
     struct freer *f = arg;
-    await_sleeping(f->main_tid);
+    fqt_await_sleeping(f->main_tid);
     f->rc = fq_queue_free(f->q);
     return NULL;
 }
@@ -572,7 +572,7 @@ static void test_free_queue_in_loop(void **state)
             assert_int_equal(e.flags, FQ_LOOP_CLOSED);
             assert_ptr_equal(e.udata, &tag);
         } else if (how == 1) {
-            struct freer f = {q, my_tid(), -100};
+            struct freer f = {q, fqt_tid(), -100};
             pthread_t t;
             assert_int_equal(pthread_create(&t, NULL, freer_main, &f), 0);
             fq_loop_event e = expect_one(l, FQ_LOOP_QUEUE, q.id);

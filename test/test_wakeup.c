@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/syscall.h>
 
 #if defined(FQ_TEST_TSAN)
 #define SCALE 4
@@ -98,41 +97,12 @@ struct waker {
     int saw_sleeping;
 };
 
-static pid_t my_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
-/* Is thread tid of this process blocked (state S)? */
-static int thread_sleeping(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
-
 /* Waits until the main thread is blocked (in the poll under test), then
  * wakes the queue. */
 static void *waker_main(void *arg)
 {
     struct waker *wk = arg;
-    int64_t end = fqp_now_ms() + 10000;
-    while (fqp_now_ms() < end) {
-        if (thread_sleeping(wk->main_tid)) {
-            wk->saw_sleeping = 1;
-            break;
-        }
-        sched_yield();
-    }
+    wk->saw_sleeping = fqt_await_sleeping(wk->main_tid);
     wk->rc = fq_wakeup(wk->q);
     return NULL;
 }
@@ -145,7 +115,7 @@ static void test_wakeup_from_thread(void **state)
     fq_queue q = busy_queue(&g);
 
     for (int kind = 0; kind < 2; kind++) {
-        struct waker wk = {q, my_tid(), -100, 0};
+        struct waker wk = {q, fqt_tid(), -100, 0};
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, waker_main, &wk), 0);
         int64_t t0 = fqp_now_ms();
@@ -345,10 +315,7 @@ struct sender {
 static void *sender_main(void *arg)
 {
     struct sender *sd = arg;
-    int64_t end = fqp_now_ms() + 10000;
-    while (fqp_now_ms() < end && !thread_sleeping(sd->target_tid))
-        sched_yield();
-    sd->saw_sleeping = thread_sleeping(sd->target_tid);
+    sd->saw_sleeping = fqt_await_sleeping(sd->target_tid);
     pthread_kill(sd->target, SIGUSR1);
     return NULL;
 }
@@ -365,7 +332,7 @@ static void test_wakeup_from_signal_handler(void **state)
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
     sig_q = q;
     sig_rc = -100;
-    struct sender sd = {pthread_self(), my_tid(), 0};
+    struct sender sd = {pthread_self(), fqt_tid(), 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, sender_main, &sd), 0);
     int64_t t0 = fqp_now_ms();
