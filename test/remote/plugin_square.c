@@ -8,24 +8,7 @@
 #include <unistd.h>
 
 #include "forkqueue.h"
-
-static int square(fq_ctx *ctx, const void *arg, size_t len)
-{
-    uint64_t x;
-    if (len != sizeof(x))
-        return fq_fail(ctx, 2, "want a uint64_t");
-    memcpy(&x, arg, sizeof(x));
-    x = x * x + 1;
-    return fq_reply(ctx, &x, sizeof(x));
-}
-
-static int pid(fq_ctx *ctx, const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    pid_t p = getpid();
-    return fq_reply(ctx, &p, sizeof(p));
-}
+#include "remote_jobs.h"
 
 static int ctor_job(fq_ctx *ctx, const void *arg, size_t len)
 {
@@ -41,6 +24,5 @@ __attribute__((constructor)) static void at_load(void)
 
 __attribute__((visibility("default"))) int fq_plugin_init(void)
 {
-    return fq_func_register("test.square", square, NULL) ||
-           fq_func_register("test.pid", pid, NULL);
+    return register_remote_jobs();
 }

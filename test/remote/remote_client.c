@@ -18,24 +18,7 @@
 #include <unistd.h>
 
 #include "forkqueue.h"
-
-static int square(fq_ctx *ctx, const void *arg, size_t len)
-{
-    uint64_t x;
-    if (len != sizeof(x))
-        return fq_fail(ctx, 2, "want a uint64_t");
-    memcpy(&x, arg, sizeof(x));
-    x = x * x + 1;
-    return fq_reply(ctx, &x, sizeof(x));
-}
-
-static int pid(fq_ctx *ctx, const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    pid_t p = getpid();
-    return fq_reply(ctx, &p, sizeof(p));
-}
+#include "remote_jobs.h"
 
 int main(int argc, char **argv)
 {
@@ -44,8 +27,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int n = atoi(argv[2]);
-    if (fq_func_register("test.square", square, NULL) ||
-        fq_func_register("test.pid", pid, NULL))
+    if (register_remote_jobs())
         return 3;
     fq_queue q;
     fq_options o = {0};
