@@ -221,11 +221,13 @@ static void test_many_handles(void **state)
 typedef struct waiter {
     fq_job *job;
     int rc;
+    _Atomic pid_t tid; /* the thread's, once it runs */
 } waiter;
 
 static void *wait_thread(void *arg)
 {
     waiter *w = arg;
+    atomic_store(&w->tid, fqt_tid());
     w->rc = fq_job_wait(w->job, 30000);
     return NULL;
 }
@@ -240,14 +242,16 @@ static void test_freed_while_waiting(void **state)
     fq_job *j = submit_gate(q, &g, 1, 0, &rec);
     fqt_gate_started(q, &g);
     /* The queue is handed to another thread, which waits on the job. */
-    waiter w = {j, 99};
+    waiter w = {j, 99, 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
     /* fq_queue_free() is allowed from any thread meanwhile. Either order
      * gives the same outcome (a queue freed before the wait began ends the
-     * job at once); the nap makes the cross-thread path the likely one. */
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+     * job at once); waiting until that thread blocks (in the wait, as a
+     * rule) makes the cross-thread path the one taken. */
+    FQT_WAIT_UNTIL(atomic_load(&w.tid) != 0, 20000);
+    assert_true(atomic_load(&w.tid) != 0);
+    fqt_await_sleeping(atomic_load(&w.tid));
     FQT_OK(fq_queue_free(q));
     pthread_join(t, NULL);
     /* 0, or FQ_ECLOSED when the destruction fell to this thread (the

@@ -124,13 +124,18 @@ static void test_wait_timeout_and_poll(void **state)
     fqt_gate_free(&g);
 }
 
-/* fq_wakeup() ends a handle's wait as it ends fq_wait(). */
+/* fq_wakeup() ends a handle's wait as it ends fq_wait(): called once the
+ * main thread blocks in it. */
+typedef struct waker {
+    fq_queue q;
+    pid_t main_tid;
+} waker;
+
 static void *wake_later(void *arg)
 {
-    fq_queue *q = arg;
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    fq_wakeup(*q);
+    waker *w = arg;
+    fqt_await_sleeping(w->main_tid);
+    fq_wakeup(w->q);
     return NULL;
 }
 
@@ -142,7 +147,8 @@ static void test_wait_woken(void **state)
     fq_queue q = fqt_queue(1, 0);
     fq_job *j = submit_gate(q, &g, 1, 0, NULL);
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, wake_later, &q), 0);
+    waker w = {q, fqt_tid()};
+    assert_int_equal(pthread_create(&t, NULL, wake_later, &w), 0);
     FQT_EQ(fq_job_wait(j, 20000), FQ_EINTR);
     pthread_join(t, NULL);
     fqt_gate_open(&g, 1);
