@@ -478,9 +478,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 exhausted = 1;
                 break;
             }
-            atomic_store(&q->busy, 2);
+            atomic_store_explicit(&q->busy, 2, memory_order_release);
             rc = produce(h, udata);
-            atomic_store(&q->busy, 1);
+            atomic_store_explicit(&q->busy, 1, memory_order_release);
             if (rc < 0)
                 return rc;
             exhausted = rc == 0;
@@ -491,9 +491,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
         }
         /* Outcomes already in: the drive below is what waits for more. */
         while (take_ready(q, &r) == 1) {
-            atomic_store(&q->busy, 2);
+            atomic_store_explicit(&q->busy, 2, memory_order_release);
             int stop = consume(h, &r, udata);
-            atomic_store(&q->busy, 1);
+            atomic_store_explicit(&q->busy, 1, memory_order_release);
             if (stop)
                 return stop;
             if (q->canceling)

@@ -117,7 +117,7 @@ typedef struct fq__guard {
 static inline void guard_leave(fq__guard *g)
 {
     if (g->q)
-        atomic_store(&g->q->busy, g->prev);
+        atomic_store_explicit(&g->q->busy, g->prev, memory_order_release);
 }
 
 #define ENTER(q, in_callback_ok)                                               \
