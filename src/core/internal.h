@@ -47,6 +47,7 @@ typedef struct fq__job {
     unsigned suspect;     /* may have broken a stream: runs alone */
     unsigned cancel;      /* fq_job_cancel() stops its worker for it */
     unsigned small;       /* arg[] holds FQ__JOB_SMALL_ARG bytes (reusable) */
+    unsigned embedded;    /* lives in its handle's allocation (job/job.h) */
     /* Its handle (job/job.h) when submitted by fq_job_submit(): its outcome
      * goes to the handle, never to fq_take(). NULL for fq_submit(). */
     struct fq_job *fut;
