@@ -82,17 +82,16 @@ def decode_final(data, old_state):
 class ChannelLink:
     """A forkqueue channel (either end of it)."""
 
-    __slots__ = ("ch", "eof")
+    __slots__ = ("ch", "eof", "send")
 
     def __init__(self, ch):
         self.ch = ch
         self.eof = False
+        #: send(data): the channel's own (no Python frame per message)
+        self.send = ch.send
 
     def fileno(self):
         return self.ch.fileno()
-
-    def send(self, data):
-        self.ch.send(data)
 
     def recv(self, timeout=None):
         """One message; None at EOF; TimeoutError if none in time."""
