@@ -287,8 +287,7 @@ def report(r, args):
         if t is None:
             return f"| {name} | - | - | - | - |"
         c = r.get(key + "_pcpu")
-        c = "-" if c is None or key.startswith("seq") else (
-            f"{c / n * 1e6:.2f} us")
+        c = "-" if c is None else f"{c / n * 1e6:.2f} us"
         w = r.get(key + "_wcpu")
         w = "-" if w is None else f"{w / n * 1e6:.2f} us"
         return (f"| {name} | {t * 1000:.1f} ms | {t / n * 1e6:.1f} us "

@@ -184,15 +184,20 @@ class LinkedWorker(Worker):
         # the pool's poll only sees what is still in the kernel. Results
         # (the common message) are decoded here, the rest by _dispatch.
         link = self._link
-        ready, recv = link.ready, link.recv
+        ch = getattr(link, "ch", None)
+        if ch is not None:  # a ChannelLink: its channel's own calls
+            ready, recv = ch.poll, ch.recv
+        else:
+            ready, recv = link.ready, link.recv
         rq = self._rq
         loads = self._loads
-        while self._final is None and not link.eof and ready():
+        while self._final is None and not link.eof and ready(0):
             try:
                 data = recv(0)
             except TimeoutError:
                 break
             if data is None:
+                link.eof = True
                 break
             if data[0] == T_RESULT:
                 rq.append(loads(memoryview(data)[1:]))
