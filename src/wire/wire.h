@@ -18,7 +18,8 @@
  *   JOB        p>w  flags (BY_ID)    fn address/id   job id      argument
  *   RESULT     w>p  status           s32 code, u32   job's wseq  reply or
  *                   (0, FQ_EJOB,     run time (us,               message
- *                   FQ_ENOFUNC)      see below)
+ *                   FQ_ENOFUNC,      see below)
+ *                   FQ_ECANCELED)
  *   INIT_FAIL  w>p  0                0               0           message
  *                                                                (<= 4 KiB)
  *   MSG        both 0                0               0           message
@@ -44,7 +45,8 @@
  * version. PAGE: the worker updates a status page shared with the parent;
  * a worker without one reports each job it starts with STARTED. LOG is a
  * record forwarded to the parent's fq_options.log callback; CANCEL asks the
- * job with that wseq to stop (fq_ctx_cancelled()). MSG frames travel on
+ * job with that wseq to stop (fq_ctx_cancelled()), or, not started yet, to
+ * be skipped: its RESULT then says FQ_ECANCELED. MSG frames travel on
  * public channels only, with LOG frames (job id and wseq 0) from a channel's
  * child to its parent (fq_channel_log()).
  *

@@ -69,6 +69,7 @@ struct fq_ctx {
      * where the frames in it begin. */
     int cancelled;
     int64_t cancel_check_ns;
+    int64_t ahead_check_ns; /* no page: next look for CANCELs before a job */
     int scanning; /* the bytes behind the running job were fed to scan */
     int side_eof;
     struct {
@@ -332,6 +333,31 @@ FQ__EXPORT int fq_log(fq_ctx *ctx, int level, const char *msg)
     return ctx->dead ? FQ_ECLOSED : 0;
 }
 
+/* Whether the job about to start was cancelled: a CANCEL for it was seen
+ * already, or, for a worker without a page (whose parent cannot revoke a
+ * job it wrote), is among what the parent sent since. The channel is looked
+ * at every FQ__AHEAD_CHECK_NS at most (a job that follows a long one is
+ * always checked); a CANCEL that comes later finds the job running. */
+static int cancelled_before_start(fq_ctx *c)
+{
+    if (!c->cancelled && c->start_ns >= c->ahead_check_ns) {
+        c->ahead_check_ns = c->start_ns + FQ__AHEAD_CHECK_NS;
+        check_cancel(c);
+    }
+    return c->cancelled;
+}
+
+/* Answers the job without running it: it was cancelled before it started. */
+static void skip_job(fq_ctx *c, fq__wstat *st)
+{
+    static const char msg[] = "job cancelled before it started";
+    emit_result(c, FQ_ECANCELED, 0, msg, sizeof(msg) - 1);
+    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
+    c->wseq++;
+}
+
 /* Runs one job frame. The argument is copied when its place in the buffer is
  * not aligned for any type, as the API promises. */
 static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
@@ -380,6 +406,13 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     c->start_ns = c->clock_fresh ? c->clock_ns : fq__now_ns();
     c->clock_fresh = 0;
     c->cancel_check_ns = c->start_ns;
+    if ((c->kflags & FQ__KIND_NO_PAGE) || c->cancelled) {
+        if (cancelled_before_start(c)) {
+            skip_job(c, st);
+            free(copy);
+            return;
+        }
+    }
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
     atomic_store_explicit(&st->tx_start[c->wseq % FQ__RING], c->tx,
                           memory_order_relaxed);
