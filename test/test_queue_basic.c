@@ -110,6 +110,63 @@ static void test_duplicate_id(void **state)
     FQT_OK(fq_queue_free(q));
 }
 
+/* A queue tracks live ids only from its first job with an explicit id:
+ * that job must still see every live automatic id, wherever its job is
+ * (outcome not taken, running, sent, pending, a handle's), in both modes. */
+static void test_explicit_id_after_auto_ids(void **state)
+{
+    (void)state;
+    for (int ordered = 0; ordered <= 1; ordered++) {
+        fqt_gate g;
+        fqt_gate_new(&g);
+        fq_options o = {0};
+        o.workers = 1;
+        o.ordered = ordered;
+        o.inflight = 2; /* some jobs stay pending in the parent */
+        fq_queue q = fqt_queue_opts(&o);
+        fq_result r;
+
+        uint64_t done = fqt_submit_square(q, 3);
+        FQT_OK(fq_wait(q, 30000)); /* done, outcome not taken */
+        uint64_t gated = fqt_submit_gate(q, &g, 42, 0);
+        fqt_gate_started(q, &g); /* running */
+        uint64_t behind[6];
+        for (int i = 0; i < 6; i++) /* sent, then pending */
+            behind[i] = fqt_submit_square(q, (uint64_t)i);
+        fq_job *h = NULL;
+        uint64_t x = 9;
+        FQT_OK(fq_job_submit(q, fqt_job_square, &x, sizeof x, NULL, &h));
+        uint64_t hid = fq_job_id(h);
+
+        uint64_t live[9] = {done, gated, hid};
+        memcpy(live + 3, behind, sizeof behind);
+        for (int i = 0; i < 9; i++) {
+            fq_job_options jo = {.id = live[i], .flags = FQ_JOB_ID};
+            FQT_EQ(fq_submit(q, fqt_job_square, &x, sizeof x, &jo, NULL),
+                   FQ_EEXIST);
+        }
+        /* A free id is taken, and automatic ids skip it from then on. */
+        uint64_t next = hid + 1, got = 0;
+        fq_job_options jo = {.id = next, .flags = FQ_JOB_ID};
+        FQT_OK(fq_submit(q, fqt_job_square, &x, sizeof x, &jo, NULL));
+        FQT_OK(fq_submit(q, fqt_job_square, &x, sizeof x, NULL, &got));
+        assert_true(got == next + 1);
+
+        fqt_gate_open(&g, 1);
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_int_equal(fq_job_wait(h, 30000), 0);
+        fq_job_free(h);
+        /* Taken: the ids are free again. */
+        jo.id = done;
+        FQT_OK(fq_submit(q, fqt_job_square, &x, sizeof x, &jo, NULL));
+        assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
+        assert_true(r.id == done);
+        FQT_OK(fq_queue_free(q));
+        fqt_gate_free(&g);
+    }
+}
+
 static void test_auto_ids_skip_explicit(void **state)
 {
     (void)state;
@@ -413,6 +470,7 @@ int main(void)
         FQT_TEST(test_auto_ids),
         FQT_TEST(test_explicit_ids),
         FQT_TEST(test_duplicate_id),
+        FQT_TEST(test_explicit_id_after_auto_ids),
         FQT_TEST(test_auto_ids_skip_explicit),
         FQT_TEST(test_ordered_held_first),
         FQT_TEST(test_unordered_held_first),

@@ -167,7 +167,8 @@ unsigned fq__handle_remove(fq__queue *q)
         reg_cap = 0;
     }
     atomic_store(&q->closing, 1);
-    unsigned others = q->refs > 0 ? q->refs - 1 : 0;
+    unsigned refs = atomic_load(&q->refs);
+    unsigned others = refs > 0 ? refs - 1 : 0;
     pthread_mutex_unlock(&reg_lock);
     return others;
 }
@@ -177,10 +178,9 @@ void fq__handle_release(fq__queue **qp)
     fq__queue *q = *qp;
     if (!q)
         return;
-    pthread_mutex_lock(&reg_lock);
-    int last = --q->refs == 0 && atomic_load(&q->closing);
-    pthread_mutex_unlock(&reg_lock);
-    if (last)
+    /* Whoever closes the queue holds a reference while it sets closing:
+     * the release that takes the count to zero comes after, and sees it. */
+    if (atomic_fetch_sub(&q->refs, 1) == 1 && atomic_load(&q->closing))
         q->destroy(q);
 }
 
@@ -195,7 +195,7 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
         if (reg[i]->id == h.id) {
             rc = reg[i]->owner == my_pid() ? 0 : FQ_EFOREIGN;
             if (rc == 0) {
-                reg[i]->refs++;
+                atomic_fetch_add(&reg[i]->refs, 1);
                 *qp = reg[i];
             }
             break;

@@ -24,6 +24,8 @@
 #include "wire/wire.h"
 
 #define FQ__INLINE_RESULT 32
+/* Job records whose argument fits in this many bytes are reused. */
+#define FQ__JOB_SMALL_ARG 64
 
 enum fq__job_state {
     FQ__JOB_PENDING = 1, /* on q->pend list */
@@ -44,6 +46,8 @@ typedef struct fq__job {
     unsigned init_deaths; /* first job of workers that died in init */
     unsigned suspect;     /* may have broken a stream: runs alone */
     unsigned cancel;      /* fq_job_cancel(): FQ__CANCEL_* */
+    unsigned small;       /* arg[] holds FQ__JOB_SMALL_ARG bytes (reusable) */
+    unsigned embedded;    /* lives in its handle's allocation (job/job.h) */
     /* Its handle (job/job.h) when submitted by fq_job_submit(): its outcome
      * goes to the handle, never to fq_take(). NULL for fq_submit(). */
     struct fq_job *fut;
@@ -213,14 +217,26 @@ typedef struct fq__queue {
     fq__job *ord_head, *ord_tail, *ord_scan;
     uint64_t nready;
 
+    /* Live job ids, for duplicate detection: kept only once a job has
+     * come with its own id (FQ_JOB_ID); until then every id is
+     * next_auto++, unique by construction (queue/queue.c). */
     fq__jobtable table;
+    int ids_tracked;
     uint64_t next_auto;
     fq__job *last_taken;
+    /* Records of taken jobs kept for reuse (queue/queue.c): a burst of
+     * submissions then of takes defeats malloc's per-thread caches. */
+    fq__job *spare;
+    unsigned nspare;
 
     fq_stats st;
     int64_t avg_run_ns; /* moving average of job run time, -1: unknown */
     int64_t now_ns;     /* the loop's last clock reading (for dispatch) */
     unsigned inflight_limit;
+    /* The last fq__dispatch() left jobs pending: every worker was full.
+     * Until a worker gets room (a result, a new worker: whoever gives it
+     * clears this), fq_submit() does not look again. */
+    int dispatch_full;
 
     int64_t respawn_at; /* after a failed fork, retry at this time */
     unsigned fork_failures;
@@ -242,9 +258,10 @@ typedef struct fq__queue {
      * slot wake_slot of the wake-up table (-1: none, -2: table full). */
     int wake_rd, wake_wr;
     int wake_slot;
-    /* References held by calls in progress (handle.c, under its lock); the
-     * queue is destroyed when it is closing and the last one goes. */
-    unsigned refs;
+    /* References held by calls in progress (handle.c: taken under its
+     * lock, released without it); the queue is destroyed when it is
+     * closing and the last one goes. */
+    _Atomic unsigned refs;
     /* Called by the last release of a closing queue: kills and reaps the
      * workers, frees everything (queue/queue.c sets it; the registry below
      * the queue calls it without knowing the queue layer). */

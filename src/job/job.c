@@ -3,6 +3,7 @@
  * queue (wait, poll, cancel) go through the handle's operations; the rest
  * touches the handle only.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,15 +15,24 @@ void fq__job_free(fq__job *j)
 {
     if (j->res && j->res != (void *)j->inline_res.bytes)
         free(j->res);
-    free(j);
+    if (!j->embedded)
+        free(j);
 }
 
+/* Where a handle's room starts: past the handle, maximally aligned. */
+#define ROOM_OFF                                                               \
+    ((sizeof(fq_job) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) *    \
+     _Alignof(max_align_t))
+
 fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
-                       const fq_job_options *jopts)
+                       const fq_job_options *jopts, size_t room)
 {
-    fq_job *h = malloc(sizeof(*h));
+    if (room > SIZE_MAX - ROOM_OFF)
+        return NULL;
+    fq_job *h = malloc(room ? ROOM_OFF + room : sizeof(*h));
     if (!h)
         return NULL;
+    h->room = room;
     atomic_init(&h->refs, 2);
     atomic_init(&h->done, 0);
     h->ops = ops;
@@ -33,6 +43,11 @@ fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
     h->cb_arg = jopts ? jopts->callback_arg : NULL;
     h->notify_next = NULL;
     return h;
+}
+
+void *fq__future_room(fq_job *h)
+{
+    return h->room ? (char *)h + ROOM_OFF : NULL;
 }
 
 static void release(fq_job *h)

@@ -64,7 +64,7 @@ static void publish(fq__queue *q, fq__job *j)
     if (j->fut) {
         /* A handle's job: the outcome is the handle's from now on. */
         q->nhandle_live--;
-        fq__jobtable_del(&q->table, j->id);
+        fq__ids_forget(q, j->id);
         fq__future_complete(j->fut, &q->notify_head, &q->notify_tail);
         return;
     }
@@ -102,7 +102,7 @@ void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
 
 /* ---- Results from workers ---------------------------------------------- */
 
-fq__job *fq__fifo_pop(fq__worker *w)
+fq__job *fq__fifo_pop(fq__queue *q, fq__worker *w)
 {
     fq__job *j = w->head;
     w->head = j->next;
@@ -110,6 +110,7 @@ fq__job *fq__fifo_pop(fq__worker *w)
         w->tail = NULL;
     j->next = NULL;
     w->inflight--;
+    q->dispatch_full = 0;
     if (j->timeout_ms > 0)
         w->ntimed--;
     if (j->suspect)
@@ -128,7 +129,7 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
         free(owned);
         return FQ_EPROTO; /* not the result of the job we expect */
     }
-    fq__fifo_pop(w);
+    fq__fifo_pop(q, w);
     if (w->ops->flags & FQ__KIND_NO_PAGE) /* the parent keeps the page */
         atomic_store_explicit(&w->stat->done, f->wseq + 1,
                               memory_order_release);

@@ -92,7 +92,7 @@ void fq__recover_output(fq__queue *q, fq__worker *w)
         fq__frame f;
         if (w->flags & FQ__W_PROTO) {
             if (w->head->wseq + 1 == w->guilty_wseq) {
-                finish_guilty(q, fq__fifo_pop(w));
+                finish_guilty(q, fq__fifo_pop(q, w));
                 continue; /* its frame, if here, is skipped below */
             }
             if (w->head->suspect)
@@ -168,7 +168,7 @@ void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have)
         snprintf(msg + l, sizeof(msg) - l, " while running the init function");
     }
     while (w->head) {
-        fq__job *j = fq__fifo_pop(w);
+        fq__job *j = fq__fifo_pop(q, w);
         if (q->canceling || j->cancel) {
             fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
         } else if (q->broken) {

@@ -95,12 +95,16 @@ static unsigned ring_room(fq__worker *w, unsigned limit)
 
 void fq__dispatch(fq__queue *q)
 {
+    int revoked = 0;
+
+    q->dispatch_full = 0;
     if (!q->pend_head)
         return;
     for (int i = 0; i < q->nw; i++) {
         fq__worker *w = q->w[i];
         w->limit = !accepts_jobs(w) || stalled(q, w) ? 0 : inflight_limit(q, w);
         w->limit = ring_room(w, w->limit);
+        revoked |= w->unread_revoked != 0;
     }
     while (q->pend_head) {
         fq__worker *best = NULL;
@@ -114,8 +118,12 @@ void fq__dispatch(fq__queue *q)
                 (!best || w->inflight < best->inflight))
                 best = w;
         }
-        if (!best)
+        if (!best) {
+            /* Room comes back with a result or a new worker, except room
+             * in the claim ring, which the worker gives by itself. */
+            q->dispatch_full = !revoked;
             return;
+        }
         fq__job *j = pend_pop(q);
         if (j->suspect)
             best->flags |= FQ__W_SOLO;
@@ -296,6 +304,7 @@ int fq__add_worker(fq__queue *q)
     if (rc)
         return rc;
     q->w[q->nw++] = w;
+    q->dispatch_full = 0;
     return 0;
 }
 

@@ -214,6 +214,7 @@ static int cancel_by_frame(fq__worker *w, fq__job *j)
     g->res_len = 0;
     g->arg_len = 0;
     g->onext = NULL;
+    g->small = g->embedded = 0; /* its own allocation, freed as such */
     g->cancel = FQ__CANCEL_GHOST;
     fq__job **pp = &w->head;
     while (*pp != j)

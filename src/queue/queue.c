@@ -101,6 +101,7 @@ void fq__queue_destroy(fq__queue *q)
     kill_all_and_reap(q);
     if (q->last_taken)
         fq__job_free(q->last_taken);
+    free_list(q->spare, 0);
     fq__jobtable_free(&q->table);
     free(q->w);
     free(q->broken_msg);
@@ -183,8 +184,90 @@ static void eager_flush(fq__queue *q)
     }
 }
 
+static int track_list(fq__queue *q, const fq__job *j, int by_onext)
+{
+    for (; j; j = by_onext ? j->onext : j->next) {
+        if (j->cancel == FQ__CANCEL_GHOST)
+            continue; /* its job, cancelled, is not live */
+        int rc = fq__jobtable_add(&q->table, j->id);
+        if (rc < 0 && rc != FQ_EEXIST)
+            return rc;
+    }
+    return 0;
+}
+
+/* The first job with its own id: from now on the table holds every live
+ * id, starting with those of the jobs on the queue's lists (the same lists
+ * fq__queue_destroy() frees; an ordered queue's jobs are on two). */
+static int track_ids(fq__queue *q)
+{
+    int rc = track_list(q, q->pend_head, 0);
+    for (int i = 0; rc == 0 && i < q->nw; i++)
+        rc = track_list(q, q->w[i]->head, 0);
+    if (rc == 0)
+        rc = track_list(q, q->ord_head, 1);
+    if (rc < 0) {
+        fq__jobtable_free(&q->table);
+        fq__jobtable_init(&q->table);
+        return rc;
+    }
+    q->ids_tracked = 1;
+    return 0;
+}
+
+void fq__ids_forget(fq__queue *q, uint64_t id)
+{
+    if (q->ids_tracked)
+        fq__jobtable_del(&q->table, id);
+}
+
 /* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
  * NULL. */
+/* Spare job records kept at most (each about 260 bytes). */
+#define FQ__SPARE_MAX 4096u
+
+/* A zeroed job record with room for len argument bytes. Records of jobs
+ * taken with fq_take() are reused; a handle's job is freed by its handle,
+ * possibly in another thread, so it never comes from or goes to the
+ * spares. */
+static fq__job *job_alloc(fq__queue *q, size_t len, fq_job *fut)
+{
+    fq__job *j = fut ? fq__future_room(fut) : NULL;
+    if (j && fut->room >= sizeof(*j) + len) {
+        memset(j, 0, sizeof(*j));
+        j->embedded = 1;
+        return j;
+    }
+    int small = !fut && len <= FQ__JOB_SMALL_ARG;
+    if (small && q->spare) {
+        j = q->spare;
+        q->spare = j->next;
+        q->nspare--;
+    } else {
+        j = malloc(sizeof(*j) + (small ? FQ__JOB_SMALL_ARG : len));
+        if (!j)
+            return NULL;
+    }
+    memset(j, 0, sizeof(*j));
+    j->small = (unsigned)small;
+    return j;
+}
+
+/* Frees a taken job, or keeps its record for job_alloc(). */
+static void job_recycle(fq__queue *q, fq__job *j)
+{
+    if (!j->small || q->nspare >= FQ__SPARE_MAX) {
+        fq__job_free(j);
+        return;
+    }
+    if (j->res && j->res != (void *)j->inline_res.bytes)
+        free(j->res);
+    j->res = NULL;
+    j->next = q->spare;
+    q->spare = j;
+    q->nspare++;
+}
+
 static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
                   const fq_job_options *jopts, fq_job *fut, uint64_t *id_out)
 {
@@ -213,21 +296,21 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
             return FQ_ENOFUNC;
     }
     if (jopts && (jopts->flags & FQ_JOB_ID)) {
+        if (!q->ids_tracked && (rc = track_ids(q)) < 0)
+            return rc;
         id = jopts->id;
     } else {
-        while (fq__jobtable_has(&q->table, q->next_auto))
+        while (q->ids_tracked && fq__jobtable_has(&q->table, q->next_auto))
             q->next_auto++;
         id = q->next_auto++;
     }
-    rc = fq__jobtable_add(&q->table, id);
-    if (rc)
+    if (q->ids_tracked && (rc = fq__jobtable_add(&q->table, id)) < 0)
         return rc;
-    fq__job *j = malloc(sizeof(*j) + len);
+    fq__job *j = job_alloc(q, len, fut);
     if (!j) {
-        fq__jobtable_del(&q->table, id);
+        fq__ids_forget(q, id);
         return FQ_ENOMEM;
     }
-    memset(j, 0, sizeof(*j));
     j->id = id;
     j->state = FQ__JOB_PENDING;
     j->exit_status = -1;
@@ -262,7 +345,8 @@ static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
             q->ord_scan = j;
     }
     q->st.submitted++;
-    fq__dispatch(q);
+    if (!q->dispatch_full)
+        fq__dispatch(q);
     eager_flush(q);
     if (id_out)
         *id_out = id;
@@ -287,7 +371,12 @@ FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
     ENTER(q, 1);
     if (!job)
         return FQ_EINVAL;
-    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts);
+    /* The job record shares the handle's allocation (job_alloc()). */
+    size_t room =
+        len <= FQ__WIRE_MAX_PAYLOAD && len <= SIZE_MAX - sizeof(fq__job)
+            ? sizeof(fq__job) + len
+            : 0;
+    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts, room);
     if (!fut)
         return FQ_ENOMEM;
     int rc = submit(q, fn, arg, len, jopts, fut, NULL);
@@ -303,7 +392,7 @@ FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
 static int take_ready(fq__queue *q, fq_result *r)
 {
     if (q->last_taken) {
-        fq__job_free(q->last_taken);
+        job_recycle(q, q->last_taken);
         q->last_taken = NULL;
     }
     if (q->nready == 0)
@@ -313,7 +402,7 @@ static int take_ready(fq__queue *q, fq_result *r)
     if (!q->ord_head)
         q->ord_tail = NULL;
     q->nready--;
-    fq__jobtable_del(&q->table, j->id);
+    fq__ids_forget(q, j->id);
     q->st.taken++;
     j->state = FQ__JOB_TAKEN;
     q->last_taken = j;
@@ -401,9 +490,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 exhausted = 1;
                 break;
             }
-            atomic_store(&q->busy, 2);
+            atomic_store_explicit(&q->busy, 2, memory_order_release);
             rc = produce(h, udata);
-            atomic_store(&q->busy, 1);
+            atomic_store_explicit(&q->busy, 1, memory_order_release);
             if (rc < 0)
                 return rc;
             exhausted = rc == 0;
@@ -414,9 +503,9 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
         }
         /* Outcomes already in: the drive below is what waits for more. */
         while (take_ready(q, &r) == 1) {
-            atomic_store(&q->busy, 2);
+            atomic_store_explicit(&q->busy, 2, memory_order_release);
             int stop = consume(h, &r, udata);
-            atomic_store(&q->busy, 1);
+            atomic_store_explicit(&q->busy, 1, memory_order_release);
             if (stop)
                 return stop;
             if (q->canceling)

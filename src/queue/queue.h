@@ -58,7 +58,10 @@ void fq__flush_worker(fq__worker *w);
 int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
                 const unsigned char *copy, int override);
 void fq__fail_pending(fq__queue *q, int status, const char *msg);
-fq__job *fq__fifo_pop(fq__worker *w);
+fq__job *fq__fifo_pop(fq__queue *q, fq__worker *w);
+/* queue.c: a job's id is no longer live (its outcome was taken or went to
+ * its handle). */
+void fq__ids_forget(fq__queue *q, uint64_t id);
 /* Start time of the job w is running, if it is the head of its FIFO and
  * has not ended; else -1. */
 int64_t fq__head_stalled_since(const fq__worker *w);
@@ -119,7 +122,7 @@ typedef struct fq__guard {
 static inline void guard_leave(fq__guard *g)
 {
     if (g->q)
-        atomic_store(&g->q->busy, g->prev);
+        atomic_store_explicit(&g->q->busy, g->prev, memory_order_release);
 }
 
 #define ENTER(q, in_callback_ok)                                               \

@@ -1,16 +1,34 @@
 /* Frame encoding and validation: see wire.h for the layout. */
 #include "wire/wire.h"
 
+#include <string.h>
+
 #include "forkqueue.h"
+
+/* Little-endian on the wire. On a little-endian host each field is one
+ * unaligned load or store; elsewhere the bytes are assembled one by one. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FQ__WIRE_LE_HOST 1
+#else
+#define FQ__WIRE_LE_HOST 0
+#endif
 
 static void put32(unsigned char *p, uint32_t v)
 {
+    if (FQ__WIRE_LE_HOST) {
+        memcpy(p, &v, 4);
+        return;
+    }
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static void put64(unsigned char *p, uint64_t v)
 {
+    if (FQ__WIRE_LE_HOST) {
+        memcpy(p, &v, 8);
+        return;
+    }
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -18,6 +36,10 @@ static void put64(unsigned char *p, uint64_t v)
 static uint32_t get32(const unsigned char *p)
 {
     uint32_t v = 0;
+    if (FQ__WIRE_LE_HOST) {
+        memcpy(&v, p, 4);
+        return v;
+    }
     for (int i = 3; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
@@ -26,6 +48,10 @@ static uint32_t get32(const unsigned char *p)
 static uint64_t get64(const unsigned char *p)
 {
     uint64_t v = 0;
+    if (FQ__WIRE_LE_HOST) {
+        memcpy(&v, p, 8);
+        return v;
+    }
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;

@@ -363,7 +363,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
                        ? NULL /* never an address from who did not fork us */
                        : (fq_job_fn)(uintptr_t)f->fn;
     const void *arg = payload;
-    void *copy = NULL;
+    void *copy = NULL, *copy_to;
+    union {
+        max_align_t align;
+        unsigned char bytes[256];
+    } small;
 
     /* An abandoned thread starts nothing more. */
     if (c->tio && atomic_load(c->tio->cancel)) {
@@ -379,13 +383,14 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
         return;
     }
     if (((uintptr_t)payload % _Alignof(max_align_t)) != 0 && f->len > 0) {
-        copy = malloc((size_t)f->len);
-        if (!copy) {
+        if (f->len <= sizeof(small.bytes)) {
+            copy_to = small.bytes;
+        } else if (!(copy = copy_to = malloc((size_t)f->len))) {
             worker_fail(c, FQ__EXIT_NOMEM);
             return;
         }
-        memcpy(copy, payload, (size_t)f->len);
-        arg = copy;
+        memcpy(copy_to, payload, (size_t)f->len);
+        arg = copy_to;
     }
     c->id = f->id;
     c->replied = 0;
