@@ -209,11 +209,7 @@ static void test_cancel_running_thread(void **state)
     assert_int_equal(job_status(j), FQ_ECANCELED);
     FQT_EQ(fq_job_cancel(j), 1);
     /* The job is told, and returns on its own; its reply is dropped. */
-    end = fqp_now_ms() + 20000;
-    while (atomic_load(&coop_saw_cancel) == 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    FQT_WAIT_UNTIL(atomic_load(&coop_saw_cancel) != 0, 20000);
     assert_int_equal(atomic_load(&coop_saw_cancel), 1);
     FQT_OK(fq_job_wait(behind, 20000));
     fq_result r;

@@ -133,9 +133,11 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     if (w->ops->flags & FQ__KIND_NO_PAGE) /* the parent keeps the page */
         atomic_store_explicit(&w->stat->done, f->wseq + 1,
                               memory_order_release);
-    int64_t run = (int64_t)f->run_us * 1000;
-    q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
-    w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
+    if (f->run_us != FQ__RUN_UNKNOWN) {
+        int64_t run = (int64_t)f->run_us * 1000;
+        q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
+        w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
+    }
     q->fork_failures = 0;
     q->idle_init_deaths = 0;
 

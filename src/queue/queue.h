@@ -128,12 +128,11 @@ static inline void guard_leave(fq__guard *g)
 #define ENTER(q, in_callback_ok)                                               \
     fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
     do {                                                                       \
-        int e_ = 0;                                                            \
-        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
-            if (!((in_callback_ok) && e_ == 2) ||                              \
-                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
+        int e_ = atomic_load_explicit(&(q)->busy, memory_order_relaxed);       \
+        do {                                                                   \
+            if (e_ != 0 && !((in_callback_ok) && e_ == 2))                     \
                 return FQ_EBUSY;                                               \
-        }                                                                      \
+        } while (!atomic_compare_exchange_weak(&(q)->busy, &e_, 1));           \
         guard_.prev = e_;                                                      \
         guard_.q = (q);                                                        \
     } while (0)

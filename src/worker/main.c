@@ -44,6 +44,12 @@ struct fq_ctx {
     int fd;
     uint64_t wseq;
     int64_t start_ns;
+    /* One clock reading per job: taken when a job's function returns, it
+     * is that job's run time (last_run_us) and, when the next job's frame
+     * is already here (clock_fresh), that job's start. */
+    int64_t clock_ns;
+    int clock_fresh;
+    uint32_t last_run_us; /* FQ__RUN_UNKNOWN before the first job ends */
     fq__wstat *st;
     size_t out_len;    /* bytes of st->out in use */
     uint64_t tx;       /* bytes written to the channel so far */
@@ -166,8 +172,9 @@ static void emit_result(fq_ctx *c, int status, int code, const void *data,
     f.type = FQ__FRAME_RESULT;
     f.status = status;
     f.code = code;
-    int64_t us = (fq__now_ns() - c->start_ns) / 1000;
-    f.run_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    /* This job's run time when it has returned; from inside it, that of
+     * the job before (the parent only averages them). */
+    f.run_us = c->last_run_us;
     f.wseq = c->wseq;
     f.len = len;
     c->replied = 1;
@@ -396,7 +403,8 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     c->replied = 0;
     c->cancelled = c->nahead ? take_ahead(c, c->wseq, f->id) : 0;
     c->scanning = 0;
-    c->start_ns = fq__now_ns();
+    c->start_ns = c->clock_fresh ? c->clock_ns : fq__now_ns();
+    c->clock_fresh = 0;
     c->cancel_check_ns = c->start_ns;
     if ((c->kflags & FQ__KIND_NO_PAGE) || c->cancelled) {
         if (cancelled_before_start(c)) {
@@ -437,6 +445,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
      * keep it alive). The mask cannot be read without a system call, so
      * setting it unconditionally costs no more than checking it. */
     pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
+    c->clock_ns = fq__now_ns();
+    c->clock_fresh = 1;
+    int64_t us = (c->clock_ns - c->start_ns) / 1000;
+    c->last_run_us = us >= FQ__RUN_UNKNOWN ? FQ__RUN_UNKNOWN - 1
+                                           : (uint32_t)(us > 0 ? us : 0);
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
@@ -511,6 +524,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
     fq__rbuf_init(&c.side);
     c.fd = fd;
     c.udata = udata;
+    c.last_run_us = FQ__RUN_UNKNOWN;
     c.tio = tio;
     c.kflags = kflags;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
@@ -582,12 +596,15 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
+            if (recycle)
+                c.clock_fresh = 0; /* the check below takes time */
             if (c.out_len >= FQ__FLUSH_BYTES ||
                 (recycle && fq__rss_after_job(st, c.start_ns)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
+        c.clock_fresh = 0;
         if (recycle)
             fq__rss_before_wait(st);
         flush_out(&c);
