@@ -8,6 +8,7 @@
  */
 #include "fq_remote_test.h"
 #include "job_test.h"
+#include "queue/queue.h" /* white box: the queue's workers */
 
 /* ---- White box: what the parent holds for its workers ------------------ */
 

@@ -30,7 +30,7 @@ void fq__notify(fq__queue *q)
             q->notify_tail = NULL;
         h->notify_next = NULL;
         fq__future_notify(h);
-        if (atomic_load(&q->closing))
+        if (atomic_load(&q->hd.closing))
             break; /* freed by a callback: destroy runs the rest */
     }
     atomic_store(&q->busy, prev);
