@@ -14,9 +14,18 @@ of 2 process workers (the original library, pip-installed into the
 benchmark's own virtual environment, run in a child interpreter of that
 environment); multiprocessing.Pool(2).map.
 
-The table shows medians of --reps runs and the ratios the issue sets
-targets for. --quick: small sizes, one run, no pyworkers (a smoke test of
-the script; its figures mean nothing).
+The contenders of a workload run in interleaved rounds (one run of each
+per round, each round starting one contender later), the machine's
+capacity (2 forked processes spinning) measured once per round of the
+100 us calls, so that a change in the machine's load weighs on all alike;
+every run is checked against the sequential loop's results. The tables
+show medians of --reps rounds, the ratios the issue sets targets for, the
+CPU time of the parent (the process calling run/map) per call and, where
+the workers' pids are known, the workers' CPU time per call
+(/proc/PID/schedstat): minus the sequential loop's time per call, that is
+the worker's overhead. pyworkers runs in its own environment, after the
+rounds. --quick: small sizes, one run, no pyworkers (a smoke test of the
+script; its figures mean nothing).
 
 Usage:
   PYTHONPATH=build/python python3 bench/python/bench_workers.py [--quick]
@@ -28,8 +37,10 @@ import json
 import multiprocessing
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 
 import _benchutil as bu
 
@@ -65,11 +76,120 @@ def median_time(fn, reps):
     return t
 
 
+def sched_ns(pids):
+    """CPU nanoseconds the processes ``pids`` have run (None if unknown)."""
+    if not pids:
+        return None
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    return total
+
+
 # ---- contenders -----------------------------------------------------------
+# Each is (key, setup) where setup(target) returns (run, pids, teardown):
+# run(xs) returns the list of results, pids() the worker processes' pids.
+
+
+def c_sequential(target):
+    return (lambda xs: [target(x) for x in xs]), (lambda: ()), (lambda: None)
+
+
+def fq_pool(api, make_workers):
+    def setup(target):
+        pool = api.Pool(target)
+        try:
+            make_workers(pool)
+        except BaseException:
+            pool.close()
+            raise
+        return (lambda xs: pool.run(iter(xs)),
+                lambda: [w.pid for w in pool.workers],
+                pool.close)
+    return setup
+
+
+def mp_pool(how):
+    def setup(target):
+        pool = multiprocessing.get_context("fork").Pool(2)
+        if how == "map":
+            def run(xs):
+                return pool.map(target, xs)
+        else:
+            # one task per call, results as they come: the discipline
+            # Pool.run keeps (per-input outcomes, completion order)
+            def run(xs):
+                return list(pool.imap_unordered(target, xs))
+
+        def teardown():
+            pool.terminate()
+            pool.join()
+        return run, lambda: [p.pid for p in pool._pool], teardown
+    return setup
+
+
+def rounds(setups, target, n, reps, res, suffix, capacity=None):
+    """Times every contender of setups on target over range(n) in
+    interleaved rounds (after one untimed run of 50 items each) and stores
+    into res, for each key: the median wall seconds (key + suffix), the
+    parent's median CPU seconds (+ "_pcpu") and the workers' (+ "_wcpu").
+    capacity(), if given, runs once per round; the median goes to
+    res["capacity"], every value to res["capacities"]."""
+    xs = list(range(n))
+    expected = sorted(target(x) for x in xs)
+    active = []
+    try:
+        for key, setup in setups:
+            run, pids, teardown = setup(target)
+            active.append((key, run, pids, teardown, [], [], []))
+            out = run(list(range(50)))
+            assert sorted(out) == sorted(target(x) for x in range(50)), key
+        caps = []
+        for r in range(reps):
+            k = r % len(active)
+            for key, run, pids, _, times, cpus, wcpus in (active[k:] +
+                                                          active[:k]):
+                w0 = sched_ns(pids())
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                out = run(xs)
+                times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+                w1 = sched_ns(pids())
+                if w0 is not None and w1 is not None:
+                    wcpus.append((w1 - w0) / 1e9)
+                if sorted(out) != expected:
+                    raise AssertionError(f"{key}: wrong results")
+            if capacity is not None:
+                caps.append(capacity())
+        for key, _, _, _, times, cpus, wcpus in active:
+            res[key + suffix] = statistics.median(times)
+            res[key + suffix + "_pcpu"] = statistics.median(cpus)
+            if wcpus and key != "seq":
+                res[key + suffix + "_wcpu"] = statistics.median(wcpus)
+        if caps:
+            res["capacity"] = statistics.median(caps)
+            res["capacities"] = caps
+    finally:
+        for _, _, _, teardown, *_ in active:
+            teardown()
+
+
+def measure_create(api, reps):
+    def once():
+        w = api.ProcessWorker(noop)
+        assert w.wait(60) and w.result == 1
+    once()
+    return median_time(once, reps)
 
 
 def run_pool(api, make_workers, target, n, reps):
-    """A warmed-up pool of the given library; median seconds of run()."""
+    """A warmed-up pool of the given library; median seconds of run()
+    (for pyworkers, in its own environment)."""
     pool = api.Pool(target)
     try:
         make_workers(pool)
@@ -88,60 +208,33 @@ def run_pool(api, make_workers, target, n, reps):
         pool.close()
 
 
-def measure_create(api, reps):
-    def once():
-        w = api.ProcessWorker(noop)
-        assert w.wait(60) and w.result == 1
-    once()
-    return median_time(once, reps)
-
-
-def ours(args):
+def measure_all(args):
+    """Every contender but pyworkers, in interleaved rounds per workload."""
     import forkqueue.workers as fw
+    from bench_forkqueue import raw_capacity  # shared with that benchmark
+
+    def two(kind, **kw):
+        def make(pool):
+            pool.add_worker(kind, **kw)
+            pool.add_worker(kind, **kw)
+        return make
+
+    loops = 200_000 if args.quick else 1_000_000
     res = {}
-
-    def two_process(pool):
-        pool.add_worker(fw.WorkerType.PROCESS)
-        pool.add_worker(fw.WorkerType.PROCESS)
-
-    res["fq_tiny"], res["fq_tiny_pcpu"] = run_pool(fw, two_process, inc,
-                                                   args.tiny, args.reps)
-    res["fq_cpu"], res["fq_cpu_pcpu"] = run_pool(fw, two_process, cpu,
-                                                 args.cpu, args.reps)
     server = fw.spawn_server(("127.0.0.1", 0))
     try:
-        def two_remote(pool):
-            pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
-            pool.add_worker(fw.WorkerType.REMOTE, host=server.addr)
-        res["fq_remote_cpu"], res["fq_remote_cpu_pcpu"] = run_pool(
-            fw, two_remote, cpu, args.cpu, args.reps)
-        res["fq_remote_tiny"], res["fq_remote_tiny_pcpu"] = run_pool(
-            fw, two_remote, inc, args.tiny, args.reps)
+        local = fq_pool(fw, two(fw.WorkerType.PROCESS))
+        remote = fq_pool(fw, two(fw.WorkerType.REMOTE, host=server.addr))
+        rounds([("seq", c_sequential), ("fq", local), ("fq_remote", remote),
+                ("mp", mp_pool("map"))], inc, args.tiny, args.reps, res,
+               "_tiny")
+        rounds([("seq", c_sequential), ("fq", local), ("fq_remote", remote),
+                ("mp", mp_pool("map")), ("mpu", mp_pool("unordered"))],
+               cpu, args.cpu, args.reps, res, "_cpu",
+               capacity=lambda: raw_capacity(2, loops))
     finally:
         server.terminate()
     res["fq_create"] = measure_create(fw, max(args.reps, 10))
-    return res
-
-
-def baselines(args):
-    res = {"seq_tiny": median_time(lambda: [inc(x) for x in range(args.tiny)],
-                                   args.reps),
-           "seq_cpu": median_time(lambda: [cpu(x) for x in range(args.cpu)],
-                                  args.reps)}
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        pool.map(inc, range(50))
-        res["mp_tiny"] = median_time(lambda: pool.map(inc, range(args.tiny)),
-                                     args.reps)
-        res["mp_tiny_pcpu"] = median_time.cpu
-        res["mp_cpu"] = median_time(lambda: pool.map(cpu, range(args.cpu)),
-                                    args.reps)
-        res["mp_cpu_pcpu"] = median_time.cpu
-        # one task per call, results as they come: the discipline Pool.run
-        # keeps (per-input outcomes, completion order)
-        res["mpu_cpu"] = median_time(
-            lambda: list(pool.imap_unordered(cpu, range(args.cpu))),
-            args.reps)
-        res["mpu_cpu_pcpu"] = median_time.cpu
     return res
 
 
@@ -192,11 +285,13 @@ def report(r, args):
     def row(name, key, n):
         t = r.get(key)
         if t is None:
-            return f"| {name} | - | - | - |"
+            return f"| {name} | - | - | - | - |"
         c = r.get(key + "_pcpu")
-        c = "-" if c is None else f"{c / n * 1e6:.1f} us"
+        c = "-" if c is None else f"{c / n * 1e6:.2f} us"
+        w = r.get(key + "_wcpu")
+        w = "-" if w is None else f"{w / n * 1e6:.2f} us"
         return (f"| {name} | {t * 1000:.1f} ms | {t / n * 1e6:.1f} us "
-                f"| {c} |")
+                f"| {c} | {w} |")
 
     lines = [
         f"bench_workers: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
@@ -204,13 +299,14 @@ def report(r, args):
         f"{platform.python_version()}, cpu call = {CPU_LOOPS} loops, "
         f"median of {args.reps}",
         "",
-        f"CPU capacity of 2 forked processes right now: "
-        f"{r['capacity']:.2f} CPUs (2.00 on an idle 2-CPU machine; it bounds "
-        f"every speed-up below)",
+        f"CPU capacity of 2 forked processes (median of the rounds of the "
+        f"100 us calls): {r['capacity']:.2f} CPUs (2.00 on an idle 2-CPU "
+        f"machine; it bounds every speed-up below; per round: "
+        f"{', '.join(f'{c:.2f}' for c in r.get('capacities', []))})",
         "",
         f"| tiny calls ({args.tiny}) | wall | per call "
-        "| parent CPU per call |",
-        "|---|---|---|---|",
+        "| parent CPU per call | workers' CPU per call |",
+        "|---|---|---|---|---|",
         row("sequential loop", "seq_tiny", args.tiny),
         row("forkqueue.workers Pool, 2 process workers", "fq_tiny", args.tiny),
         row("forkqueue.workers Pool, 2 remote workers", "fq_remote_tiny",
@@ -219,8 +315,8 @@ def report(r, args):
         row("multiprocessing.Pool(2).map", "mp_tiny", args.tiny),
         "",
         f"| ~100 us calls ({args.cpu}) | wall | per call "
-        "| parent CPU per call |",
-        "|---|---|---|---|",
+        "| parent CPU per call | workers' CPU per call |",
+        "|---|---|---|---|---|",
         row("sequential loop", "seq_cpu", args.cpu),
         row("forkqueue.workers Pool, 2 process workers", "fq_cpu", args.cpu),
         row("forkqueue.workers Pool, 2 remote workers", "fq_remote_cpu",
@@ -248,6 +344,8 @@ def report(r, args):
                         pw / r["fq_tiny"] if pw else None, 10))
     lines.append(target("100 us calls vs sequential (>= 1.8x)",
                         r["seq_cpu"] / r["fq_cpu"], 1.8))
+    lines.append(f"| (same rounds: multiprocessing.Pool.map vs sequential) "
+                 f"| {r['seq_cpu'] / r['mp_cpu']:.2f}x | - |")
     lines.append(target("remote / local process, 100 us calls (<= 2x)",
                         r["fq_remote_cpu"] / r["fq_cpu"], 2.0, higher=False))
     pc = r.get("pw_create")
@@ -275,10 +373,7 @@ def main():
         args.reps, args.tiny, args.cpu, args.no_pyworkers = 1, 500, 100, True
     calibrate()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_forkqueue import raw_capacity  # shared with that benchmark
-    r = {"capacity": raw_capacity(2, 200_000 if args.quick else 2_000_000)}
-    r.update(baselines(args))
-    r.update(ours(args))
+    r = measure_all(args)
     if not args.no_pyworkers:
         r.update(pyworkers(args))
     print(report(r, args))

@@ -62,7 +62,7 @@ static int flush_ctl(fq__worker *w)
 int fq__worker_send_cancel(fq__worker *w, uint64_t job_id)
 {
     fq__job *j = w->head;
-    while (j && j->id != job_id)
+    while (j && (j->id != job_id || j->cancel == FQ__CANCEL_GHOST))
         j = j->next;
     if (!j)
         return FQ_EINVAL;

@@ -82,6 +82,11 @@ void fq__notify(fq__queue *q);
  * and returns the list of handles whose callback is due. */
 fq_job *fq__close_handles(fq__queue *q);
 extern const fq__future_ops fq__queue_future_ops;
+/* handles.c: stops w for its running job j (fq_job_cancel()'s running
+ * case): no more jobs for w, those it has not started go back, a CANCEL
+ * frame (unless j is a ghost, which had one), then terminate or SIGKILL
+ * after the queue's grace. */
+void fq__cancel_stop(fq__queue *q, fq__worker *w, fq__job *j);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);

@@ -181,17 +181,31 @@ class LinkedWorker(Worker):
 
     def _pool_fetch_ready(self):
         # Everything ready, including what the link has buffered already:
-        # the pool's poll only sees what is still in the kernel.
+        # the pool's poll only sees what is still in the kernel. Results
+        # (the common message) are decoded here, the rest by _dispatch.
         link = self._link
-        while self._final is None and not link.eof and link.ready():
+        ch = getattr(link, "ch", None)
+        if ch is not None:  # a ChannelLink: its channel's own calls
+            ready, recv = ch.poll, ch.recv
+        else:
+            ready, recv = link.ready, link.recv
+        rq = self._rq
+        loads = self._loads
+        while self._final is None and not link.eof and ready(0):
             try:
-                if not self._read(0):
-                    break
+                data = recv(0)
             except TimeoutError:
                 break
-        out = list(self._rq)
-        self._rq.clear()
-        return out, self._final is not None or self._link.eof
+            if data is None:
+                link.eof = True
+                break
+            if data[0] == T_RESULT:
+                rq.append(loads(memoryview(data)[1:]))
+            else:
+                self._dispatch(data)
+        out = list(rq)
+        rq.clear()
+        return out, self._final is not None or link.eof
 
     def _pool_fileno(self):
         """The descriptor to poll, None once the worker is known dead."""
@@ -330,8 +344,18 @@ class LinkedWorker(Worker):
         # the pool's partial results and retries count on it). Holding
         # results back to batch them saved a little parent CPU per tiny
         # call but lost them on such a death.
-        self._held.append(value)
-        self._flush_results()
+        if self._held:
+            self._held.append(value)
+            return self._flush_results()
+        data = _R_TAG + self._dumps(value)
+        self._sending = True
+        try:
+            self._link.send(data)
+        finally:
+            self._sending = False
+        if self._term_pending:
+            self._term_pending = False
+            raise WorkerTerminatedError()
 
     def _flush_results(self):
         held = self._held
@@ -382,6 +406,7 @@ class LinkedWorker(Worker):
 
 
 _BATCH = object()
+_R_TAG = bytes([T_RESULT])
 
 
 def flush_stdio():

@@ -82,17 +82,16 @@ def decode_final(data, old_state):
 class ChannelLink:
     """A forkqueue channel (either end of it)."""
 
-    __slots__ = ("ch", "eof")
+    __slots__ = ("ch", "eof", "send")
 
     def __init__(self, ch):
         self.ch = ch
         self.eof = False
+        #: send(data): the channel's own (no Python frame per message)
+        self.send = ch.send
 
     def fileno(self):
         return self.ch.fileno()
-
-    def send(self, data):
-        self.ch.send(data)
 
     def recv(self, timeout=None):
         """One message; None at EOF; TimeoutError if none in time."""
@@ -103,8 +102,8 @@ class ChannelLink:
             self.eof = True
         return data
 
-    def ready(self):
-        return self.eof or self.ch.poll(0)
+    def ready(self, timeout=0):
+        return self.eof or self.ch.poll(timeout)
 
     def buffered(self):
         return False
@@ -171,9 +170,9 @@ class SocketLink:
         return len(self.buf) >= 4 and len(self.buf) >= 4 + _HDR.unpack_from(
             self.buf)[0]
 
-    def ready(self):
+    def ready(self, timeout=0):
         return self.eof or self.buffered() or bool(
-            select.select([self.sock], [], [], 0)[0])
+            select.select([self.sock], [], [], timeout)[0])
 
     def close(self):
         try:

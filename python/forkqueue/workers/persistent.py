@@ -179,13 +179,21 @@ class PersistentWorker(Worker):
     def _pool_ready(self):
         """Pool helper: results available now (without blocking) and
         whether they have ended."""
-        out = [v for _, v in self._buffer]
-        self._buffer.clear()
+        if self._buffer:
+            out = [v for _, v in self._buffer]
+            self._buffer.clear()
+        else:
+            out = None
         if self._started and not self._ended:
             more, ended = self._pool_fetch_ready()
             self._received += len(more)
-            out.extend(more)
+            if out is None:
+                out = more
+            else:
+                out.extend(more)
             self._ended = ended
+        elif out is None:
+            out = []
         return out, self._ended or not self._started
 
     def restart(self, *args, results_pipe=None, timeout=None, **kwargs):

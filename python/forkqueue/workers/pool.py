@@ -14,6 +14,8 @@ wake-up socket for thread workers.
 """
 import collections
 import collections.abc as cabc
+import math
+import operator
 import select
 import socket
 import threading
@@ -29,11 +31,12 @@ logger = get_logger(__name__)
 
 #: Inputs and pickled bytes a worker may have queued beyond its one
 #: pending input, when the pool may choose (see the module's doc).
-WINDOW = 64
+WINDOW = 128
 WINDOW_BYTES = 64 * 1024
 #: A worker with a window is topped up once it has at most this many
 #: inputs pending, not after every result: one message (and one wake-up of
-#: the worker) per REFILL_AT results instead of one per result.
+#: the worker) per REFILL_AT results instead of one per result. (Once its
+#: pace is known and its window shorter, at half its window.)
 REFILL_AT = WINDOW // 2
 #: While every worker has inputs queued ahead of it, the pool lets results
 #: gather instead of waking for each (on a machine with no idle CPU, each
@@ -43,8 +46,13 @@ REFILL_AT = WINDOW // 2
 #: found idle, so an estimate can only err towards waking early). Not with
 #: ``enqueue_fn`` or ``retry=False`` (no queue ahead), nor once the input is
 #: exhausted. Below COALESCE_MIN_S it does not sleep.
-COALESCE_MAX_S = 0.002
+COALESCE_MAX_S = 0.003
 COALESCE_MIN_S = 0.0002
+#: A worker whose pace is known has at most what it runs in
+#: QUEUE_S queued; near the end of an input of known length, at most
+#: what it runs in END_S (see `_Run.share`).
+QUEUE_S = 3 * COALESCE_MAX_S
+END_S = 0.001
 
 
 class PoolError(RuntimeError):
@@ -298,6 +306,10 @@ class _Run:
         # their enqueue is not overridden: the pool does what it does
         # directly, without the per-call checks of the public method
         self.direct = {id(w) for w in self.corkable}
+        # one iterator source (the common case) is read with its own
+        # __next__ (see fill_direct)
+        self.next1 = (sources[0].__next__ if len(sources) == 1 and
+                      not callable(sources[0]) else None)
         self.npending = 0
         self.retries = collections.deque()
         self.depleted = False
@@ -351,6 +363,8 @@ class _Run:
 
     def fill(self, w):
         k = id(w)
+        if self.auto and k in self.direct:
+            return self.fill_direct(w, k)
         q = self.pending[k]
         nbytes = self.nbytes
         closed = self.closed
@@ -369,6 +383,99 @@ class _Run:
         finally:
             if corked:
                 w._uncork()
+
+    def fill_direct(self, w, k):
+        """`fill` for a windowed worker whose ``enqueue`` the pool
+        bypasses: what `try_enqueue` does for each input, in one loop (the
+        inputs pickled into the worker's cork: one message for them all),
+        up to the window or, near the end of an input of known length, the
+        worker's `share`. Retried inputs, callable or several sources go
+        through `try_enqueue`."""
+        q = self.pending[k]
+        cap = self.share(k)[0]
+        if len(q) >= cap or k in self.closed:
+            return
+        limit = self.limit
+        nbytes = self.nbytes
+        cb = self.callback
+        nxt = self.next1
+        dumps = w._dumps
+        w._cork()
+        corked = w._corked
+        try:
+            while k not in self.closed:
+                n = len(q)
+                if n >= cap or (n >= limit and nbytes[k] >= WINDOW_BYTES):
+                    return
+                if self.retries or nxt is None or w._closed or \
+                        not w._accepting():
+                    if not self.try_enqueue(w) or len(q) == n:
+                        return
+                    continue
+                try:
+                    inp = (nxt(),)
+                except StopIteration:
+                    self.depleted = True
+                    self.no_enqueue(w)
+                    return
+                try:
+                    data = dumps((inp, {}))
+                except Exception:  # noqa: BLE001 (as try_enqueue)
+                    if not _alive_soon(w):
+                        corked.clear()  # all pending there is retried
+                        self.death(w, "while enqueueing")
+                        self.unused(inp, False)
+                        return
+                    logger.exception("Enqueueing failed for current input "
+                                     "and worker {!r} but the worker is "
+                                     "still alive - will try next input", w)
+                    continue
+                corked.append(data)
+                size = len(data)
+                q.append((inp, size))
+                nbytes[k] += size
+                self.npending += 1
+                w._enqueued += 1
+                if cb:
+                    cb(w, "enqueued")
+        finally:
+            w._uncork()
+
+    def share(self, k):
+        """``(cap, near_end)``: how many inputs windowed worker ``k`` may
+        have pending, and whether the end of the input is near. The cap is
+        `WINDOW`, and once the worker's pace is measured, what it runs in
+        `QUEUE_S` (long calls are not queued by the dozen at one worker
+        while another may run dry). Near the end of an input whose length
+        is known (a list, a range, their iterators:
+        ``operator.length_hint``) and with two live workers or more, less
+        again: the worker's share of what is left and pending (the workers
+        run dry together), and what it runs in `END_S` (once the input
+        runs out, results are read as they come, a wake-up of the pool
+        each: few should be left then). Never below ``1 +
+        worker_extra_pending_inputs``."""
+        cap = WINDOW
+        p = self.pace.get(k)
+        if p:
+            cap = min(cap, math.ceil(QUEUE_S / p))
+        if self.depleted:
+            left = len(self.retries)
+        elif self.next1 is None:
+            return max(self.limit, cap), False
+        else:
+            left = operator.length_hint(self.sources[0], -1)
+            if left < 0:
+                return max(self.limit, cap), False
+            left += len(self.retries)
+        if left >= cap * len(self.pending):
+            return max(self.limit, cap), False
+        nlive = sum(1 for x in self.pending if x not in self.closed)
+        if nlive < 2:
+            return max(self.limit, cap), False
+        cap = min(cap, math.ceil((left + self.npending) / nlive))
+        if p:
+            cap = min(cap, math.ceil(END_S / p))
+        return max(self.limit, cap), True
 
     def _poller(self):
         """A poll set over the live workers (rebuilt when one dies)."""
@@ -455,20 +562,49 @@ class _Run:
     def service(self, w):
         results, ended = w._pool_ready()
         k = id(w)
-        for r in results:
-            if self.pending.get(k):
-                self.new_result(w, r, refill=False)
-        if results and k in self.last_read:
-            self.measure(k, len(results))
+        if results:
+            q = self.pending.get(k)
+            if q:
+                self.take_results(w, q, results)
+            if k in self.last_read:
+                self.measure(k, len(results))
         if ended and k not in self.closed:
             self.death(w)
         elif results and k not in self.closed:
             if self.auto:
-                if len(self.pending[k]) <= max(REFILL_AT, self.limit - 1):
+                n = len(self.pending[k])
+                if k in self.direct:
+                    cap, near_end = self.share(k)
+                    if n < cap and (near_end or n <= max(
+                            cap // 2, self.limit - 1)):
+                        self.fill_direct(w, k)
+                elif n <= max(REFILL_AT, self.limit - 1):
                     self.fill(w)
             else:
                 for _ in results:
                     self.try_enqueue(w)
+
+    def take_results(self, w, q, results):
+        """`new_result` (without refilling) for each of ``results`` while
+        ``w`` has inputs pending, in one loop."""
+        k = id(w)
+        cb = self.callback
+        ret = self.ret if self.return_results else None
+        nb = 0
+        done = 0
+        try:
+            for r in results:
+                if not q:
+                    break
+                nb += q.popleft()[1]
+                done += 1
+                if cb:
+                    cb(w, "finished", r)
+                if ret is not None:
+                    ret.append(r)
+        finally:
+            self.npending -= done
+            self.nbytes[k] -= nb
 
     def next_inputs(self, w):
         if self.retries:

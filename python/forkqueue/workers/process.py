@@ -97,6 +97,9 @@ class ProcessWorker(LinkedWorker):
         self._child_report(outcome)
 
     def _c_next_input(self):
+        q = self._in_q
+        if q:
+            return q.popleft()  # the batch being worked through
         return self._next_input_from(self._link.recv)
 
     # ---- state -------------------------------------------------------------
