@@ -79,18 +79,21 @@ def test_slice_over_a_crash_names_the_element():
 
 
 def test_a_slice_waits_only_for_the_spans_under_it(barrier):
-    # Elements from 900 on wait for the gate: the first elements' slice
-    # must come back while they do.
+    # The last elements wait for the gate: the first elements' slice must
+    # come back while they do. (A span is at most an eighth of what is
+    # left per child, so the first spans stay far from them.)
+    n = 100_000
+
     def f(x):
-        if x >= 900:
+        if x >= n - 1000:
             wait_for_file(barrier.path)
         return x + 1
 
-    m = pprocess.pmap(f, range(1000), limit=2)
+    m = pprocess.pmap(f, range(n), limit=2)
     assert m[:20] == list(range(1, 21))
     assert m[5] == 6
     barrier.open()
-    assert m[:] == list(range(1, 1001))
+    assert m[:] == list(range(1, n + 1))
 
 
 def test_children_end_once_the_results_are_in():
