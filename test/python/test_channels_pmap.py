@@ -3,6 +3,7 @@ shared/spec/channels.md): a slice of the Map is taken in one piece once
 the spans under it are in, and must behave exactly as element-by-element
 access does (order, errors, crashes, laziness)."""
 import os
+import random
 
 import pytest
 
@@ -108,3 +109,29 @@ def test_many_small_maps_in_a_row():
     for n in (0, 1, 2, 3, 17, 100):
         assert pprocess.pmap(square, range(n), limit=3)[:] == \
             [x * x for x in range(n)]
+
+
+def test_slices_match_reading_element_by_element():
+    bad = {13: KeyError, 250: ValueError, 251: KeyError, 999: ValueError}
+
+    def f(x):
+        if x in bad:
+            raise bad[x](x)
+        return x * 3
+
+    def outcome(read):
+        try:
+            return ("ok", read())
+        except Exception as e:
+            return (type(e).__name__, e.args)
+
+    rnd = random.Random(7)
+    m = pprocess.pmap(f, range(1000), limit=2)
+    for _ in range(60):
+        a, b = sorted(rnd.randrange(-1100, 1100) for _ in range(2))
+        step = rnd.choice([1, 1, 1, 2, -1])
+        s = slice(a, b, step)
+        fast = outcome(lambda: m[s])
+        ref = outcome(lambda: [m[j] for j in range(*s.indices(len(m)))])
+        assert fast == ref, (s, fast, ref)
+    pprocess.waitall()
