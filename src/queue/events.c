@@ -533,9 +533,11 @@ int64_t fq__queue_maintain(fq__queue *q)
         }
         if (w->ntimed)
             next = min64(next, check_timeouts(w, now));
-        /* A second job sent behind the head: results may be held back. */
+        /* A second job sent behind the head: results may be held back,
+         * unless the worker sends them after every job. */
         if (w->head && w->head != w->unsent && w->head->next &&
-            w->head->next != w->unsent) {
+            w->head->next != w->unsent &&
+            !atomic_load_explicit(&w->stat->flush_each, memory_order_acquire)) {
             if (now >= w->take_at) {
                 take_held(q, w);
                 w->take_at = now + FQ__FLUSH_AGE_NS;

@@ -61,6 +61,12 @@ typedef struct fq__wstat {
      * the worker raises once over it, for the parent to retire it. */
     uint64_t max_rss;
     _Atomic int over_rss;
+    /* 1 while the worker sends its results after every job (its jobs run
+     * FQ__FLUSH_AGE_NS or more: nothing is held in out[] between jobs, so
+     * the parent need not look there); 0 while it holds them. The worker
+     * sets it before the flush that follows the job that changed it, so
+     * the parent, woken by that flush, sees it. */
+    _Atomic int flush_each;
     unsigned char out[];
 } fq__wstat;
 
