@@ -146,3 +146,32 @@ def test_share_policy():
     run, (a, b) = make_run(2, src, extra=300)
     run.pace[a] = 100e-6
     assert run.share(a) == (301, True)
+
+
+class Resumable:
+    """An iterator that raises StopIteration once after n items, then
+    would go on: the pool must stop at the first StopIteration."""
+
+    def __init__(self, n):
+        self.i, self.n = 0, n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.i += 1
+        if self.i == self.n + 1:
+            raise StopIteration
+        return self.i
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_input_ends_at_its_first_stop_iteration(workers):
+    n = pool_mod.WINDOW * 2 + 7  # ends in a top-up, not the first round
+    with Pool(lambda x: x) as pool:
+        for _ in range(workers):
+            pool.add_worker(WorkerType.PROCESS)
+        src = Resumable(n)
+        out = pool.run(src)
+        assert sorted(out) == list(range(1, n + 1))
+        assert src.i == n + 1  # never read again

@@ -182,16 +182,17 @@ class LinkedWorker(Worker):
     def _pool_fetch_ready(self):
         # Everything ready, including what the link has buffered already:
         # the pool's poll only sees what is still in the kernel. Results
-        # (the common message) are decoded here, the rest by _dispatch.
+        # (the common message) are decoded here, the rest by _dispatch. A
+        # ChannelLink's channel is read with its own recv, one call per
+        # message, until it has nothing (TimeoutError).
         link = self._link
         ch = getattr(link, "ch", None)
-        if ch is not None:  # a ChannelLink: its channel's own calls
-            ready, recv = ch.poll, ch.recv
-        else:
-            ready, recv = link.ready, link.recv
+        recv = link.recv if ch is None else ch.recv
         rq = self._rq
         loads = self._loads
-        while self._final is None and not link.eof and ready(0):
+        while self._final is None and not link.eof:
+            if ch is None and not link.ready():
+                break
             try:
                 data = recv(0)
             except TimeoutError:
@@ -406,6 +407,7 @@ class LinkedWorker(Worker):
 
 
 _BATCH = object()
+
 _R_TAG = bytes([T_RESULT])
 
 

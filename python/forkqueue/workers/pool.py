@@ -388,9 +388,9 @@ class _Run:
         """`fill` for a windowed worker whose ``enqueue`` the pool
         bypasses: what `try_enqueue` does for each input, in one loop (the
         inputs pickled into the worker's cork: one message for them all),
-        up to the window or, near the end of an input of known length, the
-        worker's `share`. Retried inputs, callable or several sources go
-        through `try_enqueue`."""
+        up to the worker's `share`. Retried inputs, callable or several
+        sources, an exhausted input and a closed worker go through
+        `try_enqueue`."""
         q = self.pending[k]
         cap = self.share(k)[0]
         if len(q) >= cap or k in self.closed:
@@ -407,8 +407,8 @@ class _Run:
                 n = len(q)
                 if n >= cap or (n >= limit and nbytes[k] >= WINDOW_BYTES):
                     return
-                if self.retries or nxt is None or w._closed or \
-                        not w._accepting():
+                if self.retries or nxt is None or self.depleted or \
+                        w._closed or not w._accepting():
                     if not self.try_enqueue(w) or len(q) == n:
                         return
                     continue
