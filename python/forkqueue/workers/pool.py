@@ -422,7 +422,6 @@ class _Run:
                     data = dumps((inp, {}))
                 except Exception:  # noqa: BLE001 (as try_enqueue)
                     if not _alive_soon(w):
-                        corked.clear()  # all pending there is retried
                         self.death(w, "while enqueueing")
                         self.unused(inp, False)
                         return
@@ -439,6 +438,8 @@ class _Run:
                 if cb:
                     cb(w, "enqueued")
         finally:
+            if k in self.closed:
+                corked.clear()  # seen dead: its inputs are retried
             w._uncork()
 
     def share(self, k):
