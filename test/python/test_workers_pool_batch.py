@@ -175,3 +175,28 @@ def test_the_input_ends_at_its_first_stop_iteration(workers):
         out = pool.run(src)
         assert sorted(out) == list(range(1, n + 1))
         assert src.i == n + 1  # never read again
+
+
+def test_a_channel_is_refused_in_a_process_forked_from_its_owner():
+    # process workers talk over _forkqueue channels, which check per call
+    # (by fork generation, not a getpid() system call) that the caller is
+    # the process that made them
+    from forkqueue import _forkqueue
+    ch = _forkqueue.fork_channel()
+    if ch.pid == 0:
+        _forkqueue.child_exit(0)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ch.send(b"x")
+            except ValueError as e:
+                code = 0 if "another process" in str(e) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert ch.wait(10) == 0
+    finally:
+        ch.close()
