@@ -8,62 +8,61 @@
  *   outside        fq_loop_timeout(), poll() on fq_loop_fd(), then
  *                  fq_loop_process(): an outside event loop's round
  *
- * Figures: round trips (one job at a time, 1 worker, pinned to one CPU
- * when possible) and throughput (4096 jobs in flight, 2 workers). Medians
- * of --reps runs, each way's ratio to fq_poll.
+ * Figures: round trips (one job at a time, 1 worker, pinned to one CPU)
+ * and throughput (4096 jobs in flight, 2 workers). Medians of --reps runs,
+ * each way's ratio to fq_poll.
  *
- *   fq_loop_bench [--quick] [--reps N]
+ *   fq_loop_bench [--quick] [--reps N] [--json]
+ *
+ * Timing, medians, CPU placement, the meter of other processes' CPU use and
+ * the report (--json: one object a figure, fq_loop_wait and outside each
+ * against fq_poll, as fq_bench's) are fq_bench's harness (harness.h).
  */
-#define _GNU_SOURCE
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "forkqueue.h"
+#include "harness.h"
 
 enum { WAY_POLL, WAY_LOOP, WAY_OUTSIDE, NWAYS };
 static const char *way_name[NWAYS] = {"fq_poll", "fq_loop_wait", "outside"};
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int echo(fq_ctx *ctx, const void *arg, size_t len)
 {
     return fq_reply(ctx, arg, len);
 }
 
+/* A queue under measurement (its workers metered), in a loop. */
 struct rig {
-    fq_queue q;
+    fq_run run;
     fq_loop *loop;
     int fd;
 };
 
-static int rig_new(struct rig *r, int workers, int way)
+static void rig_new(struct rig *r, int workers, int way)
 {
     fq_options o;
     memset(&o, 0, sizeof o);
     o.workers = workers;
     memset(r, 0, sizeof *r);
     r->fd = -1;
-    if (fq_queue_new(&r->q, &o) != 0 || fq_loop_new(&r->loop, NULL) != 0 ||
-        fq_loop_add_queue(r->loop, r->q, NULL) != 0)
-        return -1;
+    fq_run_open(&r->run, &o);
+    fq_check(fq_loop_new(&r->loop, NULL), "fq_loop_new");
+    fq_check(fq_loop_add_queue(r->loop, r->run.q, NULL), "fq_loop_add_queue");
     if (way == WAY_OUTSIDE && (r->fd = fq_loop_fd(r->loop)) < 0)
-        return -1;
-    return 0;
+        fq_check(r->fd, "fq_loop_fd");
+    fq_run_start(&r->run);
 }
 
-static void rig_free(struct rig *r)
+/* Seconds since rig_new(); frees the loop and the queue. */
+static double rig_free(struct rig *r, run_info *out, const char *what)
 {
-    fq_loop_free(r->loop);
-    fq_queue_free(r->q);
+    double t = now_s() - r->run.t0;
+    fq_check(fq_loop_free(r->loop), "fq_loop_free");
+    fq_run_stop(&r->run, out, what);
+    return t;
 }
 
 /* One wait the chosen way. */
@@ -71,7 +70,7 @@ static int wait_once(struct rig *r, int way)
 {
     fq_loop_event ev[4];
     if (way == WAY_POLL)
-        return fq_poll(r->q, -1);
+        return fq_poll(r->run.q, -1);
     if (way == WAY_LOOP)
         return fq_loop_wait(r->loop, ev, 4, -1);
     int ms;
@@ -84,73 +83,60 @@ static int wait_once(struct rig *r, int way)
 }
 
 /* Microseconds per round trip. */
-static double roundtrip(int way, int n)
+static void roundtrip(int way, int n, run_info *out)
 {
     struct rig r;
-    if (rig_new(&r, 1, way) != 0)
-        exit(1);
-    double t0 = now_s();
+    rig_new(&r, 1, way);
     for (int i = 0; i < n; i++) {
         uint64_t x = (uint64_t)i;
         fq_result res;
-        if (fq_submit(r.q, echo, &x, sizeof x, NULL, NULL) != 0)
-            exit(1);
-        while (fq_take(r.q, &res) == 0)
+        fq_check(fq_submit(r.run.q, echo, &x, sizeof x, NULL, NULL),
+                 "fq_submit");
+        while (fq_take(r.run.q, &res) == 0)
             if (wait_once(&r, way) < 0)
-                exit(1);
+                die("roundtrip: %s failed", way_name[way]);
     }
-    double us = (now_s() - t0) / n * 1e6;
-    rig_free(&r);
-    return us;
+    out->value = rig_free(&r, out, "roundtrip") / n * 1e6;
 }
 
 /* Jobs per second. */
-static double throughput(int way, int n)
+static void throughput(int way, int n, run_info *out)
 {
     struct rig r;
-    if (rig_new(&r, 2, way) != 0)
-        exit(1);
+    rig_new(&r, 2, way);
     int sent = 0, got = 0;
-    double t0 = now_s();
     while (got < n) {
         while (sent < n && sent - got < 4096) {
             uint64_t x = (uint64_t)sent++;
-            if (fq_submit(r.q, echo, &x, sizeof x, NULL, NULL) != 0)
-                exit(1);
+            fq_check(fq_submit(r.run.q, echo, &x, sizeof x, NULL, NULL),
+                     "fq_submit");
         }
         if (wait_once(&r, way) < 0)
-            exit(1);
+            die("throughput: %s failed", way_name[way]);
         fq_result res;
-        while (fq_take(r.q, &res) == 1)
+        while (fq_take(r.run.q, &res) == 1)
             got++;
     }
-    double rate = n / (now_s() - t0);
-    rig_free(&r);
-    return rate;
+    out->value = n / rig_free(&r, out, "throughput");
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+/* The figures: each way but fq_poll against fq_poll, round trips then
+ * throughputs. */
+enum { S_LAT_LOOP, S_LAT_OUTSIDE, S_TP_LOOP, S_TP_OUTSIDE, N_SERIES };
 
 int main(int argc, char **argv)
 {
-    int reps = 5, quick = 0;
+    int reps = 5, quick = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = 1;
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: fq_loop_bench [--quick] [--reps N]\n");
+            fprintf(stderr,
+                    "usage: fq_loop_bench [--quick] [--reps N] [--json]\n");
             return 2;
         }
     }
@@ -159,41 +145,76 @@ int main(int argc, char **argv)
     if (quick)
         reps = 1;
     int nlat = quick ? 500 : 20000, njobs = quick ? 5000 : 300000;
-    double loadavg[1] = {0};
-    if (getloadavg(loadavg, 1) < 0)
-        loadavg[0] = -1;
-    printf("fq_loop_bench: forkqueue %s, %d reps, load %.2f\n", fq_version(),
-           reps, loadavg[0]);
+    if (!json)
+        printf("fq_loop_bench: forkqueue %s, %d reps, load %.2f\n",
+               fq_version(), reps, load1());
+
+    series S[N_SERIES] = {
+        [S_LAT_LOOP] = {.name = "loop_roundtrip_fq_loop_wait",
+                        .baseline = "roundtrip_fq_poll"},
+        [S_LAT_OUTSIDE] = {.name = "loop_roundtrip_outside",
+                           .baseline = "roundtrip_fq_poll"},
+        [S_TP_LOOP] = {.name = "loop_throughput_fq_loop_wait",
+                       .baseline = "throughput_fq_poll"},
+        [S_TP_OUTSIDE] = {.name = "loop_throughput_outside",
+                          .baseline = "throughput_fq_poll"},
+    };
+    for (int k = 0; k < N_SERIES; k++) {
+        int lat = k < S_TP_LOOP;
+        S[k].placement = lat ? "same-cpu" : "unpinned";
+        S[k].unit = lat ? "us" : "jobs/s";
+        S[k].better = lat ? "lower" : "higher";
+        S[k].count = lat ? nlat : njobs;
+        S[k].workers = lat ? 1 : 2;
+        S[k].enabled = 1;
+        series_init(&S[k], reps);
+    }
 
     /* Round trips on one CPU: parent and worker take turns, as in
-     * fq_bench's same-cpu latency (ignored where pinning fails). */
-    cpu_set_t one, all;
-    sched_getaffinity(0, sizeof all, &all);
-    CPU_ZERO(&one);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &all)) {
-            CPU_SET(c, &one);
-            break;
-        }
-    int pinned = sched_setaffinity(0, sizeof one, &one) == 0;
-    double lat[NWAYS][100], thr[NWAYS][100], mlat[NWAYS], mthr[NWAYS];
-    for (int r = 0; r < reps; r++) /* interleaved, so load shifts hit all */
-        for (int w = 0; w < NWAYS; w++)
-            lat[w][r] = roundtrip(w, nlat);
-    sched_setaffinity(0, sizeof all, &all);
-    for (int r = 0; r < reps; r++)
-        for (int w = 0; w < NWAYS; w++)
-            thr[w][r] = throughput(w, njobs);
-    for (int w = 0; w < NWAYS; w++) {
-        mlat[w] = median(lat[w], reps);
-        mthr[w] = median(thr[w], reps);
+     * fq_bench's same-cpu latency. The ways are interleaved in each
+     * repetition, so that load shifts hit all. */
+    placement_init();
+    place_parent(PL_SAME);
+    for (int r = 0; r < reps; r++) {
+        run_info w[NWAYS] = {{0}};
+        for (int k = 0; k < NWAYS; k++)
+            roundtrip(k, nlat, &w[k]);
+        series_record(&S[S_LAT_LOOP], r, &w[WAY_LOOP], &w[WAY_POLL]);
+        series_record(&S[S_LAT_OUTSIDE], r, &w[WAY_OUTSIDE], &w[WAY_POLL]);
     }
-    for (int w = 0; w < NWAYS; w++)
-        printf("roundtrip%s  %-13s %8.3g us     ratio to fq_poll %.2f\n",
-               pinned ? "(1 cpu)" : "", way_name[w], mlat[w],
-               mlat[w] / mlat[WAY_POLL]);
-    for (int w = 0; w < NWAYS; w++)
-        printf("throughput         %-13s %8.3g jobs/s ratio to fq_poll %.2f\n",
-               way_name[w], mthr[w], mthr[w] / mthr[WAY_POLL]);
+    unplace();
+    for (int r = 0; r < reps; r++) {
+        run_info w[NWAYS] = {{0}};
+        for (int k = 0; k < NWAYS; k++)
+            throughput(k, njobs, &w[k]);
+        series_record(&S[S_TP_LOOP], r, &w[WAY_LOOP], &w[WAY_POLL]);
+        series_record(&S[S_TP_OUTSIDE], r, &w[WAY_OUTSIDE], &w[WAY_POLL]);
+    }
+
+    if (json) {
+        for (int k = 0; k < N_SERIES; k++)
+            report(&S[k], reps, 1);
+    } else {
+        /* The way each figure group's baseline (fq_poll), then the other
+         * two ways, as the table in docs/benchmarks.md reads them. */
+        static const int lat_of[NWAYS] = {-1, S_LAT_LOOP, S_LAT_OUTSIDE};
+        static const int tp_of[NWAYS] = {-1, S_TP_LOOP, S_TP_OUTSIDE};
+        double mlat0 = median(S[S_LAT_LOOP].base, reps);
+        double mthr0 = median(S[S_TP_LOOP].base, reps);
+        for (int w = 0; w < NWAYS; w++) {
+            double m = w ? median(S[lat_of[w]].fq, reps) : mlat0;
+            printf("roundtrip(1 cpu)  %-13s %8.3g us     ratio to fq_poll "
+                   "%.2f\n",
+                   way_name[w], m, m / mlat0);
+        }
+        for (int w = 0; w < NWAYS; w++) {
+            double m = w ? median(S[tp_of[w]].fq, reps) : mthr0;
+            printf("throughput         %-13s %8.3g jobs/s ratio to fq_poll "
+                   "%.2f\n",
+                   way_name[w], m, m / mthr0);
+        }
+    }
+    for (int k = 0; k < N_SERIES; k++)
+        series_free(&S[k]);
     return 0;
 }

@@ -21,6 +21,7 @@
 
 /* ---- small helpers (harness.c) ----------------------------------------- */
 
+/* Prints "PROGRAM: message" on stderr and exits with 1. */
 __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 double now_s(void);
 int write_full(int fd, const void *buf, size_t len);

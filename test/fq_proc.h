@@ -8,12 +8,15 @@
 #define FQ_PROC_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,43 @@ static inline int64_t fqp_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps ms milliseconds, resuming after signals. For pacing a job or the
+ * interval of a polling loop; never a way to wait for something that can
+ * be awaited. */
+static inline void fqp_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Reaps pid, resuming after signals; returns its wait status, or -1. */
+static inline int fqp_reap(pid_t pid)
+{
+    int st;
+    pid_t r;
+    do
+        r = waitpid(pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    return r == pid ? st : -1;
+}
+
+/* Zeroed memory shared with every process forked after this call (the
+ * workers of a queue made later, the fork server and its workers): map it
+ * first. Counters of job runs live there. NULL on failure. */
+static inline void *fqp_shared_new(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static inline void fqp_shared_free(void *p, size_t size)
+{
+    if (p)
+        munmap(p, size);
 }
 
 /* Fields 3 (state), 4 (ppid) and 22 (starttime) of /proc/<pid>/stat; any

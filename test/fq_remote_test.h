@@ -1,7 +1,8 @@
 /*
  * Helpers of the remote tests: a worker server in a child process on
- * loopback with a free port (the test starts and stops it), raw client
- * connections, descriptor counts.
+ * loopback with a free port (the test starts and stops it), the client's
+ * options and address for it, its worker processes, a self-signed
+ * certificate for TLS, raw client connections, descriptor counts.
  */
 #ifndef FQ_REMOTE_TEST_H
 #define FQ_REMOTE_TEST_H
@@ -14,6 +15,11 @@
 #include "fq_test.h"
 
 #define FQRT_KEY "remote-test-key"
+
+/* The deadlines of a connection's handshake, client side and (unless the
+ * test sets its own) server side: long, so that a machine slowed down by
+ * valgrind or other work never hits them where a test does not mean to. */
+#define FQRT_DEADLINE_MS 20000
 
 typedef struct fqrt_server {
     pid_t pid;
@@ -29,7 +35,8 @@ static void fqrt_on_term(int sig)
 }
 
 /*
- * Forks a server with options o (key FQRT_KEY unless o->key is set), stops
+ * Forks a server with options o (key FQRT_KEY unless o->key is set, a
+ * handshake deadline of FQRT_DEADLINE_MS unless o sets one), stops
  * on SIGTERM through fq_server_stop() from a signal handler. Returns the
  * server, port 0 and pid -errno when fq_server_new() failed (the child then
  * writes the error code instead of the port).
@@ -47,6 +54,8 @@ static inline fqrt_server fqrt_start(const fq_server_options *o)
             opts.key = FQRT_KEY;
             opts.key_len = strlen(FQRT_KEY);
         }
+        if (!opts.handshake_timeout_ms)
+            opts.handshake_timeout_ms = FQRT_DEADLINE_MS;
         close(p[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves none */
         int rc = fq_server_new(&fqrt_child_server, &opts);
@@ -85,6 +94,80 @@ static inline int fqrt_stop(fqrt_server *s)
     int st = fqt_wait_child(s->pid);
     s->pid = 0;
     return st;
+}
+
+/* "127.0.0.1:PORT" of the server (a static buffer: the next call reuses
+ * it). */
+static inline const char *fqrt_addr(const fqrt_server *s)
+{
+    static char buf[32];
+    snprintf(buf, sizeof(buf), "127.0.0.1:%d", s->port);
+    return buf;
+}
+
+/* Client options for fqrt_start()'s servers: key FQRT_KEY, a connect
+ * deadline of FQRT_DEADLINE_MS, errors written to err; the rest zero. */
+static inline void fqrt_client_opts(fq_remote_options *o, char *err, size_t n)
+{
+    memset(o, 0, sizeof(*o));
+    o->key = FQRT_KEY;
+    o->key_len = strlen(FQRT_KEY);
+    o->connect_timeout_ms = FQRT_DEADLINE_MS;
+    o->errbuf = err;
+    o->errbuf_size = n;
+}
+
+/* The server's worker processes (its children; a TLS worker's relay
+ * counts as one). */
+static inline int fqrt_workers(const fqrt_server *s)
+{
+    return fqp_children(s->pid, NULL, 0, NULL);
+}
+
+/* Asserts that the server's workers end within 5 s (their connections
+ * closed). */
+static inline void fqrt_assert_workers_end(const fqrt_server *s)
+{
+    FQT_WAIT_UNTIL(fqrt_workers(s) == 0, 5000);
+    assert_int_equal(fqrt_workers(s), 0);
+}
+
+/* Frees q (remote workers of s in it), then asserts that the server's
+ * workers end and that the server stops cleanly. */
+static inline void fqrt_finish(fq_queue q, fqrt_server *s)
+{
+    fqt_queue_free(q);
+    fqrt_assert_workers_end(s);
+    assert_int_equal(fqrt_stop(s), 0);
+}
+
+/* A self-signed certificate for localhost and 127.0.0.1 and its key, made
+ * by the openssl command in a fresh directory: dir is a mkdtemp()
+ * template, cert and key get the files' paths (n bytes each). 0 or -1. */
+static inline int fqrt_cert_new(char *dir, char *cert, char *key, size_t n)
+{
+    char cmd[1024];
+    if (fqt_tmpdir_new(dir) < 0)
+        return -1;
+    snprintf(cert, n, "%s/cert.pem", dir);
+    snprintf(key, n, "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+             "-nodes -days 2 -subj /CN=localhost -addext "
+             "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s -out %s "
+             ">/dev/null 2>&1",
+             key, cert);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Kills the server with SIGKILL (its workers are left to notice) and
+ * reaps it. */
+static inline void fqrt_kill(fqrt_server *s)
+{
+    assert_true(s->pid > 0);
+    kill(s->pid, SIGKILL);
+    assert_int_equal(fqt_wait_child(s->pid), 1000 + SIGKILL);
+    s->pid = 0;
 }
 
 /* A blocking-by-poll connection to the server on loopback. */

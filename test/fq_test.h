@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,16 @@ static inline fq_queue fqt_queue(int workers, int ordered)
     o.workers = workers;
     o.ordered = ordered;
     return fqt_queue_opts(&o);
+}
+
+/* Frees a queue made by the helpers above (it must succeed), and forgets
+ * it: the teardown does not free it again. */
+static inline void fqt_queue_free(fq_queue q)
+{
+    FQT_OK(fq_queue_free(q));
+    for (int i = 0; i < fqt_nqueues; i++)
+        if (fqt_queues[i].id == q.id)
+            fqt_queues[i--] = fqt_queues[--fqt_nqueues];
 }
 
 /* Frees what a test left behind (nothing, when it passed). */
@@ -213,6 +224,27 @@ static inline int fqt_take_wait(fq_queue q, fq_result *r, int timeout_ms)
     }
 }
 
+/* One step of a polling loop: sleeps a short interval and returns 1, or
+ * returns 0 once the deadline (fqp_now_ms() time) has passed. */
+static inline int fqt_poll_step(int64_t end_ms)
+{
+    if (fqp_now_ms() >= end_ms)
+        return 0;
+    fqp_sleep_ms(2);
+    return 1;
+}
+
+/* Waits until cond holds, testing it every 2 ms, at most deadline_ms. A
+ * statement: assert the condition after it (with its values in the
+ * message), e.g. FQT_WAIT_UNTIL(n_workers() == 0, 5000);
+ * assert_int_equal(n_workers(), 0); */
+#define FQT_WAIT_UNTIL(cond, deadline_ms)                                      \
+    do {                                                                       \
+        int64_t fqt_end_ = fqp_now_ms() + (deadline_ms);                       \
+        while (!(cond) && fqt_poll_step(fqt_end_)) {                           \
+        }                                                                      \
+    } while (0)
+
 /* True while the process with this pid and start time runs (a zombie, or
  * another process that reused the pid, counts as gone). start 0: any. */
 static inline int fqt_proc_alive(pid_t pid, unsigned long long start)
@@ -241,15 +273,8 @@ static inline unsigned long long fqt_proc_start(pid_t pid)
 static inline int fqt_wait_gone(pid_t pid, unsigned long long start,
                                 int deadline_ms)
 {
-    int64_t end = fqp_now_ms() + deadline_ms;
-    for (;;) {
-        if (!fqt_proc_alive(pid, start))
-            return 1;
-        if (fqp_now_ms() >= end)
-            return 0;
-        struct timespec ts = {0, 2 * 1000 * 1000}; /* polling interval */
-        nanosleep(&ts, NULL);
-    }
+    FQT_WAIT_UNTIL(!fqt_proc_alive(pid, start), deadline_ms);
+    return !fqt_proc_alive(pid, start);
 }
 
 /* Counts the processes whose parent is this process; zombies counts those
@@ -260,19 +285,69 @@ static inline int fqt_count_children(int *zombies)
 }
 
 /* Waits for a forked helper process and returns its exit status, or
- * 1000 + signal number when a signal killed it. */
+ * 1000 + signal number when a signal killed it, -1 when it is no child. */
 static inline int fqt_wait_child(pid_t pid)
 {
-    int st;
-    pid_t r;
-    do
-        r = waitpid(pid, &st, 0);
-    while (r < 0 && errno == EINTR);
-    if (r != pid)
+    int st = fqp_reap(pid);
+    if (st == -1)
         return -1;
     if (WIFSIGNALED(st))
         return 1000 + WTERMSIG(st);
     return WEXITSTATUS(st);
+}
+
+/* ---- Memory shared with workers, counters of runs ---------------------- */
+
+/* Zeroed shared memory (fqp_shared_new()), made before the queue or the
+ * fork server whose workers write to it. */
+static inline void *fqt_shared_new(size_t size)
+{
+    void *p = fqp_shared_new(size);
+    assert_non_null(p);
+    return p;
+}
+
+#define fqt_shared_free fqp_shared_free
+
+/* Counters of how often each of n jobs ran: a job adds 1 to its own, the
+ * test checks that every job ran exactly once. */
+static inline _Atomic unsigned *fqt_runs_new(int n)
+{
+    return fqt_shared_new((size_t)n * sizeof(_Atomic unsigned));
+}
+
+static inline void fqt_runs_free(_Atomic unsigned *runs, int n)
+{
+    fqp_shared_free((void *)runs, (size_t)n * sizeof(_Atomic unsigned));
+}
+
+static inline void fqt_assert_ran_once(_Atomic unsigned *runs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        unsigned v = atomic_load(&runs[i]);
+        if (v != 1)
+            print_error("job %d ran %u times\n", i, v);
+        assert_int_equal(v, 1);
+    }
+}
+
+/* ---- Temporary directories (key files, certificates) ------------------- */
+
+/* Makes a fresh directory from a mkdtemp() template such as
+ * "/tmp/fq-test-XXXXXX" (changed in place); 0, or -1 with errno. */
+static inline int fqt_tmpdir_new(char *tmpl)
+{
+    return mkdtemp(tmpl) ? 0 : -1;
+}
+
+/* Removes such a directory with all it holds; 0 or -1. */
+static inline int fqt_tmpdir_remove(const char *dir)
+{
+    char cmd[PATH_MAX + 16];
+    if (strchr(dir, '\'') ||
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd)
+        return -1;
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* Cheap deterministic pattern: byte i of a stream seeded with seed. */
@@ -451,6 +526,25 @@ static inline uint64_t fqt_submit_square(fq_queue q, uint64_t x)
     uint64_t id = UINT64_MAX;
     FQT_OK(fq_submit(q, fqt_job_square, &x, sizeof x, NULL, &id));
     return id;
+}
+
+/* Submits n gated jobs (value 5) with a time limit of limit_ms each, the
+ * gate closed: asserts that each ends FQ_ETIMEDOUT, all within 5 s. */
+static inline void fqt_assert_gated_timeouts(fq_queue q, const fqt_gate *g,
+                                             int n, int limit_ms)
+{
+    fq_job_options jo = {0};
+    jo.timeout_ms = limit_ms;
+    fqt_gate_arg ga = fqt_gate_arg_of(g, 5);
+    for (int i = 0; i < n; i++)
+        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
+    int64_t t0 = fqp_now_ms();
+    fq_result r;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+        assert_int_equal(r.status, FQ_ETIMEDOUT);
+    }
+    assert_true(fqp_now_ms() - t0 < 5000);
 }
 
 /* Reads the uint64_t result of a successful outcome. */

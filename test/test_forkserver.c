@@ -10,7 +10,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #include "fq_test.h"
 
@@ -446,11 +445,7 @@ static void test_idle_helper_death_noticed(void **state)
     FQT_OK(fq_forkserver_start());
     pid_t helper = fq_forkserver_pid();
     assert_int_equal(kill(helper, SIGKILL), 0);
-    int64_t end = fqp_now_ms() + 5000;
-    while (fq_forkserver_pid() != 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    FQT_WAIT_UNTIL(fq_forkserver_pid() == 0, 5000);
     assert_int_equal(fq_forkserver_pid(), 0);
     fqt_assert_no_children();
     fq_options o = {0};
@@ -590,9 +585,7 @@ static void test_max_rss_through_the_helper(void **state)
 {
     (void)state;
     enum { N = 60 };
-    runs = mmap(NULL, N * sizeof *runs, PROT_READ | PROT_WRITE,
-                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(runs != MAP_FAILED);
+    runs = fqt_runs_new(N);
     FQT_OK(fq_forkserver_start());
     fq_options o = {0};
     o.workers = 2;
@@ -608,14 +601,13 @@ static void test_max_rss_through_the_helper(void **state)
         assert_int_equal(fqt_take_wait(q, &r, 30000), 1);
         assert_int_equal(r.status, 0);
     }
-    for (int i = 0; i < N; i++)
-        assert_int_equal(atomic_load(&runs[i]), 1);
+    fqt_assert_ran_once(runs, N);
     fq_stats st;
     FQT_OK(fq_stats_get(q, &st));
     assert_true(st.recycled >= 2);
     FQT_OK(fq_queue_free(q));
     fs_end();
-    munmap((void *)runs, N * sizeof *runs);
+    fqt_runs_free(runs, N);
 }
 
 int main(void)

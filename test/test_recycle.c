@@ -5,8 +5,6 @@
  * queued behind the job that grew the worker move to its replacement, and
  * fq_stats counts the retirements.
  */
-#include <stdatomic.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "fq_test.h"
@@ -22,14 +20,12 @@ static shared *sh; /* mapped before the queue, so workers share it */
 
 static void sh_new(void)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(sh != MAP_FAILED);
+    sh = fqt_shared_new(sizeof *sh);
 }
 
 static void sh_free(void)
 {
-    munmap(sh, sizeof *sh);
+    fqt_shared_free(sh, sizeof *sh);
     sh = NULL;
 }
 
@@ -110,11 +106,7 @@ static void take_all_once(fq_queue q, int n)
         seen[r.id] = 1;
     }
     FQT_OK(fq_wait(q, 0));
-    for (int i = 0; i < n; i++) {
-        if (atomic_load(&sh->runs[i]) != 1)
-            print_error("job %d ran %u times\n", i, atomic_load(&sh->runs[i]));
-        assert_int_equal(atomic_load(&sh->runs[i]), 1);
-    }
+    fqt_assert_ran_once(sh->runs, n);
 }
 
 /* max_jobs_per_worker: a worker runs exactly that many, then is replaced;
@@ -210,8 +202,7 @@ static void run_mixed(int ordered)
             assert_int_equal(r.id, i);
             assert_int_equal(r.status, 0);
         }
-        for (int i = 0; i < NJOBS; i++)
-            assert_int_equal(atomic_load(&sh->runs[i]), 1);
+        fqt_assert_ran_once(sh->runs, NJOBS);
     } else {
         take_all_once(q, NJOBS);
     }

@@ -7,34 +7,6 @@
  */
 #include "fq_remote_test.h"
 
-static int remote_opts_key(fq_remote_options *o, char *err, size_t n)
-{
-    memset(o, 0, sizeof(*o));
-    o->key = FQRT_KEY;
-    o->key_len = strlen(FQRT_KEY);
-    o->connect_timeout_ms = 5000;
-    o->errbuf = err;
-    o->errbuf_size = n;
-    return 0;
-}
-
-static char addr_buf[64];
-
-static const char *addr_of(const fqrt_server *s)
-{
-    snprintf(addr_buf, sizeof(addr_buf), "127.0.0.1:%d", s->port);
-    return addr_buf;
-}
-
-/* Result: the pid of the process that ran the job. */
-static int job_pid(fq_ctx *ctx, const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    pid_t p = getpid();
-    return fq_reply(ctx, &p, sizeof(p));
-}
-
 /* A function the server does not have. */
 static int job_unregistered(fq_ctx *ctx, const void *arg, size_t len)
 {
@@ -52,23 +24,17 @@ static fq_queue mixed_queue(int local, int inflight)
     return fqt_queue_opts(&o);
 }
 
-/* The server's worker processes (children of the server). */
-static int server_workers(const fqrt_server *s)
-{
-    return fqp_children(s->pid, NULL, 0, NULL);
-}
-
 static void test_jobs_on_server(void **state)
 {
     (void)state;
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     fq_queue q = mixed_queue(1, 0);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    assert_int_equal(server_workers(&s), 2);
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    assert_int_equal(fqrt_workers(&s), 2);
     /* Only the local worker has a pid of ours. */
     pid_t pids[8];
     assert_int_equal(fq_worker_pids(q, pids, 8), 1);
@@ -89,7 +55,7 @@ static void test_jobs_on_server(void **state)
     int remote = 0, local = 0;
     for (int round = 0; round < 20 && !(remote && local); round++) {
         for (int i = 0; i < 500; i++)
-            FQT_OK(fq_submit(q, job_pid, NULL, 0, NULL, NULL));
+            FQT_OK(fq_submit(q, fqt_job_pid, NULL, 0, NULL, NULL));
         FQT_OK(fq_wait(q, 60000));
         while (fq_take(q, &r) == 1) {
             assert_int_equal(r.status, 0);
@@ -105,15 +71,8 @@ static void test_jobs_on_server(void **state)
     assert_true(local);
     /* A function the server never registered is refused here. */
     FQT_EQ(fq_submit(q, job_unregistered, NULL, 0, NULL, NULL), FQ_ENOFUNC);
-    FQT_OK(fq_queue_free(q));
     /* The server's workers end with their connections. */
-    int64_t end = fqp_now_ms() + 5000;
-    while (server_workers(&s) > 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(server_workers(&s), 0);
-    assert_int_equal(fqrt_stop(&s), 0);
+    fqrt_finish(q, &s);
 }
 
 static void test_add_remote_errors(void **state)
@@ -125,10 +84,10 @@ static void test_add_remote_errors(void **state)
     fq_queue q = mixed_queue(1, 0);
 
     /* Wrong key. */
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     ro.key = "wrong";
     ro.key_len = 5;
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EAUTH);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EAUTH);
     assert_non_null(strstr(err, "rejected our key"));
     /* No key at all, and none can be made. */
     ro.key = NULL;
@@ -136,26 +95,26 @@ static void test_add_remote_errors(void **state)
     char *env = getenv("FORKQUEUE_AUTHKEY");
     unsetenv("FORKQUEUE_AUTHKEY");
     setenv("XDG_CONFIG_HOME", "/dev/null/none", 1);
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EAUTH);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EAUTH);
     assert_non_null(strstr(err, "no key"));
     unsetenv("XDG_CONFIG_HOME");
     if (env)
         setenv("FORKQUEUE_AUTHKEY", env, 1);
     /* Bad arguments. */
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     FQT_EQ(fq_queue_add_remote(q, NULL, &ro), FQ_EINVAL);
     FQT_EQ(fq_queue_add_remote(q, "127.0.0.1:notaport", &ro), FQ_EINVAL);
     fq_queue none = {0};
-    FQT_EQ(fq_queue_add_remote(none, addr_of(&s), &ro), FQ_EINVAL);
+    FQT_EQ(fq_queue_add_remote(none, fqrt_addr(&s), &ro), FQ_EINVAL);
     /* Jobs by address still without an outcome: not now. */
     fqt_submit_square(q, 3);
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EBUSY);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EBUSY);
     FQT_OK(fq_wait(q, 20000));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     /* Nobody listens there any more: refused at once. */
     int port = s.port;
     assert_int_equal(fqrt_stop(&s), 0);
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_ECLOSED);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_ECLOSED);
     assert_non_null(strstr(err, "refused"));
     /* The remote worker went with its server; the queue goes on. */
     for (uint64_t i = 0; i < 50; i++)
@@ -184,9 +143,9 @@ static void test_server_killed_mid_job(void **state)
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     fq_queue q = mixed_queue(1, 1);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
 
     uint64_t a = fqt_submit_gate(q, &g, 1, 0);
     uint64_t b = fqt_submit_gate(q, &g, 2, 0);
@@ -196,9 +155,7 @@ static void test_server_killed_mid_job(void **state)
     int first_remote = pp == s.pid;
     fqp_proc_stat(p2, NULL, &pp, NULL);
     assert_true(first_remote != (pp == s.pid)); /* one each */
-    kill(s.pid, SIGKILL);
-    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
-    s.pid = 0;
+    fqrt_kill(&s);
     int64_t t0 = fqp_now_ms();
     fq_result r;
     /* The remote job's outcome comes without the gate opening. */
@@ -232,47 +189,26 @@ static void test_timeout_and_free(void **state)
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     fq_queue q = mixed_queue(1, 1);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
 
     /* Three gated jobs with a limit: every one times out, wherever. */
-    fq_job_options jo = {0};
-    jo.timeout_ms = 300;
-    fqt_gate_arg ga = fqt_gate_arg_of(&g, 5);
-    for (int i = 0; i < 3; i++)
-        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
-    int64_t t0 = fqp_now_ms();
-    fq_result r;
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
-        assert_int_equal(r.status, FQ_ETIMEDOUT);
-    }
-    assert_true(fqp_now_ms() - t0 < 5000);
+    fqt_assert_gated_timeouts(q, &g, 3, 300);
     /* The remote workers went with their jobs; the local one was
      * replaced; the server's processes end. */
-    int64_t end = fqp_now_ms() + 5000;
-    while (server_workers(&s) > 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(server_workers(&s), 0);
+    fqrt_assert_workers_end(&s);
     /* A remote job running when the queue is freed. */
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     fqt_submit_gate(q, &g, 1, 0);
     fqt_submit_gate(q, &g, 2, 0);
     fqt_gate_started(q, &g);
     fqt_gate_started(q, &g);
-    t0 = fqp_now_ms();
+    int64_t t0 = fqp_now_ms();
     FQT_OK(fq_queue_free(q));
     assert_true(fqp_now_ms() - t0 < 5000);
-    end = fqp_now_ms() + 5000;
-    while (server_workers(&s) > 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(server_workers(&s), 0);
+    fqrt_assert_workers_end(&s);
     assert_int_equal(fqrt_stop(&s), 0);
     fqt_gate_free(&g);
 }
@@ -287,9 +223,9 @@ static void test_server_stop_with_clients(void **state)
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     fq_queue q = mixed_queue(1, 1);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     fqt_submit_gate(q, &g, 1, 0);
     fqt_submit_gate(q, &g, 2, 0);
     fqt_gate_started(q, &g);
@@ -317,22 +253,22 @@ static void test_replace_local(void **state)
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     ro.flags = FQ_REMOTE_REPLACE_LOCAL;
     fq_queue q = mixed_queue(2, 0);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     ro.flags = 0x80;
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EINVAL);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EINVAL);
     /* The local workers retire. */
     pid_t pids[4];
     int64_t end = fqp_now_ms() + 5000;
     while (fq_worker_pids(q, pids, 4) > 0 && fqp_now_ms() < end)
-        fq_poll(q, 10);
+        fq_poll(q, 10); /* drives the queue: the retirement is its work */
     assert_int_equal(fq_worker_pids(q, pids, 4), 0);
     fq_result r;
     for (int i = 0; i < 200; i++)
-        FQT_OK(fq_submit(q, job_pid, NULL, 0, NULL, NULL));
+        FQT_OK(fq_submit(q, fqt_job_pid, NULL, 0, NULL, NULL));
     FQT_OK(fq_wait(q, 30000));
     while (fq_take(q, &r) == 1) {
         assert_int_equal(r.status, 0);
@@ -344,9 +280,7 @@ static void test_replace_local(void **state)
     /* One job holds a remote worker; the server dies; more jobs wait. */
     fqt_submit_gate(q, &g, 1, 0);
     fqt_gate_started(q, &g);
-    kill(s.pid, SIGKILL);
-    assert_int_equal(fqt_wait_child(s.pid), 1000 + SIGKILL);
-    s.pid = 0;
+    fqrt_kill(&s);
     for (uint64_t i = 0; i < 20; i++)
         fqt_submit_square(q, i);
     FQT_OK(fq_wait(q, 20000));
@@ -386,10 +320,10 @@ static void test_finish_and_job_processes(void **state)
     fqrt_server s = fqrt_start(NULL);
     char err[512];
     fq_remote_options ro;
-    remote_opts_key(&ro, err, sizeof(err));
+    fqrt_client_opts(&ro, err, sizeof(err));
     ro.flags = FQ_REMOTE_REPLACE_LOCAL;
     fq_queue q = mixed_queue(1, 0);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     for (uint64_t i = 0; i < 100; i++)
         fqt_submit_square(q, i);
     FQT_OK(fq_submit(q, job_spawn_sleeper, NULL, 0, NULL, NULL));
@@ -408,13 +342,8 @@ static void test_finish_and_job_processes(void **state)
     assert_true(sleeper > 0);
     /* The worker ended with its connection, and its job's process with
      * it, although it had left the worker's process group. */
-    int64_t end = fqp_now_ms() + 5000;
-    while ((server_workers(&s) > 0 || kill(sleeper, 0) == 0) &&
-           fqp_now_ms() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(server_workers(&s), 0);
+    FQT_WAIT_UNTIL(fqrt_workers(&s) == 0 && kill(sleeper, 0) != 0, 5000);
+    assert_int_equal(fqrt_workers(&s), 0);
     assert_int_not_equal(kill(sleeper, 0), 0);
     FQT_OK(fq_queue_free(q));
     assert_int_equal(fqrt_stop(&s), 0);
@@ -424,7 +353,7 @@ int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
         fq_func_register("test.gate", fqt_job_gate, NULL) ||
-        fq_func_register("test.pid", job_pid, NULL) ||
+        fq_func_register("test.pid", fqt_job_pid, NULL) ||
         fq_func_register("test.spawn", job_spawn_sleeper, NULL))
         return 1;
     const struct CMUnitTest tests[] = {

@@ -118,14 +118,12 @@ static char tmpdir[64];
 static void make_tmpdir(void)
 {
     strcpy(tmpdir, "/tmp/fq-auth-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(fqt_tmpdir_new(tmpdir), 0);
 }
 
 static void remove_tmpdir(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fqt_tmpdir_remove(tmpdir), 0);
 }
 
 static void test_key_sources(void **state)
@@ -395,11 +393,7 @@ static void test_many_connections(void **state)
     }
     /* Every connection's descriptor goes again, without waiting for the
      * handshake deadline, and the server serves. */
-    int64_t end = fqp_now_ms() + 10000;
-    while (fqrt_count_fds(s.pid) != base && fqp_now_ms() < end) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    FQT_WAIT_UNTIL(fqrt_count_fds(s.pid) == base, 10000);
     if (fqrt_count_fds(s.pid) != base) {
         char cmd[64];
         snprintf(cmd, sizeof(cmd), "ls -l /proc/%d/fd >&2", (int)s.pid);

@@ -16,29 +16,6 @@
 static char tmpdir[] = "/tmp/fq-tls-XXXXXX";
 static char cert[256], key[256];
 
-static int make_cert(void)
-{
-    char cmd[1024];
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
-    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
-    snprintf(cmd, sizeof(cmd),
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-             "-nodes -days 2 -subj /CN=localhost -addext "
-             "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s -out %s "
-             ">/dev/null 2>&1",
-             key, cert);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void remove_cert(void)
-{
-    unlink(cert);
-    unlink(key);
-    rmdir(tmpdir);
-}
-
 static fqrt_server tls_server(int hs_ms)
 {
     fq_server_options o = {0};
@@ -52,27 +29,9 @@ static fqrt_server tls_server(int hs_ms)
 
 static void ropts(fq_remote_options *o, int tls, char *err, size_t n)
 {
-    memset(o, 0, sizeof(*o));
-    o->key = FQRT_KEY;
-    o->key_len = strlen(FQRT_KEY);
-    o->connect_timeout_ms = 5000;
-    o->errbuf = err;
-    o->errbuf_size = n;
+    fqrt_client_opts(o, err, n);
     o->tls = tls;
     o->tls_ca_file = tls ? cert : NULL;
-}
-
-static char addr_buf[64];
-
-static const char *addr_of(const fqrt_server *s)
-{
-    snprintf(addr_buf, sizeof(addr_buf), "127.0.0.1:%d", s->port);
-    return addr_buf;
-}
-
-static int job_echo(fq_ctx *ctx, const void *arg, size_t len)
-{
-    return fq_reply(ctx, arg, len);
 }
 
 /* A queue of remote workers only (its local worker steps aside). */
@@ -81,16 +40,6 @@ static fq_queue remote_queue(void)
     fq_options o = {0};
     o.workers = 1;
     return fqt_queue_opts(&o);
-}
-
-static void wait_no_server_workers(const fqrt_server *s)
-{
-    int64_t end = fqp_now_ms() + 5000;
-    while (fqp_children(s->pid, NULL, 0, NULL) > 0 && fqp_now_ms() < end) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(fqp_children(s->pid, NULL, 0, NULL), 0);
 }
 
 /* Runs n squares and one echo of `big` bytes on q; all must come back. */
@@ -104,7 +53,7 @@ static void run_jobs(fq_queue q, int n, size_t big)
         buf[i] = (unsigned char)(i * 7 + 3);
     uint64_t big_id = 0;
     if (big)
-        FQT_OK(fq_submit(q, job_echo, buf, big, NULL, &big_id));
+        FQT_OK(fq_submit(q, fqt_job_echo, buf, big, NULL, &big_id));
     FQT_OK(fq_wait(q, 60000));
     fq_result r;
     int seen = 0, echoed = 0;
@@ -134,20 +83,19 @@ static void test_jobs_over_tls(void **state)
     ropts(&ro, 1, err, sizeof(err));
     ro.flags = FQ_REMOTE_REPLACE_LOCAL;
     fq_queue q = remote_queue();
-    if (fq_queue_add_remote(q, addr_of(&s), &ro) != 0)
+    if (fq_queue_add_remote(q, fqrt_addr(&s), &ro) != 0)
         fail_msg("add_remote: %s", err);
     ro.flags = 0;
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     /* The name may be given too (the certificate names localhost). */
     ro.tls_server_name = "localhost";
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    assert_int_equal(fqp_children(s.pid, NULL, 0, NULL), 3);
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    assert_int_equal(fqrt_workers(&s), 3);
     run_jobs(q, 3000, 3 * 1024 * 1024 + 17);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
+    fqt_queue_free(q);
     /* Relays joined, sockets closed; the server's workers end. */
     assert_int_equal(fqrt_count_fds(getpid()), fds0);
-    wait_no_server_workers(&s);
+    fqrt_assert_workers_end(&s);
     assert_int_equal(fqrt_stop(&s), 0);
 }
 
@@ -160,19 +108,16 @@ static void test_plain_client_tls_server(void **state)
     ropts(&ro, 0, err, sizeof(err));
     fq_queue q = remote_queue();
     int64_t t0 = fqp_now_ms();
-    int rc = fq_queue_add_remote(q, addr_of(&s), &ro);
+    int rc = fq_queue_add_remote(q, fqrt_addr(&s), &ro);
     int64_t dt = fqp_now_ms() - t0;
     assert_true(rc == FQ_ECLOSED || rc == FQ_ETIMEDOUT);
     assert_non_null(strstr(err, "TLS"));
     assert_true(dt < 3000); /* the server's deadline, not the client's */
     /* The server goes on serving TLS clients. */
     ropts(&ro, 1, err, sizeof(err));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     run_jobs(q, 100, 0);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
-    wait_no_server_workers(&s);
-    assert_int_equal(fqrt_stop(&s), 0);
+    fqrt_finish(q, &s);
 }
 
 static void test_tls_client_plain_server(void **state)
@@ -184,17 +129,14 @@ static void test_tls_client_plain_server(void **state)
     ropts(&ro, 1, err, sizeof(err));
     fq_queue q = remote_queue();
     int64_t t0 = fqp_now_ms();
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EPROTO);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EPROTO);
     assert_true(fqp_now_ms() - t0 < 3000);
     assert_non_null(strstr(err, "TLS handshake failed"));
     /* Without TLS it works. */
     ropts(&ro, 0, err, sizeof(err));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     run_jobs(q, 100, 0);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
-    wait_no_server_workers(&s);
-    assert_int_equal(fqrt_stop(&s), 0);
+    fqrt_finish(q, &s);
 }
 
 static void test_untrusted_certificate(void **state)
@@ -208,28 +150,25 @@ static void test_untrusted_certificate(void **state)
     /* The system's trust store does not know our self-signed certificate. */
     ropts(&ro, 1, err, sizeof(err));
     ro.tls_ca_file = NULL;
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EAUTH);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EAUTH);
     assert_non_null(strstr(err, "not trusted"));
     /* Trusted, but for another name. */
     ropts(&ro, 1, err, sizeof(err));
     ro.tls_server_name = "other.example";
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EAUTH);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EAUTH);
     assert_non_null(strstr(err, "not trusted"));
     /* A CA file that is not one. */
     ropts(&ro, 1, err, sizeof(err));
     ro.tls_ca_file = "/nonexistent/ca.pem";
-    FQT_EQ(fq_queue_add_remote(q, addr_of(&s), &ro), FQ_EINVAL);
+    FQT_EQ(fq_queue_add_remote(q, fqrt_addr(&s), &ro), FQ_EINVAL);
     assert_non_null(strstr(err, "CA file"));
     assert_int_equal(fqrt_count_fds(getpid()), fds0);
     /* tls_insecure (unsafe) accepts it. */
     ropts(&ro, 0, err, sizeof(err));
     ro.tls_insecure = 1;
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     run_jobs(q, 50, 0);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
-    wait_no_server_workers(&s);
-    assert_int_equal(fqrt_stop(&s), 0);
+    fqrt_finish(q, &s);
 }
 
 /* A client that completes the TLS handshake, then says nothing. */
@@ -260,7 +199,7 @@ static void test_silent_tls_clients(void **state)
     fq_remote_options ro;
     ropts(&ro, 1, err, sizeof(err));
     fq_queue q = remote_queue();
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     run_jobs(q, 10, 0);
     int64_t served = fqp_now_ms() - t0;
     int closed = fqrt_closed_within(silent, 10000);
@@ -280,10 +219,7 @@ static void test_silent_tls_clients(void **state)
     assert_true(n2 <= 0);
     close(silent);
     close(after_tls);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
-    wait_no_server_workers(&s);
-    assert_int_equal(fqrt_stop(&s), 0);
+    fqrt_finish(q, &s);
 }
 
 /* Time limits end TLS remote workers (the client's relay passes the end
@@ -303,25 +239,14 @@ static void test_tls_timeout_and_server_killed(void **state)
     qo.workers = 1;
     qo.inflight = 1;
     fq_queue q = fqt_queue_opts(&qo);
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
-    fq_job_options jo = {0};
-    jo.timeout_ms = 300;
-    fqt_gate_arg ga = fqt_gate_arg_of(&g, 5);
-    for (int i = 0; i < 3; i++)
-        FQT_OK(fq_submit(q, fqt_job_gate, &ga, sizeof(ga), &jo, NULL));
-    int64_t t0 = fqp_now_ms();
-    fq_result r;
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
-        assert_int_equal(r.status, FQ_ETIMEDOUT);
-    }
-    assert_true(fqp_now_ms() - t0 < 5000);
-    wait_no_server_workers(&s);
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
+    fqt_assert_gated_timeouts(q, &g, 3, 300);
+    fqrt_assert_workers_end(&s);
 
     /* The server dies with a job running on it. */
     ro.flags = FQ_REMOTE_REPLACE_LOCAL;
-    FQT_OK(fq_queue_add_remote(q, addr_of(&s), &ro));
+    FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
     uint64_t id = fqt_submit_gate(q, &g2, 7, 0);
     /* It runs in a worker whose parent is the relay, a child of the
      * server. */
@@ -329,14 +254,12 @@ static void test_tls_timeout_and_server_killed(void **state)
     fqp_proc_stat(jp, NULL, &pp, NULL);
     fqp_proc_stat(pp, NULL, &ppp, NULL);
     assert_int_equal(ppp, s.pid);
-    kill(s.pid, SIGKILL);
-    fqt_wait_child(s.pid);
-    s.pid = 0;
+    fqrt_kill(&s);
+    fq_result r;
     assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
     assert_int_equal(r.id, id);
     assert_int_equal(r.status, FQ_ECRASHED);
-    FQT_OK(fq_queue_free(q));
-    fqt_nqueues = 0;
+    fqt_queue_free(q);
     fqt_gate_free(&g);
     fqt_gate_free(&g2);
 }
@@ -364,7 +287,7 @@ static void test_tls_init_failure(void **state)
         ropts(&ro, tls, err, sizeof(err));
         ro.flags = FQ_REMOTE_REPLACE_LOCAL;
         fq_queue q = remote_queue();
-        int rc = fq_queue_add_remote(q, addr_of(&s), &ro);
+        int rc = fq_queue_add_remote(q, fqrt_addr(&s), &ro);
         if (rc == 0) {
             fqt_submit_square(q, 3);
             fq_result r;
@@ -376,10 +299,7 @@ static void test_tls_init_failure(void **state)
             assert_int_equal(rc, FQ_EINIT);
             outcome[tls] = rc;
         }
-        FQT_OK(fq_queue_free(q));
-        fqt_nqueues = 0;
-        wait_no_server_workers(&s);
-        assert_int_equal(fqrt_stop(&s), 0);
+        fqrt_finish(q, &s);
     }
     /* The same as without TLS. */
     assert_int_equal(outcome[1], outcome[0]);
@@ -414,11 +334,11 @@ int main(void)
 {
     if (fq_func_register("test.square", fqt_job_square, NULL) ||
         fq_func_register("test.gate", fqt_job_gate, NULL) ||
-        fq_func_register("test.echo", job_echo, NULL))
+        fq_func_register("test.echo", fqt_job_echo, NULL))
         return 1;
-    if (make_cert() < 0) {
+    if (fqrt_cert_new(tmpdir, cert, key, sizeof(cert)) < 0) {
         fprintf(stderr, "cannot make a certificate with openssl\n");
-        remove_cert();
+        fqt_tmpdir_remove(tmpdir);
         return 1;
     }
     const struct CMUnitTest tests[] = {
@@ -432,6 +352,6 @@ int main(void)
         FQT_TEST(test_bad_tls_options),
     };
     int rc = FQT_RUN(tests);
-    remove_cert();
+    fqt_tmpdir_remove(tmpdir);
     return rc;
 }

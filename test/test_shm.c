@@ -5,12 +5,10 @@
 static int in_child(int (*fn)(const char *), const char *arg)
 {
     pid_t pid = fork();
+    assert_true(pid >= 0);
     if (pid == 0)
         _exit(fn(arg));
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+    return fqt_wait_child(pid);
 }
 
 static int attach_and_write(const char *name)

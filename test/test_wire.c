@@ -340,7 +340,7 @@ static void test_result_rules(void **state)
         assert_int_equal(decode(buf, FQ__ACCEPT_FROM_WORKER, &out),
                          FQ__WIRE_HDR);
     }
-    /* Status: only 0 and FQ_EJOB. */
+    /* Status: only 0, FQ_EJOB (and FQ_ENOFUNC, FQ_ECANCELED: below). */
     const int32_t bad_status[] = {1,         -1,           FQ_ECRASHED,
                                   FQ_EPROTO, FQ_ETIMEDOUT, INT32_MIN,
                                   INT32_MAX, FQ_EINIT};
@@ -492,6 +492,15 @@ static void test_job_by_id(void **state)
     round_trip(&res, FQ__ACCEPT_FROM_WORKER, &out);
     assert_int_equal(out.status, FQ_ENOFUNC);
     res.code = 3;
+    encode(&res, buf);
+    REJECT(buf, FQ__ACCEPT_FROM_WORKER);
+    /* A RESULT may say the job was skipped (cancelled before it started),
+     * with no code. */
+    res.code = 0;
+    res.status = FQ_ECANCELED;
+    round_trip(&res, FQ__ACCEPT_FROM_WORKER, &out);
+    assert_int_equal(out.status, FQ_ECANCELED);
+    res.code = 2;
     encode(&res, buf);
     REJECT(buf, FQ__ACCEPT_FROM_WORKER);
     /* Other statuses stay refused. */

@@ -7,8 +7,14 @@ the callable are inherited through fork (never pickled); only a span's
 bounds go to a child and its results come back, one message per span. The
 first span of each child has one element; later ones are sized from the
 measured time per element (about 5 ms of work, and never more than a
-quarter of what is left per child), so one-second elements still run one
-per child and tiny ones in large batches.
+quarter of what is left per child unless that is under 0.2 ms of work), so
+one-second elements still run one per child and tiny ones in a few large
+batches.
+
+The parent keeps a span's results with one slice assignment, and a slice
+of the Map (``m[:]``, ``m[a:b]``) is one slice of the results once the
+spans under it are in: no Python call per element on either path, which
+for tiny elements is most of the parent's work.
 
 A child that dies loses the span it was running (results go back one
 message per span). That span runs again split in two halves, and a half
@@ -27,6 +33,7 @@ from .channels import (ChildError, MakeParallel, _Failure, describe_exit,
 from ._channels_exchange import Exchange, Map, _Error, _UNDEF
 
 _TARGET_SPAN_S = 0.005
+_MIN_SPAN_S = 0.0002  # the tail's imbalance a span may add
 _DEPTH = 2  # spans in flight per child
 
 
@@ -77,7 +84,12 @@ class _SpanMap(Map):
         self._next = 0  # first element not yet in a span
         self._spans = {}  # child's channel -> deque of spans it was sent
         self._quitting = set()  # children told to end
+        self._crashed = False  # a child died with spans of ours
         self._per_item = None  # measured seconds per element
+        self._t_sum = self._n_sum = 0.0  # its decaying sums
+        self._upto = 0  # every result before this index is in
+        self._done = {}  # first index -> length, of spans in past _upto
+        self._errors = []  # indices whose slot holds an _Error
         self._dispatch()
 
     def add(self, channel):
@@ -95,8 +107,9 @@ class _SpanMap(Map):
             return None
         size = 1
         if self._per_item is not None:
-            size = int(_TARGET_SPAN_S / max(self._per_item, 1e-9))
-            size = max(1, min(size, left // (4 * self.limit) or 1))
+            per = max(self._per_item, 1e-9)
+            share = max(left // (4 * self.limit), int(_MIN_SPAN_S / per))
+            size = max(1, min(int(_TARGET_SPAN_S / per), share))
         span = (self._next, min(size, left))
         self._next += span[1]
         return span
@@ -104,13 +117,16 @@ class _SpanMap(Map):
     def _dispatch(self):
         # Two spans in flight per child: it starts the next one while the
         # parent is still busy with (or not yet scheduled for) its last
-        # result.
+        # result. Once nothing is left to hand out, a child is told to end
+        # right behind its last span, so that it exits while the others
+        # finish; after a crash, children stay until their spans are in, to
+        # run the halves of the crashed span without more forks.
         for ch, spans in list(self._spans.items()):
             if ch in self._quitting:
                 continue
             while len(spans) < _DEPTH:
                 span = self._take_span()
-                if span is None and spans:
+                if span is None and spans and self._crashed:
                     break
                 try:
                     ch.send(span)
@@ -141,24 +157,60 @@ class _SpanMap(Map):
         self._dispatch()
         for ch in self.ready(timeout):
             first, out, errors, elapsed = ch.receive()
-            for j, value in enumerate(out):
-                self._set(first + j, value)
+            # A span's results arrive once (a span given back after a
+            # crash had sent none), so its slots are all still missing.
+            n = len(out)
+            self.results[first:first + n] = out
+            self._missing -= n
             for j, failure in (errors or {}).items():
                 self.results[first + j] = _Error(failure.exception())
-            if out:
-                per = elapsed / len(out)
-                self._per_item = per if self._per_item is None else \
-                    0.5 * self._per_item + 0.5 * per
+                self._errors.append(first + j)
+            self._span_in(first, n)
+            if n:
+                # Weighted by elements, halved at each span: a child's
+                # first (cold) element does not make the next spans small.
+                self._t_sum = 0.5 * self._t_sum + elapsed
+                self._n_sum = 0.5 * self._n_sum + n
+                self._per_item = self._t_sum / self._n_sum
             spans = self._spans.get(ch)
             if spans:
                 spans.popleft()
         self._dispatch()
+
+    def _span_in(self, first, n):
+        """The results of first .. first + n - 1 are in."""
+        self._done[first] = n
+        while self._upto in self._done:
+            self._upto += self._done.pop(self._upto)
+
+    def _error_in(self, lo, hi):
+        return any(lo <= e < hi for e in self._errors)
+
+    def __getitem__(self, i):
+        if not isinstance(i, slice):
+            return self._get(i)
+        start, stop, step = i.indices(len(self.results))
+        # The results come in whole spans: wait until those up to the
+        # slice's end are in, then take it in one piece. Element by element
+        # (as Map does) when an error or a lost element must raise, in index
+        # order, or for a slice that starts past the results in.
+        while step == 1 and start <= self._upto < stop:
+            if self._error_in(start, self._upto) or not self.unfinished():
+                break
+            self.store()
+            if not self._missing:
+                self._reap_done()
+        if step == 1 and (start >= stop or self._upto >= stop) and \
+                not self._error_in(start, stop):
+            return self.results[start:stop]
+        return Map.__getitem__(self, i)
 
     def _child_ended(self, channel, returncode):
         self._quitting.discard(channel)
         spans = self._spans.pop(channel, None)
         if not spans:
             return  # ended between spans: nothing of ours was lost
+        self._crashed = True
         # spans[0] was running: one of its elements crashed. The others
         # had not started: they run again as they are.
         for span in list(spans)[:0:-1]:
@@ -168,6 +220,8 @@ class _SpanMap(Map):
             self._set(first, _Error(ChildError(
                 f"element {first}: {describe_exit(channel.pid, returncode)}",
                 channel.pid, returncode)))
+            self._errors.append(first)
+            self._span_in(first, 1)
             return
         # Halve it and run both halves again (each in a child of its own
         # turn): the crashing element is found in log2(count) crashes.

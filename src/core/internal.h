@@ -45,8 +45,9 @@ typedef struct fq__job {
     unsigned bounces;     /* sent, never started, worker died */
     unsigned init_deaths; /* first job of workers that died in init */
     unsigned suspect;     /* may have broken a stream: runs alone */
-    unsigned cancel;      /* fq_job_cancel() stops its worker for it */
+    unsigned cancel;      /* fq_job_cancel(): FQ__CANCEL_* */
     unsigned small;       /* arg[] holds FQ__JOB_SMALL_ARG bytes (reusable) */
+    unsigned embedded;    /* lives in its handle's allocation (job/job.h) */
     /* Its handle (job/job.h) when submitted by fq_job_submit(): its outcome
      * goes to the handle, never to fq_take(). NULL for fq_submit(). */
     struct fq_job *fut;
@@ -63,6 +64,15 @@ typedef struct fq__job {
     unsigned char hdr[FQ__WIRE_HDR];
     unsigned char arg[];
 } fq__job;
+
+/* fq__job.cancel. STOP: fq_job_cancel() stops the job's worker for it (it
+ * was running). GHOST: the record stands in a worker's FIFO for a job that
+ * was cancelled after it was written to a worker without a shared page,
+ * before it started (queue/handles.c): the job itself has its outcome;
+ * the ghost takes the worker's answer (the RESULT of the skipped job) and
+ * is freed then, never published. */
+#define FQ__CANCEL_STOP 1u
+#define FQ__CANCEL_GHOST 2u
 
 /*
  * A page shared between the parent and one worker, written only by the
@@ -421,7 +431,8 @@ const char *fq__func_name(uint64_t id);
 /* queue/events.c: asks the running (or a queued) job job_id of w to stop
  * cooperatively: a CANCEL frame goes out after the frames already
  * written, and fq_ctx_cancelled() turns true in the job once it arrives.
- * A job not started yet starts with fq_ctx_cancelled() true. Returns 0,
+ * A job not started yet is skipped by the worker, which answers it with a
+ * RESULT saying FQ_ECANCELED (worker/main.c). Returns 0,
  * FQ_EINVAL (no such job in w's FIFO), FQ_ECLOSED (the worker's channel is
  * shut), FQ_ENOMEM. */
 int fq__worker_send_cancel(fq__worker *w, uint64_t job_id);

@@ -3,6 +3,8 @@
  * queue (wait, poll, cancel) go through the handle's operations; the rest
  * touches the handle only.
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,15 +16,96 @@ void fq__job_free(fq__job *j)
 {
     if (j->res && j->res != (void *)j->inline_res.bytes)
         free(j->res);
-    free(j);
+    if (!j->embedded)
+        free(j);
+}
+
+/* Where a handle's room starts: past the handle, maximally aligned. */
+#define ROOM_OFF                                                               \
+    ((sizeof(fq_job) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) *    \
+     _Alignof(max_align_t))
+
+/*
+ * Handles with room for a small job's record are kept for reuse, per
+ * thread: a program that keeps thousands of jobs in flight allocates and
+ * frees them in bursts, which malloc's own small caches do not absorb. A
+ * handle goes to the cache of the thread that frees it; what a thread
+ * holds is freed when it exits. Off under AddressSanitizer, which must
+ * see a handle used after fq_job_free().
+ */
+#define SMALL_ROOM (sizeof(fq__job) + FQ__JOB_SMALL_ARG)
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_MAX 0u
+#else
+#define CACHE_MAX 512u
+#endif
+
+typedef struct hcache {
+    fq_job *head;
+    unsigned n;
+} hcache;
+
+static _Thread_local hcache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_key_ok;
+
+static void cache_drain(void *arg)
+{
+    hcache *c = arg;
+    while (c->head) {
+        fq_job *h = c->head;
+        c->head = h->notify_next;
+        free(h);
+    }
+    c->n = 0;
+}
+
+static void cache_setup(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_drain) == 0;
+}
+
+static fq_job *cache_get(void)
+{
+    fq_job *h = cache.head;
+    if (h) {
+        cache.head = h->notify_next;
+        cache.n--;
+    }
+    return h;
+}
+
+/* Keeps h (whose record is freed) if this thread's cache has room and
+ * will be drained at the thread's exit. */
+static int cache_put(fq_job *h)
+{
+    if (h->room != SMALL_ROOM || cache.n >= CACHE_MAX)
+        return 0;
+    if (cache.n == 0) {
+        pthread_once(&cache_once, cache_setup);
+        if (!cache_key_ok || pthread_setspecific(cache_key, &cache) != 0)
+            return 0;
+    }
+    h->notify_next = cache.head;
+    cache.head = h;
+    cache.n++;
+    return 1;
 }
 
 fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
-                       const fq_job_options *jopts)
+                       const fq_job_options *jopts, size_t room)
 {
-    fq_job *h = malloc(sizeof(*h));
-    if (!h)
+    if (room > SIZE_MAX - ROOM_OFF)
         return NULL;
+    fq_job *h = NULL;
+    if (room && room <= SMALL_ROOM) {
+        room = SMALL_ROOM;
+        h = cache_get();
+    }
+    if (!h && !(h = malloc(room ? ROOM_OFF + room : sizeof(*h))))
+        return NULL;
+    h->room = room;
     atomic_init(&h->refs, 2);
     atomic_init(&h->done, 0);
     h->ops = ops;
@@ -35,13 +118,19 @@ fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
     return h;
 }
 
+void *fq__future_room(fq_job *h)
+{
+    return h->room ? (char *)h + ROOM_OFF : NULL;
+}
+
 static void release(fq_job *h)
 {
     if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (h->job)
         fq__job_free(h->job);
-    free(h);
+    if (!cache_put(h))
+        free(h);
 }
 
 void fq__future_abandon(fq_job *h)

@@ -34,14 +34,20 @@ struct fq_job {
     fq_job_cb cb;
     void *cb_arg;
     struct fq_job *notify_next; /* on the provider's list of due callbacks */
+    size_t room; /* bytes for the provider after the handle (its record) */
 };
 
 /* Frees a job record and its outcome payload. */
 void fq__job_free(fq__job *j);
 
-/* A handle with both references, or NULL (out of memory). */
+/* A handle with both references, or NULL (out of memory). With room > 0,
+ * the same allocation holds room bytes for the provider (maximally
+ * aligned, fq__future_room()): its job record, so that a job through a
+ * handle costs one allocation. A record kept there is marked `embedded`
+ * and freed with the handle. */
 fq_job *fq__future_new(const fq__future_ops *ops, uint32_t qid,
-                       const fq_job_options *jopts);
+                       const fq_job_options *jopts, size_t room);
+void *fq__future_room(fq_job *h);
 /* Drops the provider's reference of a handle that never got a job (its
  * submission failed): no callback runs. */
 void fq__future_abandon(fq_job *h);

@@ -36,16 +36,24 @@ static int set_payload(fq__job *j, const void *data, size_t len)
 
 static void publish(fq__queue *q, fq__job *j)
 {
-    if (j->cancel && j->status != FQ_ECANCELED) {
-        /* fq_job_cancel() found it running: whatever it did since (its
-         * reply after the CANCEL frame, a crash from the SIGTERM), it ends
-         * cancelled. */
-        if (j->res && j->res != (void *)j->inline_res.bytes)
-            free(j->res);
-        j->status = FQ_ECANCELED;
-        j->code = j->signo = 0;
-        j->exit_status = -1;
-        set_payload(j, "job cancelled", strlen("job cancelled"));
+    if (j->cancel) {
+        if (j->cancel == FQ__CANCEL_GHOST) {
+            /* The worker's answer for a job cancelled before it started
+             * (or its worker's end): the job had its outcome then. */
+            fq__job_free(j);
+            return;
+        }
+        if (j->status != FQ_ECANCELED) {
+            /* fq_job_cancel() found it running: whatever it did since (its
+             * reply after the CANCEL frame, a crash from the SIGTERM), it
+             * ends cancelled. */
+            if (j->res && j->res != (void *)j->inline_res.bytes)
+                free(j->res);
+            j->status = FQ_ECANCELED;
+            j->code = j->signo = 0;
+            j->exit_status = -1;
+            set_payload(j, "job cancelled", strlen("job cancelled"));
+        }
     }
     j->state = FQ__JOB_DONE;
     q->st.finished++;
@@ -116,7 +124,8 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     fq__job *j = w->head;
     char msg[128];
 
-    if (!j || j == w->unsent || f->wseq != j->wseq) {
+    if (!j || j == w->unsent || f->wseq != j->wseq ||
+        (f->status == FQ_ECANCELED && !j->cancel)) {
         free(owned);
         return FQ_EPROTO; /* not the result of the job we expect */
     }
@@ -124,9 +133,11 @@ int fq__deliver(fq__queue *q, fq__worker *w, const fq__frame *f, void *owned,
     if (w->ops->flags & FQ__KIND_NO_PAGE) /* the parent keeps the page */
         atomic_store_explicit(&w->stat->done, f->wseq + 1,
                               memory_order_release);
-    int64_t run = (int64_t)f->run_us * 1000;
-    q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
-    w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
+    if (f->run_us != FQ__RUN_UNKNOWN) {
+        int64_t run = (int64_t)f->run_us * 1000;
+        q->avg_run_ns = q->avg_run_ns < 0 ? run : (q->avg_run_ns * 7 + run) / 8;
+        w->avg_run_ns = w->avg_run_ns < 0 ? run : (w->avg_run_ns * 7 + run) / 8;
+    }
     q->fork_failures = 0;
     q->idle_init_deaths = 0;
 
@@ -201,10 +212,37 @@ static int on_hello(fq__queue *q, fq__worker *w, const fq__frame *f)
     return 0;
 }
 
+typedef struct result_seek {
+    uint64_t wseq;
+    int found;
+} result_seek;
+
+static void seek_result(void *arg, const fq__frame *f)
+{
+    result_seek *r = arg;
+    if (f->type == FQ__FRAME_RESULT && f->wseq == r->wseq)
+        r->found = 1;
+}
+
+/* Whether the RESULT of job wseq is among the bytes read from w after the
+ * STARTED frame being handled (at the start of w->rb): the job ended. */
+static int result_follows(const fq__worker *w, uint64_t wseq)
+{
+    size_t from = w->rb.start + FQ__WIRE_HDR;
+    if (w->rb.end < from)
+        return 0;
+    result_seek r = {wseq, 0};
+    fq__wscan s;
+    fq__wscan_init(&s);
+    fq__wscan_feed(&s, w->rb.buf + from, w->rb.end - from,
+                   FQ__ACCEPT_FROM_WORKER, seek_result, &r);
+    return r.found;
+}
+
 /* A job started in a worker without a shared page: the parent's copy of the
  * page says so, as the worker would have. It must be the oldest job the
  * worker has (the results before it came first) and was sent whole. */
-static int on_started(fq__worker *w, const fq__frame *f)
+static int on_started(fq__queue *q, fq__worker *w, const fq__frame *f)
 {
     fq__wstat *st = w->stat;
     if (!(w->ops->flags & FQ__KIND_NO_PAGE) || !w->head ||
@@ -215,6 +253,11 @@ static int on_started(fq__worker *w, const fq__frame *f)
     atomic_store_explicit(&st->start_ns, fq__now_ns(), memory_order_relaxed);
     atomic_store_explicit(&st->started, f->wseq + 1, memory_order_release);
     atomic_store_explicit(&st->ready, 1, memory_order_relaxed);
+    /* Cancelled before it started, it started all the same (the CANCEL
+     * came too late): its worker is stopped as for a running job, unless
+     * the job's answer came with the frame (it ended already). */
+    if (w->head->cancel == FQ__CANCEL_GHOST && !result_follows(w, f->wseq))
+        fq__cancel_stop(q, w, w->head);
     return 0;
 }
 
@@ -250,7 +293,7 @@ int fq__handle_frame(fq__queue *q, fq__worker *w, const fq__frame *f,
     case FQ__FRAME_HELLO:
         return FQ_EPROTO; /* one only */
     case FQ__FRAME_STARTED:
-        return on_started(w, f);
+        return on_started(q, w, f);
     case FQ__FRAME_LOG:
         return on_log(q, w, f, payload);
     default:

@@ -27,6 +27,10 @@ void (*fq__fault_hook)(int point, long arg);
 #define DIRECT_READ (1u << 20)
 #define READ_CHUNK (256u * 1024)
 #define MAX_IOV 256
+/* Jobs of up to STAGE_SMALL bytes (header included) are sent from a
+ * buffer of STAGE_BYTES on the stack (fq__flush_worker()). */
+#define STAGE_BYTES 16384
+#define STAGE_SMALL 512
 /* How long a worker that closed its channel may take to exit. */
 #define EOF_GRACE_NS INT64_C(1000000000)
 /* Without a pidfd, how often a busy worker is asked whether it exited: a
@@ -58,7 +62,7 @@ static int flush_ctl(fq__worker *w)
 int fq__worker_send_cancel(fq__worker *w, uint64_t job_id)
 {
     fq__job *j = w->head;
-    while (j && j->id != job_id)
+    while (j && (j->id != job_id || j->cancel == FQ__CANCEL_GHOST))
         j = j->next;
     if (!j)
         return FQ_EINVAL;
@@ -110,14 +114,37 @@ void fq__flush_worker(fq__worker *w)
             return;
     }
     while (w->unsent && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
+        /* Small jobs are copied together into one buffer: the kernel's
+         * cost per iovec is far above that of copying a few dozen bytes.
+         * What a short write leaves is copied again next time. */
         struct iovec iov[MAX_IOV];
+        unsigned char stage[STAGE_BYTES];
+        size_t used = 0;
         int n = 0;
         size_t off = w->unsent_off;
-        for (fq__job *j = w->unsent; j && n < MAX_IOV; j = j->next) {
-            iov[n].iov_base = j->hdr + off;
-            iov[n].iov_len = FQ__WIRE_HDR + j->arg_len - off;
+        for (fq__job *j = w->unsent; j; j = j->next) {
+            const unsigned char *p = j->hdr + off;
+            size_t len = FQ__WIRE_HDR + j->arg_len - off;
             off = 0;
-            n++;
+            if (len <= STAGE_SMALL && used + len <= sizeof(stage)) {
+                memcpy(stage + used, p, len);
+                if (n > 0 &&
+                    (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len ==
+                        stage + used) {
+                    iov[n - 1].iov_len += len;
+                    used += len;
+                    continue;
+                }
+                if (n == MAX_IOV)
+                    break;
+                iov[n].iov_base = stage + used;
+                used += len;
+            } else {
+                if (n == MAX_IOV || len <= STAGE_SMALL)
+                    break; /* out of iovecs, or the buffer is full */
+                iov[n].iov_base = (void *)p;
+            }
+            iov[n++].iov_len = len;
         }
         ssize_t r = fq__send_iov(w->fd, iov, n);
         if (r == FQ_ETIMEDOUT)

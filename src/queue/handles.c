@@ -9,6 +9,7 @@
  */
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "queue/queue.h"
 
@@ -47,6 +48,8 @@ static fq__job *close_list(fq__queue *q, fq__job *j, fq__job **tail)
         if (j->fut) {
             fq__job_finish(q, j, FQ_ECLOSED, 0,
                            "the queue was freed before the job ended");
+        } else if (j->cancel == FQ__CANCEL_GHOST) {
+            fq__job_free(j); /* its job had its outcome */
         } else {
             if (t)
                 t->next = j;
@@ -162,6 +165,66 @@ static void unlink_pending(fq__queue *q, fq__job *j)
     }
 }
 
+void fq__cancel_stop(fq__queue *q, fq__worker *w, fq__job *j)
+{
+    int ghost = j->cancel == FQ__CANCEL_GHOST;
+    if (!ghost)
+        j->cancel = FQ__CANCEL_STOP;
+    /* It takes no more jobs, and as a retiring worker it is replaced at
+     * once: the jobs waiting for a worker do not wait for its end. A job
+     * that returns on the CANCEL frame leaves it idle: it is shut down
+     * and exits (or is killed at kill_at if it does not). What it has not
+     * started goes back to the pending list (dispatched by the caller, or
+     * by the loop's next pass). */
+    w->flags |= FQ__W_CANCELED | FQ__W_RETIRING;
+    (void)fq__revoke_unstarted(q, w);
+    if (!ghost)
+        (void)fq__worker_send_cancel(w, j->id);
+    int grace = q->opts.grace_ms ? q->opts.grace_ms : DEFAULT_GRACE_MS;
+    if (grace < 0) {
+        w->ops->signal(w, SIGKILL);
+    } else {
+        w->ops->terminate(w, grace);
+        if (!w->kill_at)
+            w->kill_at = fq__now_ns() + (int64_t)grace * 1000000;
+    }
+}
+
+/* j was written to w, a worker without a shared page, which has not said
+ * that it started it: there is no claim word to revoke it with, so a
+ * CANCEL frame asks the worker to skip it, and a ghost record takes j's
+ * place in w's FIFO, to take the worker's answer (a RESULT saying
+ * FQ_ECANCELED, or, if the CANCEL came too late, a STARTED: collect.c then
+ * stops w as for a running job). j leaves the FIFO and can have its
+ * outcome at once. Returns 0, FQ_ENOMEM or FQ_ECLOSED (w's channel is
+ * shut: its end brings j back). */
+static int cancel_by_frame(fq__worker *w, fq__job *j)
+{
+    fq__job *g = malloc(sizeof(*g));
+    if (!g)
+        return FQ_ENOMEM;
+    int rc = fq__worker_send_cancel(w, j->id);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    memcpy(g, j, sizeof(*g)); /* the record, without the argument */
+    g->fut = NULL;
+    g->res = NULL;
+    g->res_len = 0;
+    g->arg_len = 0;
+    g->onext = NULL;
+    g->cancel = FQ__CANCEL_GHOST;
+    fq__job **pp = &w->head;
+    while (*pp != j)
+        pp = &(*pp)->next;
+    *pp = g;
+    if (w->tail == j)
+        w->tail = g;
+    j->next = NULL;
+    return 0;
+}
+
 /* One step towards the job's end. Returns 1 when it has its outcome or its
  * worker was asked to stop (then the outcome comes with the worker's end),
  * 0 when it must be looked at again a moment later (partly written, or
@@ -189,34 +252,34 @@ static int cancel_step(fq__queue *q, fq__job *j, int *asked)
         fq__dispatch(q); /* the others taken back with it */
         return 1;
     }
-    /* The worker has started it. Finished already: the result stands.
-     * (Without a shared page, "started" is what STARTED frames said: a job
-     * written but not known to have started is treated as running.) */
+    /* The worker has started it. Finished already: the result stands. */
     if (atomic_load_explicit(&w->stat->done, memory_order_acquire) > j->wseq)
         return 0;
+    /* Without a shared page, "started" is what STARTED frames said: a job
+     * written but not known to have started is skipped by the worker on a
+     * CANCEL frame (and the worker stays). */
+    if ((w->ops->flags & FQ__KIND_NO_PAGE) &&
+        atomic_load_explicit(&w->stat->started, memory_order_acquire) <=
+            j->wseq) {
+        int rc = cancel_by_frame(w, j);
+        if (rc == FQ_ECLOSED)
+            return 0;
+        if (rc == 0) {
+            *asked = 1;
+            fq__job_finish(q, j, FQ_ECANCELED, 0, "job cancelled");
+            fq__dispatch(q); /* jobs not written yet, taken back above */
+            return 1;
+        }
+        /* Out of memory: stopped as a running job. */
+    }
     /* Running: stop the worker, after taking back what waits behind. The
      * graceful step is twofold: a CANCEL frame (fq_ctx_cancelled() turns
      * true: a job that polls it may return) and SIGTERM (which ends any
      * other job at once); SIGKILL follows after the grace. Either way the
      * job ends FQ_ECANCELED (publish(), collect.c). */
-    j->cancel = 1;
     *asked = 1;
-    /* It takes no more jobs, and as a retiring worker it is replaced at
-     * once: the jobs waiting for a worker do not wait for its end. A job
-     * that returns on the CANCEL frame leaves it idle: it is shut down
-     * and exits (or is killed at kill_at if it does not). */
-    w->flags |= FQ__W_CANCELED | FQ__W_RETIRING;
-    if (fq__revoke_unstarted(q, w) > 0)
-        fq__dispatch(q);
-    (void)fq__worker_send_cancel(w, j->id);
-    int grace = q->opts.grace_ms ? q->opts.grace_ms : DEFAULT_GRACE_MS;
-    if (grace < 0) {
-        w->ops->signal(w, SIGKILL);
-    } else {
-        w->ops->terminate(w, grace);
-        if (!w->kill_at)
-            w->kill_at = fq__now_ns() + (int64_t)grace * 1000000;
-    }
+    fq__cancel_stop(q, w, j);
+    fq__dispatch(q);
     return 1;
 }
 

@@ -228,9 +228,14 @@ void fq__ids_forget(fq__queue *q, uint64_t id)
  * taken with fq_take() are reused; a handle's job is freed by its handle,
  * possibly in another thread, so it never comes from or goes to the
  * spares. */
-static fq__job *job_alloc(fq__queue *q, size_t len, const fq_job *fut)
+static fq__job *job_alloc(fq__queue *q, size_t len, fq_job *fut)
 {
-    fq__job *j;
+    fq__job *j = fut ? fq__future_room(fut) : NULL;
+    if (j && fut->room >= sizeof(*j) + len) {
+        memset(j, 0, sizeof(*j));
+        j->embedded = 1;
+        return j;
+    }
     int small = !fut && len <= FQ__JOB_SMALL_ARG;
     if (small && q->spare) {
         j = q->spare;
@@ -364,7 +369,12 @@ FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
     ENTER(q, 1);
     if (!job)
         return FQ_EINVAL;
-    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts);
+    /* The job record shares the handle's allocation (job_alloc()). */
+    size_t room =
+        len <= FQ__WIRE_MAX_PAYLOAD && len <= SIZE_MAX - sizeof(fq__job)
+            ? sizeof(fq__job) + len
+            : 0;
+    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts, room);
     if (!fut)
         return FQ_ENOMEM;
     int rc = submit(q, fn, arg, len, jopts, fut, NULL);

@@ -82,6 +82,11 @@ void fq__notify(fq__queue *q);
  * and returns the list of handles whose callback is due. */
 fq_job *fq__close_handles(fq__queue *q);
 extern const fq__future_ops fq__queue_future_ops;
+/* handles.c: stops w for its running job j (fq_job_cancel()'s running
+ * case): no more jobs for w, those it has not started go back, a CANCEL
+ * frame (unless j is a ghost, which had one), then terminate or SIGKILL
+ * after the queue's grace. */
+void fq__cancel_stop(fq__queue *q, fq__worker *w, fq__job *j);
 void fq__job_finish(fq__queue *q, fq__job *j, int status, int code,
                     const char *msg);
 void fq__worker_gone(fq__queue *q, fq__worker *w, int wstatus, int have);
@@ -123,12 +128,11 @@ static inline void guard_leave(fq__guard *g)
 #define ENTER(q, in_callback_ok)                                               \
     fq__guard guard_ __attribute__((cleanup(guard_leave))) = {NULL, 0};        \
     do {                                                                       \
-        int e_ = 0;                                                            \
-        if (!atomic_compare_exchange_strong(&(q)->busy, &e_, 1)) {             \
-            if (!((in_callback_ok) && e_ == 2) ||                              \
-                !atomic_compare_exchange_strong(&(q)->busy, &e_, 1))           \
+        int e_ = atomic_load_explicit(&(q)->busy, memory_order_relaxed);       \
+        do {                                                                   \
+            if (e_ != 0 && !((in_callback_ok) && e_ == 2))                     \
                 return FQ_EBUSY;                                               \
-        }                                                                      \
+        } while (!atomic_compare_exchange_weak(&(q)->busy, &e_, 1));           \
         guard_.prev = e_;                                                      \
         guard_.q = (q);                                                        \
     } while (0)

@@ -141,7 +141,8 @@ int fq__frame_decode(const void *buf, size_t avail, unsigned accept,
         f->code = (int32_t)(uint32_t)w8;
         f->run_us = (uint32_t)(w8 >> 32);
         f->wseq = w16;
-        if (f->status != 0 && f->status != FQ_EJOB && f->status != FQ_ENOFUNC)
+        if (f->status != 0 && f->status != FQ_EJOB && f->status != FQ_ENOFUNC &&
+            f->status != FQ_ECANCELED)
             return FQ_EPROTO;
         if (f->status != FQ_EJOB && f->code != 0)
             return FQ_EPROTO;

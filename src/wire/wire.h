@@ -18,7 +18,8 @@
  *   JOB        p>w  flags (BY_ID)    fn address/id   job id      argument
  *   RESULT     w>p  status           s32 code, u32   job's wseq  reply or
  *                   (0, FQ_EJOB,     run time (us,               message
- *                   FQ_ENOFUNC)      saturating)
+ *                   FQ_ENOFUNC,      see below)
+ *                   FQ_ECANCELED)
  *   INIT_FAIL  w>p  0                0               0           message
  *                                                                (<= 4 KiB)
  *   MSG        both 0                0               0           message
@@ -31,17 +32,21 @@
  * Every field not listed is zero, and the decoder rejects anything else.
  * JOB: with FQ__JOB_BY_ID the 8-byte field is a registered function id
  * (core/funcs.c), else the function's address (a worker forked from the
- * caller). RESULT: wseq is the job's sequence number at its worker (0, 1,
- * 2, ...): the parent matches every result to the job it sent, and drops a
- * result it already has when it recovers the unflushed output of a dead
- * worker (see worker/main.c). HELLO is a worker's first frame, sent before
- * its init; its version byte may be any non-zero value (its layout never
- * changes), so that the parent can report a worker speaking another version
- * instead of rejecting garbage; the rest is validated only for this
+ * caller). RESULT: run time is that of the worker's latest job to return
+ * (this one's, or the one before it when the job replied before
+ * returning), saturating at FQ__RUN_UNKNOWN - 1, or FQ__RUN_UNKNOWN: the
+ * parent only averages it to size its batches. wseq is the job's sequence
+ * number at its worker (0, 1, 2, ...): the parent matches every result to the
+ * job it sent, and drops a result it already has when it recovers the unflushed
+ * output of a dead worker (see worker/main.c). HELLO is a worker's first frame,
+ * sent before its init; its version byte may be any non-zero value (its layout
+ * never changes), so that the parent can report a worker speaking another
+ * version instead of rejecting garbage; the rest is validated only for this
  * version. PAGE: the worker updates a status page shared with the parent;
  * a worker without one reports each job it starts with STARTED. LOG is a
  * record forwarded to the parent's fq_options.log callback; CANCEL asks the
- * job with that wseq to stop (fq_ctx_cancelled()). MSG frames travel on
+ * job with that wseq to stop (fq_ctx_cancelled()), or, not started yet, to
+ * be skipped: its RESULT then says FQ_ECANCELED. MSG frames travel on
  * public channels only, with LOG frames (job id and wseq 0) from a channel's
  * child to its parent (fq_channel_log()).
  *
@@ -74,6 +79,9 @@ enum fq__frame_type {
     FQ__FRAME_CANCEL = 8,    /* parent -> worker: stop a job cooperatively */
 };
 #define FQ__FRAME_LAST FQ__FRAME_CANCEL
+
+/* RESULT: the worker has no run time to report yet. */
+#define FQ__RUN_UNKNOWN UINT32_MAX
 
 /* JOB flags: fn is a registered function id, not an address. */
 #define FQ__JOB_BY_ID 0x1u

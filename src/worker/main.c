@@ -44,6 +44,12 @@ struct fq_ctx {
     int fd;
     uint64_t wseq;
     int64_t start_ns;
+    /* One clock reading per job: taken when a job's function returns, it
+     * is that job's run time (last_run_us) and, when the next job's frame
+     * is already here (clock_fresh), that job's start. */
+    int64_t clock_ns;
+    int clock_fresh;
+    uint32_t last_run_us; /* FQ__RUN_UNKNOWN before the first job ends */
     fq__wstat *st;
     size_t out_len;    /* bytes of st->out in use */
     uint64_t tx;       /* bytes written to the channel so far */
@@ -63,6 +69,7 @@ struct fq_ctx {
      * where the frames in it begin. */
     int cancelled;
     int64_t cancel_check_ns;
+    int64_t ahead_check_ns; /* no page: next look for CANCELs before a job */
     int scanning; /* the bytes behind the running job were fed to scan */
     int side_eof;
     struct {
@@ -165,8 +172,9 @@ static void emit_result(fq_ctx *c, int status, int code, const void *data,
     f.type = FQ__FRAME_RESULT;
     f.status = status;
     f.code = code;
-    int64_t us = (fq__now_ns() - c->start_ns) / 1000;
-    f.run_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    /* This job's run time when it has returned; from inside it, that of
+     * the job before (the parent only averages them). */
+    f.run_us = c->last_run_us;
     f.wseq = c->wseq;
     f.len = len;
     c->replied = 1;
@@ -325,6 +333,31 @@ FQ__EXPORT int fq_log(fq_ctx *ctx, int level, const char *msg)
     return ctx->dead ? FQ_ECLOSED : 0;
 }
 
+/* Whether the job about to start was cancelled: a CANCEL for it was seen
+ * already, or, for a worker without a page (whose parent cannot revoke a
+ * job it wrote), is among what the parent sent since. The channel is looked
+ * at every FQ__AHEAD_CHECK_NS at most (a job that follows a long one is
+ * always checked); a CANCEL that comes later finds the job running. */
+static int cancelled_before_start(fq_ctx *c)
+{
+    if (!c->cancelled && c->start_ns >= c->ahead_check_ns) {
+        c->ahead_check_ns = c->start_ns + FQ__AHEAD_CHECK_NS;
+        check_cancel(c);
+    }
+    return c->cancelled;
+}
+
+/* Answers the job without running it: it was cancelled before it started. */
+static void skip_job(fq_ctx *c, fq__wstat *st)
+{
+    static const char msg[] = "job cancelled before it started";
+    emit_result(c, FQ_ECANCELED, 0, msg, sizeof(msg) - 1);
+    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
+    c->wseq++;
+}
+
 /* Runs one job frame. The argument is copied when its place in the buffer is
  * not aligned for any type, as the API promises. */
 static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
@@ -370,8 +403,16 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
     c->replied = 0;
     c->cancelled = c->nahead ? take_ahead(c, c->wseq, f->id) : 0;
     c->scanning = 0;
-    c->start_ns = fq__now_ns();
+    c->start_ns = c->clock_fresh ? c->clock_ns : fq__now_ns();
+    c->clock_fresh = 0;
     c->cancel_check_ns = c->start_ns;
+    if ((c->kflags & FQ__KIND_NO_PAGE) || c->cancelled) {
+        if (cancelled_before_start(c)) {
+            skip_job(c, st);
+            free(copy);
+            return;
+        }
+    }
     atomic_store_explicit(&st->start_ns, c->start_ns, memory_order_relaxed);
     atomic_store_explicit(&st->tx_start[c->wseq % FQ__RING], c->tx,
                           memory_order_relaxed);
@@ -404,6 +445,11 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
      * keep it alive). The mask cannot be read without a system call, so
      * setting it unconditionally costs no more than checking it. */
     pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
+    c->clock_ns = fq__now_ns();
+    c->clock_fresh = 1;
+    int64_t us = (c->clock_ns - c->start_ns) / 1000;
+    c->last_run_us = us >= FQ__RUN_UNKNOWN ? FQ__RUN_UNKNOWN - 1
+                                           : (uint32_t)(us > 0 ? us : 0);
     if (!c->replied) {
         if (rc == 0)
             emit_result(c, 0, 0, NULL, 0);
@@ -478,6 +524,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
     fq__rbuf_init(&c.side);
     c.fd = fd;
     c.udata = udata;
+    c.last_run_us = FQ__RUN_UNKNOWN;
     c.tio = tio;
     c.kflags = kflags;
     c.fork_gen = atomic_load_explicit(&fq__fork_gen, memory_order_relaxed);
@@ -549,12 +596,15 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
              * FQ__FLUSH_AGE_NS old, whatever job runs next. */
+            if (recycle)
+                c.clock_fresh = 0; /* the check below takes time */
             if (c.out_len >= FQ__FLUSH_BYTES ||
                 (recycle && fq__rss_after_job(st, c.start_ns)))
                 flush_out(&c);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
+        c.clock_fresh = 0;
         if (recycle)
             fq__rss_before_wait(st);
         flush_out(&c);

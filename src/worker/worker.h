@@ -42,6 +42,9 @@ extern unsigned long fq__test_cancel_reads;
  * cancelled jobs not yet started a worker remembers. */
 #define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)
 #define FQ__CANCEL_AHEAD 64u
+/* A worker without a page looks for CANCELs of the job it is about to
+ * start this often at most (worker/main.c). */
+#define FQ__AHEAD_CHECK_NS (200 * 1000)
 
 /* recycle.c: after a job (that started at job_start_ns) and before
  * blocking for more work: measures the worker's memory when due and raises

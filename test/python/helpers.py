@@ -84,3 +84,41 @@ def wait_for_file(path, timeout=20.0):
             raise TimeoutError(path)
         time.sleep(0.005)
     return path
+
+
+def authkey_fixture(key):
+    """A module-scoped autouse fixture setting FORKQUEUE_AUTHKEY to `key`
+    for the tests of the module that binds it to a name
+    (``authkey = authkey_fixture(KEY)``), restored after them, so that it
+    never leaks into other files run in the same process."""
+    import pytest
+
+    @pytest.fixture(scope="module", autouse=True)
+    def authkey():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("FORKQUEUE_AUTHKEY", key)
+            yield key
+    return authkey
+
+
+def make_cert(directory, name="127.0.0.1"):
+    """A self-signed certificate for 127.0.0.1 (common name `name`) and its
+    key, made by the openssl command in `directory`; returns their paths."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", f"/CN={name}", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", key,
+                    "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def tls_contexts(directory):
+    """(server, client) ssl contexts over make_cert(directory): the client
+    trusts that certificate only."""
+    import ssl
+    cert, key = make_cert(directory)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    return server_ctx, ssl.create_default_context(cafile=cert)

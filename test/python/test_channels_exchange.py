@@ -1,6 +1,7 @@
 """forkqueue.channels, part 2: Exchange, Map, Queue, pmap, MakeParallel,
 MakeReusable (spec: shared/spec/channels.md)."""
 import os
+import select
 import signal
 import time
 
@@ -205,20 +206,40 @@ def test_continuous_100000_messages_in_order():
 
 def test_continuous_slot_freed_when_child_ends():
     # One long child and a queue of short ones: with limit 2 the short ones
-    # run one after another beside the long one.
+    # run one after another beside the long one, which holds its last
+    # message until this process has received every short one's (a byte to
+    # a pipe for each; or 30 s went by: slots not freed would keep the short
+    # ones waiting).
+    rd, wr = os.pipe()
+
     def long(ch):
-        for i in range(3):
-            time.sleep(0.2)
+        for i in range(2):
             ch.send(("long", i))
+        done, deadline = 0, time.monotonic() + 30
+        while done < 5 and select.select([rd], [], [],
+                                         deadline - time.monotonic())[0]:
+            done += len(os.read(rd, 5 - done))
+        ch.send(("long", 2))
 
     def short(ch, i):
         ch.send(("short", i))
 
-    ex = collector(limit=2, continuous=1)
-    ex.start(long)
-    for i in range(5):
-        ex.start(short, i)
-    ex.finish()
+    class Signal(Collect):
+        def store_data(self, channel):
+            super().store_data(channel)
+            if self.got[-1][0] == "short":
+                os.write(wr, b"x")
+
+    ex = Signal(limit=2, continuous=1)
+    ex.got = []
+    try:
+        ex.start(long)
+        for i in range(5):
+            ex.start(short, i)
+        ex.finish()
+    finally:
+        os.close(rd)
+        os.close(wr)
     shorts = [v for k, v in ex.got if k == "short"]
     assert shorts == [0, 1, 2, 3, 4]
     # every short one came before the long one's last message

@@ -23,6 +23,7 @@ import pytest
 
 import forkqueue
 from forkqueue import _auth
+from helpers import make_cert
 
 BUILD = Path(forkqueue.__file__).resolve().parent.parent.parent
 TOOLS = BUILD / "tools"
@@ -236,23 +237,13 @@ def test_c_server_refuses_to_start_without_key(tmp_path):
     assert r.returncode == 2
 
 
-def make_cert(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None,
                     reason="no openssl command to make a certificate")
 def test_python_auth_over_tls_against_c_server(tmp_path):
     """fq-server --tls-cert: the exchange runs inside TLS (checked with
     Python's ssl and forkqueue._auth); a plain client is dropped at the
     handshake deadline."""
-    cert, key = make_cert(tmp_path)
+    cert, key = make_cert(str(tmp_path), name="localhost")
     s = Server([str(FQ_SERVER), "--port", "0", "--handshake-timeout", "1",
                 "--tls-cert", str(cert), "--tls-key", str(key),
                 "--load", str(PLUGIN)],

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import wait_until
+from helpers import authkey_fixture, wait_until
 from forkqueue import _auth
 from forkqueue.workers import AuthenticationError, RemoteServer, RemoteWorker
 from forkqueue.workers import spawn_server
@@ -20,13 +20,7 @@ from forkqueue.workers import spawn_server
 KEY = "forkqueue-workers-tests"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def authkey():
-    """The tests' shared key, set for this module only and restored after
-    it, so it never leaks into other files run in the same process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
-        yield KEY
+authkey = authkey_fixture(KEY)
 
 
 @pytest.fixture(scope="module")

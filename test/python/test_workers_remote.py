@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import HERE, is_running, wait_until
+from helpers import HERE, authkey_fixture, is_running, wait_until
 from forkqueue.workers import (PersistentRemoteWorker, PersistentWorker,
                                RemoteContext, RemoteWorker, Worker,
                                WorkerTerminatedError, WorkerType,
@@ -21,13 +21,7 @@ import forkqueue
 KEY = "forkqueue-workers-tests"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def authkey():
-    """The tests' shared key, set for this module only and restored after
-    it, so it never leaks into other files run in the same process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
-        yield KEY
+authkey = authkey_fixture(KEY)
 
 BUILD_PY = os.path.dirname(os.path.dirname(os.path.abspath(
     forkqueue.__file__)))

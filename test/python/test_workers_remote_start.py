@@ -8,13 +8,12 @@ server's loop only looks at it after its deadline."""
 import select
 import shutil
 import socket
-import ssl
-import subprocess
 import threading
 import time
 
 import pytest
 
+from helpers import authkey_fixture, tls_contexts
 from forkqueue import _auth
 from forkqueue.workers import (RemoteWorker, WorkerTerminatedError,
                                spawn_server, _wire)
@@ -24,11 +23,7 @@ KEY = "forkqueue-workers-tests"
 MODES = ["plain", "tls"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def authkey():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
-        yield KEY
+authkey = authkey_fixture(KEY)
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +31,7 @@ def contexts(tmp_path_factory):
     """``{"plain": (None, None), "tls": (server_ctx, client_ctx)}``."""
     out = {"plain": (None, None)}
     if shutil.which("openssl") is not None:
-        d = tmp_path_factory.mktemp("tls")
-        cert, key = str(d / "cert.pem"), str(d / "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                        "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                        "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"],
-                       check=True, capture_output=True)
-        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server_ctx.load_cert_chain(cert, key)
-        out["tls"] = (server_ctx, ssl.create_default_context(cafile=cert))
+        out["tls"] = tls_contexts(tmp_path_factory.mktemp("tls"))
     return out
 
 

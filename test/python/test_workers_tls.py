@@ -3,10 +3,10 @@ clients that trust it; authentication still runs inside TLS."""
 import os
 import shutil
 import ssl
-import subprocess
 
 import pytest
 
+from helpers import authkey_fixture, tls_contexts
 from forkqueue.workers import (AuthenticationError, PersistentRemoteWorker,
                                RemoteContext, RemoteWorker,
                                WorkerTerminatedError, spawn_server)
@@ -14,13 +14,7 @@ from forkqueue.workers import (AuthenticationError, PersistentRemoteWorker,
 KEY = "forkqueue-workers-tests"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def authkey():
-    """The tests' shared key, set for this module only and restored after
-    it, so it never leaks into other files run in the same process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FORKQUEUE_AUTHKEY", KEY)
-        yield KEY
+authkey = authkey_fixture(KEY)
 
 
 if shutil.which("openssl") is None:
@@ -30,16 +24,7 @@ if shutil.which("openssl") is None:
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = str(d / "cert.pem"), str(d / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                    "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=cert)
+    server_ctx, client_ctx = tls_contexts(tmp_path_factory.mktemp("tls"))
     srv = spawn_server(("127.0.0.1", 0), ssl_context=server_ctx,
                        handshake_timeout=1.0)
     assert srv.addr is not None, srv.error

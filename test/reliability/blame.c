@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -28,7 +27,7 @@ static int innocent_job(fq_ctx *ctx, const void *arg, size_t len)
     (void)len;
     uint64_t id = fq_ctx_id(ctx);
     runs[id]++;
-    rel_sleep_ms(1);
+    fqp_sleep_ms(1);
     return fq_reply(ctx, &id, sizeof id);
 }
 
@@ -63,10 +62,8 @@ static int daemon_job(fq_ctx *ctx, const void *arg, size_t len)
 
 static void setup_runs(void)
 {
-    runs = mmap(NULL, sizeof(*runs) * NJOBS, PROT_READ | PROT_WRITE,
-                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(runs != MAP_FAILED);
-    memset((void *)runs, 0, sizeof(*runs) * NJOBS);
+    runs = fqp_shared_new(sizeof(*runs) * NJOBS);
+    assert_non_null((void *)runs);
 }
 
 /* Runs job `guilty` (id 0, then NJOBS - 1 innocent jobs) on `workers`
@@ -112,7 +109,7 @@ static void run_scenario(fq_job_fn guilty, int workers, int inflight,
     assert_int_equal(seen, NJOBS);
     assert_int_equal(fq_queue_free(q), 0);
     assert_int_equal(fqp_children(getpid(), NULL, 0, NULL), kids0);
-    munmap((void *)runs, sizeof(*runs) * NJOBS);
+    fqp_shared_free((void *)runs, sizeof(*runs) * NJOBS);
 }
 
 static void test_stray_bytes_one_worker(void **state)

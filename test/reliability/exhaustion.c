@@ -340,7 +340,7 @@ static int scn_nproc_take_only(void)
         got = fq_take(q, &r);
         CHECK(got >= 0);
         if (!got)
-            rel_sleep_ms(5);
+            fqp_sleep_ms(5);
     }
     fprintf(stderr, "    fq_take() alone after the failed fork: %s\n",
             got ? fq_err_name(r.status) : "nothing within 20 s");
@@ -537,7 +537,7 @@ static int scn_crash_storm(void)
 static int slow_init(void *udata)
 {
     (void)udata;
-    rel_sleep_ms(300);
+    fqp_sleep_ms(300);
     return 0;
 }
 
@@ -599,7 +599,7 @@ static void slow_parent_hook(void *arg)
 {
     (void)arg;
     if (slow_hooks)
-        rel_sleep_ms(200);
+        fqp_sleep_ms(200);
 }
 
 static int hang_job(fq_ctx *ctx, const void *arg, size_t len)
@@ -607,7 +607,7 @@ static int hang_job(fq_ctx *ctx, const void *arg, size_t len)
     (void)ctx;
     (void)arg;
     (void)len;
-    rel_sleep_ms(3000);
+    fqp_sleep_ms(3000);
     return 0;
 }
 

@@ -26,7 +26,7 @@ static int sleep_job(fq_ctx *ctx, const void *arg, size_t len)
         return fq_fail(ctx, 1, "bad argument");
     memcpy(&ms, arg, sizeof ms);
     if (ms > 0)
-        rel_sleep_ms(ms);
+        fqp_sleep_ms(ms);
     return fq_reply(ctx, &ms, sizeof ms);
 }
 
@@ -124,7 +124,7 @@ static int pid_after_job(fq_ctx *ctx, const void *arg, size_t len)
     if (len == sizeof ms)
         memcpy(&ms, arg, sizeof ms);
     if (ms > 0)
-        rel_sleep_ms(ms);
+        fqp_sleep_ms(ms);
     int pid = (int)getpid();
     return fq_reply(ctx, &pid, sizeof pid);
 }

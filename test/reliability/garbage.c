@@ -243,7 +243,7 @@ static void test_garbage_to_workers(void **state)
                 exited++;
         }
         if (exited < 2)
-            rel_sleep_ms(5);
+            fqp_sleep_ms(5);
     }
     assert_int_equal(exited, 2);
     assert_queue_works(q, 10);

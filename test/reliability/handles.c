@@ -26,7 +26,7 @@ static int sleep_job(fq_ctx *ctx, const void *arg, size_t len)
     if (len != sizeof ms)
         return fq_fail(ctx, 1, "bad argument");
     memcpy(&ms, arg, sizeof ms);
-    rel_sleep_ms(ms);
+    fqp_sleep_ms(ms);
     return fq_reply(ctx, &ms, sizeof ms);
 }
 
@@ -66,14 +66,14 @@ static void free_while_waiting(int use_poll)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
     while (!w.entered)
-        rel_sleep_ms(1);
+        fqp_sleep_ms(1);
     /* Whether the waiter is already inside its wait or about to enter it,
      * the outcome is the same: FQ_ECLOSED, at once. */
-    rel_sleep_ms(50);
+    fqp_sleep_ms(50);
     assert_int_equal(fq_queue_free(w.q), 0);
     int64_t end = fqp_now_ms() + 5000;
     while (!w.done && fqp_now_ms() < end)
-        rel_sleep_ms(5);
+        fqp_sleep_ms(5);
     assert_true(w.done);
     pthread_join(t, NULL);
     print_message("waiter returned %s after %lld ms\n", fq_err_name(w.rc),

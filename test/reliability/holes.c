@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -295,9 +294,8 @@ static void test_idle_init_crashes_back_off(void **state)
 int main(void)
 {
     main_pid = getpid();
-    atexit_runs = mmap(NULL, sizeof(*atexit_runs), PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (atexit_runs == MAP_FAILED)
+    atexit_runs = fqp_shared_new(sizeof(*atexit_runs));
+    if (!atexit_runs)
         return 1;
     atexit(parent_atexit);
     const struct CMUnitTest tests[] = {

@@ -16,7 +16,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -60,7 +59,7 @@ static int orphan_job(fq_ctx *ctx, const void *arg, size_t len)
             return fq_fail(ctx, 1, "daemon");
         if (getpid() != w) {
             kids[0] = getpid();
-            rel_sleep_ms(30000);
+            fqp_sleep_ms(30000);
             _exit(0);
         }
         return 0;
@@ -69,7 +68,7 @@ static int orphan_job(fq_ctx *ctx, const void *arg, size_t len)
     if (p < 0)
         return fq_fail(ctx, 1, "fork");
     if (p == 0) {
-        rel_sleep_ms(30000);
+        fqp_sleep_ms(30000);
         _exit(0);
     }
     kids[1] = p;
@@ -242,9 +241,8 @@ static void test_outside_loop_notices_death(void **state)
 
 int main(void)
 {
-    kids = mmap(NULL, 2 * sizeof(*kids), PROT_READ | PROT_WRITE,
-                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (kids == MAP_FAILED)
+    kids = fqp_shared_new(2 * sizeof(*kids));
+    if (!kids)
         return 1;
     deny_pidfd_open();
     const struct CMUnitTest tests[] = {

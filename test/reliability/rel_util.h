@@ -41,13 +41,6 @@ static inline int rel_list_sockets(int *out, int max)
     return n;
 }
 
-static inline void rel_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* splitmix64: the expected result of job i, and a seedable PRNG. */
 static inline uint64_t rel_mix(uint64_t x)
 {
@@ -96,7 +89,7 @@ static inline int rel_wait_deadline(pid_t pid, int timeout_ms)
                 ;
             return -1;
         }
-        rel_sleep_ms(5);
+        fqp_sleep_ms(5);
     }
 }
 

@@ -55,7 +55,7 @@ static int sleep_job(fq_ctx *ctx, const void *arg, size_t len)
     if (len != sizeof ms)
         return fq_fail(ctx, 1, "bad argument");
     memcpy(&ms, arg, sizeof ms);
-    rel_sleep_ms(ms);
+    fqp_sleep_ms(ms);
     return fq_reply(ctx, &ms, sizeof ms);
 }
 
@@ -308,7 +308,7 @@ static void test_sigterm_kills_host_and_workers(void **state)
                 alive++;
         }
         if (alive)
-            rel_sleep_ms(10);
+            fqp_sleep_ms(10);
     }
     assert_int_equal(alive, 0);
 }

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -30,21 +29,14 @@ typedef struct race {
 static race *sh;
 static int hook_calls;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits (polling every 100 us) until *flag is set, at most ms. */
 static int await_flag(atomic_int *flag, int ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = fqp_now_ms() + ms;
     while (!atomic_load(flag)) {
-        if (now_ms() > end)
+        if (fqp_now_ms() > end)
             return 0;
-        struct timespec ts = {0, 100000};
+        struct timespec ts = {0, 100000}; /* 100 us: the race is short */
         nanosleep(&ts, NULL);
     }
     return 1;
@@ -145,9 +137,8 @@ static void test_job_ending_as_its_limit_fires(void **state)
 
 int main(void)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED)
+    sh = fqp_shared_new(sizeof *sh);
+    if (!sh)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_ending_as_its_limit_fires),

@@ -18,7 +18,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -31,7 +30,7 @@ static _Atomic pid_t *kids;
 static void linger(void)
 {
     for (int i = 0; i < 600; i++)
-        rel_sleep_ms(100);
+        fqp_sleep_ms(100);
     _exit(0);
 }
 
@@ -108,7 +107,7 @@ static int all_gone(fq_queue q, unsigned which, int ms)
         if (q.id)
             fq_poll(q, 10);
         else
-            rel_sleep_ms(10);
+            fqp_sleep_ms(10);
     }
 }
 
@@ -284,9 +283,8 @@ static void test_parent_sigterm(void **state)
 
 int main(void)
 {
-    kids = mmap(NULL, sizeof(*kids) * NKIDS, PROT_READ | PROT_WRITE,
-                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (kids == MAP_FAILED)
+    kids = fqp_shared_new(sizeof(*kids) * NKIDS);
+    if (!kids)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_finish),

@@ -48,7 +48,7 @@ static int tour_job(fq_ctx *ctx, const void *arg, size_t len)
         raise(SIGSEGV);
         break;
     case HANG:
-        rel_sleep_ms(20000);
+        fqp_sleep_ms(20000);
         break;
     case BIG: {
         size_t n = (size_t)a[1];
@@ -76,7 +76,7 @@ static int tour_job(fq_ctx *ctx, const void *arg, size_t len)
         }
         if (d)
             closedir(d);
-        rel_sleep_ms(20000);
+        fqp_sleep_ms(20000);
         break;
     }
     default:

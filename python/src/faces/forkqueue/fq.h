@@ -188,6 +188,10 @@ Py_ssize_t fqpy_take_ready(fqpy_queue *self);
 /* Waits until at least one outcome was taken, timeout_s passed (negative:
  * no limit) or no job is left. Returns outcomes taken, or -1. */
 Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s);
+/* The same, taking at first at most `known` outcomes (negative: all there
+ * are, looking at the workers if none is at hand; 0: none, when the caller
+ * just took them). */
+Py_ssize_t fqpy_drive_ex(fqpy_queue *self, double timeout_s, Py_ssize_t known);
 /* Raises the oldest error of add() not raised yet, if any: returns -1. */
 int fqpy_raise_pending(fqpy_queue *self);
 /* Pops the next ready slot of the call (and, for a process() call, of

@@ -433,17 +433,16 @@ static PyObject *iter_next(fqpy_iter *it)
             it->done = 1;
             break;
         }
-        Py_ssize_t n = it->mode == FQPY_IT_AVAILABLE ? fqpy_drive(self, 0)
-                       : fqpy_flush(self) < 0        ? -1
-                                                     : fqpy_take_ready(self);
-        if (n < 0)
-            break;
-        if (n > 0)
-            continue;
         if (it->mode == FQPY_IT_AVAILABLE) {
+            Py_ssize_t n = fqpy_drive(self, 0);
+            if (n < 0)
+                break;
+            if (n > 0)
+                continue;
             it->done = 1;
             break;
         }
+        /* No outcome of this call (or of add()) is outstanding: done. */
         if (it->source == NULL && call->jobs_out == 0 && main->jobs_out == 0) {
             it->done = 1;
             if (it->src_exc) {
@@ -457,7 +456,9 @@ static PyObject *iter_next(fqpy_iter *it)
         /* In ordered mode nothing can be taken until the oldest job ends,
          * but workers that finish others need more input meanwhile. */
         double wait = it->source && self->ordered ? 0.005 : -1;
-        Py_ssize_t got = fqpy_drive(self, wait);
+        /* Outcomes already read are taken first; then one poll waits for
+         * more (no separate look at the workers before it). */
+        Py_ssize_t got = fqpy_drive_ex(self, wait, 0);
         if (got < 0)
             break;
         if (got == 0)

@@ -400,13 +400,19 @@ out:
     return rc;
 }
 
-Py_ssize_t fqpy_take_ready(fqpy_queue *self)
+/* Takes at most max outcomes (negative: every one there, reading the
+ * workers first when none is at hand). */
+static Py_ssize_t take_upto(fqpy_queue *self, Py_ssize_t max)
 {
     Py_ssize_t n = 0;
     fq_result r;
     if (!self->core.opened)
         return 0;
     for (;;) {
+        if (max >= 0 && n >= max) {
+            fqpy_jobs_settle(self);
+            return n;
+        }
         FQPY_LOCK(&self->core);
         int rc = fq_take(self->core.q, &r);
         FQPY_UNLOCK(&self->core);
@@ -422,6 +428,11 @@ Py_ssize_t fqpy_take_ready(fqpy_queue *self)
             return -1;
         n++;
     }
+}
+
+Py_ssize_t fqpy_take_ready(fqpy_queue *self)
+{
+    return take_upto(self, -1);
 }
 
 /* Stops everything now: queued jobs are dropped, workers terminated and
@@ -458,11 +469,18 @@ size_t fqpy_stored_items(fqpy_queue *self)
 
 Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
 {
+    return fqpy_drive_ex(self, timeout_s, -1);
+}
+
+Py_ssize_t fqpy_drive_ex(fqpy_queue *self, double timeout_s, Py_ssize_t known)
+{
     double deadline = timeout_s < 0 ? -1 : fqpy_now() + timeout_s;
     for (;;) {
         if (fqpy_flush(self) < 0)
             return -1;
-        Py_ssize_t n = fqpy_take_ready(self);
+        /* After a poll, the outcomes it counted are at hand: taking them
+         * needs no further look at the workers (a poll(2) each). */
+        Py_ssize_t n = take_upto(self, known);
         if (n != 0 || self->woken) {
             self->woken = 0; /* set by a _wakeup() from another thread */
             return n;
@@ -492,7 +510,7 @@ Py_ssize_t fqpy_drive(fqpy_queue *self, double timeout_s)
             if (rem * 1000 < ms)
                 ms = (int)ceil(rem * 1000);
         }
-        if (fqpy_core_poll(&self->core, ms) < 0) {
+        if ((known = fqpy_core_poll(&self->core, ms)) < 0) {
             if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
                 fqpy_cancel(self);
             return -1;
