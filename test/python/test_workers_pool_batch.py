@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from forkqueue.workers import Pool, WorkerType
+from forkqueue.workers import PersistentProcessWorker, Pool, WorkerType
 from forkqueue.workers import pool as pool_mod
 
 
@@ -200,3 +200,32 @@ def test_a_channel_is_refused_in_a_process_forked_from_its_owner():
         assert ch.wait(10) == 0
     finally:
         ch.close()
+
+
+class Doubling(PersistentProcessWorker):
+    def _send_result(self, result):
+        super()._send_result(result * 2)
+
+
+class Negating(PersistentProcessWorker):
+    def run(self, x):
+        return -super().run(x)
+
+
+class Plain(PersistentProcessWorker):
+    pass
+
+
+@pytest.mark.parametrize("cls, want", [
+    (Doubling, lambda x: 2 * (x + 1)),
+    (Negating, lambda x: -(x + 1)),
+    (Plain, lambda x: x + 1)])
+def test_worker_side_overrides_are_called_for_every_input(cls, want):
+    # a worker runs do_work's loop in one frame only when nothing it calls
+    # per input is overridden
+    with Pool(lambda x: x + 1) as pool:
+        w = pool.add_worker(cls)
+        pool.add_worker(cls)
+        out = pool.run(range(300))
+        assert sorted(out) == sorted(want(x) for x in range(300))
+    assert w.result == w._enqueued > 0  # calls it processed
