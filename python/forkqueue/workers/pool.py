@@ -48,6 +48,9 @@ REFILL_AT = WINDOW // 2
 #: exhausted. Below COALESCE_MIN_S it does not sleep.
 COALESCE_MAX_S = 0.003
 COALESCE_MIN_S = 0.0002
+#: The first round of a run is sent in two messages per worker: the first
+#: FIRST_ROUND inputs, then the rest.
+FIRST_ROUND = 16
 #: A worker whose pace is known has at most what it runs in
 #: QUEUE_S queued; near the end of an input of known length, at most
 #: what it runs in END_S (see `_Run.share`).
@@ -340,26 +343,38 @@ class _Run:
         return self.auto and n < WINDOW and self.nbytes[id(w)] < WINDOW_BYTES
 
     def first_round(self):
-        for w in self.corkable:
-            w._cork()
-        try:
-            self._first_round()
-        finally:
+        """Inputs for every worker, one at a time in the order they were
+        added, until each has no room: sent as one message per worker
+        once each has `FIRST_ROUND` of them (so that no worker waits for
+        the whole round to be pickled), then one more for the rest."""
+        for quota in (FIRST_ROUND, None):
             for w in self.corkable:
-                w._uncork()
+                w._cork()
+            try:
+                more = self._first_round(quota)
+            finally:
+                for w in self.corkable:
+                    w._uncork()
+            if not more:
+                return
 
-    def _first_round(self):
+    def _first_round(self, quota):
+        """One input per worker per turn while it has room (and fewer than
+        ``quota`` pending, if given); False once the input ran out."""
         while True:
             progressed = False
             for w in self.pool._workers:
-                if id(w) in self.closed or not self.has_room(w):
+                k = id(w)
+                if k in self.closed or not self.has_room(w) or (
+                        quota is not None and
+                        len(self.pending[k]) >= max(quota, self.limit)):
                     continue
-                before = len(self.pending[id(w)])
+                before = len(self.pending[k])
                 if not self.try_enqueue(w):
-                    return
-                progressed |= len(self.pending[id(w)]) > before
+                    return False
+                progressed |= len(self.pending[k]) > before
             if not progressed:
-                return
+                return True
 
     def fill(self, w):
         k = id(w)
@@ -478,6 +493,18 @@ class _Run:
             cap = min(cap, math.ceil(END_S / p))
         return max(self.limit, cap), True
 
+    def refill_at(self, k, cap):
+        """A windowed worker whose queue holds ``cap`` is topped up once it
+        is down to half of it, or, once its pace is known, to what is left
+        after the longest sleep of the pool (`COALESCE_MAX_S`) if that is
+        more: a pool woken late (the machine is busy) still finds work
+        queued, and it tops up at most once per wake-up."""
+        p = self.pace.get(k)
+        at = cap // 2
+        if p:
+            at = max(at, cap - math.ceil(COALESCE_MAX_S / p))
+        return max(at, self.limit - 1)
+
     def _poller(self):
         """A poll set over the live workers (rebuilt when one dies)."""
         key = len(self.closed)
@@ -576,8 +603,7 @@ class _Run:
                 n = len(self.pending[k])
                 if k in self.direct:
                     cap, near_end = self.share(k)
-                    if n < cap and (near_end or n <= max(
-                            cap // 2, self.limit - 1)):
+                    if n < cap and (near_end or n <= self.refill_at(k, cap)):
                         self.fill_direct(w, k)
                 elif n <= max(REFILL_AT, self.limit - 1):
                     self.fill(w)

@@ -16,6 +16,7 @@ REFILL_AT: int
 COALESCE_MAX_S: float
 COALESCE_MIN_S: float
 QUEUE_S: float
+FIRST_ROUND: int
 END_S: float
 
 class PoolError(RuntimeError):
