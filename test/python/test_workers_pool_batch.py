@@ -229,3 +229,38 @@ def test_worker_side_overrides_are_called_for_every_input(cls, want):
         out = pool.run(range(300))
         assert sorted(out) == sorted(want(x) for x in range(300))
     assert w.result == w._enqueued > 0  # calls it processed
+
+
+def test_first_round_goes_out_in_two_messages_per_worker(monkeypatch):
+    from forkqueue.workers._linked import LinkedWorker
+    sends = []
+    real = LinkedWorker._uncork
+
+    def counting(self):
+        if self._corked:
+            sends.append((self.userid, len(self._corked)))
+        real(self)
+    monkeypatch.setattr(LinkedWorker, "_uncork", counting)
+    first = []
+    with Pool(lambda x: x) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.PROCESS)
+        out = pool.run(iter(range(1000)), worker_callback=lambda w, ev, *r:
+                       first.append(w.userid) if ev == "enqueued" and
+                       len(first) < 4 else None)
+    assert sorted(out) == list(range(1000))
+    f, w = pool_mod.FIRST_ROUND, pool_mod.WINDOW
+    assert sends[:4] == [(0, f), (1, f), (0, w - f), (1, w - f)]
+    assert first == [0, 1, 0, 1]  # one input per worker per turn
+
+
+def test_refill_point():
+    run, (a, b) = make_run(2, (x for x in range(10_000)))
+    assert run.refill_at(a, 128) == 64  # pace unknown: half
+    run.pace[a] = 100e-6  # a 3 ms sleep runs 30 calls: refill at 90 - 30
+    assert run.refill_at(a, 90) == 90 - math.ceil(
+        pool_mod.COALESCE_MAX_S / 100e-6)
+    run.pace[a] = 2e-6  # tiny calls: half
+    assert run.refill_at(a, 128) == 64
+    run, (a, b) = make_run(2, iter(()), extra=200)
+    assert run.refill_at(a, 201) == 200  # never below extra
