@@ -630,7 +630,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
     return loop_end(&c, &rb, own_page, status);
 }
 
-void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
+void fq__worker_main(fq__wenv *q, fq__worker *w, int fd)
 {
     fq__worker_loop_ex(q->opts.init, q->opts.udata, w->stat, fd, NULL,
                        q->kind->flags);
