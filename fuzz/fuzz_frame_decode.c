@@ -48,7 +48,9 @@ static int valid(const fq__frame *f)
     case FQ__FRAME_RESULT:
         if (f->status == FQ_EJOB)
             return 1;
-        return (f->status == 0 || f->status == FQ_ENOFUNC) && f->code == 0;
+        return (f->status == 0 || f->status == FQ_ENOFUNC ||
+                f->status == FQ_ECANCELED) &&
+               f->code == 0;
     case FQ__FRAME_INIT_FAIL:
         return f->len <= FQ__INIT_MSG_MAX;
     case FQ__FRAME_HELLO:

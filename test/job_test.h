@@ -9,7 +9,7 @@
 
 #include "fq_test.h"
 
-#include "core/internal.h" /* FQ__WORKER_PROCESS_WIRE: a kind without page */
+#include "worker/kind.h" /* FQ__WORKER_PROCESS_WIRE: a kind without page */
 
 /* Counts the calls for each handle it is given, and remembers the status
  * the outcome had when the callback ran. */

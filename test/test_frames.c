@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "core/internal.h"
+#include "queue/queue.h"
 #include "worker/worker.h"
 
 /* ---- jobs -------------------------------------------------------------- */

@@ -8,6 +8,7 @@
  */
 #include "fq_remote_test.h"
 #include "job_test.h"
+#include "queue/queue.h" /* white box: the queue's workers */
 
 /* ---- White box: what the parent holds for its workers ------------------ */
 
@@ -328,6 +329,54 @@ static void test_wire_kind_race(void **state)
     fqt_assert_no_children();
 }
 
+static fq_job *submit_square_id(fq_queue q, uint64_t x, uint64_t id, int *rc)
+{
+    fq_job_options o;
+    memset(&o, 0, sizeof o);
+    o.id = id;
+    o.flags = FQ_JOB_ID;
+    fq_job *j = NULL;
+    *rc = fq_job_submit(q, fqt_job_square, &x, sizeof x, &o, &j);
+    return j;
+}
+
+/* A cancelled job's id is free at once, though its ghost waits in the
+ * worker's FIFO, also when ids start being tracked meanwhile (the first job
+ * with an id of its own indexes the jobs in the FIFOs: not the ghosts). */
+static void test_cancelled_id_is_free(void **state)
+{
+    (void)state;
+    fqt_gate g;
+    fqt_gate_new(&g);
+    fq_queue q = one_worker(FQ__WORKER_PROCESS_WIRE, 8, 0);
+    fq_job *gate = submit_gate(q, &g, 2, 0, NULL);
+    fq_job *b = submit_square(q, 3, NULL);
+    fqt_gate_started(q, &g);
+    drive_until_written(q);
+    uint64_t id = fq_job_id(b);
+    FQT_OK(fq_job_cancel(b));
+    assert_int_equal(ghosts(q), 1);
+    int rc;
+    fq_job *again = submit_square_id(q, 7, id, &rc);
+    FQT_OK(rc);
+    fq_job *dup = submit_square_id(q, 8, id, &rc);
+    FQT_EQ(rc, FQ_EEXIST);
+    assert_null(dup);
+    fqt_gate_open(&g, 1);
+    FQT_OK(fq_job_wait(again, 20000));
+    fq_result r;
+    FQT_OK(fq_job_result(again, &r));
+    assert_int_equal(r.id, id);
+    assert_int_equal(fqt_u64(&r), fqt_square(7));
+    assert_int_equal(ghosts(q), 0);
+    assert_int_equal(job_status(b), FQ_ECANCELED);
+    fq_job_free(again);
+    fq_job_free(b);
+    fq_job_free(gate);
+    FQT_OK(fq_queue_free(q));
+    fqt_gate_free(&g);
+}
+
 /* The same races with a remote worker beside a local one (a remote worker
  * stopped for a late CANCEL is not replaced: the local one goes on). */
 static void test_remote_kind_race(void **state)
@@ -419,6 +468,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         FQT_TEST(test_wire_kind_skips),
         FQT_TEST(test_remote_kind_skips),
+        FQT_TEST(test_cancelled_id_is_free),
         FQT_TEST(test_wire_kind_race),
         FQT_TEST(test_remote_kind_race),
         FQT_TEST(test_wire_kind_started_before_cancel),

@@ -64,8 +64,18 @@ def noop():
 
 
 def calibrate(target_s=100e-6):
-    return bu.calibrate(cpu, sys.modules[__name__], "CPU_LOOPS", target_s,
-                        probe=200, floor=1)
+    """Sets CPU_LOOPS for a call of about target_s of CPU time. CPU time,
+    not wall time: on a busy machine a call's wall time counts the other
+    programs' turns, and a wall-time calibration made the call two to five
+    times shorter from one run to the next."""
+    global CPU_LOOPS
+    for _ in range(3):
+        c0 = time.process_time()
+        for x in range(200):
+            cpu(x)
+        per = (time.process_time() - c0) / 200
+        CPU_LOOPS = max(1, int(CPU_LOOPS * target_s / max(per, 1e-7)))
+    return CPU_LOOPS
 
 
 def median_time(fn, reps):

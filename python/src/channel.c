@@ -33,7 +33,7 @@ enum { USE_SEND = 1, USE_RECV = 2, USE_WAIT = 4 };
 
 static int enter(fqpy_channel *self, int use)
 {
-    if (self->owner != getpid()) {
+    if (self->fork_gen != fqpy_fork_generation) {
         PyErr_SetString(PyExc_ValueError,
                         "this channel belongs to another process (it was "
                         "inherited through a fork)");
@@ -487,6 +487,7 @@ static PyObject *fork_channel(PyObject *module, PyObject *noargs)
     self->ch.id = 0;
     self->pid = 0;
     self->owner = getpid();
+    self->fork_gen = fqpy_fork_generation;
     self->closed = self->reaped = self->busy = 0;
     self->returncode = 0;
     self->weakreflist = NULL;
@@ -506,6 +507,7 @@ static PyObject *fork_channel(PyObject *module, PyObject *noargs)
     self->ch = ch;
     self->pid = fq_channel_pid(ch);
     self->owner = getpid();
+    self->fork_gen = fqpy_fork_generation;
     return (PyObject *)self;
 }
 

@@ -15,6 +15,8 @@ typedef struct fqpy_channel {
     PyObject_HEAD fq_channel ch;
     pid_t pid;   /* the child's pid on the parent's end, 0 in the child */
     pid_t owner; /* the process this end belongs to */
+    unsigned long fork_gen; /* fqpy_fork_generation there: checked per
+                               call instead of getpid(), a syscall */
     int closed;
     int reaped;
     int returncode;

@@ -85,4 +85,8 @@ int fq__remaining_ms(int64_t deadline);
  * FQ_ETIMEDOUT, FQ_EINTR (with eintr) or FQ_ESYS. */
 int fq__wait_fd(int fd, short events, int64_t deadline, int eintr);
 
+/* child.c: fq__child_hygiene() keeping one worker descriptor, a new
+ * worker's own end of its channel. */
+void fq__child_hygiene_keep(int parent_end, int keep, pid_t parent);
+
 #endif

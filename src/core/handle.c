@@ -19,7 +19,7 @@
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
-static fq__queue **reg;
+static fq__qhead **reg; /* the heads of the queues */
 static size_t reg_n, reg_cap;
 static uint32_t reg_next_id = 1;
 static pid_t reg_pid; /* getpid() cached; reset in children */
@@ -127,13 +127,14 @@ int64_t fq__now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int fq__handle_add(fq__queue *q)
+int fq__handle_add(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     pthread_once(&reg_once, reg_setup);
     pthread_mutex_lock(&reg_lock);
     if (reg_n == reg_cap) {
         size_t ncap = reg_cap ? reg_cap * 2 : 8;
-        fq__queue **n = realloc(reg, ncap * sizeof(*n));
+        fq__qhead **n = realloc(reg, ncap * sizeof(*n));
         if (!n) {
             pthread_mutex_unlock(&reg_lock);
             return FQ_ENOMEM;
@@ -152,8 +153,9 @@ int fq__handle_add(fq__queue *q)
     return 0;
 }
 
-unsigned fq__handle_remove(fq__queue *q)
+unsigned fq__handle_remove(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
         if (reg[i] == q) {
@@ -175,13 +177,13 @@ unsigned fq__handle_remove(fq__queue *q)
 
 void fq__handle_release(fq__queue **qp)
 {
-    fq__queue *q = *qp;
-    if (!q)
+    if (!*qp)
         return;
+    fq__qhead *q = fq__qhead_of(*qp);
     /* Whoever closes the queue holds a reference while it sets closing:
      * the release that takes the count to zero comes after, and sees it. */
     if (atomic_fetch_sub(&q->refs, 1) == 1 && atomic_load(&q->closing))
-        q->destroy(q);
+        q->destroy(*qp);
 }
 
 int fq__handle_get(fq_queue h, fq__queue **qp)
@@ -196,7 +198,7 @@ int fq__handle_get(fq_queue h, fq__queue **qp)
             rc = reg[i]->owner == my_pid() ? 0 : FQ_EFOREIGN;
             if (rc == 0) {
                 atomic_fetch_add(&reg[i]->refs, 1);
-                *qp = reg[i];
+                *qp = (fq__queue *)(void *)reg[i];
             }
             break;
         }
@@ -216,7 +218,8 @@ int fq__handle_call_locked(fq_queue h, int (*fn)(fq__queue *q))
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg_n; i++) {
         if (reg[i]->id == h.id) {
-            rc = reg[i]->owner == my_pid() ? fn(reg[i]) : FQ_EFOREIGN;
+            rc = reg[i]->owner == my_pid() ? fn((fq__queue *)(void *)reg[i])
+                                           : FQ_EFOREIGN;
             break;
         }
     }
@@ -227,5 +230,5 @@ int fq__handle_call_locked(fq_queue h, int (*fn)(fq__queue *q))
 void fq__handle_each_unlocked(void (*fn)(fq__queue *q, void *arg), void *arg)
 {
     for (size_t i = 0; i < reg_n; i++)
-        fn(reg[i], arg);
+        fn((fq__queue *)(void *)reg[i], arg);
 }

@@ -9,7 +9,7 @@
 #ifndef FQ_JOB_H
 #define FQ_JOB_H
 
-#include "core/internal.h"
+#include "job/record.h"
 
 typedef struct fq__future_ops {
     /* Drives until the job has its outcome or timeout_ms passes. */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "loop/wake.h"
 #include "loop/loop.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))

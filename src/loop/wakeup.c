@@ -44,6 +44,7 @@
 #endif
 
 #include "core/internal.h"
+#include "loop/wake.h"
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
@@ -132,14 +133,16 @@ void fq__wake_pair_drain(int rd, int wr)
     }
 }
 
-int fq__wake_open(fq__queue *q)
+int fq__wake_open(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     q->wake_slot = -1;
     return fq__wake_pair_open(&q->wake_rd, &q->wake_wr);
 }
 
-void fq__wake_publish(fq__queue *q)
+void fq__wake_publish(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     for (int i = 0; i < WAKE_SLOTS; i++) {
         struct wake_slot *s = &wake_slots[i];
         uint32_t freeid = 0;
@@ -157,8 +160,9 @@ void fq__wake_publish(fq__queue *q)
     atomic_fetch_add(&wake_unslotted, 1);
 }
 
-void fq__wake_unpublish(fq__queue *q)
+void fq__wake_unpublish(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     if (q->wake_slot >= 0) {
         struct wake_slot *s = &wake_slots[q->wake_slot];
         atomic_store(&s->id, SLOT_RETIRING);
@@ -173,15 +177,17 @@ void fq__wake_unpublish(fq__queue *q)
     q->wake_slot = -1;
 }
 
-void fq__wake_close(fq__queue *q)
+void fq__wake_close(fq__queue *queue)
 {
-    fq__wake_unpublish(q); /* no waker uses the descriptors after this */
+    fq__qhead *q = fq__qhead_of(queue);
+    fq__wake_unpublish(queue); /* no waker uses the descriptors after this */
     fq__wake_pair_close(q->wake_rd, q->wake_wr);
     q->wake_rd = q->wake_wr = -1;
 }
 
-void fq__wake_drain(fq__queue *q)
+void fq__wake_drain(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     fq__wake_pair_drain(q->wake_rd, q->wake_wr);
 }
 
@@ -206,8 +212,9 @@ int fq__wake_pair_signal(int fd, int is_eventfd)
     return rc;
 }
 
-int fq__wake_signal(fq__queue *q)
+int fq__wake_signal(fq__queue *queue)
 {
+    fq__qhead *q = fq__qhead_of(queue);
     return fq__wake_pair_signal(q->wake_wr, q->wake_rd == q->wake_wr);
 }
 

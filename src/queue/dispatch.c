@@ -299,8 +299,15 @@ int fq__add_worker(fq__queue *q)
         q->w = n;
         q->capw = ncap;
     }
-    q->fork_why = NULL;
-    int rc = q->kind->start(q, &w);
+    /* What the kind needs of the queue, and where it says why it failed. */
+    fq__wenv env;
+    env.opts = q->opts;
+    env.kind = q->kind;
+    env.fork_errno = q->fork_errno;
+    env.fork_why = NULL;
+    int rc = q->kind->start(&env, &w);
+    q->fork_errno = env.fork_errno;
+    q->fork_why = env.fork_why;
     if (rc)
         return rc;
     q->w[q->nw++] = w;

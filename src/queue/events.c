@@ -533,9 +533,11 @@ int64_t fq__queue_maintain(fq__queue *q)
         }
         if (w->ntimed)
             next = min64(next, check_timeouts(w, now));
-        /* A second job sent behind the head: results may be held back. */
+        /* A second job sent behind the head: results may be held back,
+         * unless the worker sends them after every job. */
         if (w->head && w->head != w->unsent && w->head->next &&
-            w->head->next != w->unsent) {
+            w->head->next != w->unsent &&
+            !atomic_load_explicit(&w->stat->flush_each, memory_order_acquire)) {
             if (now >= w->take_at) {
                 take_held(q, w);
                 w->take_at = now + FQ__FLUSH_AGE_NS;
@@ -580,7 +582,7 @@ static int op_closing(void *owner)
     fq__queue *q = ((struct drive *)owner)->q;
     /* Freed by another thread (or a callback): our caller's reference
      * keeps the memory; the last release destroys the queue. */
-    return atomic_load_explicit(&q->closing, memory_order_relaxed);
+    return atomic_load_explicit(&q->hd.closing, memory_order_relaxed);
 }
 
 static int64_t op_maintain(void *owner)
@@ -677,7 +679,7 @@ int fq__drive(fq__queue *q, int timeout_ms, fq__cond_fn cond, int flags)
                      : 0;
     struct drive d = {q, cond};
     int rc = fq__loop_run(&queue_ops, &d, timeout_ms,
-                          wakeable ? q->wake_rd : -1, lflags);
+                          wakeable ? q->hd.wake_rd : -1, lflags);
     if (rc == 1)
         fq__wake_drain(q);
     return rc;

@@ -30,7 +30,7 @@ void fq__notify(fq__queue *q)
             q->notify_tail = NULL;
         h->notify_next = NULL;
         fq__future_notify(h);
-        if (atomic_load(&q->closing))
+        if (atomic_load(&q->hd.closing))
             break; /* freed by a callback: destroy runs the rest */
     }
     atomic_store(&q->busy, prev);
@@ -214,6 +214,7 @@ static int cancel_by_frame(fq__worker *w, fq__job *j)
     g->res_len = 0;
     g->arg_len = 0;
     g->onext = NULL;
+    g->small = g->embedded = 0; /* its own allocation, freed as such */
     g->cancel = FQ__CANCEL_GHOST;
     fq__job **pp = &w->head;
     while (*pp != j)

@@ -46,7 +46,7 @@ static void leave(fq__queue *q)
 
 static int closing(const fq__queue *q)
 {
-    return atomic_load_explicit(&q->closing, memory_order_relaxed);
+    return atomic_load_explicit(&q->hd.closing, memory_order_relaxed);
 }
 
 static int64_t q_maintain(void *obj)
@@ -82,7 +82,7 @@ static int q_sources(void *obj, struct pollfd **pfdp)
     if (n < 0)
         return n;
     /* The queue's wake-up: fq_wakeup() and fq_queue_free() reach the loop. */
-    pfd[n] = (struct pollfd){q->wake_rd, POLLIN, 0};
+    pfd[n] = (struct pollfd){q->hd.wake_rd, POLLIN, 0};
     s->nfd = n;
     *pfdp = pfd;
     return n + 1;

@@ -130,7 +130,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
     if (!q)
         return FQ_ENOMEM;
     q->opts = *opts;
-    q->destroy = fq__queue_destroy;
+    q->hd.destroy = fq__queue_destroy;
     q->kind =
         q->opts.kind == FQ_WORKER_THREAD ? &fq__thread_ops : &fq__process_ops;
     if (q->opts.kind == FQ__WORKER_PROCESS_WIRE)
@@ -167,7 +167,7 @@ FQ__EXPORT int fq_queue_new(fq_queue *h, const fq_options *opts)
             return rc;
         }
     }
-    h->id = q->id;
+    h->id = q->hd.id;
     return 0;
 }
 
@@ -187,6 +187,8 @@ static void eager_flush(fq__queue *q)
 static int track_list(fq__queue *q, const fq__job *j, int by_onext)
 {
     for (; j; j = by_onext ? j->onext : j->next) {
+        if (j->cancel == FQ__CANCEL_GHOST)
+            continue; /* its job, cancelled, is not live */
         int rc = fq__jobtable_add(&q->table, j->id);
         if (rc < 0 && rc != FQ_EEXIST)
             return rc;
@@ -374,7 +376,7 @@ FQ__EXPORT int fq_job_submit(fq_queue h, fq_job_fn fn, const void *arg,
         len <= FQ__WIRE_MAX_PAYLOAD && len <= SIZE_MAX - sizeof(fq__job)
             ? sizeof(fq__job) + len
             : 0;
-    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->id, jopts, room);
+    fq_job *fut = fq__future_new(&fq__queue_future_ops, q->hd.id, jopts, room);
     if (!fut)
         return FQ_ENOMEM;
     int rc = submit(q, fn, arg, len, jopts, fut, NULL);
@@ -496,7 +498,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
             exhausted = rc == 0;
             /* A callback may have freed the queue (our reference keeps
              * the memory until we return). */
-            if (atomic_load(&q->closing))
+            if (atomic_load(&q->hd.closing))
                 return FQ_ECLOSED;
         }
         /* Outcomes already in: the drive below is what waits for more. */
@@ -508,7 +510,7 @@ FQ__EXPORT int fq_stream(fq_queue h, fq_producer_fn produce,
                 return stop;
             if (q->canceling)
                 return FQ_ECANCELED; /* the consumer cancelled the queue */
-            if (atomic_load(&q->closing))
+            if (atomic_load(&q->hd.closing))
                 return FQ_ECLOSED;
         }
         if (exhausted && q->st.submitted - q->nhandle_jobs == q->st.taken)

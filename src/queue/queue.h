@@ -1,6 +1,6 @@
 /*
- * Private to the queue layer: what its files (queue.c, dispatch.c,
- * collect.c, death.c) share beyond core/internal.h.
+ * The queue layer's header: the queue (fq__queue) and what its files
+ * (queue.c, dispatch.c, collect.c, death.c, ...) share.
  */
 #ifndef FQ_QUEUE_H
 #define FQ_QUEUE_H
@@ -8,7 +8,100 @@
 #include <poll.h>
 
 #include "core/internal.h"
+#include "core/jobtable.h"
 #include "job/job.h"
+#include "job/record.h"
+#include "loop/wake.h"
+#include "worker/kind.h"
+
+enum fq__qstate {
+    FQ__Q_RUNNING = 1,
+    FQ__Q_STOPPING, /* finish/cancel in progress: no respawn */
+    FQ__Q_FINISHED,
+};
+
+struct fq__queue {
+    /* What the registry and fq_wakeup() know of the queue (core/internal.h):
+     * first, so that they can hold the queue without knowing it. */
+    fq__qhead hd;
+    fq_options opts;
+    const fq__worker_ops *kind; /* the kind of its workers */
+    int nworkers;               /* target number of active workers */
+    int state;
+    int canceling; /* unfinished jobs of dying workers become ECANCELED */
+    int broken;    /* an init failed: every job ends FQ_EINIT */
+    char *broken_msg;
+
+    fq__worker **w; /* active and retiring workers */
+    int nw, capw;
+
+    fq__job *pend_head, *pend_tail;
+    uint64_t npending;
+
+    /* Ordered: every untaken job in submission order; ord_scan is the
+     * first one not done. Unordered: done jobs in completion order. */
+    fq__job *ord_head, *ord_tail, *ord_scan;
+    uint64_t nready;
+
+    /* Live job ids, for duplicate detection: kept only once a job has
+     * come with its own id (FQ_JOB_ID); until then every id is
+     * next_auto++, unique by construction (queue/queue.c). */
+    fq__jobtable table;
+    int ids_tracked;
+    uint64_t next_auto;
+    fq__job *last_taken;
+    /* Records of taken jobs kept for reuse (queue/queue.c): a burst of
+     * submissions then of takes defeats malloc's per-thread caches. */
+    fq__job *spare;
+    unsigned nspare;
+
+    fq_stats st;
+    int64_t avg_run_ns; /* moving average of job run time, -1: unknown */
+    int64_t now_ns;     /* the loop's last clock reading (for dispatch) */
+    unsigned inflight_limit;
+    /* The last fq__dispatch() left jobs pending: every worker was full.
+     * Until a worker gets room (a result, a new worker: whoever gives it
+     * clears this), fq_submit() does not look again. */
+    int dispatch_full;
+
+    int64_t respawn_at; /* after a failed fork, retry at this time */
+    unsigned fork_failures;
+    /* Workers that died in init with no job since the last result: while
+     * no job waits, replacing them waits until idle_respawn_at, 10 ms
+     * doubling to ~1.3 s, so an init that always crashes costs a bounded
+     * number of forks however long the queue idles (queue/death.c). */
+    unsigned idle_init_deaths;
+    int64_t idle_respawn_at;
+    int fork_errno;
+    const char *fork_why; /* a kind's own reason its start failed, or NULL */
+
+    void *pfd_mem; /* poll set cache (queue/events.c) */
+    size_t pfd_cap;
+    int poll_nslot;          /* workers in the poll set being waited on */
+    unsigned char *held_buf; /* copy of a worker's out[] (queue/events.c) */
+
+    /* A call is in progress: 1; fq_stream() is in a callback: 2 (only
+     * fq_submit() may enter then). Re-entry otherwise gets FQ_EBUSY. */
+    _Atomic int busy;
+    /* Job handles (job/job.h, queue/handles.c): handles whose job got its
+     * outcome and whose callback is due (it runs at the end of the call
+     * that drives the queue, fq__notify()); how many jobs were submitted
+     * through handles, and how many of them have no outcome yet; the job
+     * an fq_job_wait() waits for. */
+    struct fq_job *notify_head, *notify_tail;
+    uint64_t nhandle_jobs, nhandle_live;
+    fq__job *wait_job;
+    int notifying;
+};
+
+/* queue/events.c: asks the running (or a queued) job job_id of w to stop
+ * cooperatively: a CANCEL frame goes out after the frames already
+ * written, and fq_ctx_cancelled() turns true in the job once it arrives.
+ * A job not started yet is skipped by the worker, which answers it with a
+ * RESULT saying FQ_ECANCELED (worker/main.c). Returns 0,
+ * FQ_EINVAL (no such job in w's FIFO), FQ_ECLOSED (the worker's channel is
+ * shut), FQ_ENOMEM. */
+int fq__worker_send_cancel(fq__worker *w, uint64_t job_id);
 
 /* Jobs a worker can have in flight at most. */
 #define FQ__MAX_INFLIGHT FQ__RING

@@ -333,7 +333,7 @@ static unsigned gen_of(const fq__worker *w)
     return (unsigned)(uintptr_t)w->kind_data;
 }
 
-static int fs_worker_start(fq__queue *q, fq__worker **wp)
+static int fs_worker_start(fq__wenv *q, fq__worker **wp)
 {
     int ch[2], page = -1;
 

@@ -74,7 +74,7 @@ __attribute__((noreturn)) static void worker_child(const fs_req *rq, int chan,
     close(page);
     if (st == MAP_FAILED)
         _exit(FQ__EXIT_NOMEM);
-    fq__queue q;
+    fq__wenv q;
     fq__worker w;
     memset(&q, 0, sizeof(q));
     memset(&w, 0, sizeof(w));

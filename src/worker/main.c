@@ -50,6 +50,7 @@ struct fq_ctx {
     int64_t clock_ns;
     int clock_fresh;
     uint32_t last_run_us; /* FQ__RUN_UNKNOWN before the first job ends */
+    int flush_each;       /* what fq__wstat.flush_each says */
     fq__wstat *st;
     size_t out_len;    /* bytes of st->out in use */
     uint64_t tx;       /* bytes written to the channel so far */
@@ -595,11 +596,25 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
             }
             /* Results younger than a batch stay here while jobs are
              * queued: the parent takes them from out[] when they are
-             * FQ__FLUSH_AGE_NS old, whatever job runs next. */
+             * FQ__FLUSH_AGE_NS old, whatever job runs next. After a job
+             * that ran that long, they go at once: the parent then does
+             * not look (flush_each), and wakes for results only. */
+            int each = c.last_run_us != FQ__RUN_UNKNOWN &&
+                       c.last_run_us >= FQ__FLUSH_AGE_NS / 1000;
+            /* Holding again starts with a flush, which wakes the parent
+             * to look at out[] from now on: not before there is one. */
+            if (!each && c.flush_each && c.out_len == 0)
+                each = 1;
+            int flip = each != c.flush_each;
+            if (flip) {
+                c.flush_each = each;
+                atomic_store_explicit(&st->flush_each, each,
+                                      memory_order_release);
+            }
             if (recycle)
                 c.clock_fresh = 0; /* the check below takes time */
-            if (c.out_len >= FQ__FLUSH_BYTES ||
-                (recycle && fq__rss_after_job(st, c.start_ns)))
+            int over = recycle && fq__rss_after_job(st, c.start_ns);
+            if (c.out_len >= FQ__FLUSH_BYTES || each || flip || over)
                 flush_out(&c);
             continue;
         }
@@ -630,7 +645,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
     return loop_end(&c, &rb, own_page, status);
 }
 
-void fq__worker_main(fq__queue *q, fq__worker *w, int fd)
+void fq__worker_main(fq__wenv *q, fq__worker *w, int fd)
 {
     fq__worker_loop_ex(q->opts.init, q->opts.udata, w->stat, fd, NULL,
                        q->kind->flags);

@@ -35,7 +35,7 @@
 
 /* ---- Parent side ------------------------------------------------------- */
 
-int fq__worker_spawn(fq__queue *q, fq__worker **wp)
+int fq__worker_spawn(fq__wenv *q, fq__worker **wp)
 {
     int fds[2];
     sigset_t all, old;

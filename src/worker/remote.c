@@ -42,7 +42,7 @@ typedef struct rshared {
     fq__tls_relay *relay; /* with TLS: w->fd is its plain end */
 } rshared;
 
-static int remote_start(fq__queue *q, fq__worker **wp)
+static int remote_start(fq__wenv *q, fq__worker **wp)
 {
     (void)q;
     (void)wp;

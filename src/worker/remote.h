@@ -10,7 +10,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#include "core/internal.h"
+#include "worker/kind.h"
 
 /*
  * In the child a worker server just forked (with every signal blocked;

@@ -81,7 +81,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static int thread_start(fq__queue *q, fq__worker **wp)
+static int thread_start(fq__wenv *q, fq__worker **wp)
 {
     int ch[2], ex[2];
     fq__worker *w = calloc(1, sizeof(*w));
@@ -172,10 +172,13 @@ static void thread_abandon(fq__worker *w, int sig)
     atomic_store(&sh->cancel, 1);
     /* The queue now gives the jobs it sent and the thread did not start
      * to other workers: take them back, so that the thread, which may
-     * still be between two jobs, never starts one of them too. */
-    for (fq__job *j = w->head; j; j = j->next)
-        atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
-                        FQ__CLAIM_REVOKED(j->wseq));
+     * still be between two jobs, never starts one of them too. They are
+     * among the sequence numbers from the first job not finished to the
+     * last one given (the others there were taken back already: their
+     * claims say so again). */
+    uint64_t from = atomic_load(&w->stat->done);
+    for (uint64_t s = from; s < w->next_wseq && s - from < FQ__RING; s++)
+        atomic_exchange(&w->stat->claim[s % FQ__RING], FQ__CLAIM_REVOKED(s));
     /* An idle thread reads EOF and ends; a busy one ends after its job. */
     shutdown(w->fd, SHUT_WR);
     notify_exit(sh);

@@ -170,7 +170,7 @@ void fq__worker_exit(int status)
     _exit(status);
 }
 
-void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
+void fq__worker_child_setup(fq__wenv *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask)
 {
     fq__child_hygiene_keep(parent_end, own_end, parent);

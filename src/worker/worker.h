@@ -1,13 +1,13 @@
 /*
  * Private to the worker layer: what its files (process.c, tree.c, main.c)
- * share. The rest of the core sees the worker through core/internal.h.
+ * share. The layers above see the worker through worker/kind.h.
  */
 #ifndef FQ_WORKER_H
 #define FQ_WORKER_H
 
 #include <signal.h>
 
-#include "core/internal.h"
+#include "worker/kind.h"
 
 /* Exit statuses of a worker that ends on its own. */
 #define FQ__EXIT_OK 0
@@ -60,7 +60,7 @@ void fq__kill_descendants(void);
 __attribute__((noreturn)) void fq__worker_exit(int status);
 /* tree.c: the hygiene of a new worker, then the queue's child hook; runs
  * with every signal blocked and restores *oldmask. */
-void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
+void fq__worker_child_setup(fq__wenv *q, int parent_end, int own_end,
                             pid_t parent, const sigset_t *oldmask);
 
 /* tree.c: what makes a new process a worker that tracks its jobs'
@@ -68,7 +68,7 @@ void fq__worker_child_setup(fq__queue *q, int parent_end, int own_end,
 void fq__worker_tree_setup(pid_t parent);
 
 /* The forked-process kind behind fq__process_ops (process.c). */
-int fq__worker_spawn(fq__queue *q, fq__worker **wp);
+int fq__worker_spawn(fq__wenv *q, fq__worker **wp);
 void fq__worker_free(fq__worker *w);
 /* held_output of kinds with a shared page: what the worker committed to
  * its out[] but had not sent (process.c). */

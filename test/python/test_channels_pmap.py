@@ -3,6 +3,7 @@ shared/spec/channels.md): a slice of the Map is taken in one piece once
 the spans under it are in, and must behave exactly as element-by-element
 access does (order, errors, crashes, laziness)."""
 import os
+import random
 
 import pytest
 
@@ -79,18 +80,21 @@ def test_slice_over_a_crash_names_the_element():
 
 
 def test_a_slice_waits_only_for_the_spans_under_it(barrier):
-    # Elements from 900 on wait for the gate: the first elements' slice
-    # must come back while they do.
+    # The last elements wait for the gate: the first elements' slice must
+    # come back while they do. (A span is at most an eighth of what is
+    # left per child, so the first spans stay far from them.)
+    n = 100_000
+
     def f(x):
-        if x >= 900:
+        if x >= n - 1000:
             wait_for_file(barrier.path)
         return x + 1
 
-    m = pprocess.pmap(f, range(1000), limit=2)
+    m = pprocess.pmap(f, range(n), limit=2)
     assert m[:20] == list(range(1, 21))
     assert m[5] == 6
     barrier.open()
-    assert m[:] == list(range(1, 1001))
+    assert m[:] == list(range(1, n + 1))
 
 
 def test_children_end_once_the_results_are_in():
@@ -105,3 +109,29 @@ def test_many_small_maps_in_a_row():
     for n in (0, 1, 2, 3, 17, 100):
         assert pprocess.pmap(square, range(n), limit=3)[:] == \
             [x * x for x in range(n)]
+
+
+def test_slices_match_reading_element_by_element():
+    bad = {13: KeyError, 250: ValueError, 251: KeyError, 999: ValueError}
+
+    def f(x):
+        if x in bad:
+            raise bad[x](x)
+        return x * 3
+
+    def outcome(read):
+        try:
+            return ("ok", read())
+        except Exception as e:
+            return (type(e).__name__, e.args)
+
+    rnd = random.Random(7)
+    m = pprocess.pmap(f, range(1000), limit=2)
+    for _ in range(60):
+        a, b = sorted(rnd.randrange(-1100, 1100) for _ in range(2))
+        step = rnd.choice([1, 1, 1, 2, -1])
+        s = slice(a, b, step)
+        fast = outcome(lambda: m[s])
+        ref = outcome(lambda: [m[j] for j in range(*s.indices(len(m)))])
+        assert fast == ref, (s, fast, ref)
+    pprocess.waitall()

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from forkqueue.workers import Pool, WorkerType
+from forkqueue.workers import PersistentProcessWorker, Pool, WorkerType
 from forkqueue.workers import pool as pool_mod
 
 
@@ -146,3 +146,121 @@ def test_share_policy():
     run, (a, b) = make_run(2, src, extra=300)
     run.pace[a] = 100e-6
     assert run.share(a) == (301, True)
+
+
+class Resumable:
+    """An iterator that raises StopIteration once after n items, then
+    would go on: the pool must stop at the first StopIteration."""
+
+    def __init__(self, n):
+        self.i, self.n = 0, n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.i += 1
+        if self.i == self.n + 1:
+            raise StopIteration
+        return self.i
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_input_ends_at_its_first_stop_iteration(workers):
+    n = pool_mod.WINDOW * 2 + 7  # ends in a top-up, not the first round
+    with Pool(lambda x: x) as pool:
+        for _ in range(workers):
+            pool.add_worker(WorkerType.PROCESS)
+        src = Resumable(n)
+        out = pool.run(src)
+        assert sorted(out) == list(range(1, n + 1))
+        assert src.i == n + 1  # never read again
+
+
+def test_a_channel_is_refused_in_a_process_forked_from_its_owner():
+    # process workers talk over _forkqueue channels, which check per call
+    # (by fork generation, not a getpid() system call) that the caller is
+    # the process that made them
+    from forkqueue import _forkqueue
+    ch = _forkqueue.fork_channel()
+    if ch.pid == 0:
+        _forkqueue.child_exit(0)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ch.send(b"x")
+            except ValueError as e:
+                code = 0 if "another process" in str(e) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert ch.wait(10) == 0
+    finally:
+        ch.close()
+
+
+class Doubling(PersistentProcessWorker):
+    def _send_result(self, result):
+        super()._send_result(result * 2)
+
+
+class Negating(PersistentProcessWorker):
+    def run(self, x):
+        return -super().run(x)
+
+
+class Plain(PersistentProcessWorker):
+    pass
+
+
+@pytest.mark.parametrize("cls, want", [
+    (Doubling, lambda x: 2 * (x + 1)),
+    (Negating, lambda x: -(x + 1)),
+    (Plain, lambda x: x + 1)])
+def test_worker_side_overrides_are_called_for_every_input(cls, want):
+    # a worker runs do_work's loop in one frame only when nothing it calls
+    # per input is overridden
+    with Pool(lambda x: x + 1) as pool:
+        w = pool.add_worker(cls)
+        pool.add_worker(cls)
+        out = pool.run(range(300))
+        assert sorted(out) == sorted(want(x) for x in range(300))
+    assert w.result == w._enqueued > 0  # calls it processed
+
+
+def test_first_round_goes_out_in_two_messages_per_worker(monkeypatch):
+    from forkqueue.workers._linked import LinkedWorker
+    sends = []
+    real = LinkedWorker._uncork
+
+    def counting(self):
+        if self._corked:
+            sends.append((self.userid, len(self._corked)))
+        real(self)
+    monkeypatch.setattr(LinkedWorker, "_uncork", counting)
+    first = []
+    with Pool(lambda x: x) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.PROCESS)
+        out = pool.run(iter(range(1000)), worker_callback=lambda w, ev, *r:
+                       first.append(w.userid) if ev == "enqueued" and
+                       len(first) < 4 else None)
+    assert sorted(out) == list(range(1000))
+    f, w = pool_mod.FIRST_ROUND, pool_mod.WINDOW
+    assert sends[:4] == [(0, f), (1, f), (0, w - f), (1, w - f)]
+    assert first == [0, 1, 0, 1]  # one input per worker per turn
+
+
+def test_refill_point():
+    run, (a, b) = make_run(2, (x for x in range(10_000)))
+    assert run.refill_at(a, 128) == 64  # pace unknown: half
+    run.pace[a] = 100e-6  # a 3 ms sleep runs 30 calls: refill at 90 - 30
+    assert run.refill_at(a, 90) == 90 - math.ceil(
+        pool_mod.COALESCE_MAX_S / 100e-6)
+    run.pace[a] = 2e-6  # tiny calls: half
+    assert run.refill_at(a, 128) == 64
+    run, (a, b) = make_run(2, iter(()), extra=200)
+    assert run.refill_at(a, 201) == 200  # never below extra

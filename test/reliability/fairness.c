@@ -7,7 +7,9 @@
  * short ones must be through within 400 ms (about 1 ms each when nothing
  * holds them up), so a loaded machine does not make the tests flaky.
  */
+#include <errno.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stddef.h>
 #include <setjmp.h>
 
@@ -27,6 +29,11 @@ static int sleep_job(fq_ctx *ctx, const void *arg, size_t len)
     memcpy(&ms, arg, sizeof ms);
     if (ms > 0)
         fqp_sleep_ms(ms);
+    if (ms < 0) { /* -ms microseconds */
+        struct timespec ts = {0, (long)-ms * 1000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
     return fq_reply(ctx, &ms, sizeof ms);
 }
 
@@ -80,6 +87,49 @@ static void test_result_not_held_behind_long_job(void **state)
     print_message("instant job's result after %lld ms\n", (long long)ms);
     assert_false(long_seen);
     assert_true(ms < 50 + SHORT_LIMIT_MS);
+    assert_int_equal(fq_queue_free(q), 0);
+}
+
+/* A worker whose jobs run a millisecond or more sends each result at once,
+ * and the parent stops looking into its out[] (flush_each). When short jobs
+ * come again it holds results again: the parent must look again, or the
+ * second instant job's result would wait for the long job behind it. */
+static void test_result_not_held_after_long_jobs(void **state)
+{
+    (void)state;
+    fq_options o = {0};
+    o.workers = 1;
+    o.inflight = 8;
+    fq_queue q = {0};
+    assert_int_equal(fq_queue_new(&q, &o), 0);
+    /* A 20 ms job, and behind it (sent while it runs) two jobs of 0.8 ms
+     * and a long one. After the 20 ms job the worker sends each result;
+     * after the first short job it holds them again, and the queue (which
+     * saw the 20 ms result) must start looking into out[] again. */
+    submit_ms(q, 20);
+    for (int i = 0; i < 2; i++)
+        submit_ms(q, -800);
+    uint64_t long_id = submit_ms(q, LONG_MS);
+    /* Each wait may block up to 5 s: only the queue's own look into out[]
+     * can end it before the long job does. */
+    int long_seen = 0, got = 0;
+    int64_t t0 = fqp_now_ms();
+    while (got < 3 && !long_seen) {
+        fq_result r;
+        assert_true(fq_poll(q, 5000) >= 0);
+        while (fq_take(q, &r) == 1) {
+            assert_int_equal(r.status, 0);
+            if (r.id == long_id)
+                long_seen = 1;
+            else
+                got++;
+        }
+    }
+    int64_t ms = fqp_now_ms() - t0;
+    print_message("results before the long job after %lld ms\n", (long long)ms);
+    assert_int_equal(got, 3);
+    assert_false(long_seen);
+    assert_true(ms < 20 + SHORT_LIMIT_MS);
     assert_int_equal(fq_queue_free(q), 0);
 }
 
@@ -167,6 +217,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_not_held_behind_long_job),
+        cmocka_unit_test(test_result_not_held_after_long_jobs),
         cmocka_unit_test(test_short_jobs_not_stuck_behind_long_job),
         cmocka_unit_test(test_retiring_worker_keeps_its_jobs),
     };

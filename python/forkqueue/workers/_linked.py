@@ -28,7 +28,7 @@ import time
 from . import _wire
 from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
                     T_RESULTS, T_STARTED, T_TERM, dumps, loads)
-from .persistent import _END
+from .persistent import _END, PersistentWorker
 from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
 
@@ -182,16 +182,17 @@ class LinkedWorker(Worker):
     def _pool_fetch_ready(self):
         # Everything ready, including what the link has buffered already:
         # the pool's poll only sees what is still in the kernel. Results
-        # (the common message) are decoded here, the rest by _dispatch.
+        # (the common message) are decoded here, the rest by _dispatch. A
+        # ChannelLink's channel is read with its own recv, one call per
+        # message, until it has nothing (TimeoutError).
         link = self._link
         ch = getattr(link, "ch", None)
-        if ch is not None:  # a ChannelLink: its channel's own calls
-            ready, recv = ch.poll, ch.recv
-        else:
-            ready, recv = link.ready, link.recv
+        recv = link.recv if ch is None else ch.recv
         rq = self._rq
         loads = self._loads
-        while self._final is None and not link.eof and ready(0):
+        while self._final is None and not link.eof:
+            if ch is None and not link.ready():
+                break
             try:
                 data = recv(0)
             except TimeoutError:
@@ -357,6 +358,45 @@ class LinkedWorker(Worker):
             self._term_pending = False
             raise WorkerTerminatedError()
 
+    def _c_run_all(self):
+        """`PersistentWorker.do_work`'s loop in one frame, when nothing it
+        calls per input is overridden (``run``, ``_send_result``, the
+        kind's ``_c_send_result``): per input, the same steps as
+        ``_c_next_input``, ``run``, ``_send_result`` and `_c_send_result`,
+        without their frames. None otherwise (do_work runs its own)."""
+        cls = type(self)
+        if (cls.run is not Worker.run or not self._target or
+                cls._send_result is not PersistentWorker._send_result or
+                cls._c_send_result is not LinkedWorker._c_send_result or
+                self._held):
+            return None
+        target = self._target
+        q = self._in_q
+        next_input = self._c_next_input
+        send = self._link.send
+        dumps = self._dumps
+        tag = _R_TAG
+        while not self._stop:
+            if q:
+                item = q.popleft()
+            else:
+                item = next_input()
+                if item is None:
+                    break
+            args, kwargs = item
+            value = target(*args, **kwargs)
+            self._counter += 1
+            data = tag + dumps(value)
+            self._sending = True
+            try:
+                send(data)
+            finally:
+                self._sending = False
+            if self._term_pending:
+                self._term_pending = False
+                raise WorkerTerminatedError()
+        return self._counter
+
     def _flush_results(self):
         held = self._held
         if not held:
@@ -399,13 +439,14 @@ class LinkedWorker(Worker):
             self._term_acted()
             raise WorkerTerminatedError()
         if data[0] == T_INPUTS:
-            self._in_q.extend(self._loads(b) for b in
-                              self._loads(memoryview(data)[1:]))
+            loads = self._loads
+            self._in_q.extend(map(loads, loads(memoryview(data)[1:])))
             return _BATCH
         return self._loads(memoryview(data)[1:])
 
 
 _BATCH = object()
+
 _R_TAG = bytes([T_RESULT])
 
 

@@ -102,8 +102,8 @@ class ChannelLink:
             self.eof = True
         return data
 
-    def ready(self, timeout=0):
-        return self.eof or self.ch.poll(timeout)
+    def ready(self):
+        return self.eof or self.ch.poll(0)
 
     def buffered(self):
         return False
@@ -170,9 +170,9 @@ class SocketLink:
         return len(self.buf) >= 4 and len(self.buf) >= 4 + _HDR.unpack_from(
             self.buf)[0]
 
-    def ready(self, timeout=0):
+    def ready(self):
         return self.eof or self.buffered() or bool(
-            select.select([self.sock], [], [], timeout)[0])
+            select.select([self.sock], [], [], 0)[0])
 
     def close(self):
         try:

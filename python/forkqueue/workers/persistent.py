@@ -232,6 +232,10 @@ class PersistentWorker(Worker):
         """The worker's loop: one ``run`` per input, until closed."""
         base_args, base_kwargs = self._args, self._kwargs
         deep = bool(base_args) or bool(base_kwargs)
+        if not deep:
+            n = self._c_run_all()
+            if n is not None:
+                return n
         while not self._stop:
             item = self._c_next_input()
             if item is None:
@@ -246,6 +250,12 @@ class PersistentWorker(Worker):
                 args, kwargs = extra_args, extra_kwargs
             self._send_result(self.run(*args, **kwargs))
         return self._counter
+
+    def _c_run_all(self):
+        """Worker side, a kind's hook: runs `do_work`'s loop itself (for
+        inputs that replace no constructor argument) and returns the count
+        of calls, or None to let `do_work` run it."""
+        return None
 
     def _send_result(self, result):
         """Sends one result to the parent (from inside ``do_work``)."""

@@ -48,6 +48,9 @@ REFILL_AT = WINDOW // 2
 #: exhausted. Below COALESCE_MIN_S it does not sleep.
 COALESCE_MAX_S = 0.003
 COALESCE_MIN_S = 0.0002
+#: The first round of a run is sent in two messages per worker: the first
+#: FIRST_ROUND inputs, then the rest.
+FIRST_ROUND = 16
 #: A worker whose pace is known has at most what it runs in
 #: QUEUE_S queued; near the end of an input of known length, at most
 #: what it runs in END_S (see `_Run.share`).
@@ -340,26 +343,38 @@ class _Run:
         return self.auto and n < WINDOW and self.nbytes[id(w)] < WINDOW_BYTES
 
     def first_round(self):
-        for w in self.corkable:
-            w._cork()
-        try:
-            self._first_round()
-        finally:
+        """Inputs for every worker, one at a time in the order they were
+        added, until each has no room: sent as one message per worker
+        once each has `FIRST_ROUND` of them (so that no worker waits for
+        the whole round to be pickled), then one more for the rest."""
+        for quota in (FIRST_ROUND, None):
             for w in self.corkable:
-                w._uncork()
+                w._cork()
+            try:
+                more = self._first_round(quota)
+            finally:
+                for w in self.corkable:
+                    w._uncork()
+            if not more:
+                return
 
-    def _first_round(self):
+    def _first_round(self, quota):
+        """One input per worker per turn while it has room (and fewer than
+        ``quota`` pending, if given); False once the input ran out."""
         while True:
             progressed = False
             for w in self.pool._workers:
-                if id(w) in self.closed or not self.has_room(w):
+                k = id(w)
+                if k in self.closed or not self.has_room(w) or (
+                        quota is not None and
+                        len(self.pending[k]) >= max(quota, self.limit)):
                     continue
-                before = len(self.pending[id(w)])
+                before = len(self.pending[k])
                 if not self.try_enqueue(w):
-                    return
-                progressed |= len(self.pending[id(w)]) > before
+                    return False
+                progressed |= len(self.pending[k]) > before
             if not progressed:
-                return
+                return True
 
     def fill(self, w):
         k = id(w)
@@ -388,9 +403,9 @@ class _Run:
         """`fill` for a windowed worker whose ``enqueue`` the pool
         bypasses: what `try_enqueue` does for each input, in one loop (the
         inputs pickled into the worker's cork: one message for them all),
-        up to the window or, near the end of an input of known length, the
-        worker's `share`. Retried inputs, callable or several sources go
-        through `try_enqueue`."""
+        up to the worker's `share`. Retried inputs, callable or several
+        sources, an exhausted input and a closed worker go through
+        `try_enqueue`."""
         q = self.pending[k]
         cap = self.share(k)[0]
         if len(q) >= cap or k in self.closed:
@@ -407,8 +422,8 @@ class _Run:
                 n = len(q)
                 if n >= cap or (n >= limit and nbytes[k] >= WINDOW_BYTES):
                     return
-                if self.retries or nxt is None or w._closed or \
-                        not w._accepting():
+                if self.retries or nxt is None or self.depleted or \
+                        w._closed or not w._accepting():
                     if not self.try_enqueue(w) or len(q) == n:
                         return
                     continue
@@ -422,7 +437,6 @@ class _Run:
                     data = dumps((inp, {}))
                 except Exception:  # noqa: BLE001 (as try_enqueue)
                     if not _alive_soon(w):
-                        corked.clear()  # all pending there is retried
                         self.death(w, "while enqueueing")
                         self.unused(inp, False)
                         return
@@ -439,6 +453,8 @@ class _Run:
                 if cb:
                     cb(w, "enqueued")
         finally:
+            if k in self.closed:
+                corked.clear()  # seen dead: its inputs are retried
             w._uncork()
 
     def share(self, k):
@@ -476,6 +492,18 @@ class _Run:
         if p:
             cap = min(cap, math.ceil(END_S / p))
         return max(self.limit, cap), True
+
+    def refill_at(self, k, cap):
+        """A windowed worker whose queue holds ``cap`` is topped up once it
+        is down to half of it, or, once its pace is known, to what is left
+        after the longest sleep of the pool (`COALESCE_MAX_S`) if that is
+        more: a pool woken late (the machine is busy) still finds work
+        queued, and it tops up at most once per wake-up."""
+        p = self.pace.get(k)
+        at = cap // 2
+        if p:
+            at = max(at, cap - math.ceil(COALESCE_MAX_S / p))
+        return max(at, self.limit - 1)
 
     def _poller(self):
         """A poll set over the live workers (rebuilt when one dies)."""
@@ -575,8 +603,7 @@ class _Run:
                 n = len(self.pending[k])
                 if k in self.direct:
                     cap, near_end = self.share(k)
-                    if n < cap and (near_end or n <= max(
-                            cap // 2, self.limit - 1)):
+                    if n < cap and (near_end or n <= self.refill_at(k, cap)):
                         self.fill_direct(w, k)
                 elif n <= max(REFILL_AT, self.limit - 1):
                     self.fill(w)

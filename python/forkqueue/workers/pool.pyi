@@ -13,6 +13,11 @@ logger: BraceStyleAdapter
 WINDOW: int
 WINDOW_BYTES: int
 REFILL_AT: int
+COALESCE_MAX_S: float
+COALESCE_MIN_S: float
+QUEUE_S: float
+FIRST_ROUND: int
+END_S: float
 
 class PoolError(RuntimeError):
     partial_results: list[Any] | None
