@@ -102,7 +102,8 @@ static void test_jobs_over_tls(void **state)
 static void test_plain_client_tls_server(void **state)
 {
     (void)state;
-    fqrt_server s = tls_server(400);
+    const int k = fqp_time_scale();
+    fqrt_server s = tls_server(400 * k);
     char err[512];
     fq_remote_options ro;
     ropts(&ro, 0, err, sizeof(err));
@@ -112,7 +113,8 @@ static void test_plain_client_tls_server(void **state)
     int64_t dt = fqp_now_ms() - t0;
     assert_true(rc == FQ_ECLOSED || rc == FQ_ETIMEDOUT);
     assert_non_null(strstr(err, "TLS"));
-    assert_true(dt < 3000); /* the server's deadline, not the client's */
+    /* The server's deadline, not the client's. */
+    assert_true(dt < 3000 * k);
     /* The server goes on serving TLS clients. */
     ropts(&ro, 1, err, sizeof(err));
     FQT_OK(fq_queue_add_remote(q, fqrt_addr(&s), &ro));
@@ -256,7 +258,7 @@ static void test_tls_timeout_and_server_killed(void **state)
     assert_int_equal(ppp, s.pid);
     fqrt_kill(&s);
     fq_result r;
-    assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+    assert_int_equal(fqt_take_wait(q, &r, 10000 * fqp_time_scale()), 1);
     assert_int_equal(r.id, id);
     assert_int_equal(r.status, FQ_ECRASHED);
     fqt_queue_free(q);
