@@ -348,7 +348,11 @@ class LinkedWorker(Worker):
         if self._held:
             self._held.append(value)
             return self._flush_results()
-        data = _R_TAG + self._dumps(value)
+        self._send_now(_R_TAG + self._dumps(value))
+
+    def _send_now(self, data):
+        """Sends one message to the parent; a termination asked for while
+        it was being written is raised once it is out."""
         self._sending = True
         try:
             self._link.send(data)
@@ -406,14 +410,7 @@ class LinkedWorker(Worker):
         else:
             data = bytes([T_RESULTS]) + self._dumps(held)
         self._held = []
-        self._sending = True
-        try:
-            self._link.send(data)
-        finally:
-            self._sending = False
-        if self._term_pending:
-            self._term_pending = False
-            raise WorkerTerminatedError()
+        self._send_now(data)
 
     def _input_ready(self):
         return bool(self._in_q) or self._link.ready()
