@@ -12,10 +12,16 @@
 
 #define FQ__EXPORT __attribute__((visibility("default")))
 
-void fq__job_free(fq__job *j)
+void fq__job_drop_result(fq__job *j)
 {
     if (j->res && j->res != (void *)j->inline_res.bytes)
         free(j->res);
+    j->res = NULL;
+}
+
+void fq__job_free(fq__job *j)
+{
+    fq__job_drop_result(j);
     if (!j->embedded)
         free(j);
 }

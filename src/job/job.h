@@ -39,6 +39,9 @@ struct fq_job {
 
 /* Frees a job record and its outcome payload. */
 void fq__job_free(fq__job *j);
+/* Frees a job record's outcome payload when it was allocated (not inline)
+ * and forgets it. */
+void fq__job_drop_result(fq__job *j);
 
 /* A handle with both references, or NULL (out of memory). With room > 0,
  * the same allocation holds room bytes for the provider (maximally

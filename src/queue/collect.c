@@ -47,8 +47,7 @@ static void publish(fq__queue *q, fq__job *j)
             /* fq_job_cancel() found it running: whatever it did since (its
              * reply after the CANCEL frame, a crash from the SIGTERM), it
              * ends cancelled. */
-            if (j->res && j->res != (void *)j->inline_res.bytes)
-                free(j->res);
+            fq__job_drop_result(j);
             j->status = FQ_ECANCELED;
             j->code = j->signo = 0;
             j->exit_status = -1;

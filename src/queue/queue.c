@@ -221,8 +221,6 @@ void fq__ids_forget(fq__queue *q, uint64_t id)
         fq__jobtable_del(&q->table, id);
 }
 
-/* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
- * NULL. */
 /* Spare job records kept at most (each about 260 bytes). */
 #define FQ__SPARE_MAX 4096u
 
@@ -233,22 +231,19 @@ void fq__ids_forget(fq__queue *q, uint64_t id)
 static fq__job *job_alloc(fq__queue *q, size_t len, fq_job *fut)
 {
     fq__job *j = fut ? fq__future_room(fut) : NULL;
-    if (j && fut->room >= sizeof(*j) + len) {
-        memset(j, 0, sizeof(*j));
-        j->embedded = 1;
-        return j;
-    }
+    int embedded = j && fut->room >= sizeof(*j) + len;
     int small = !fut && len <= FQ__JOB_SMALL_ARG;
-    if (small && q->spare) {
+    if (embedded) {
+        /* j is the handle's room */
+    } else if (small && q->spare) {
         j = q->spare;
         q->spare = j->next;
         q->nspare--;
-    } else {
-        j = malloc(sizeof(*j) + (small ? FQ__JOB_SMALL_ARG : len));
-        if (!j)
-            return NULL;
+    } else if (!(j = malloc(sizeof(*j) + (small ? FQ__JOB_SMALL_ARG : len)))) {
+        return NULL;
     }
     memset(j, 0, sizeof(*j));
+    j->embedded = (unsigned)embedded;
     j->small = (unsigned)small;
     return j;
 }
@@ -260,14 +255,14 @@ static void job_recycle(fq__queue *q, fq__job *j)
         fq__job_free(j);
         return;
     }
-    if (j->res && j->res != (void *)j->inline_res.bytes)
-        free(j->res);
-    j->res = NULL;
+    fq__job_drop_result(j);
     j->next = q->spare;
     q->spare = j;
     q->nspare++;
 }
 
+/* fq_submit() and fq_job_submit(): one path. fut is the job's handle, or
+ * NULL. */
 static int submit(fq__queue *q, fq_job_fn fn, const void *arg, size_t len,
                   const fq_job_options *jopts, fq_job *fut, uint64_t *id_out)
 {
