@@ -348,15 +348,21 @@ static int cancelled_before_start(fq_ctx *c)
     return c->cancelled;
 }
 
+/* The job answered: the page says it is done, the next one comes. */
+static void job_done(fq_ctx *c, fq__wstat *st)
+{
+    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
+    c->wseq++;
+}
+
 /* Answers the job without running it: it was cancelled before it started. */
 static void skip_job(fq_ctx *c, fq__wstat *st)
 {
     static const char msg[] = "job cancelled before it started";
     emit_result(c, FQ_ECANCELED, 0, msg, sizeof(msg) - 1);
-    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
-                          memory_order_relaxed);
-    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
-    c->wseq++;
+    job_done(c, st);
 }
 
 /* Runs one job frame. The argument is copied when its place in the buffer is
@@ -457,11 +463,35 @@ static void run_job(fq_ctx *c, fq__wstat *st, const fq__frame *f,
         else
             emit_result(c, FQ_EJOB, rc, "", 0);
     }
-    atomic_store_explicit(&st->tx_end[c->wseq % FQ__RING], c->tx,
-                          memory_order_relaxed);
-    atomic_store_explicit(&st->done, c->wseq + 1, memory_order_release);
-    c->wseq++;
+    job_done(c, st);
     free(copy);
+}
+
+/*
+ * What happens to the results after a job, while more jobs are queued.
+ * Results younger than a batch stay in out[]: the parent takes them from
+ * there when they are FQ__FLUSH_AGE_NS old, whatever job runs next. After
+ * a job that ran that long, they go at once, and the page says so
+ * (flush_each): the parent then does not look, and wakes for results only.
+ * Holding again starts with a flush, which wakes the parent to look at
+ * out[] from then on: not before there is one to send.
+ */
+static void after_job(fq_ctx *c, fq__wstat *st, int recycle)
+{
+    int each = c->last_run_us != FQ__RUN_UNKNOWN &&
+               c->last_run_us >= FQ__FLUSH_AGE_NS / 1000;
+    if (!each && c->flush_each && c->out_len == 0)
+        each = 1;
+    int flip = each != c->flush_each;
+    if (flip) {
+        c->flush_each = each;
+        atomic_store_explicit(&st->flush_each, each, memory_order_release);
+    }
+    if (recycle)
+        c->clock_fresh = 0; /* the check below takes time */
+    int over = recycle && fq__rss_after_job(st, c->start_ns);
+    if (c->out_len >= FQ__FLUSH_BYTES || each || flip || over)
+        flush_out(c);
 }
 
 #ifdef __GLIBC__
@@ -594,28 +624,7 @@ int fq__worker_loop_ex(fq_init_fn init, void *udata, fq__wstat *st, int fd,
                 }
                 fq__rbuf_consume(&c.side, c.side.end - c.side.start);
             }
-            /* Results younger than a batch stay here while jobs are
-             * queued: the parent takes them from out[] when they are
-             * FQ__FLUSH_AGE_NS old, whatever job runs next. After a job
-             * that ran that long, they go at once: the parent then does
-             * not look (flush_each), and wakes for results only. */
-            int each = c.last_run_us != FQ__RUN_UNKNOWN &&
-                       c.last_run_us >= FQ__FLUSH_AGE_NS / 1000;
-            /* Holding again starts with a flush, which wakes the parent
-             * to look at out[] from now on: not before there is one. */
-            if (!each && c.flush_each && c.out_len == 0)
-                each = 1;
-            int flip = each != c.flush_each;
-            if (flip) {
-                c.flush_each = each;
-                atomic_store_explicit(&st->flush_each, each,
-                                      memory_order_release);
-            }
-            if (recycle)
-                c.clock_fresh = 0; /* the check below takes time */
-            int over = recycle && fq__rss_after_job(st, c.start_ns);
-            if (c.out_len >= FQ__FLUSH_BYTES || each || flip || over)
-                flush_out(&c);
+            after_job(&c, st, recycle);
             continue;
         }
         /* Out of complete frames: send what we have, then block. */
