@@ -120,31 +120,29 @@ void fq__flush_worker(fq__worker *w)
         struct iovec iov[MAX_IOV];
         unsigned char stage[STAGE_BYTES];
         size_t used = 0;
-        int n = 0;
+        int n = 0, in_stage = 0; /* iov[n - 1] ends the buffer */
         size_t off = w->unsent_off;
         for (fq__job *j = w->unsent; j; j = j->next) {
             const unsigned char *p = j->hdr + off;
             size_t len = FQ__WIRE_HDR + j->arg_len - off;
+            int small = len <= STAGE_SMALL;
             off = 0;
-            if (len <= STAGE_SMALL && used + len <= sizeof(stage)) {
-                memcpy(stage + used, p, len);
-                if (n > 0 &&
-                    (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len ==
-                        stage + used) {
-                    iov[n - 1].iov_len += len;
-                    used += len;
-                    continue;
+            if (small && used + len <= sizeof(stage)) {
+                if (!in_stage) {
+                    if (n == MAX_IOV)
+                        break;
+                    iov[n++] = (struct iovec){stage + used, 0};
+                    in_stage = 1;
                 }
-                if (n == MAX_IOV)
-                    break;
-                iov[n].iov_base = stage + used;
+                memcpy(stage + used, p, len);
                 used += len;
+                iov[n - 1].iov_len += len;
             } else {
-                if (n == MAX_IOV || len <= STAGE_SMALL)
+                if (n == MAX_IOV || small)
                     break; /* out of iovecs, or the buffer is full */
-                iov[n].iov_base = (void *)p;
+                iov[n++] = (struct iovec){(void *)p, len};
+                in_stage = 0;
             }
-            iov[n++].iov_len = len;
         }
         ssize_t r = fq__send_iov(w->fd, iov, n);
         if (r == FQ_ETIMEDOUT)
