@@ -28,6 +28,21 @@ typedef struct dir {
     size_t off, len;
 } dir;
 
+/* After an SSL_read() or SSL_write() that returned n <= 0: what to wait
+ * for (POLLIN, POLLOUT), or 0 when the TLS side is finished, *clean telling
+ * whether it ended with close_notify. */
+static short tls_wait(SSL *ssl, int n, int *clean)
+{
+    int e = SSL_get_error(ssl, n);
+    if (e == SSL_ERROR_WANT_READ)
+        return POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return POLLOUT;
+    *clean = e == SSL_ERROR_ZERO_RETURN;
+    ERR_clear_error();
+    return 0;
+}
+
 void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
                        void (*xcb)(void *), void *xarg)
 {
@@ -42,7 +57,8 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
     fq__fd_blocking(plain, 0);
     for (;;) {
         short tev, pev;
-        int progress;
+        int progress, clean = 0;
+        short ev;
         do {
             progress = 0;
             tev = pev = 0;
@@ -53,20 +69,13 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
                     down->off = 0;
                     down->len = (size_t)n;
                     progress = 1;
+                } else if ((ev = tls_wait(ssl, n, &clean)) != 0) {
+                    tev |= ev;
                 } else {
-                    int e = SSL_get_error(ssl, n);
-                    if (e == SSL_ERROR_WANT_READ)
-                        tev |= POLLIN;
-                    else if (e == SSL_ERROR_WANT_WRITE)
-                        tev |= POLLOUT;
-                    else {
-                        /* close_notify, end of stream, reset, bad data */
-                        tls_eof = 1;
-                        if (e != SSL_ERROR_ZERO_RETURN)
-                            tls_broken = 1;
-                        ERR_clear_error();
-                        progress = 1;
-                    }
+                    /* close_notify, end of stream, reset, bad data */
+                    tls_eof = 1;
+                    tls_broken |= !clean;
+                    progress = 1;
                 }
             }
             if (down->len) {
@@ -114,17 +123,11 @@ void fq__tls_relay_run(SSL *ssl, int tcp, int plain, unsigned flags, int xfd,
                     up->off += (size_t)n;
                     up->len -= (size_t)n;
                     progress = 1;
+                } else if ((ev = tls_wait(ssl, n, &clean)) != 0) {
+                    tev |= ev;
                 } else {
-                    int e = SSL_get_error(ssl, n);
-                    if (e == SSL_ERROR_WANT_READ)
-                        tev |= POLLIN;
-                    else if (e == SSL_ERROR_WANT_WRITE)
-                        tev |= POLLOUT;
-                    else {
-                        ERR_clear_error();
-                        tls_broken = tls_eof = 1;
-                        progress = 1;
-                    }
+                    tls_broken = tls_eof = 1;
+                    progress = 1;
                 }
             }
             if (plain_eof && up->len == 0 && !tls_shut) {
