@@ -74,16 +74,24 @@ static int64_t shorts_done(fq_queue q, uint64_t long_id, int nshort,
     return shorts_done_polling(q, long_id, nshort, long_seen, 50);
 }
 
-/* One worker: an instant job, then a long one sent in the same batch. The
- * instant job's result must not wait for the long job to end. */
-static void test_result_not_held_behind_long_job(void **state)
+/* One worker with room for 8 jobs: those sent while it is busy arrive
+ * together. */
+static fq_queue one_worker_queue(void)
 {
-    (void)state;
     fq_options o = {0};
     o.workers = 1;
     o.inflight = 8;
     fq_queue q = {0};
     assert_int_equal(fq_queue_new(&q, &o), 0);
+    return q;
+}
+
+/* One worker: an instant job, then a long one sent in the same batch. The
+ * instant job's result must not wait for the long job to end. */
+static void test_result_not_held_behind_long_job(void **state)
+{
+    (void)state;
+    fq_queue q = one_worker_queue();
     /* The worker is busy while both are sent, so they arrive together. */
     submit_ms(q, 50);
     uint64_t instant = submit_ms(q, 0);
@@ -104,11 +112,7 @@ static void test_result_not_held_behind_long_job(void **state)
 static void test_result_not_held_after_long_jobs(void **state)
 {
     (void)state;
-    fq_options o = {0};
-    o.workers = 1;
-    o.inflight = 8;
-    fq_queue q = {0};
-    assert_int_equal(fq_queue_new(&q, &o), 0);
+    fq_queue q = one_worker_queue();
     /* A 20 ms job, and behind it (sent while it runs) two jobs of 0.8 ms
      * and a long one. After the 20 ms job the worker sends each result;
      * after the first short job it holds them again, and the queue (which
