@@ -11,7 +11,7 @@ import time
 import pytest
 
 import forkqueue.channels as pprocess
-from helpers import child_pids, is_running, wait_until
+from helpers import child_pids, is_running, proc_state, wait_until
 
 
 def run(code, **kw):
@@ -193,14 +193,17 @@ def test_waitall_reaps_and_never_blocks_on_a_child_waiting_for_us():
 
 
 def test_waitall_reaps_only_this_modules_children():
-    other = subprocess.Popen([sys.executable, "-c",
-                              "import time; time.sleep(0.3)"])
+    # A child of ours that is not the module's, already ended (a zombie)
+    # when waitall() runs, with status 3: waitall() leaves it to its owner
+    # (a stolen status would read 0 in Popen.wait()).
+    other = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     try:
+        assert wait_until(lambda: proc_state(other.pid) == "Z", 20)
         ch = pprocess.start(lambda ch: None)
         pprocess.waitall()
         assert ch.returncode == 0
-        assert other.poll() is None or other.returncode == 0
-        assert other.wait(timeout=10) == 0  # not stolen by waitall
+        assert proc_state(other.pid) == "Z"  # not reaped by waitall
+        assert other.wait(timeout=10) == 3
     finally:
         other.kill()
         other.wait()
