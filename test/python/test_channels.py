@@ -380,3 +380,18 @@ def test_ctrl_c_while_waiting_for_a_map_then_children_are_reaped(tmp_path):
             p.wait()
     children = [int(x) for x in pids.read_text().split()]
     assert not any(is_running(c) for c in children)
+
+
+def test_public_names_unpickle_in_a_fresh_interpreter():
+    # Pickled by reference, as a class or function sent to another
+    # interpreter: found through forkqueue.channels, whatever module of
+    # the package defines them.
+    names = ["Exchange", "Map", "Queue", "pmap", "Channel", "MakeParallel"]
+    data = pickle.dumps([getattr(pprocess, n) for n in names])
+    r = subprocess.run([sys.executable, "-c",
+                        "import pickle, sys\n"
+                        "objs = pickle.loads(sys.stdin.buffer.read())\n"
+                        "print(*[o.__name__ for o in objs])"],
+                       input=data, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split() == names
