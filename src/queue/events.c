@@ -92,7 +92,7 @@ void fq__flush_worker(fq__worker *w)
      * whole first (alone), then them. */
     if (w->ctl_len && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
         if (w->unsent && w->unsent_off > 0 && w->ctl_off == 0) {
-            struct iovec iov = {w->unsent->hdr + w->unsent_off,
+            struct iovec iov = {fq__job_frame(w->unsent, w->unsent_off),
                                 FQ__WIRE_HDR + w->unsent->arg_len -
                                     w->unsent_off};
             ssize_t r = fq__send_iov(w->fd, &iov, 1);
@@ -123,7 +123,7 @@ void fq__flush_worker(fq__worker *w)
         int n = 0, in_stage = 0; /* iov[n - 1] ends the buffer */
         size_t off = w->unsent_off;
         for (fq__job *j = w->unsent; j; j = j->next) {
-            const unsigned char *p = j->hdr + off;
+            const unsigned char *p = fq__job_frame(j, off);
             size_t len = FQ__WIRE_HDR + j->arg_len - off;
             int small = len <= STAGE_SMALL;
             off = 0;
