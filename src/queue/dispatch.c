@@ -198,8 +198,15 @@ static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep, int all)
              * the worker has may already run. */
             take = 0;
         } else {
-            uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
-                                            FQ__CLAIM_REVOKED(j->wseq));
+            /* A claim that says started stays as it is: a second look
+             * (fq_job_cancel() takes back a job, then what is behind it)
+             * must see it started again. */
+            _Atomic uint64_t *claim = &w->stat->claim[j->wseq % FQ__RING];
+            uint64_t prev = atomic_load(claim);
+            while (prev != FQ__CLAIM_STARTED(j->wseq) &&
+                   !atomic_compare_exchange_weak(claim, &prev,
+                                                 FQ__CLAIM_REVOKED(j->wseq)))
+                ;
             take = prev != FQ__CLAIM_STARTED(j->wseq);
             if (take && !w->unread_revoked)
                 w->unread_revoked = j->wseq + 1;

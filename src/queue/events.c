@@ -554,6 +554,11 @@ int64_t fq__queue_maintain(fq__queue *q)
             else
                 next = min64(next, w->eof_deadline);
         }
+        /* A kill sent in this pass (above, or for a time limit) asks the
+         * worker to end itself; if it cannot (a job that blocks signals),
+         * the loop must be awake at hard_kill_at to end it. */
+        if ((w->flags & FQ__W_KILLED) && w->hard_kill_at)
+            next = min64(next, w->hard_kill_at);
     }
     /* Without pidfds, exits are noticed by polling every millisecond. */
     for (int i = 0; i < q->nw; i++)
