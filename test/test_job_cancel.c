@@ -166,7 +166,7 @@ static void test_cancel_running_behind_unread(void **state)
     fq_job *a = submit_gate(q, &g, 3, 0, NULL);
     fq_job *b = submit_gate(q, &g, 1, 0, NULL);
     fqt_gate_started(q, &g); /* a runs */
-    (void)fq_poll(q, 0);      /* b is written behind it */
+    (void)fq_poll(q, 0);     /* b is written behind it */
     /* From here nothing drives the queue until the cancel: a ends, b
      * starts, and a's result waits in the channel. */
     fqt_gate_open(&g, 1);
