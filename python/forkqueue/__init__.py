@@ -25,3 +25,15 @@ _abc.Generator.register(_forkqueue.ResultIterator)
 
 # Workers of queues that were never finished must not outlive the program.
 _atexit.register(_forkqueue._shutdown_all)
+
+
+def _fqe_reduce(self):  # type: ignore[no-untyped-def]
+    # A job error pickles as a plain ForkQueueException with its message
+    # and attributes (jobid, exception, backtrace, signal, exitcode): the
+    # per-type subclasses (ForkQueueException + ValueError, ...) are made
+    # at run time and cannot be found by name when unpickling. Needed when
+    # a job's own nested ForkQueue raises and the error travels back.
+    return (ForkQueueException, self.args, dict(self.__dict__))
+
+
+ForkQueueException.__reduce__ = _fqe_reduce  # type: ignore[method-assign,assignment]
