@@ -429,3 +429,36 @@ def test_program_executor_drop_in():
         """)
     assert proc.stdout == ("[(0, 0), (1, 1), (2, 8), (3, 27), (4, 64), "
                            "(5, 125)]\n[1, 8, 27]\n")
+
+
+def test_ctrl_c_while_joining_ends_quietly_with_keyboard_interrupt(tmp_path):
+    """Ctrl-C in the parent: the program ends on its KeyboardInterrupt, the
+    child is interrupted and reaped, and multiprocessing's exit handler
+    (which joins the child) adds no "Exception ignored" report."""
+    import subprocess
+    from helpers import wait_until
+    flag = tmp_path / "up"
+    code = textwrap.dedent(f"""
+        import time
+        from forkqueue.futures import Process
+        def slow():
+            open({str(flag)!r}, "w").close()
+            time.sleep(60)
+        p = Process(target=slow)
+        p.start()
+        p.join()
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_until(flag.exists, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGINT
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert "Exception ignored" not in err, err

@@ -138,9 +138,15 @@ class _FutureProcess:
             return None
         _mpp._children.discard(self)
         exc = self._future_.exception()
-        if exc is not None:
+        if exc is not None and not self._fq_interrupted:
             raise exc
         return None
+
+    # Set by _interrupt_children_at_exit: the program is ending on Ctrl-C and
+    # passed the interrupt on; multiprocessing's exit handler then joins the
+    # child, which must not raise (no "Exception ignored in atexit callback"
+    # after the program's own KeyboardInterrupt traceback).
+    _fq_interrupted = False
 
     def done(self) -> bool:
         """True once the process has ended and its outcome is in; False
@@ -480,6 +486,7 @@ def _interrupt_children_at_exit():
         if isinstance(p, _FutureProcess) and popen is not None and popen.poll() is None:
             try:
                 p._popen.requested = True
+                p._fq_interrupted = True
                 if isinstance(popen, _ChannelPopen):
                     popen._signal(signal.SIGINT)
                 else:
