@@ -267,7 +267,10 @@ def test_waitall_reaps_only_our_children_and_leaves_no_zombie():
 # ---- programs ------------------------------------------------------------------------
 
 def run_program(src):
-    proc = run_script(textwrap.dedent(src))
+    # Python's default buffering (PYTHONUNBUFFERED, if set here, would make
+    # concurrent children write a line in pieces that interleave).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = run_script(textwrap.dedent(src), env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -360,3 +363,37 @@ def test_program_start_and_queue_with_a_child_error():
         pprocess.waitall()
         """)
     assert out == "begin\n[0, 10, 20, 40]\n['cannot do 3']\n"
+
+
+def test_program_childrens_prints_appear_once_and_parents_never_twice():
+    out = run_program("""
+        import forkqueue.channels as pprocess
+
+        print("parent before")
+
+        def job(ch, i):
+            print("child", i)
+            ch.send(i)
+
+        queue = pprocess.Queue(limit=2)
+        run = queue.manage(job)
+        for i in range(3):
+            run(i)
+        print(sorted(queue))
+        ch = pprocess.create()
+        if ch.pid == 0:
+            print("created child")
+            ch.send(1)
+            pprocess.exit(ch)
+        ch.receive()
+        print(list(pprocess.pmap(lambda x: print("pm", x) or x, [7])))
+        pprocess.waitall()
+        print("end")
+        """)
+    lines = out.splitlines()
+    assert sorted(lines) == sorted([
+        "parent before", "child 0", "child 1", "child 2", "[0, 1, 2]",
+        "created child", "pm 7", "[7]", "end"])
+    parent = [ln for ln in lines if ln in ("parent before", "[0, 1, 2]",
+                                           "[7]", "end")]
+    assert parent == ["parent before", "[0, 1, 2]", "[7]", "end"]
