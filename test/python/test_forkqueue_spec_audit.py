@@ -223,3 +223,20 @@ def test_program_poll_loop_like_a_pool_replacement():
         q.finish()
         """)
     assert out == "[0, 10, 20, 30, 40]\n[8, 9]\n"
+
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+def test_job_error_with_an_unpicklable_cause_still_pickles():
+    with ForkQueue(numforks=1) as q:
+        q.add(bad, (1,))
+        with pytest.raises(ForkQueueException) as info:
+            list(q.results())
+    e = info.value
+    e.exception = Unpicklable("u")     # (a worker sends a stand-in)
+    e2 = pickle.loads(pickle.dumps(e))
+    assert str(e2) == str(e) and e2.exception is None and e2.jobid == 0
