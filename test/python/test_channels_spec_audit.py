@@ -397,3 +397,14 @@ def test_program_childrens_prints_appear_once_and_parents_never_twice():
     parent = [ln for ln in lines if ln in ("parent before", "[0, 1, 2]",
                                            "[7]", "end")]
     assert parent == ["parent before", "[0, 1, 2]", "[7]", "end"]
+
+
+@pytest.mark.parametrize("limit", [0, -1, "2", 2.5])
+@pytest.mark.parametrize("make", [pprocess.Exchange, pprocess.Map,
+                                  pprocess.Queue,
+                                  lambda limit: pprocess.pmap(cell, SEQ,
+                                                              limit=limit)])
+def test_a_limit_below_one_is_a_clear_error_not_a_hang(make, limit):
+    with pytest.raises(ValueError, match="limit must be None or an integer "
+                                         "of at least 1"):
+        make(limit=limit)
