@@ -387,3 +387,8 @@ class ManagedCallable:
 
 
 from ._channels_exchange import Exchange, Map, Queue, pmap  # noqa: E402
+
+# Tracebacks and reprs name the public module (as pprocess.Map would).
+for _c in (Exchange, Map, Queue):
+    _c.__module__ = __name__
+del _c

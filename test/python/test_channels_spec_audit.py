@@ -51,6 +51,9 @@ def test_names():
                  "get_number_of_cores", "AcknowledgementError"]:
         assert hasattr(pprocess, name), name
     assert callable(pprocess.Exchange.manage)
+    for cls in (pprocess.Exchange, pprocess.Map, pprocess.Queue,
+                pprocess.Channel):
+        assert cls.__module__ == "forkqueue.channels", cls
     assert pprocess.get_number_of_cores() >= 1
 
 

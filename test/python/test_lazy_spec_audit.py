@@ -64,6 +64,9 @@ def test_all_lists_every_name():
     assert names <= set(ns)
     assert fork.submit is fork.fork or fork.submit(square, 2) == 4
     assert fork.go(square, 3) == 9 and fork.await_ is fork.evaluate
+    # tracebacks and type() name the public module
+    assert fork.ResultProxy.__module__ == "forkqueue.lazy"
+    assert fork.ResultEvaluationError.__module__ == "forkqueue.lazy"
 
 
 def test_proxy_is_transparent():
