@@ -462,3 +462,116 @@ def test_ctrl_c_while_joining_ends_quietly_with_keyboard_interrupt(tmp_path):
     assert proc.returncode == -signal.SIGINT
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert "Exception ignored" not in err, err
+
+
+# ---- logging, server process, memory, runner, iterable queue ---------------------------
+
+def log_many(n):
+    import logging
+    import warnings
+    lg = logging.getLogger("audit.child")
+    for i in range(n):
+        lg.info("record %d", i)
+    warnings.warn("careful now")
+
+
+def test_child_log_records_all_handled_in_order_when_join_returns():
+    import logging
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.name, record.getMessage()))
+    h = Keep()
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(h)
+    root.setLevel(logging.INFO)
+    try:
+        p = Process(target=log_many, args=(2000,))
+        p.start()
+        p.join()
+    finally:
+        root.removeHandler(h)
+        root.setLevel(old)
+    mine = [m for n, m in records if n == "audit.child"]
+    assert mine == ["record %d" % i for i in range(2000)]
+    assert any(n == "py.warnings" and "careful now" in m for n, m in records)
+
+
+class Store:
+    def __init__(self, base=0):
+        self.base = base
+
+    def add(self, x):
+        return self.base + x
+
+    def boom(self):
+        raise KeyError("in the server")
+
+    @property
+    def hidden(self):
+        return 1
+
+
+def test_server_process_register_proxy_errors():
+    ff.ServerProcess.register("AuditStore", Store)
+    with pytest.raises(ValueError):
+        ff.ServerProcess.register("AuditStore", Store)
+    with ff.ServerProcess() as manager:
+        s = manager.AuditStore(10)
+        assert s.add(5) == 15
+        with pytest.raises(AttributeError):
+            s.hidden
+        with pytest.raises(KeyError) as info:
+            s.boom()
+        assert is_remote_exception(info.value)
+        assert any(True for _ in multiprocessing.active_children())
+        q = ff.Queue()
+        p = Process(target=_server_child, args=(s, q))
+        p.start()
+        p.join()
+        assert q.get(timeout=10) == 12
+
+
+def _server_child(store, q):
+    q.put(store.add(2))
+
+
+def _read_block(block, q):
+    q.put(bytes(block.buf[:3]))
+
+
+def test_memory_block_without_a_server_through_a_queue():
+    block = ff.MemoryBlock(16)
+    assert block.size == 16 and len(block.buf) == 16 and block.name
+    block.buf[:3] = b"xyz"
+    q = ff.Queue()
+    p = Process(target=_read_block, args=(block, q))
+    p.start()
+    p.join()
+    assert q.get(timeout=10) == b"xyz"
+
+
+class Adder(ff.ProcessRunnee):
+    def __init__(self, base):
+        self.base = base
+
+    def __call__(self, x):
+        return self.base + x
+
+
+def test_process_runner_and_iterable_queue():
+    with ff.ProcessRunner(target=Adder, args=(100,)) as r:
+        assert r(1) == 101
+        r.restart(5)
+        assert r.rejoin() == 105
+    q = ff.IterableQueue()
+    for i in range(3):
+        q.put(i)
+    q.put_end()
+    assert list(q) == [0, 1, 2]
+    q.renew()
+    q.put("again")
+    q.put_end()
+    assert list(q) == ["again"]
