@@ -575,3 +575,64 @@ def test_process_runner_and_iterable_queue():
     q.put("again")
     q.put_end()
     assert list(q) == ["again"]
+
+
+_CUT_SHORT = {
+    # Ctrl-C in the middle of start(), at three places (simulated: the
+    # KeyboardInterrupt is raised there once)
+    "collector thread made, not started": """
+        orig = threading.Thread.start
+        def start(self):
+            if self.name == "forkqueue-futures-collector" and not hits:
+                hits.append(1)
+                raise KeyboardInterrupt
+            return orig(self)
+        threading.Thread.start = start
+        """,
+    "before the collector has the child": """
+        orig = _pump._collector.add
+        def add(entry):
+            if not hits:
+                hits.append(1)
+                raise KeyboardInterrupt
+            return orig(entry)
+        _pump._collector.add = add
+        """,
+    "before the future exists": """
+        orig = _process._FutureProcess._fq_started
+        def started(self, entry):
+            if not hits:
+                hits.append(1)
+                raise KeyboardInterrupt
+            return orig(self, entry)
+        _process._FutureProcess._fq_started = started
+        """,
+}
+
+
+@pytest.mark.parametrize("where", sorted(_CUT_SHORT))
+def test_ctrl_c_that_cuts_start_short_still_ends_the_program(where):
+    """The exit-time join of the interrupted child used to wait for a
+    future that nothing would complete (a hang as long as the child)."""
+    import subprocess
+    code = textwrap.dedent("""
+        import threading, time
+        from forkqueue.futures import Process, _pump, _process
+        hits = []
+        """) + textwrap.dedent(_CUT_SHORT[where]) + textwrap.dedent("""
+        def slow():
+            time.sleep(60)
+        p = Process(target=slow)
+        p.start()
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert "Exception ignored" not in err, err

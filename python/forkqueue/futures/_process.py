@@ -132,6 +132,10 @@ class _FutureProcess:
         its exception, on every call."""
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
+        if self._future_ is None and self._fq_interrupted:
+            # Ctrl-C cut a SpawnProcess's start() short: no future to wait
+            # for; multiprocessing's exit-time join waits for the process.
+            return _mpp.BaseProcess.join(self, timeout)
         self._fq_check()
         done, _ = concurrent.futures.wait([self._future_], timeout)
         if not done:
@@ -491,6 +495,17 @@ def _interrupt_children_at_exit():
                     popen._signal(signal.SIGINT)
                 else:
                     os.kill(popen.pid, signal.SIGINT)
+            except Exception:
+                pass
+            # The interrupt may have cut start() short, before the collector
+            # (which completes the future join() waits for) had the child.
+            try:
+                entry = popen if isinstance(popen, _ChannelPopen) else \
+                    getattr(p, "_fq_watch", None)
+                if entry is not None and p._future_ is None:
+                    p._fq_started(entry)
+                elif entry is not None:
+                    _pump.ensure(entry)
             except Exception:
                 pass
 
