@@ -613,3 +613,15 @@ def test_program_pool_of_mixed_workers():
                 print(len(pool.workers), [w.name for w in pool.workers][0])
         """)
     assert out == (str([i * i for i in range(20)]) + "\n3 sq worker 0\n")
+
+
+@pytest.mark.parametrize("cls", PKINDS)
+def test_call_returns_its_own_result_and_leaves_earlier_ones_queued(cls):
+    w = cls(square)
+    w.enqueue(2)
+    w.enqueue(3)
+    assert w.call(10) == 100
+    assert w(5) == 25                  # __call__ is call()
+    assert w.next_result(timeout=5) == 4
+    assert w.next_result(timeout=5) == 9
+    assert w.wait(5) and w.result == 4
