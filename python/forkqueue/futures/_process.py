@@ -510,6 +510,21 @@ def _interrupt_children_at_exit():
                 pass
 
 
+def _daemons_terminated_at_exit():
+    """multiprocessing's exit handler (which runs after this one) ends the
+    daemonic children still running with SIGTERM, then joins them: that is
+    a requested end, as with ``terminate()`` (exit code -15, ``join()`` does
+    not raise), not a child killed from outside."""
+    for p in list(_mpp._children):
+        if not (isinstance(p, _FutureProcess) and p.daemon):
+            continue
+        entry = p._popen if isinstance(p._popen, _ChannelPopen) else \
+            getattr(p, "_fq_watch", None)
+        if entry is not None:
+            entry.requested = True
+
+
 import atexit  # noqa: E402  (registered after multiprocessing's: runs first)
 
 atexit.register(_interrupt_children_at_exit)
+atexit.register(_daemons_terminated_at_exit)
