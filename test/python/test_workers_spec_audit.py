@@ -625,3 +625,38 @@ def test_call_returns_its_own_result_and_leaves_earlier_ones_queued(cls):
     assert w.next_result(timeout=5) == 4
     assert w.next_result(timeout=5) == 9
     assert w.wait(5) and w.result == 4
+
+
+def broken_source():
+    yield 1
+    yield 2
+    raise ValueError("source broke")
+
+
+def test_a_run_left_by_an_exception_leaves_nothing_for_the_next_run():
+    """An input source or a callback that raises ends run() with its
+    exception; the inputs the workers had are finished and their results
+    dropped: they never come out of a later run (nor make it wait for
+    ever)."""
+    def cb(w, event, *args):
+        if event == "finished":
+            raise KeyError("callback")
+    with Pool(square) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.THREAD)
+        with pytest.raises(ValueError, match="source broke"):
+            pool.run(broken_source())
+        assert sorted(pool.run(range(4))) == [0, 1, 4, 9]
+        with pytest.raises(KeyError):
+            pool.run(range(40), worker_callback=cb)
+        assert sorted(pool.run(range(5))) == [0, 1, 4, 9, 16]
+        src = iter(range(100))
+
+        def source(worker):
+            v = next(src)
+            if v == 50:
+                raise OSError("callable source")
+            return v
+        with pytest.raises(OSError):
+            pool.run(source)
+        assert sorted(pool.run(range(3))) == [0, 1, 4]
