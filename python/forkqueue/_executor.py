@@ -193,11 +193,19 @@ def _core_error(e, what):
             text = text[len(died):]
         return WorkerCrashedError(f"the worker running this {what} died: "
                                   f"{text}", signal=sig, exitcode=code)
-    cause = getattr(e, "exception", None)
+    # With reraise=False the outcome is the TimeoutError itself (its
+    # backtrace reads "TimeoutError: job 12 ..."): use its own message.
+    cause = e if isinstance(e, TimeoutError) else \
+        getattr(e, "exception", None)
     if isinstance(cause, TimeoutError) or "time limit" in text:
         # "job 12 exceeded its time limit...": the id is the engine's own.
         msg = str(cause) if isinstance(cause, TimeoutError) else text
-        return TimeoutError(re.sub(r"^job \S+ ", f"the {what} ", msg))
+        msg = re.sub(r"^(?:TimeoutError: )?job \S+ ", f"the {what} ", msg)
+        # forkqueue.futures.TimeoutError: a builtin TimeoutError (so
+        # concurrent.futures.TimeoutError) that `except TimeoutError`
+        # catches after `from forkqueue.futures import *` too.
+        from .futures._errors import TimeoutError as FuturesTimeoutError
+        return FuturesTimeoutError(msg)
     if text.startswith("initfunc failed"):
         return BrokenProcessPool(
             "the initializer failed in a worker:\n" + text[len(
