@@ -13,6 +13,7 @@ import time
 
 from ._lazy_errors import (ResultEvaluationError, _Failed, _error_of,
                            _format_site, _site)
+from ._lazy_future import _LazyFuture
 
 _builtin_map = map
 
@@ -56,6 +57,8 @@ class ResultProxy:
 
     def _fq_evaluate(self, deadline):
         """The value (iteratively: a chain of any length is fine)."""
+        if self._fq_kind == _OP:
+            self._fq_wait_last(deadline)
         stack = [self]
         while stack:
             node = stack[-1]
@@ -79,6 +82,28 @@ class ResultProxy:
         if self._fq_kind == _FAILED:
             raise self._fq_a
         return self._fq_a
+
+    def _fq_wait_last(self, deadline):
+        """Waits for the last submitted process job of the tree first: the
+        others are then mostly done, so that evaluating the tree in order
+        wakes this thread about once instead of once per job."""
+        last = None
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            kind = node._fq_kind
+            if kind == _LEAF:
+                f = node._fq_a
+                if type(f) is _LazyFuture and not f.done() and (
+                        last is None or f._seq > last._seq):
+                    last = f
+            elif kind == _OP:
+                for child in (node._fq_a, node._fq_b):
+                    if type(child) is ResultProxy:
+                        stack.append(child)
+        if last is not None:
+            last._wait(None if deadline is None
+                       else max(0.0, deadline - time.monotonic()))
 
     def _fq_wait_leaf(self, deadline):
         future = self._fq_a
