@@ -101,6 +101,9 @@ def _pool(kind):
                 # No cancel() on proxies: every job goes to the core at
                 # once, which costs the parent fewest engine rounds.
                 pool._engine._max_inflight = sys.maxsize
+                # Results are awaited in bulk (total += fork(...) in a
+                # loop, then one evaluation): batch them, 2 ms at most.
+                pool._engine._nap_s = 0.002
             else:
                 pool = _cf.ThreadPoolExecutor(
                     _state["nthreads"] or default_workers(),
