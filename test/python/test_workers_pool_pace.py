@@ -17,7 +17,7 @@ def short(x):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts the pool's wake-ups (reads of its workers) and sleeps."""
+    """Counts the pool's wake-ups (reads of its workers) and pauses."""
     seen = {"service": 0, "sleeps": []}
     service = pool_mod._Run.service
 
@@ -25,18 +25,14 @@ def counted(monkeypatch):
         seen["service"] += 1
         return service(self, w)
 
-    real_sleep = time.sleep
+    pause = pool_mod._Run.pause
 
-    class FakeTime:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def sleep(s):
-            seen["sleeps"].append(s)
-            real_sleep(s)
+    def pausing(self, d, *args):
+        seen["sleeps"].append(d)
+        return pause(self, d, *args)
 
     monkeypatch.setattr(pool_mod._Run, "service", counting)
-    monkeypatch.setattr(pool_mod, "time", FakeTime)
+    monkeypatch.setattr(pool_mod._Run, "pause", pausing)
     return seen
 
 

@@ -27,7 +27,7 @@ import time
 
 from . import _wire
 from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
-                    T_RESULTS, T_STARTED, T_TERM, dumps, loads)
+                    T_RESULTS, T_STARTED, T_TERM, T_WAKE, dumps, loads)
 from .persistent import _END, PersistentWorker
 from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
@@ -54,6 +54,8 @@ class LinkedWorker(Worker):
         self._corked = None
         self._held = []
         self._in_q = collections.deque()
+        #: the process kind's results ring (see _wire), None for the others
+        self._ring = None
         super().__init__(target, **kwargs)
 
     @property
@@ -67,19 +69,31 @@ class LinkedWorker(Worker):
         self._final = None
         self._rq = collections.deque()
         self._aux = collections.deque()
+        self._ring = None
 
     # ---- parent side: reading -------------------------------------------------
 
     def _dispatch(self, data):
         tag = data[0]
+        ring = self._ring
         if tag == T_RESULT:
+            if ring is not None:
+                # a result too large for the ring: it comes after what the
+                # ring holds up to its marker
+                ring.take(self._rq.append, self._loads)
+                ring.skip_marker()
             self._rq.append(self._loads(memoryview(data)[1:]))
+        elif tag == T_WAKE:
+            if ring is not None:
+                ring.take(self._rq.append, self._loads)
         elif tag == T_RESULTS:
             self._rq.extend(self._loads(memoryview(data)[1:]))
         elif tag == T_STARTED:
             self._host, self._pid, self._tid = loads(memoryview(data)[1:])
             self._seen_started = True
         elif tag == T_FINAL:
+            if ring is not None:
+                ring.take(self._rq.append, self._loads, True)
             self._final = _wire.decode_final(data, self._user_state)
         elif tag == T_AUX:
             self._aux.append(loads(memoryview(data)[1:]))
@@ -159,9 +173,12 @@ class LinkedWorker(Worker):
         deadline = None
         if block and timeout is not None:
             deadline = time.monotonic() + timeout
+        ring = self._ring
         while True:
             if self._rq:
                 return self._rq.popleft()
+            if ring is not None and self._ring_fetch():
+                continue
             if self._final is not None or self._link is None or \
                     self._link.eof:
                 return _END
@@ -171,10 +188,26 @@ class LinkedWorker(Worker):
                 left = None
             else:
                 left = max(0.0, deadline - time.monotonic())
+            if ring is not None and ring.arm():
+                ring.disarm()  # a result came meanwhile
+                continue
             try:
                 self._read(left)
             except TimeoutError:
                 raise queue.Empty from None
+            finally:
+                if ring is not None:
+                    ring.disarm()
+
+    def _ring_fetch(self):
+        """Parent side: takes what the ring holds (everything once the
+        worker is over) into the results; True if it got any."""
+        rq = self._rq
+        n = len(rq)
+        link = self._link
+        over = self._final is not None or link is None or link.eof
+        self._ring.take(rq.append, self._loads, over)
+        return len(rq) > n
 
     def _accepting(self):
         return not self._dead and self._final is None and not self._link.eof
@@ -186,10 +219,30 @@ class LinkedWorker(Worker):
         # ChannelLink's channel is read with its own recv, one call per
         # message, until it has nothing (TimeoutError).
         link = self._link
-        ch = getattr(link, "ch", None)
-        recv = link.recv if ch is None else ch.recv
         rq = self._rq
         loads = self._loads
+        ring = self._ring
+        if ring is not None:
+            # results are in the ring; the channel has a message now and
+            # then (a large result, the end, a wake-up)
+            ring.take(rq.append, loads)
+            read = False
+            while self._final is None and link.ready():
+                try:
+                    data = link.recv(0)
+                except TimeoutError:
+                    break  # part of a large message: the rest comes later
+                if data is None:
+                    break
+                self._dispatch(data)
+                read = True
+            if read or link.eof:
+                self._ring_fetch()
+            out = list(rq)
+            rq.clear()
+            return out, self._final is not None or link.eof
+        ch = getattr(link, "ch", None)
+        recv = link.recv if ch is None else ch.recv
         while self._final is None and not link.eof:
             if ch is None and not link.ready():
                 break
@@ -348,7 +401,48 @@ class LinkedWorker(Worker):
         if self._held:
             self._held.append(value)
             return self._flush_results()
+        if self._ring is not None:
+            # into the ring, which outlives this process: the same promise
+            # without a system call
+            data = self._dumps(value)
+            rc = self._ring.put(data)
+            if rc:
+                self._ring_slow(rc, data)
+            return
         self._send_now(_R_TAG + self._dumps(value))
+
+    def _ring_slow(self, rc, data):
+        """Worker side: what `ResultRing.put` answering ``rc`` (not 0)
+        leaves to do for result ``data``: wake the parent up (1), wait for
+        room (-1: the parent has not read the ring for a while), or send
+        it on the link with a marker at its place in the ring (-2: too
+        large for it)."""
+        ring = self._ring
+        if rc == -2:
+            self._ring_wait(ring.put_marker)
+            self._send_now(_R_TAG + data)
+        elif rc == -1:
+            self._ring_wait(lambda: ring.put(data))
+        else:
+            self._send_now(_W_MSG)
+
+    def _ring_wait(self, put):
+        """Worker side: ``put()`` into the ring until it has room. The
+        parent reads the ring when it wakes up (it may be waiting on the
+        link for a message: a W message wakes it); a process that never
+        reads its results blocks its worker here, as a full channel
+        would."""
+        rc = put()
+        if rc >= 0:
+            return rc
+        self._send_now(_W_MSG)
+        delay = 0.0002
+        while True:
+            time.sleep(delay)  # a back-off: the parent signals no room
+            rc = put()
+            if rc >= 0:
+                return rc
+            delay = min(delay * 2, 0.02)
 
     def _send_now(self, data):
         """Sends one message to the parent; a termination asked for while
@@ -380,6 +474,8 @@ class LinkedWorker(Worker):
         send = self._link.send
         dumps = self._dumps
         tag = _R_TAG
+        if self._ring is not None:
+            return self._c_run_ring()
         while not self._stop:
             if q:
                 item = q.popleft()
@@ -401,6 +497,31 @@ class LinkedWorker(Worker):
                 raise WorkerTerminatedError()
         return self._counter
 
+    def _c_run_ring(self):
+        """`_c_run_all` for a worker with a results ring: each result is
+        in the ring (and so safe from this process's death) before the
+        next call starts."""
+        target = self._target
+        q = self._in_q
+        next_input = self._c_next_input
+        dumps = self._dumps
+        put = self._ring.put
+        while not self._stop:
+            if q:
+                item = q.popleft()
+            else:
+                item = next_input()
+                if item is None:
+                    break
+            args, kwargs = item
+            value = target(*args, **kwargs)
+            self._counter += 1
+            data = dumps(value)
+            rc = put(data)
+            if rc:
+                self._ring_slow(rc, data)
+        return self._counter
+
     def _flush_results(self):
         held = self._held
         if not held:
@@ -420,6 +541,11 @@ class LinkedWorker(Worker):
         or from ``recv()`` (which blocks)."""
         if not self._in_q:
             self._flush_results()
+            ring = self._ring
+            if ring is not None and not self._link.ready() and ring.dirty():
+                # idle with results the parent was not told about: the
+                # pool then waits for this rather than for each result
+                self._send_now(_W_MSG)
             item = self._decode_input(recv())
             if item is not _BATCH:
                 return item
@@ -445,6 +571,7 @@ class LinkedWorker(Worker):
 _BATCH = object()
 
 _R_TAG = bytes([T_RESULT])
+_W_MSG = bytes([T_WAKE])
 
 
 def flush_stdio():

@@ -513,6 +513,7 @@ class _Run:
         fds = {}
         threads = []
         gone = []
+        rings = []
         for w in self.live():
             if w.is_thread:
                 threads.append(w)
@@ -520,10 +521,13 @@ class _Run:
                 fd = w._pool_fileno()
                 if fd is not None and fd >= 0:
                     fds.setdefault(fd, []).append(w)
+                    ring = getattr(w, "_ring", None)
+                    if ring is not None:
+                        rings.append((w, ring))
                 else:
                     gone.append(w)  # already seen dead elsewhere
         if gone:
-            return None, gone, None, None
+            return None, gone, None, None, None
         poller = select.poll()
         wake = self.pool._wake_r
         if threads and wake is not None:
@@ -531,7 +535,7 @@ class _Run:
         for fd in fds:
             poller.register(fd, select.POLLIN)
         self._poll_key = key
-        self._poll_state = (poller, fds, threads, wake)
+        self._poll_state = (poller, fds, threads, wake, rings)
         return self._poll_state
 
     def coalesce_delay(self, live):
@@ -548,6 +552,16 @@ class _Run:
             d = min(d, len(pending[id(w)]) * p / 2)
         return d if d >= COALESCE_MIN_S else 0
 
+    def pause(self, d, poller, threads):
+        """Lets results gather for ``d`` seconds; returns the poll events
+        that cut it short (a message: a process worker idle or ended).
+        Thread workers wake the pool per result: with them, a plain
+        sleep."""
+        if threads:
+            time.sleep(d)
+            return ()
+        return poller.poll(d * 1000)
+
     def measure(self, k, n):
         """``n`` results of worker ``k`` were just read."""
         now = time.monotonic()
@@ -562,18 +576,33 @@ class _Run:
             self.pace[k] = (sample if p is None else min(p, sample)) / 2
 
     def wait_ready(self):
-        """Workers that may have results or have ended."""
-        poller, fds, threads, wake = self._poller()
+        """Workers that may have results or have ended. Results in a
+        worker's ring (process workers) make no noise on its descriptor:
+        the rings are looked at first, and armed before a poll that would
+        block (the worker's next result then sends a wake-up)."""
+        poller, fds, threads, wake, rings = self._poller()
         if poller is None:
             self._poll_key = None
             return fds  # workers already dead: service them now
+        events = ()
         if self.auto and not self.depleted:
             d = self.coalesce_delay([w for ws in fds.values() for w in ws] +
                                     threads)
             if d:
-                time.sleep(d)
-        ready = []
-        for fd, _ in poller.poll(1000):
+                events = self.pause(d, poller, threads)
+        ready = [w for w, ring in rings if ring.unread()]
+        if not ready and not events:
+            # Once the input is exhausted, a worker tells when it is idle
+            # (see LinkedWorker._next_input_from): no wake-up per result.
+            armed = rings and not (self.auto and self.depleted and
+                                   not self.retries)
+            if armed:
+                ready = [w for w, ring in rings if ring.arm()]
+            events = poller.poll(0 if ready else 1000)
+            if armed:
+                for _, ring in rings:
+                    ring.disarm()
+        for fd, _ in events:
             if wake is not None and fd == wake.fileno():
                 try:
                     while wake.recv(4096):
@@ -582,7 +611,7 @@ class _Run:
                     pass
                 ready.extend(threads)
             else:
-                ready.extend(fds.get(fd, ()))
+                ready.extend(w for w in fds.get(fd, ()) if w not in ready)
         if not ready:  # nothing in a second: look at everyone
             ready = self.live()
         return ready
