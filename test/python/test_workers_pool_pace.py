@@ -77,8 +77,10 @@ def test_the_policy_never_sleeps_when_a_queue_could_run_dry(monkeypatch):
 
     monkeypatch.setattr(pool_mod, "time", Clock)
     run, (a, b) = make_run()
+    # queues that last more than twice the longest sleep at 100 us a call
+    full = int(2 * pool_mod.COALESCE_MAX_S / 100e-6) + 10
     for w in (a, b):
-        run.pending[id(w)].extend([((0,), 10)] * 64)
+        run.pending[id(w)].extend([((0,), 10)] * full)
     # not measured yet: read as results come
     assert run.coalesce_delay([a, b]) == 0
 

@@ -19,15 +19,18 @@ would wait for that call to return. The handler acts once per counted
 request and ignores the re-sends that arrive after it did.
 """
 import collections
+import itertools
 import queue
 import signal
 import sys
 import threading
 import time
+import types
 
 from . import _wire
-from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
-                    T_RESULTS, T_STARTED, T_TERM, T_WAKE, dumps, loads)
+from ._wire import (T_ARGS, T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS,
+                    T_RESULT, T_RESULTS, T_STARTED, T_TERM, T_WAKE, dumps,
+                    loads)
 from .persistent import _END, PersistentWorker
 from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
@@ -139,29 +142,70 @@ class LinkedWorker(Worker):
 
     def _p_send_input(self, args, kwargs):
         if self._corked is not None:
-            data = self._dumps((args, kwargs))
-            self._corked.append(data)
-        else:
-            data = bytes([T_INPUT]) + self._dumps((args, kwargs))
-            self._link.send(data)
+            # pickled at _uncork, all together
+            self._corked.append((args, kwargs))
+            size = self._in_size
+            if size is None:
+                size = self._in_size = len(self._dumps((args, kwargs)))
+            self._last_input_size = size
+            return
+        data = bytes([T_INPUT]) + self._dumps((args, kwargs))
+        self._link.send(data)
         self._last_input_size = len(data)
 
+    #: bytes per input in the last corked message (an estimate for the
+    #: pool's WINDOW_BYTES; None until known)
+    _in_size = None
+
     def _cork(self):
-        """Pool helper: inputs enqueued until `_uncork` go in one message."""
+        """Pool helper: inputs enqueued until `_uncork` go in one message.
+        The cork holds ``(args, kwargs)`` pairs (the pool may append to
+        ``_corked`` itself)."""
         self._corked = []
 
     def _uncork(self):
+        """Sends what was corked, pickled at once: an L message (the
+        positional arguments alone) when no input has keyword arguments.
+        Returns ``(n, failed)``: how many inputs the cork held and, for
+        those that could not be pickled (not sent), ``(index, exception)``
+        pairs."""
         corked, self._corked = self._corked, None
         if not corked:
-            return
-        if len(corked) == 1:
-            data = bytes([T_INPUT]) + corked[0]
-        else:
-            data = bytes([T_INPUTS]) + dumps(corked)
+            return 0, ()
+        failed = ()
+        dumps = self._dumps
         try:
-            self._link.send(data)
-        except OSError:
-            pass  # dead: the pool sees it end and retries what was pending
+            if len(corked) == 1:
+                data = bytes([T_INPUT]) + dumps(corked[0])
+            elif not any([kw for _, kw in corked]):
+                data = bytes([T_ARGS]) + dumps([a for a, _ in corked])
+            else:
+                data = bytes([T_INPUTS]) + dumps([dumps(x) for x in corked])
+        except Exception:  # noqa: BLE001 (anything pickle may raise)
+            data = None
+        if data is None:  # (out of the handler: no chained traceback)
+            data, failed = self._pickle_each(corked)
+        if data is not None:
+            self._in_size = max(1, len(data) // (len(corked) - len(failed)))
+            try:
+                self._link.send(data)
+            except OSError:
+                pass  # dead: the pool sees it end and retries its pending
+        return len(corked), failed
+
+    def _pickle_each(self, corked):
+        """`_uncork`'s way when the batch cannot be pickled: each input on
+        its own; the message of those that can be, and the failures."""
+        dumps = self._dumps
+        good, failed = [], []
+        for i, item in enumerate(corked):
+            try:
+                good.append(dumps(item))
+            except Exception as e:  # noqa: BLE001
+                failed.append((i, e))
+        if not good:
+            return None, failed
+        return bytes([T_INPUTS]) + dumps(good), failed
 
     _dumps = staticmethod(dumps)
 
@@ -561,6 +605,10 @@ class LinkedWorker(Worker):
         if data[0] == T_TERM:
             self._term_acted()
             raise WorkerTerminatedError()
+        if data[0] == T_ARGS:
+            self._in_q.extend(zip(self._loads(memoryview(data)[1:]),
+                                  itertools.repeat(_NO_KWARGS)))
+            return _BATCH
         if data[0] == T_INPUTS:
             loads = self._loads
             self._in_q.extend(map(loads, loads(memoryview(data)[1:])))
@@ -569,6 +617,9 @@ class LinkedWorker(Worker):
 
 
 _BATCH = object()
+#: the keyword arguments of an input sent in an L message (read-only: one
+#: object for all of them)
+_NO_KWARGS = types.MappingProxyType({})
 
 _R_TAG = bytes([T_RESULT])
 _W_MSG = bytes([T_WAKE])

@@ -31,7 +31,7 @@ logger = get_logger(__name__)
 
 #: Inputs and pickled bytes a worker may have queued beyond its one
 #: pending input, when the pool may choose (see the module's doc).
-WINDOW = 128
+WINDOW = 256
 WINDOW_BYTES = 64 * 1024
 #: A worker with a window is topped up once it has at most this many
 #: inputs pending, not after every result: one message (and one wake-up of
@@ -46,7 +46,7 @@ REFILL_AT = WINDOW // 2
 #: found idle, so an estimate can only err towards waking early). Not with
 #: ``enqueue_fn`` or ``retry=False`` (no queue ahead), nor once the input is
 #: exhausted. Below COALESCE_MIN_S it does not sleep.
-COALESCE_MAX_S = 0.003
+COALESCE_MAX_S = 0.010
 COALESCE_MIN_S = 0.0002
 #: The first round of a run is sent in two messages per worker: the first
 #: FIRST_ROUND inputs, then the rest.
@@ -354,7 +354,7 @@ class _Run:
                 more = self._first_round(quota)
             finally:
                 for w in self.corkable:
-                    w._uncork()
+                    self.uncork(w)
             if not more:
                 return
 
@@ -397,7 +397,7 @@ class _Run:
                     return
         finally:
             if corked:
-                w._uncork()
+                self.uncork(w)
 
     def fill_direct(self, w, k):
         """`fill` for a windowed worker whose ``enqueue`` the pool
@@ -414,9 +414,9 @@ class _Run:
         nbytes = self.nbytes
         cb = self.callback
         nxt = self.next1
-        dumps = w._dumps
         w._cork()
         corked = w._corked
+        size = w._in_size
         try:
             while k not in self.closed:
                 n = len(q)
@@ -433,19 +433,11 @@ class _Run:
                     self.depleted = True
                     self.no_enqueue(w)
                     return
-                try:
-                    data = dumps((inp, {}))
-                except Exception:  # noqa: BLE001 (as try_enqueue)
-                    if not _alive_soon(w):
-                        self.death(w, "while enqueueing")
-                        self.unused(inp, False)
-                        return
-                    logger.exception("Enqueueing failed for current input "
-                                     "and worker {!r} but the worker is "
-                                     "still alive - will try next input", w)
-                    continue
-                corked.append(data)
-                size = len(data)
+                if size is None:  # the worker's first: its size, once
+                    w._p_send_input(inp, {})
+                    size = w._in_size
+                else:
+                    corked.append((inp, {}))
                 q.append((inp, size))
                 nbytes[k] += size
                 self.npending += 1
@@ -455,7 +447,28 @@ class _Run:
         finally:
             if k in self.closed:
                 corked.clear()  # seen dead: its inputs are retried
-            w._uncork()
+            self.uncork(w)
+
+    def uncork(self, w):
+        """Sends what ``w``'s cork holds (see `LinkedWorker._uncork`); an
+        input that cannot be pickled is dropped as `try_enqueue` drops
+        it (it is not pending, the error is logged)."""
+        n, failed = w._uncork()
+        if not failed:
+            return
+        k = id(w)
+        q = self.pending[k]
+        # the cork's inputs are the last n pending at w, in order
+        first = len(q) - n
+        for i, e in reversed(failed):
+            inp, size = q[first + i]
+            del q[first + i]
+            self.nbytes[k] -= size
+            self.npending -= 1
+            w._enqueued -= 1
+            logger.error("Enqueueing failed for current input and worker "
+                         "{!r} but the worker is still alive - will try "
+                         "next input", w, exc_info=e)
 
     def share(self, k):
         """``(cap, near_end)``: how many inputs windowed worker ``k`` may
