@@ -51,8 +51,9 @@ typedef struct ring_shared {
 typedef struct ring_obj {
     PyObject_HEAD ring_shared *sh;
     unsigned char *data;
-    size_t cap;    /* a power of two */
-    size_t maplen; /* header and data */
+    size_t cap;     /* a power of two */
+    size_t maplen;  /* header and data */
+    fqpy_state *st; /* the module's pickle.dumps and protocol (put_obj) */
     /* Writer's own copy (only the writer changes them). */
     uint64_t wbytes;
     uint64_t wn;
@@ -125,6 +126,40 @@ static PyObject *ring_put(ring_obj *r, PyObject *arg)
     memcpy(r->data + off + RING_HDR, view.buf, len);
     PyBuffer_Release(&view);
     return PyLong_FromLong(publish(r, len));
+}
+
+/* put(pickle.dumps(value, HIGHEST_PROTOCOL)) without the bytes object
+ * coming back to Python when all went well: None; otherwise (code, data)
+ * with put's code and the pickled bytes, for the caller to finish. */
+static PyObject *ring_put_obj(ring_obj *r, PyObject *value)
+{
+    PyObject *args[2] = {value, r->st->protocol};
+    PyObject *b = PyObject_Vectorcall(r->st->dumps, args, 2, NULL);
+    if (b == NULL)
+        return NULL;
+    if (!PyBytes_Check(b)) {
+        Py_DECREF(b);
+        PyErr_SetString(PyExc_TypeError, "ResultRing.put_obj: pickle.dumps "
+                                         "did not return bytes");
+        return NULL;
+    }
+    size_t len = (size_t)PyBytes_GET_SIZE(b);
+    int rc = -2;
+    if (entry_size(len) <= r->cap / 4) {
+        Py_ssize_t off = reserve(r, len);
+        rc = -1;
+        if (off >= 0) {
+            uint32_t l32 = (uint32_t)len;
+            memcpy(r->data + off, &l32, sizeof(l32));
+            memcpy(r->data + off + RING_HDR, PyBytes_AS_STRING(b), len);
+            rc = publish(r, len);
+        }
+    }
+    if (rc == 0) {
+        Py_DECREF(b);
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(iN)", rc, b);
 }
 
 static PyObject *ring_put_marker(ring_obj *r, PyObject *noargs)
@@ -323,6 +358,11 @@ static PyObject *ring_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     r->data = (unsigned char *)p + sizeof(ring_shared);
     r->cap = cap;
     r->maplen = maplen;
+    r->st = fqpy_state_of_type(tp);
+    if (r->st == NULL) {
+        Py_DECREF(r);
+        return NULL;
+    }
     return (PyObject *)r;
 }
 
@@ -352,6 +392,10 @@ static PyMethodDef ring_methods[] = {
      "put(data) -> int\n--\n\nWriter: append one entry (bytes-like). 0: "
      "done; 1: done and the reader asked to be woken (arm); -1: no room now; "
      "-2: more than max_entry bytes (nothing written for either)."},
+    {"put_obj", (PyCFunction)ring_put_obj, METH_O,
+     "put_obj(value) -> None | tuple[int, bytes]\n--\n\nWriter: put("
+     "pickle.dumps(value, pickle.HIGHEST_PROTOCOL)). None when put answered "
+     "0; otherwise (put's answer, the pickled bytes)."},
     {"dirty", (PyCFunction)ring_dirty, METH_NOARGS,
      "dirty() -> bool\n--\n\nWriter: whether entries were put since the "
      "reader was last woken (by a put answering 1, or a wake-up the caller "

@@ -5,6 +5,7 @@ worker whose ring is full waits for the parent instead of losing any."""
 import os
 import pickle
 import signal
+import threading
 
 import pytest
 
@@ -50,6 +51,18 @@ def test_ring_in_one_process():
     r.put(b"c")
     tail = []
     assert r.take(tail.append, None, True) == 1 and tail == [b"c"]
+
+
+def test_put_obj_pickles_as_the_workers_do():
+    r = _forkqueue.ResultRing(4096)
+    assert r.put_obj({"a": (1, 2.5)}) is None
+    rc, data = r.put_obj(bytes(2000))  # too large: (code, pickled bytes)
+    assert rc == -2 and pickle.loads(data) == bytes(2000)
+    with pytest.raises(TypeError):
+        r.put_obj(threading.Lock())  # cannot be pickled: nothing written
+    out = []
+    assert r.take(out.append, pickle.loads) == 1
+    assert out == [{"a": (1, 2.5)}]
 
 
 def test_arm_asks_the_next_put_to_wake_the_reader():

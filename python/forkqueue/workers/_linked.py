@@ -448,10 +448,9 @@ class LinkedWorker(Worker):
         if self._ring is not None:
             # into the ring, which outlives this process: the same promise
             # without a system call
-            data = self._dumps(value)
-            rc = self._ring.put(data)
-            if rc:
-                self._ring_slow(rc, data)
+            more = self._put_dumped(value)
+            if more is not None:
+                self._ring_slow(*more)
             return
         self._send_now(_R_TAG + self._dumps(value))
 
@@ -548,8 +547,10 @@ class LinkedWorker(Worker):
         target = self._target
         q = self._in_q
         next_input = self._c_next_input
-        dumps = self._dumps
-        put = self._ring.put
+        put = self._ring.put_obj  # pickles as _dumps does
+        if type(self)._dumps is not LinkedWorker._dumps:
+            put = self._put_dumped
+        none = _NO_KWARGS
         while not self._stop:
             if q:
                 item = q.popleft()
@@ -558,13 +559,21 @@ class LinkedWorker(Worker):
                 if item is None:
                     break
             args, kwargs = item
-            value = target(*args, **kwargs)
+            if kwargs is none:
+                value = target(*args)
+            else:
+                value = target(*args, **kwargs)
             self._counter += 1
-            data = dumps(value)
-            rc = put(data)
-            if rc:
-                self._ring_slow(rc, data)
+            more = put(value)
+            if more is not None:
+                self._ring_slow(*more)
         return self._counter
+
+    def _put_dumped(self, value):
+        """`ResultRing.put_obj` with this worker's own ``_dumps``."""
+        data = self._dumps(value)
+        rc = self._ring.put(data)
+        return None if rc == 0 else (rc, data)
 
     def _flush_results(self):
         held = self._held

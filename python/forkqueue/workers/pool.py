@@ -55,7 +55,7 @@ FIRST_ROUND = 16
 #: QUEUE_S queued; near the end of an input of known length, at most
 #: what it runs in END_S (see `_Run.share`).
 QUEUE_S = 3 * COALESCE_MAX_S
-END_S = 0.001
+END_S = 0.004
 
 
 class PoolError(RuntimeError):
