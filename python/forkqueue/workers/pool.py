@@ -40,7 +40,8 @@ WINDOW_BYTES = 64 * 1024
 REFILL_AT = WINDOW // 2
 #: While every worker has inputs queued ahead of it, the pool lets results
 #: gather instead of waking for each (on a machine with no idle CPU, each
-#: wake-up of the pool takes a worker's): it sleeps up to COALESCE_MAX_S,
+#: wake-up of the pool takes a worker's): it waits up to COALESCE_MAX_S
+#: (cut short by a process worker that is idle or ended: see `_Run.pause`),
 #: and at most half the time the shortest queue takes to run dry, from each
 #: worker's pace measured while it had work (halved whenever a worker is
 #: found idle, so an estimate can only err towards waking early). Not with
