@@ -29,6 +29,7 @@
  */
 #include "fqpy.h"
 
+#include <marshal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +37,13 @@
 #define RING_WRAP UINT32_MAX
 #define RING_MARKER (UINT32_MAX - 1)
 #define RING_HDR 8u
+/* What an entry's payload is (the header's second 4 bytes). */
+enum {
+    KIND_BYTES = 0,   /* put(): bytes, handed to take()'s loads */
+    KIND_INT = 1,     /* put_obj() of an int: 8 bytes, native order */
+    KIND_MARSHAL = 2, /* put_obj() of a float, str, bytes, None or bool
+                         (exact types, which marshal keeps as they are) */
+};
 #define RING_MIN (4u * 1024)
 #define RING_MAX (256u * 1024 * 1024)
 
@@ -106,59 +114,94 @@ static int publish(ring_obj *r, size_t len)
     return 0;
 }
 
+/* Writes one entry of len bytes from p; put()'s codes. */
+static int write_entry(ring_obj *r, uint32_t kind, const void *p, size_t len)
+{
+    if (entry_size(len) > r->cap / 4)
+        return -2;
+    Py_ssize_t off = reserve(r, len);
+    if (off < 0)
+        return -1;
+    uint32_t hdr[2] = {(uint32_t)len, kind};
+    memcpy(r->data + off, hdr, sizeof(hdr));
+    memcpy(r->data + off + RING_HDR, p, len);
+    return publish(r, len);
+}
+
 static PyObject *ring_put(ring_obj *r, PyObject *arg)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    size_t len = (size_t)view.len;
-    if (entry_size(len) > r->cap / 4) {
-        PyBuffer_Release(&view);
-        return PyLong_FromLong(-2); /* to be sent another way */
-    }
-    Py_ssize_t off = reserve(r, len);
-    if (off < 0) {
-        PyBuffer_Release(&view);
-        return PyLong_FromLong(-1);
-    }
-    uint32_t l32 = (uint32_t)len;
-    memcpy(r->data + off, &l32, sizeof(l32));
-    memcpy(r->data + off + RING_HDR, view.buf, len);
+    int rc = write_entry(r, KIND_BYTES, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    return PyLong_FromLong(publish(r, len));
+    return PyLong_FromLong(rc);
 }
 
-/* put(pickle.dumps(value, HIGHEST_PROTOCOL)) without the bytes object
- * coming back to Python when all went well: None; otherwise (code, data)
- * with put's code and the pickled bytes, for the caller to finish. */
-static PyObject *ring_put_obj(ring_obj *r, PyObject *value)
+static PyObject *pickled(ring_obj *r, PyObject *value)
 {
     PyObject *args[2] = {value, r->st->protocol};
     PyObject *b = PyObject_Vectorcall(r->st->dumps, args, 2, NULL);
-    if (b == NULL)
-        return NULL;
-    if (!PyBytes_Check(b)) {
+    if (b != NULL && !PyBytes_Check(b)) {
         Py_DECREF(b);
-        PyErr_SetString(PyExc_TypeError, "ResultRing.put_obj: pickle.dumps "
-                                         "did not return bytes");
+        PyErr_SetString(
+            PyExc_TypeError,
+            "ResultRing.put_obj: pickle.dumps did not return bytes");
         return NULL;
     }
-    size_t len = (size_t)PyBytes_GET_SIZE(b);
-    int rc = -2;
-    if (entry_size(len) <= r->cap / 4) {
-        Py_ssize_t off = reserve(r, len);
-        rc = -1;
-        if (off >= 0) {
-            uint32_t l32 = (uint32_t)len;
-            memcpy(r->data + off, &l32, sizeof(l32));
-            memcpy(r->data + off + RING_HDR, PyBytes_AS_STRING(b), len);
-            rc = publish(r, len);
+    return b;
+}
+
+/* Whether marshal keeps value as it is: exact types only (a subclass
+ * would come back as its base). */
+static int marshal_keeps(PyObject *v)
+{
+    return v == Py_None || PyBool_Check(v) || PyFloat_CheckExact(v) ||
+           PyLong_CheckExact(v) || PyUnicode_CheckExact(v) ||
+           PyBytes_CheckExact(v);
+}
+
+/* The value, as put() of pickle.dumps(value, HIGHEST_PROTOCOL) would have
+ * it read back, without a pickle for the common plain values: an int that
+ * fits in 64 bits as such, the other values marshal keeps marshalled. None
+ * when put answered 0; otherwise (code, pickled bytes), for the caller to
+ * finish. */
+static PyObject *ring_put_obj(ring_obj *r, PyObject *value)
+{
+    int rc;
+    PyObject *b = NULL;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (x == -1 && PyErr_Occurred())
+            return NULL;
+        if (!overflow) {
+            int64_t v = x;
+            rc = write_entry(r, KIND_INT, &v, sizeof(v));
+            goto done;
         }
     }
+    if (marshal_keeps(value)) {
+        b = PyMarshal_WriteObjectToString(value, Py_MARSHAL_VERSION);
+        if (b == NULL)
+            return NULL;
+        rc = write_entry(r, KIND_MARSHAL, PyBytes_AS_STRING(b),
+                         (size_t)PyBytes_GET_SIZE(b));
+        Py_CLEAR(b);
+        goto done;
+    }
+    b = pickled(r, value);
+    if (b == NULL)
+        return NULL;
+    rc = write_entry(r, KIND_BYTES, PyBytes_AS_STRING(b),
+                     (size_t)PyBytes_GET_SIZE(b));
+done:
     if (rc == 0) {
-        Py_DECREF(b);
+        Py_XDECREF(b);
         Py_RETURN_NONE;
     }
+    if (b == NULL && (b = pickled(r, value)) == NULL)
+        return NULL;
     return Py_BuildValue("(iN)", rc, b);
 }
 
@@ -168,8 +211,8 @@ static PyObject *ring_put_marker(ring_obj *r, PyObject *noargs)
     Py_ssize_t off = reserve(r, 0);
     if (off < 0)
         return PyLong_FromLong(-1);
-    uint32_t m = RING_MARKER;
-    memcpy(r->data + off, &m, sizeof(m));
+    uint32_t m[2] = {RING_MARKER, KIND_BYTES};
+    memcpy(r->data + off, m, sizeof(m));
     return PyLong_FromLong(publish(r, 0));
 }
 
@@ -228,6 +271,38 @@ static void consume(ring_obj *r, size_t len)
     atomic_store_explicit(&r->sh->rbytes, r->rpos, memory_order_release);
 }
 
+/* The value of the entry at off (consumed, even on error). */
+static PyObject *entry_value(ring_obj *r, size_t off, uint32_t len,
+                             PyObject *loads)
+{
+    uint32_t kind;
+    memcpy(&kind, r->data + off + 4, sizeof(kind));
+    const char *p = (const char *)r->data + off + RING_HDR;
+    PyObject *v;
+    if (kind == KIND_INT && len == sizeof(int64_t)) {
+        int64_t x;
+        memcpy(&x, p, sizeof(x));
+        consume(r, len);
+        return PyLong_FromLongLong(x);
+    }
+    if (kind == KIND_MARSHAL) {
+        v = PyMarshal_ReadObjectFromString(p, (Py_ssize_t)len);
+        consume(r, len);
+        return v;
+    }
+    if (kind != KIND_BYTES) {
+        consume(r, len);
+        return corrupt();
+    }
+    v = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+    consume(r, len); /* copied: the writer may reuse it */
+    if (v == NULL || loads == Py_None)
+        return v;
+    PyObject *o = PyObject_CallOneArg(loads, v);
+    Py_DECREF(v);
+    return o;
+}
+
 static PyObject *ring_take(ring_obj *r, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"append", "loads", "final", NULL};
@@ -252,18 +327,9 @@ static PyObject *ring_take(ring_obj *r, PyObject *args, PyObject *kw)
             consume(r, 0); /* its message never came: the writer died */
             continue;
         }
-        PyObject *b = PyBytes_FromStringAndSize(
-            (const char *)r->data + off + RING_HDR, (Py_ssize_t)len);
-        if (b == NULL)
+        PyObject *v = entry_value(r, off, len, loads);
+        if (v == NULL)
             return NULL;
-        consume(r, len); /* copied: the writer may reuse it */
-        PyObject *v = b;
-        if (loads != Py_None) {
-            v = PyObject_CallOneArg(loads, b);
-            Py_DECREF(b);
-            if (v == NULL)
-                return NULL;
-        }
         PyObject *ok = PyObject_CallOneArg(append, v);
         Py_DECREF(v);
         if (ok == NULL)
@@ -393,9 +459,11 @@ static PyMethodDef ring_methods[] = {
      "done; 1: done and the reader asked to be woken (arm); -1: no room now; "
      "-2: more than max_entry bytes (nothing written for either)."},
     {"put_obj", (PyCFunction)ring_put_obj, METH_O,
-     "put_obj(value) -> None | tuple[int, bytes]\n--\n\nWriter: put("
-     "pickle.dumps(value, pickle.HIGHEST_PROTOCOL)). None when put answered "
-     "0; otherwise (put's answer, the pickled bytes)."},
+     "put_obj(value) -> None | tuple[int, bytes]\n--\n\nWriter: value, "
+     "read back by take() as from put(pickle.dumps(value, "
+     "pickle.HIGHEST_PROTOCOL)) (a plain int, float, str, bytes, None or "
+     "bool goes without pickle). None when put answered 0; otherwise (put's "
+     "answer, the pickled bytes)."},
     {"dirty", (PyCFunction)ring_dirty, METH_NOARGS,
      "dirty() -> bool\n--\n\nWriter: whether entries were put since the "
      "reader was last woken (by a put answering 1, or a wake-up the caller "

@@ -2,6 +2,7 @@
 the parent (_forkqueue.ResultRing): kept when the worker is killed, in
 order with the results too large for it (sent on the channel), and a
 worker whose ring is full waits for the parent instead of losing any."""
+import enum
 import os
 import pickle
 import signal
@@ -63,6 +64,34 @@ def test_put_obj_pickles_as_the_workers_do():
     out = []
     assert r.take(out.append, pickle.loads) == 1
     assert out == [{"a": (1, 2.5)}]
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class MyStr(str):
+    pass
+
+
+def test_put_obj_gives_back_what_pickle_would():
+    r = _forkqueue.ResultRing(1 << 16)
+    values = [0, -1, 2**63 - 1, -2**63, 2**64, -2**100, True, False, None,
+              1.5, float("inf"), -0.0, "", "h\u00e9\ud800llo", b"\x00b",
+              Color.RED, MyStr("x"), (1, "a"), [1.5], {"k": None},
+              bytearray(b"ab"), 10**400]
+    for v in values:
+        assert r.put_obj(v) is None
+    out = []
+    assert r.take(out.append, pickle.loads) == len(values)
+    assert out == values
+    for got, want in zip(out, values):
+        assert type(got) is type(want)
+    assert str(out[11]) == "-0.0" and values[11] == 0
+    nan = []
+    r.put_obj(float("nan"))
+    r.take(nan.append, pickle.loads)
+    assert nan[0] != nan[0]
 
 
 def test_arm_asks_the_next_put_to_wake_the_reader():
