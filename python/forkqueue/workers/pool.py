@@ -362,6 +362,9 @@ class _Run:
     def _first_round(self, quota):
         """One input per worker per turn while it has room (and fewer than
         ``quota`` pending, if given); False once the input ran out."""
+        if (self.auto and self.next1 is not None and not self.retries and
+                len(self.direct) == len(self.pool._workers)):
+            return self._first_round_direct(quota)
         while True:
             progressed = False
             for w in self.pool._workers:
@@ -374,6 +377,53 @@ class _Run:
                 if not self.try_enqueue(w):
                     return False
                 progressed |= len(self.pending[k]) > before
+            if not progressed:
+                return True
+
+    def _first_round_direct(self, quota):
+        """`_first_round` when every worker is windowed and corked and the
+        input is one iterator: what `try_enqueue` does per input, in one
+        loop (as `fill_direct`); a worker that stopped accepting goes
+        through `try_enqueue`."""
+        nxt = self.next1
+        cb = self.callback
+        closed = self.closed
+        nbytes = self.nbytes
+        limit = self.limit
+        most = None if quota is None else max(quota, limit)
+        entries = [(w, id(w), self.pending[id(w)]) for w in self.pool._workers]
+        while True:
+            progressed = False
+            for w, k, q in entries:
+                n = len(q)
+                if k in closed or (most is not None and n >= most) or (
+                        n >= limit and (n >= WINDOW or
+                                        nbytes[k] >= WINDOW_BYTES)):
+                    continue  # its quota, or no room (see has_room)
+                if w._closed or not w._accepting():
+                    if not self.try_enqueue(w):
+                        return False
+                    progressed |= len(q) > n
+                    continue
+                try:
+                    inp = (nxt(),)
+                except StopIteration:
+                    self.depleted = True
+                    self.no_enqueue(w)
+                    return False
+                size = w._in_size
+                if size is None:  # the worker's first: its size, once
+                    w._p_send_input(inp, {})
+                    size = w._in_size
+                else:
+                    w._corked.append((inp, {}))
+                q.append((inp, size))
+                nbytes[k] += size
+                self.npending += 1
+                w._enqueued += 1
+                if cb:
+                    cb(w, "enqueued")
+                progressed = True
             if not progressed:
                 return True
 
