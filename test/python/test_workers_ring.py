@@ -201,3 +201,16 @@ def test_a_full_ring_makes_the_worker_wait():
         w.close()
         assert w.wait(10)
     assert w.has_error is False
+
+
+def test_terminating_a_worker_that_waits_for_room():
+    w = PersistentProcessWorker(medium)
+    for i in range(40):
+        w.enqueue(i)
+    # the ring is full and the worker waits (it said so on the link)
+    assert wait_until(lambda: w._link.ready(), timeout=30)
+    assert w.terminate(timeout=10)
+    got = [x for x, _ in w.results_iter()]
+    # what it finished is delivered, in order; it stopped before the end
+    assert got == list(range(len(got))) and 10 <= len(got) < 40
+    assert isinstance(w.error, Exception)

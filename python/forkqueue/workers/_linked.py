@@ -448,7 +448,10 @@ class LinkedWorker(Worker):
         if self._ring is not None:
             # into the ring, which outlives this process: the same promise
             # without a system call
-            more = self._put_dumped(value)
+            if type(self)._dumps is LinkedWorker._dumps:
+                more = self._ring.put_obj(value)
+            else:
+                more = self._put_dumped(value)
             if more is not None:
                 self._ring_slow(*more)
             return
@@ -462,30 +465,43 @@ class LinkedWorker(Worker):
         large for it)."""
         ring = self._ring
         if rc == -2:
-            self._ring_wait(ring.put_marker)
+            # (a termination waits for the message too: _send_now raises)
+            self._ring_wait(ring.put_marker, then_send=True)
             self._send_now(_R_TAG + data)
         elif rc == -1:
             self._ring_wait(lambda: ring.put(data))
         else:
             self._send_now(_W_MSG)
 
-    def _ring_wait(self, put):
+    def _ring_wait(self, put, then_send=False):
         """Worker side: ``put()`` into the ring until it has room. The
         parent reads the ring when it wakes up (it may be waiting on the
         link for a message: a W message wakes it); a process that never
         reads its results blocks its worker here, as a full channel
-        would."""
+        would. A termination asked for meanwhile is raised once the
+        result is stored (or, ``then_send``, by the `_send_now` that
+        follows)."""
         rc = put()
         if rc >= 0:
             return rc
         self._send_now(_W_MSG)
         delay = 0.0002
-        while True:
-            time.sleep(delay)  # a back-off: the parent signals no room
-            rc = put()
-            if rc >= 0:
-                return rc
-            delay = min(delay * 2, 0.02)
+        # a finished result is being stored: a termination waits for it,
+        # as it waits for a message being sent (see _send_now)
+        self._sending = True
+        try:
+            while True:
+                time.sleep(delay)  # a back-off: the parent signals no room
+                rc = put()
+                if rc >= 0:
+                    break
+                delay = min(delay * 2, 0.02)
+        finally:
+            self._sending = False
+        if self._term_pending and not then_send:
+            self._term_pending = False
+            raise WorkerTerminatedError()
+        return rc
 
     def _send_now(self, data):
         """Sends one message to the parent; a termination asked for while
