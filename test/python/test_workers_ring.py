@@ -214,3 +214,23 @@ def test_terminating_a_worker_that_waits_for_room():
     # what it finished is delivered, in order; it stopped before the end
     assert got == list(range(len(got))) and 10 <= len(got) < 40
     assert isinstance(w.error, Exception)
+
+
+def echo(x):
+    return x
+
+
+def test_inputs_that_cannot_be_pickled_are_dropped_alone():
+    # inputs are pickled a batch at a time now: one that cannot be pickled
+    # is still dropped on its own (and logged), the others run
+    bad = {0, 1, 300, 599}
+
+    def inputs():
+        for i in range(600):
+            yield threading.Lock() if i in bad else i
+    with Pool(echo) as pool:
+        pool.add_worker(WorkerType.PROCESS)
+        pool.add_worker(WorkerType.PROCESS)
+        out = pool.run(inputs())
+        assert sorted(out) == [i for i in range(600) if i not in bad]
+        assert pool.run(iter([threading.Lock()] * 3 + [5])) == [5]

@@ -146,7 +146,11 @@ class LinkedWorker(Worker):
             self._corked.append((args, kwargs))
             size = self._in_size
             if size is None:
-                size = self._in_size = len(self._dumps((args, kwargs)))
+                try:
+                    size = len(self._dumps((args, kwargs)))
+                except Exception:  # noqa: BLE001 (_uncork reports it)
+                    size = 64
+                self._in_size = size
             self._last_input_size = size
             return
         data = bytes([T_INPUT]) + self._dumps((args, kwargs))
