@@ -43,6 +43,9 @@ fqpy_state *fqpy_state_of_type(PyTypeObject *tp);
 /* channel.c: adds Channel, fork_channel(), child_exit(), wait_channels(). */
 int fqpy_channel_add(PyObject *m);
 
+/* ring.c: adds ResultRing (memory shared with a forked child). */
+int fqpy_ring_add(PyObject *m);
+
 /* Each face registers its types and names on the module. */
 int fqpy_forkqueue_register(PyObject *m, fqpy_state *st);
 

@@ -125,6 +125,8 @@ static int fqpy_exec(PyObject *m)
         goto fail;
     if (fqpy_loop_add(m) < 0) /* loop.c */
         goto fail;
+    if (fqpy_ring_add(m) < 0) /* ring.c */
+        goto fail;
     return 0;
 
 fail:

@@ -140,8 +140,13 @@ void fq__dispatch(fq__queue *q)
         }
         best->nunsent++;
         best->inflight++;
-        if (j->timeout_ms > 0)
+        if (j->timeout_ms > 0) {
             best->ntimed++;
+            if (!best->tmin_ms || j->timeout_ms < best->tmin_ms) {
+                best->tmin_ms = j->timeout_ms;
+                best->tcheck_at = 0; /* it may expire sooner */
+            }
+        }
         /* (A remote worker is not replaced: it is not retired either.) */
         if (q->opts.max_jobs_per_worker &&
             best->next_wseq >= q->opts.max_jobs_per_worker &&

@@ -172,7 +172,7 @@ def test_a_windowed_worker_is_topped_up_in_batches(monkeypatch):
     def counting(self):
         if self._corked:
             sends.append(len(self._corked))
-        real(self)
+        return real(self)
     monkeypatch.setattr(LinkedWorker, "_uncork", counting)
     with Pool(square) as pool:
         pool.add_worker(WorkerType.PROCESS)

@@ -239,7 +239,7 @@ def test_first_round_goes_out_in_two_messages_per_worker(monkeypatch):
     def counting(self):
         if self._corked:
             sends.append((self.userid, len(self._corked)))
-        real(self)
+        return real(self)
     monkeypatch.setattr(LinkedWorker, "_uncork", counting)
     first = []
     with Pool(lambda x: x) as pool:
@@ -257,9 +257,12 @@ def test_first_round_goes_out_in_two_messages_per_worker(monkeypatch):
 def test_refill_point():
     run, (a, b) = make_run(2, (x for x in range(10_000)))
     assert run.refill_at(a, 128) == 64  # pace unknown: half
-    run.pace[a] = 100e-6  # a 3 ms sleep runs 30 calls: refill at 90 - 30
-    assert run.refill_at(a, 90) == 90 - math.ceil(
-        pool_mod.COALESCE_MAX_S / 100e-6)
+    # 100 us calls: the longest sleep runs `slept` of them; a queue of
+    # cap is refilled once down to cap - slept (more than half of it)
+    run.pace[a] = 100e-6
+    slept = math.ceil(pool_mod.COALESCE_MAX_S / 100e-6)
+    cap = 3 * slept
+    assert run.refill_at(a, cap) == cap - slept
     run.pace[a] = 2e-6  # tiny calls: half
     assert run.refill_at(a, 128) == 64
     run, (a, b) = make_run(2, iter(()), extra=200)

@@ -17,7 +17,7 @@ def short(x):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts the pool's wake-ups (reads of its workers) and sleeps."""
+    """Counts the pool's wake-ups (reads of its workers) and pauses."""
     seen = {"service": 0, "sleeps": []}
     service = pool_mod._Run.service
 
@@ -25,18 +25,14 @@ def counted(monkeypatch):
         seen["service"] += 1
         return service(self, w)
 
-    real_sleep = time.sleep
+    pause = pool_mod._Run.pause
 
-    class FakeTime:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def sleep(s):
-            seen["sleeps"].append(s)
-            real_sleep(s)
+    def pausing(self, d, *args):
+        seen["sleeps"].append(d)
+        return pause(self, d, *args)
 
     monkeypatch.setattr(pool_mod._Run, "service", counting)
-    monkeypatch.setattr(pool_mod, "time", FakeTime)
+    monkeypatch.setattr(pool_mod._Run, "pause", pausing)
     return seen
 
 
@@ -81,8 +77,10 @@ def test_the_policy_never_sleeps_when_a_queue_could_run_dry(monkeypatch):
 
     monkeypatch.setattr(pool_mod, "time", Clock)
     run, (a, b) = make_run()
+    # queues that last more than twice the longest sleep at 100 us a call
+    full = int(2 * pool_mod.COALESCE_MAX_S / 100e-6) + 10
     for w in (a, b):
-        run.pending[id(w)].extend([((0,), 10)] * 64)
+        run.pending[id(w)].extend([((0,), 10)] * full)
     # not measured yet: read as results come
     assert run.coalesce_delay([a, b]) == 0
 

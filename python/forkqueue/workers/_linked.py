@@ -19,15 +19,18 @@ would wait for that call to return. The handler acts once per counted
 request and ignores the re-sends that arrive after it did.
 """
 import collections
+import itertools
 import queue
 import signal
 import sys
 import threading
 import time
+import types
 
 from . import _wire
-from ._wire import (T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS, T_RESULT,
-                    T_RESULTS, T_STARTED, T_TERM, dumps, loads)
+from ._wire import (T_ARGS, T_AUX, T_CLOSE, T_FINAL, T_INPUT, T_INPUTS,
+                    T_RESULT, T_RESULTS, T_STARTED, T_TERM, T_WAKE, dumps,
+                    loads)
 from .persistent import _END, PersistentWorker
 from .utils import setproctitle
 from .worker import Worker, WorkerTerminatedError, _check_timeout
@@ -54,6 +57,8 @@ class LinkedWorker(Worker):
         self._corked = None
         self._held = []
         self._in_q = collections.deque()
+        #: the process kind's results ring (see _wire), None for the others
+        self._ring = None
         super().__init__(target, **kwargs)
 
     @property
@@ -67,19 +72,31 @@ class LinkedWorker(Worker):
         self._final = None
         self._rq = collections.deque()
         self._aux = collections.deque()
+        self._ring = None
 
     # ---- parent side: reading -------------------------------------------------
 
     def _dispatch(self, data):
         tag = data[0]
+        ring = self._ring
         if tag == T_RESULT:
+            if ring is not None:
+                # a result too large for the ring: it comes after what the
+                # ring holds up to its marker
+                ring.take(self._rq.append, self._loads)
+                ring.skip_marker()
             self._rq.append(self._loads(memoryview(data)[1:]))
+        elif tag == T_WAKE:
+            if ring is not None:
+                ring.take(self._rq.append, self._loads)
         elif tag == T_RESULTS:
             self._rq.extend(self._loads(memoryview(data)[1:]))
         elif tag == T_STARTED:
             self._host, self._pid, self._tid = loads(memoryview(data)[1:])
             self._seen_started = True
         elif tag == T_FINAL:
+            if ring is not None:
+                ring.take(self._rq.append, self._loads, True)
             self._final = _wire.decode_final(data, self._user_state)
         elif tag == T_AUX:
             self._aux.append(loads(memoryview(data)[1:]))
@@ -125,29 +142,74 @@ class LinkedWorker(Worker):
 
     def _p_send_input(self, args, kwargs):
         if self._corked is not None:
-            data = self._dumps((args, kwargs))
-            self._corked.append(data)
-        else:
-            data = bytes([T_INPUT]) + self._dumps((args, kwargs))
-            self._link.send(data)
+            # pickled at _uncork, all together
+            self._corked.append((args, kwargs))
+            size = self._in_size
+            if size is None:
+                try:
+                    size = len(self._dumps((args, kwargs)))
+                except Exception:  # noqa: BLE001 (_uncork reports it)
+                    size = 64
+                self._in_size = size
+            self._last_input_size = size
+            return
+        data = bytes([T_INPUT]) + self._dumps((args, kwargs))
+        self._link.send(data)
         self._last_input_size = len(data)
 
+    #: bytes per input in the last corked message (an estimate for the
+    #: pool's WINDOW_BYTES; None until known)
+    _in_size = None
+
     def _cork(self):
-        """Pool helper: inputs enqueued until `_uncork` go in one message."""
+        """Pool helper: inputs enqueued until `_uncork` go in one message.
+        The cork holds ``(args, kwargs)`` pairs (the pool may append to
+        ``_corked`` itself)."""
         self._corked = []
 
     def _uncork(self):
+        """Sends what was corked, pickled at once: an L message (the
+        positional arguments alone) when no input has keyword arguments.
+        Returns ``(n, failed)``: how many inputs the cork held and, for
+        those that could not be pickled (not sent), ``(index, exception)``
+        pairs."""
         corked, self._corked = self._corked, None
         if not corked:
-            return
-        if len(corked) == 1:
-            data = bytes([T_INPUT]) + corked[0]
-        else:
-            data = bytes([T_INPUTS]) + dumps(corked)
+            return 0, ()
+        failed = ()
+        dumps = self._dumps
         try:
-            self._link.send(data)
-        except OSError:
-            pass  # dead: the pool sees it end and retries what was pending
+            if len(corked) == 1:
+                data = bytes([T_INPUT]) + dumps(corked[0])
+            elif not any([kw for _, kw in corked]):
+                data = bytes([T_ARGS]) + dumps([a for a, _ in corked])
+            else:
+                data = bytes([T_INPUTS]) + dumps([dumps(x) for x in corked])
+        except Exception:  # noqa: BLE001 (anything pickle may raise)
+            data = None
+        if data is None:  # (out of the handler: no chained traceback)
+            data, failed = self._pickle_each(corked)
+        if data is not None:
+            self._in_size = max(1, len(data) // (len(corked) - len(failed)))
+            try:
+                self._link.send(data)
+            except OSError:
+                pass  # dead: the pool sees it end and retries its pending
+        return len(corked), failed
+
+    def _pickle_each(self, corked):
+        """`_uncork`'s way when the batch cannot be pickled: each input on
+        its own; the message of those that can be, and the failures."""
+        dumps = self._dumps
+        good, failed = [], []
+        for i, item in enumerate(corked):
+            try:
+                good.append(dumps(item))
+            except Exception as e:  # noqa: BLE001
+                failed.append((i, e))
+        if not good:
+            return None, failed
+        return bytes([T_INPUTS]) + dumps(good), failed
 
     _dumps = staticmethod(dumps)
 
@@ -159,9 +221,12 @@ class LinkedWorker(Worker):
         deadline = None
         if block and timeout is not None:
             deadline = time.monotonic() + timeout
+        ring = self._ring
         while True:
             if self._rq:
                 return self._rq.popleft()
+            if ring is not None and self._ring_fetch():
+                continue
             if self._final is not None or self._link is None or \
                     self._link.eof:
                 return _END
@@ -171,10 +236,26 @@ class LinkedWorker(Worker):
                 left = None
             else:
                 left = max(0.0, deadline - time.monotonic())
+            if ring is not None and ring.arm():
+                ring.disarm()  # a result came meanwhile
+                continue
             try:
                 self._read(left)
             except TimeoutError:
                 raise queue.Empty from None
+            finally:
+                if ring is not None:
+                    ring.disarm()
+
+    def _ring_fetch(self):
+        """Parent side: takes what the ring holds (everything once the
+        worker is over) into the results; True if it got any."""
+        rq = self._rq
+        n = len(rq)
+        link = self._link
+        over = self._final is not None or link is None or link.eof
+        self._ring.take(rq.append, self._loads, over)
+        return len(rq) > n
 
     def _accepting(self):
         return not self._dead and self._final is None and not self._link.eof
@@ -186,10 +267,30 @@ class LinkedWorker(Worker):
         # ChannelLink's channel is read with its own recv, one call per
         # message, until it has nothing (TimeoutError).
         link = self._link
-        ch = getattr(link, "ch", None)
-        recv = link.recv if ch is None else ch.recv
         rq = self._rq
         loads = self._loads
+        ring = self._ring
+        if ring is not None:
+            # results are in the ring; the channel has a message now and
+            # then (a large result, the end, a wake-up)
+            ring.take(rq.append, loads)
+            read = False
+            while self._final is None and link.ready():
+                try:
+                    data = link.recv(0)
+                except TimeoutError:
+                    break  # part of a large message: the rest comes later
+                if data is None:
+                    break
+                self._dispatch(data)
+                read = True
+            if read or link.eof:
+                self._ring_fetch()
+            out = list(rq)
+            rq.clear()
+            return out, self._final is not None or link.eof
+        ch = getattr(link, "ch", None)
+        recv = link.recv if ch is None else ch.recv
         while self._final is None and not link.eof:
             if ch is None and not link.ready():
                 break
@@ -348,7 +449,63 @@ class LinkedWorker(Worker):
         if self._held:
             self._held.append(value)
             return self._flush_results()
+        if self._ring is not None:
+            # into the ring, which outlives this process: the same promise
+            # without a system call
+            if type(self)._dumps is LinkedWorker._dumps:
+                more = self._ring.put_obj(value)
+            else:
+                more = self._put_dumped(value)
+            if more is not None:
+                self._ring_slow(*more)
+            return
         self._send_now(_R_TAG + self._dumps(value))
+
+    def _ring_slow(self, rc, data):
+        """Worker side: what `ResultRing.put` answering ``rc`` (not 0)
+        leaves to do for result ``data``: wake the parent up (1), wait for
+        room (-1: the parent has not read the ring for a while), or send
+        it on the link with a marker at its place in the ring (-2: too
+        large for it)."""
+        ring = self._ring
+        if rc == -2:
+            # (a termination waits for the message too: _send_now raises)
+            self._ring_wait(ring.put_marker, then_send=True)
+            self._send_now(_R_TAG + data)
+        elif rc == -1:
+            self._ring_wait(lambda: ring.put(data))
+        else:
+            self._send_now(_W_MSG)
+
+    def _ring_wait(self, put, then_send=False):
+        """Worker side: ``put()`` into the ring until it has room. The
+        parent reads the ring when it wakes up (it may be waiting on the
+        link for a message: a W message wakes it); a process that never
+        reads its results blocks its worker here, as a full channel
+        would. A termination asked for meanwhile is raised once the
+        result is stored (or, ``then_send``, by the `_send_now` that
+        follows)."""
+        rc = put()
+        if rc >= 0:
+            return rc
+        self._send_now(_W_MSG)
+        delay = 0.0002
+        # a finished result is being stored: a termination waits for it,
+        # as it waits for a message being sent (see _send_now)
+        self._sending = True
+        try:
+            while True:
+                time.sleep(delay)  # a back-off: the parent signals no room
+                rc = put()
+                if rc >= 0:
+                    break
+                delay = min(delay * 2, 0.02)
+        finally:
+            self._sending = False
+        if self._term_pending and not then_send:
+            self._term_pending = False
+            raise WorkerTerminatedError()
+        return rc
 
     def _send_now(self, data):
         """Sends one message to the parent; a termination asked for while
@@ -380,6 +537,8 @@ class LinkedWorker(Worker):
         send = self._link.send
         dumps = self._dumps
         tag = _R_TAG
+        if self._ring is not None:
+            return self._c_run_ring()
         while not self._stop:
             if q:
                 item = q.popleft()
@@ -401,6 +560,41 @@ class LinkedWorker(Worker):
                 raise WorkerTerminatedError()
         return self._counter
 
+    def _c_run_ring(self):
+        """`_c_run_all` for a worker with a results ring: each result is
+        in the ring (and so safe from this process's death) before the
+        next call starts."""
+        target = self._target
+        q = self._in_q
+        next_input = self._c_next_input
+        put = self._ring.put_obj  # pickles as _dumps does
+        if type(self)._dumps is not LinkedWorker._dumps:
+            put = self._put_dumped
+        none = _NO_KWARGS
+        while not self._stop:
+            if q:
+                item = q.popleft()
+            else:
+                item = next_input()
+                if item is None:
+                    break
+            args, kwargs = item
+            if kwargs is none:
+                value = target(*args)
+            else:
+                value = target(*args, **kwargs)
+            self._counter += 1
+            more = put(value)
+            if more is not None:
+                self._ring_slow(*more)
+        return self._counter
+
+    def _put_dumped(self, value):
+        """`ResultRing.put_obj` with this worker's own ``_dumps``."""
+        data = self._dumps(value)
+        rc = self._ring.put(data)
+        return None if rc == 0 else (rc, data)
+
     def _flush_results(self):
         held = self._held
         if not held:
@@ -420,6 +614,11 @@ class LinkedWorker(Worker):
         or from ``recv()`` (which blocks)."""
         if not self._in_q:
             self._flush_results()
+            ring = self._ring
+            if ring is not None and not self._link.ready() and ring.dirty():
+                # idle with results the parent was not told about: the
+                # pool then waits for this rather than for each result
+                self._send_now(_W_MSG)
             item = self._decode_input(recv())
             if item is not _BATCH:
                 return item
@@ -435,6 +634,10 @@ class LinkedWorker(Worker):
         if data[0] == T_TERM:
             self._term_acted()
             raise WorkerTerminatedError()
+        if data[0] == T_ARGS:
+            self._in_q.extend(zip(self._loads(memoryview(data)[1:]),
+                                  itertools.repeat(_NO_KWARGS)))
+            return _BATCH
         if data[0] == T_INPUTS:
             loads = self._loads
             self._in_q.extend(map(loads, loads(memoryview(data)[1:])))
@@ -443,8 +646,12 @@ class LinkedWorker(Worker):
 
 
 _BATCH = object()
+#: the keyword arguments of an input sent in an L message (read-only: one
+#: object for all of them)
+_NO_KWARGS = types.MappingProxyType({})
 
 _R_TAG = bytes([T_RESULT])
+_W_MSG = bytes([T_WAKE])
 
 
 def flush_stdio():

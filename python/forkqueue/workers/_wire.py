@@ -6,11 +6,19 @@ Every message starts with a one-byte tag.
 
     parent -> worker   I input (pickled (args, kwargs))   C close (no more input)
                        B several inputs (a pickled list)  T terminate
+                       L several inputs' positional arguments alone (one
+                         pickled list of tuples: no keyword arguments)
                        K kill (remote)
     worker -> parent   S started (pickled (host, pid, tid))
                        R one result (pickled)             r several results
                        A auxiliary value
                        F final outcome (see encode_final)
+                       W wake up: results wait in the worker's ring
+
+A process worker's results travel through a ring of memory shared with the
+parent (``_forkqueue.ResultRing``), not as R messages, except one too large
+for the ring: an R message then, with a marker in the ring at its place in
+the order.
 """
 import pickle
 import select
@@ -32,6 +40,8 @@ PROTO = pickle.HIGHEST_PROTOCOL
 T_INPUT, T_CLOSE, T_TERM, T_KILL = 0x49, 0x43, 0x54, 0x4B   # I C T K
 T_STARTED, T_RESULT, T_AUX, T_FINAL = 0x53, 0x52, 0x41, 0x46  # S R A F
 T_INPUTS, T_RESULTS = 0x42, 0x72  # B r: several inputs / results at once
+T_WAKE = 0x57  # W
+T_ARGS = 0x4C  # L
 
 
 def dumps(obj):

@@ -11,6 +11,10 @@ class PersistentProcessWorker(PersistentWorker, ProcessWorker):
     def __init__(self, target, results_pipe=None, **kwargs):
         super().__init__(target, results_pipe, **kwargs)
 
+    # The kind's loop (see LinkedWorker._c_run_all), not PersistentWorker's
+    # "none" that comes first in the method order.
+    _c_run_all = ProcessWorker._c_run_all
+
     def __getstate__(self, remote=False):
         return self.__dict__.copy()
 

@@ -13,6 +13,10 @@ class PersistentRemoteWorker(PersistentWorker, RemoteWorker):
     def __init__(self, target, results_pipe=None, **kwargs):
         super().__init__(target, results_pipe, **kwargs)
 
+    # The kind's loop (see LinkedWorker._c_run_all), not PersistentWorker's
+    # "none" that comes first in the method order.
+    _c_run_all = RemoteWorker._c_run_all
+
     def wait(self, *args, **kwargs):
         """Closes the input, then waits like `RemoteWorker.wait`
         (``timeout=None, remote_timeout=None``)."""

@@ -31,7 +31,7 @@ logger = get_logger(__name__)
 
 #: Inputs and pickled bytes a worker may have queued beyond its one
 #: pending input, when the pool may choose (see the module's doc).
-WINDOW = 128
+WINDOW = 256
 WINDOW_BYTES = 64 * 1024
 #: A worker with a window is topped up once it has at most this many
 #: inputs pending, not after every result: one message (and one wake-up of
@@ -40,13 +40,14 @@ WINDOW_BYTES = 64 * 1024
 REFILL_AT = WINDOW // 2
 #: While every worker has inputs queued ahead of it, the pool lets results
 #: gather instead of waking for each (on a machine with no idle CPU, each
-#: wake-up of the pool takes a worker's): it sleeps up to COALESCE_MAX_S,
+#: wake-up of the pool takes a worker's): it waits up to COALESCE_MAX_S
+#: (cut short by a process worker that is idle or ended: see `_Run.pause`),
 #: and at most half the time the shortest queue takes to run dry, from each
 #: worker's pace measured while it had work (halved whenever a worker is
 #: found idle, so an estimate can only err towards waking early). Not with
 #: ``enqueue_fn`` or ``retry=False`` (no queue ahead), nor once the input is
 #: exhausted. Below COALESCE_MIN_S it does not sleep.
-COALESCE_MAX_S = 0.003
+COALESCE_MAX_S = 0.010
 COALESCE_MIN_S = 0.0002
 #: The first round of a run is sent in two messages per worker: the first
 #: FIRST_ROUND inputs, then the rest.
@@ -55,7 +56,7 @@ FIRST_ROUND = 16
 #: QUEUE_S queued; near the end of an input of known length, at most
 #: what it runs in END_S (see `_Run.share`).
 QUEUE_S = 3 * COALESCE_MAX_S
-END_S = 0.001
+END_S = 0.004
 
 
 class PoolError(RuntimeError):
@@ -202,10 +203,13 @@ class Pool:
         sources = [s if callable(s) or isinstance(s, cabc.Iterator)
                    else iter(s) for s in input_sources]
         self._running = True
+        run = _Run(self, sources, worker_callback, enqueue_fn,
+                   worker_extra_pending_inputs, return_results)
         try:
-            ok, ret = _Run(self, sources, worker_callback, enqueue_fn,
-                           worker_extra_pending_inputs,
-                           return_results).go()
+            ok, ret = run.go()
+        except Exception:
+            run.abandon()  # (an input source or a callback raised)
+            raise
         finally:
             self._running = False
         if not ok:
@@ -336,6 +340,23 @@ class _Run:
         ok = self.depleted and not self.npending and not self.retries
         return ok, self.ret
 
+    def abandon(self):
+        """An exception is leaving ``run``: no more input, and the inputs
+        the workers already have are waited for and their results dropped,
+        so that none comes out of a later ``run``."""
+        self.depleted = True
+        self.callback = None
+        self.enqueue_fn = None
+        self.return_results = False
+        self.ret = []
+        try:
+            while self.npending and self.live():
+                self.retries.clear()
+                for w in self.wait_ready():
+                    self.service(w)
+        except Exception:  # noqa: BLE001 (the first exception is the one)
+            pass
+
     def has_room(self, w):
         n = len(self.pending[id(w)])
         if n < self.limit:
@@ -354,13 +375,16 @@ class _Run:
                 more = self._first_round(quota)
             finally:
                 for w in self.corkable:
-                    w._uncork()
+                    self.uncork(w)
             if not more:
                 return
 
     def _first_round(self, quota):
         """One input per worker per turn while it has room (and fewer than
         ``quota`` pending, if given); False once the input ran out."""
+        if (self.auto and self.next1 is not None and not self.retries and
+                len(self.direct) == len(self.pool._workers)):
+            return self._first_round_direct(quota)
         while True:
             progressed = False
             for w in self.pool._workers:
@@ -373,6 +397,53 @@ class _Run:
                 if not self.try_enqueue(w):
                     return False
                 progressed |= len(self.pending[k]) > before
+            if not progressed:
+                return True
+
+    def _first_round_direct(self, quota):
+        """`_first_round` when every worker is windowed and corked and the
+        input is one iterator: what `try_enqueue` does per input, in one
+        loop (as `fill_direct`); a worker that stopped accepting goes
+        through `try_enqueue`."""
+        nxt = self.next1
+        cb = self.callback
+        closed = self.closed
+        nbytes = self.nbytes
+        limit = self.limit
+        most = None if quota is None else max(quota, limit)
+        entries = [(w, id(w), self.pending[id(w)]) for w in self.pool._workers]
+        while True:
+            progressed = False
+            for w, k, q in entries:
+                n = len(q)
+                if k in closed or (most is not None and n >= most) or (
+                        n >= limit and (n >= WINDOW or
+                                        nbytes[k] >= WINDOW_BYTES)):
+                    continue  # its quota, or no room (see has_room)
+                if w._closed or not w._accepting():
+                    if not self.try_enqueue(w):
+                        return False
+                    progressed |= len(q) > n
+                    continue
+                try:
+                    inp = (nxt(),)
+                except StopIteration:
+                    self.depleted = True
+                    self.no_enqueue(w)
+                    return False
+                size = w._in_size
+                if size is None:  # the worker's first: its size, once
+                    w._p_send_input(inp, {})
+                    size = w._in_size
+                else:
+                    w._corked.append((inp, {}))
+                q.append((inp, size))
+                nbytes[k] += size
+                self.npending += 1
+                w._enqueued += 1
+                if cb:
+                    cb(w, "enqueued")
+                progressed = True
             if not progressed:
                 return True
 
@@ -397,7 +468,7 @@ class _Run:
                     return
         finally:
             if corked:
-                w._uncork()
+                self.uncork(w)
 
     def fill_direct(self, w, k):
         """`fill` for a windowed worker whose ``enqueue`` the pool
@@ -414,9 +485,9 @@ class _Run:
         nbytes = self.nbytes
         cb = self.callback
         nxt = self.next1
-        dumps = w._dumps
         w._cork()
         corked = w._corked
+        size = w._in_size
         try:
             while k not in self.closed:
                 n = len(q)
@@ -433,19 +504,11 @@ class _Run:
                     self.depleted = True
                     self.no_enqueue(w)
                     return
-                try:
-                    data = dumps((inp, {}))
-                except Exception:  # noqa: BLE001 (as try_enqueue)
-                    if not _alive_soon(w):
-                        self.death(w, "while enqueueing")
-                        self.unused(inp, False)
-                        return
-                    logger.exception("Enqueueing failed for current input "
-                                     "and worker {!r} but the worker is "
-                                     "still alive - will try next input", w)
-                    continue
-                corked.append(data)
-                size = len(data)
+                if size is None:  # the worker's first: its size, once
+                    w._p_send_input(inp, {})
+                    size = w._in_size
+                else:
+                    corked.append((inp, {}))
                 q.append((inp, size))
                 nbytes[k] += size
                 self.npending += 1
@@ -455,7 +518,28 @@ class _Run:
         finally:
             if k in self.closed:
                 corked.clear()  # seen dead: its inputs are retried
-            w._uncork()
+            self.uncork(w)
+
+    def uncork(self, w):
+        """Sends what ``w``'s cork holds (see `LinkedWorker._uncork`); an
+        input that cannot be pickled is dropped as `try_enqueue` drops
+        it (it is not pending, the error is logged)."""
+        n, failed = w._uncork()
+        if not failed:
+            return
+        k = id(w)
+        q = self.pending[k]
+        # the cork's inputs are the last n pending at w, in order
+        first = len(q) - n
+        for i, e in reversed(failed):
+            inp, size = q[first + i]
+            del q[first + i]
+            self.nbytes[k] -= size
+            self.npending -= 1
+            w._enqueued -= 1
+            logger.error("Enqueueing failed for current input and worker "
+                         "{!r} but the worker is still alive - will try "
+                         "next input", w, exc_info=e)
 
     def share(self, k):
         """``(cap, near_end)``: how many inputs windowed worker ``k`` may
@@ -513,6 +597,7 @@ class _Run:
         fds = {}
         threads = []
         gone = []
+        rings = []
         for w in self.live():
             if w.is_thread:
                 threads.append(w)
@@ -520,10 +605,13 @@ class _Run:
                 fd = w._pool_fileno()
                 if fd is not None and fd >= 0:
                     fds.setdefault(fd, []).append(w)
+                    ring = getattr(w, "_ring", None)
+                    if ring is not None:
+                        rings.append((w, ring))
                 else:
                     gone.append(w)  # already seen dead elsewhere
         if gone:
-            return None, gone, None, None
+            return None, gone, None, None, None
         poller = select.poll()
         wake = self.pool._wake_r
         if threads and wake is not None:
@@ -531,7 +619,7 @@ class _Run:
         for fd in fds:
             poller.register(fd, select.POLLIN)
         self._poll_key = key
-        self._poll_state = (poller, fds, threads, wake)
+        self._poll_state = (poller, fds, threads, wake, rings)
         return self._poll_state
 
     def coalesce_delay(self, live):
@@ -548,6 +636,16 @@ class _Run:
             d = min(d, len(pending[id(w)]) * p / 2)
         return d if d >= COALESCE_MIN_S else 0
 
+    def pause(self, d, poller, threads):
+        """Lets results gather for ``d`` seconds; returns the poll events
+        that cut it short (a message: a process worker idle or ended).
+        Thread workers wake the pool per result: with them, a plain
+        sleep."""
+        if threads:
+            time.sleep(d)
+            return ()
+        return poller.poll(d * 1000)
+
     def measure(self, k, n):
         """``n`` results of worker ``k`` were just read."""
         now = time.monotonic()
@@ -562,18 +660,33 @@ class _Run:
             self.pace[k] = (sample if p is None else min(p, sample)) / 2
 
     def wait_ready(self):
-        """Workers that may have results or have ended."""
-        poller, fds, threads, wake = self._poller()
+        """Workers that may have results or have ended. Results in a
+        worker's ring (process workers) make no noise on its descriptor:
+        the rings are looked at first, and armed before a poll that would
+        block (the worker's next result then sends a wake-up)."""
+        poller, fds, threads, wake, rings = self._poller()
         if poller is None:
             self._poll_key = None
             return fds  # workers already dead: service them now
+        events = ()
         if self.auto and not self.depleted:
             d = self.coalesce_delay([w for ws in fds.values() for w in ws] +
                                     threads)
             if d:
-                time.sleep(d)
-        ready = []
-        for fd, _ in poller.poll(1000):
+                events = self.pause(d, poller, threads)
+        ready = [w for w, ring in rings if ring.unread()]
+        if not ready and not events:
+            # Once the input is exhausted, a worker tells when it is idle
+            # (see LinkedWorker._next_input_from): no wake-up per result.
+            armed = rings and not (self.auto and self.depleted and
+                                   not self.retries)
+            if armed:
+                ready = [w for w, ring in rings if ring.arm()]
+            events = poller.poll(0 if ready else 1000)
+            if armed:
+                for _, ring in rings:
+                    ring.disarm()
+        for fd, _ in events:
             if wake is not None and fd == wake.fileno():
                 try:
                     while wake.recv(4096):
@@ -582,7 +695,7 @@ class _Run:
                     pass
                 ready.extend(threads)
             else:
-                ready.extend(fds.get(fd, ()))
+                ready.extend(w for w in fds.get(fd, ()) if w not in ready)
         if not ready:  # nothing in a second: look at everyone
             ready = self.live()
         return ready
@@ -619,8 +732,9 @@ class _Run:
         ret = self.ret if self.return_results else None
         nb = 0
         done = 0
+        it = iter(results)
         try:
-            for r in results:
+            for r in it:
                 if not q:
                     break
                 nb += q.popleft()[1]
@@ -629,6 +743,16 @@ class _Run:
                     cb(w, "finished", r)
                 if ret is not None:
                     ret.append(r)
+        except BaseException:
+            # The callback raised: the rest of the batch was read from the
+            # worker already, so its inputs are done too (else a later
+            # wait for them would never end).
+            for r in it:
+                if not q:
+                    break
+                nb += q.popleft()[1]
+                done += 1
+            raise
         finally:
             self.npending -= done
             self.nbytes[k] -= nb

@@ -23,6 +23,9 @@ __all__ = ["ProcessWorker"]
 KILL_GRACE = 1.0
 #: Bound on waiting for a SIGKILLed process to be reaped.
 REAP_LIMIT = 5.0
+#: Bytes of a worker's results ring (memory is only used as it is
+#: touched); results larger than a quarter of it go on the channel.
+RING_BYTES = 1 << 20
 
 
 def _fq():
@@ -73,6 +76,9 @@ class ProcessWorker(LinkedWorker):
         flush_stdio()
         if self._set_names:
             _titles()  # look for the package once, here, not in every child
+        # results come back through memory shared with the child (see
+        # _wire): made before the fork, so both have it
+        self._ring = _fq().ResultRing(RING_BYTES)
         ch = _fq().fork_channel()
         if ch.pid == 0:
             code = 0
@@ -117,6 +123,9 @@ class ProcessWorker(LinkedWorker):
     def _reaped(self):
         self._returncode = self._ch.returncode
         self._drain()
+        if self._ring is not None:
+            # what the worker finished before it ended, even if killed
+            self._ring.take(self._rq.append, self._loads, True)
         self._finish()
 
     def _link_closed(self):

@@ -19,7 +19,8 @@ import time
 from .. import _auth
 from . import _wire, remote_pickle
 from ._linked import LinkedWorker, deadline_left
-from ._wire import T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM, SocketLink
+from ._wire import (T_ARGS, T_CLOSE, T_INPUT, T_INPUTS, T_KILL, T_TERM,
+                    SocketLink)
 from .utils import SupportClassPropertiesMeta, classproperty
 from .worker import WorkerTerminatedError, WorkerType, _check_timeout
 
@@ -323,7 +324,7 @@ class RemoteWorker(LinkedWorker, metaclass=RemoteWorkerMeta):
                 os.killpg(os.getpgrp(), signal.SIGTERM)
                 time.sleep(1.0)
                 os.killpg(os.getpgrp(), signal.SIGKILL)
-            elif tag == T_INPUT or tag == T_INPUTS:
+            elif tag == T_INPUT or tag == T_INPUTS or tag == T_ARGS:
                 self._inputs.put(data)
             elif tag == T_CLOSE:
                 self._inputs.put(data)
