@@ -489,7 +489,8 @@ typedef struct fqt_gate_arg {
     int started_wr;
     int open_rd;
     uint64_t value;
-    int ignore_term; /* 1: the job ignores SIGTERM before blocking */
+    int ignore_term; /* 1: the job ignores SIGTERM before blocking; 2: it
+                        blocks every signal it can */
 } fqt_gate_arg;
 
 static inline void fqt_gate_new(fqt_gate *g)
@@ -523,8 +524,13 @@ static inline int fqt_job_gate(fq_ctx *ctx, const void *arg, size_t len)
     if (len != sizeof a)
         return fq_fail(ctx, 99, "bad argument length");
     memcpy(&a, arg, sizeof a);
-    if (a.ignore_term)
+    if (a.ignore_term == 2) {
+        sigset_t all; /* every signal the job can block */
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
+    } else if (a.ignore_term) {
         signal(SIGTERM, SIG_IGN);
+    }
     pid_t p = getpid();
     if (fqt_write_all(a.started_wr, &p, sizeof p) != 0)
         return fq_fail(ctx, 98, "cannot signal start");

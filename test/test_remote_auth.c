@@ -464,6 +464,24 @@ static void test_address_in_use(void **state)
     fq_server_free(a);
 }
 
+/* The server's answer is cut to the room it is given, never past it. */
+static void test_reply_encode_bounds(void **state)
+{
+    (void)state;
+    unsigned char out[FQ__REPLY_HDR + 16];
+    memset(out, 0xAA, sizeof out);
+    assert_int_equal(fq__reply_encode(out, FQ__REPLY_HDR - 1, "no room"), 0);
+    assert_int_equal(fq__reply_encode(out, FQ__REPLY_HDR - 1, NULL), 0);
+    assert_int_equal(out[0], 0xAA); /* nothing written */
+    assert_int_equal(fq__reply_encode(out, FQ__REPLY_HDR + 3, "hello"),
+                     FQ__REPLY_HDR + 3);
+    assert_memory_equal(out, "FQER", 4);
+    assert_memory_equal(out + FQ__REPLY_HDR, "hel", 3);
+    assert_int_equal(out[FQ__REPLY_HDR + 3], 0xAA);
+    assert_int_equal(fq__reply_encode(out, sizeof out, NULL), FQ__REPLY_HDR);
+    assert_int_equal(fq__reply_decode(out), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,7 +490,7 @@ int main(void)
         FQT_TEST(test_wrong_key),        FQT_TEST(test_replayed_handshake),
         FQT_TEST(test_garbage),          FQT_TEST(test_silent_client),
         FQT_TEST(test_many_connections), FQT_TEST(test_stop_from_thread),
-        FQT_TEST(test_address_in_use),
+        FQT_TEST(test_address_in_use),   FQT_TEST(test_reply_encode_bounds),
     };
     return FQT_RUN(tests);
 }

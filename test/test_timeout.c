@@ -25,6 +25,15 @@ static int job_hang(fq_ctx *ctx, const void *arg, size_t len)
     return 0;
 }
 
+/* Blocks every signal it can, then until killed. */
+static int job_hang_blocking(fq_ctx *ctx, const void *arg, size_t len)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    return job_hang(ctx, arg, len);
+}
+
 static uint64_t submit_sleep(fq_queue q, int64_t ms, int64_t value,
                              int timeout_ms)
 {
@@ -233,6 +242,25 @@ static void test_timeout_ignoring_term(void **state)
 }
 
 /* Timed-out jobs spread among normal ones, in an ordered queue. */
+/* The worker cannot end itself for the limit (its clean-up signal stays
+ * blocked): the parent kills it without its help, in a bounded time. */
+static void test_timeout_blocking_signals(void **state)
+{
+    (void)state;
+    fq_queue q = fqt_queue(1, 0);
+    fq_job_options jo = {.timeout_ms = 100};
+    uint64_t id;
+    FQT_OK(fq_submit(q, job_hang_blocking, NULL, 0, &jo, &id));
+    int64_t t0 = fqp_now_ms();
+    fq_result r;
+    assert_int_equal(fqt_take_wait(q, &r, 10000), 1);
+    assert_int_equal(r.id, id);
+    check_timedout(&r);
+    assert_true(fqp_now_ms() - t0 < 5000);
+    FQT_OK(fq_queue_free(q));
+    fqt_assert_no_children();
+}
+
 static void test_many_timeouts(void **state)
 {
     (void)state;
@@ -270,6 +298,7 @@ int main(void)
         FQT_TEST(test_timeout_counts_from_start),
         FQT_TEST(test_timeout_kills_grandchild),
         FQT_TEST(test_timeout_ignoring_term),
+        FQT_TEST(test_timeout_blocking_signals),
         FQT_TEST(test_many_timeouts),
     };
     return FQT_RUN(tests);

@@ -11,6 +11,7 @@ implemented in C (``forkqueue._forkqueue``) on top of the libforkqueue core.
 """
 
 import atexit as _atexit
+import pickle as _pickle
 import collections.abc as _abc
 
 from ._forkqueue import CORE_VERSION, ForkQueue, ForkQueueException, ResultIterator
@@ -25,3 +26,20 @@ _abc.Generator.register(_forkqueue.ResultIterator)
 
 # Workers of queues that were never finished must not outlive the program.
 _atexit.register(_forkqueue._shutdown_all)
+
+
+def _fqe_reduce(self):  # type: ignore[no-untyped-def]
+    # A job error pickles as a plain ForkQueueException with its message
+    # and attributes (jobid, exception, backtrace, signal, exitcode): the
+    # per-type subclasses (ForkQueueException + ValueError, ...) are made
+    # at run time and cannot be found by name when unpickling. Needed when
+    # a job's own nested ForkQueue raises and the error travels back.
+    state = dict(self.__dict__)
+    try:
+        _pickle.dumps(state.get("exception"))
+    except Exception:
+        state["exception"] = None  # the text (backtrace) still says it all
+    return (ForkQueueException, self.args, state)
+
+
+ForkQueueException.__reduce__ = _fqe_reduce  # type: ignore[method-assign,assignment]

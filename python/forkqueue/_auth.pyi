@@ -1,3 +1,17 @@
+
+__all__ = [
+    "AuthenticationError",
+    "get_authkey",
+    "key_file_path",
+    "MAGIC",
+    "CHALLENGE_LEN",
+    "MAC_LEN",
+    "server_hello",
+    "server_check",
+    "client_answer",
+    "client_check",
+]
+
 MAGIC: bytes
 CHALLENGE_LEN: int
 MAC_LEN: int

@@ -9,6 +9,7 @@ stay here, since the waiting work is Python callables.
 """
 
 import collections
+import operator
 import time
 
 from . import _forkqueue
@@ -27,6 +28,20 @@ class _Error:
         self.exc = exc
 
 
+def check_limit(what, limit):
+    """A limit of children is None or an integer of at least 1 (0 or less
+    would queue every call for ever: a hang)."""
+    if limit is None:
+        return
+    try:
+        n = operator.index(limit)
+    except TypeError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{what}: limit must be None or an integer of at "
+                         f"least 1, not {limit!r}")
+
+
 class Exchange:
     """Watches channels to children and tells which have data.
 
@@ -40,6 +55,7 @@ class Exchange:
 
     def __init__(self, channels=None, limit=None, reuse=0, continuous=0,
                  autoclose=1):
+        check_limit(type(self).__name__, limit)
         self.autoclose = autoclose
         self.limit = limit
         self.reuse = reuse

@@ -30,7 +30,7 @@ import time
 
 from .channels import (ChildError, MakeParallel, _Failure, describe_exit,
                        get_number_of_cores, start)
-from ._channels_exchange import Exchange, Map, _Error, _UNDEF
+from ._channels_exchange import Exchange, Map, _Error, _UNDEF, check_limit
 
 _TARGET_SPAN_S = 0.005
 _MIN_SPAN_S = 0.0002  # the tail's imbalance a span may add
@@ -234,8 +234,7 @@ def pmap(callable, sequence, limit=None):
     """Apply ``callable`` to every element of ``sequence`` in children (at
     most ``limit`` at once; None: the number of CPUs) and return a Map of
     the results in input order, filled as they are needed."""
+    check_limit("pmap", limit)
     if limit is None:
         limit = get_number_of_cores()
-    if limit < 1:
-        raise ValueError(f"pmap: limit must be at least 1, not {limit!r}")
     return _SpanMap(callable, sequence, limit)

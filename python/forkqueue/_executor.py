@@ -193,11 +193,19 @@ def _core_error(e, what):
             text = text[len(died):]
         return WorkerCrashedError(f"the worker running this {what} died: "
                                   f"{text}", signal=sig, exitcode=code)
-    cause = getattr(e, "exception", None)
+    # With reraise=False the outcome is the TimeoutError itself (its
+    # backtrace reads "TimeoutError: job 12 ..."): use its own message.
+    cause = e if isinstance(e, TimeoutError) else \
+        getattr(e, "exception", None)
     if isinstance(cause, TimeoutError) or "time limit" in text:
         # "job 12 exceeded its time limit...": the id is the engine's own.
         msg = str(cause) if isinstance(cause, TimeoutError) else text
-        return TimeoutError(re.sub(r"^job \S+ ", f"the {what} ", msg))
+        msg = re.sub(r"^(?:TimeoutError: )?job \S+ ", f"the {what} ", msg)
+        # forkqueue.futures.TimeoutError: a builtin TimeoutError (so
+        # concurrent.futures.TimeoutError) that `except TimeoutError`
+        # catches after `from forkqueue.futures import *` too.
+        from .futures._errors import TimeoutError as FuturesTimeoutError
+        return FuturesTimeoutError(msg)
     if text.startswith("initfunc failed"):
         return BrokenProcessPool(
             "the initializer failed in a worker:\n" + text[len(
@@ -271,6 +279,7 @@ class _Engine:
         self._max_inflight = (sys.maxsize if max_inflight is None
                               else max_inflight)
         self._idle = False     # engine waits on _cond
+        self._nap_s = 0.0      # see _nap()
         self._polling = False  # engine is (about to be) in poll()
         self._woken = False    # a _wakeup() was sent since it looked
         self._closing = False  # no more jobs; stop once all are done
@@ -485,6 +494,23 @@ class _Engine:
             for jid, value in q.yield_results():
                 job = inflight.pop(jid)
                 self._finish(job, value, inflight)
+            if self._nap_s and len(inflight) > 2 * self.workers:
+                self._nap()
+
+    def _nap(self):
+        """Lets results gather for _nap_s before the next poll: one wake-up
+        of this thread per batch of results instead of one per result. Only
+        with many jobs out: the core keeps each worker at least 2 ms of
+        jobs ahead (FQ__FLUSH_AGE_NS twice), so they stay busy meanwhile,
+        and only the results are late, by _nap_s at most. New jobs and
+        shutdown end the nap (put() and shutdown() notify an idle engine).
+        Set by forkqueue.lazy, whose callers wait for results in bulk."""
+        with self._lock:
+            if self._incoming or self._closing or self._terminating:
+                return
+            self._idle = True
+            self._cond.wait(self._nap_s)
+            self._idle = False
 
     def _send(self, q, job, inflight):
         if job.kind != "item" and not job.future.set_running_or_notify_cancel():

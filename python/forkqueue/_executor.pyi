@@ -7,9 +7,14 @@ from typing import (Any, Callable, Iterable, Iterator, List, Optional, Tuple,
 
 from ._pool import Pool as Pool
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
-__all__: List[str]
+__all__ = [
+    "Executor",
+    "Pool",
+    "WorkerCrashedError",
+    "default_workers",
+]
 
 def default_workers() -> int: ...
 
@@ -26,11 +31,11 @@ class Executor(concurrent.futures.Executor):
                  max_tasks_per_child: Optional[int] = ..., *,
                  mp_context: Any = ...) -> None: ...
     def submit(  # type: ignore[override]
-            self, fn: Callable[..., T], /, *args: Any,
+            self, fn: Callable[..., _T], /, *args: Any,
                timeout: Optional[float] = ...,
-               **kwargs: Any) -> concurrent.futures.Future[T]: ...
-    def map(self, fn: Callable[..., T], *iterables: Iterable[Any],
+               **kwargs: Any) -> concurrent.futures.Future[_T]: ...
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
             timeout: Optional[float] = ...,
-            chunksize: int = ...) -> Iterator[T]: ...
+            chunksize: int = ...) -> Iterator[_T]: ...
     def shutdown(self, wait: bool = ..., *,
                  cancel_futures: bool = ...) -> None: ...

@@ -146,6 +146,7 @@ def wait_channels(
 ) -> list[Channel]: ...
 def _channel_cleanup(sig: int = 0, timeout: float = 0.0, /) -> int: ...
 
+@final
 class Exchange:
     """Watches many channels (parents' ends): which have a whole message,
     which ended (removed from the exchange, child reaped, returncode set)."""
@@ -163,6 +164,7 @@ _LOOP_WAKEUP: int
 _LOOP_CLOSED: int
 _LOOP_JOB: int
 
+@final
 class _Loop:
     """Drives ForkQueue objects from an outside event loop (asyncio): watch
     fileno() for input, arm a timer with timeout(), call process()."""

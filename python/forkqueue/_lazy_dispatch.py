@@ -10,13 +10,18 @@ import threading
 
 from ._executor import Executor, _interrupted, default_workers
 from ._lazy_errors import _Failed, _error_of, _site
+from ._lazy_future import _LazyFuture
 from ._lazy_proxy import ResultProxy
 
 _builtin_map = map
 
 # ---- what runs in the workers -------------------------------------------------
 
-_local = threading.local()
+class _Local(threading.local):
+    forks = None  # the forks made by the job running in this thread
+
+
+_local = _Local()
 
 
 class _LazyCall:
@@ -37,7 +42,7 @@ class _LazyCall:
         return hash((_LazyCall, id(self.fn)))
 
     def __call__(self, *args, **kwargs):
-        outer = getattr(_local, "forks", None)
+        outer = _local.forks
         _local.forks = forks = []
         try:
             try:
@@ -96,6 +101,9 @@ def _pool(kind):
                 # No cancel() on proxies: every job goes to the core at
                 # once, which costs the parent fewest engine rounds.
                 pool._engine._max_inflight = sys.maxsize
+                # Results are awaited in bulk (total += fork(...) in a
+                # loop, then one evaluation): batch them, 2 ms at most.
+                pool._engine._nap_s = 0.002
             else:
                 pool = _cf.ThreadPoolExecutor(
                     _state["nthreads"] or default_workers(),
@@ -220,7 +228,7 @@ def _submit_after(engine, w, args, kwargs, proxies):
     """A process job whose arguments hold proxies not ready yet: sent when
     they are (from the callback of the last one), so fork() stays lazy.
     Returns the future of its outcome."""
-    outer = _cf.Future()
+    outer = _LazyFuture()
     outer.set_running_or_notify_cancel()
     pending = set()
     for p in proxies:
@@ -233,7 +241,7 @@ def _submit_after(engine, w, args, kwargs, proxies):
             a = tuple(_builtin_map(_resolve_arg, args))
             kw = {k: _resolve_arg(v) for k, v in kwargs.items()} \
                 if kwargs else kwargs
-            inner = engine.submit(w, a, kw)
+            inner = engine.submit(w, a, kw, None, _LazyFuture())
         except BaseException as e:  # an argument failed, or the pool shut
             try:
                 outer.set_exception(e)
@@ -270,12 +278,12 @@ def _submit(kind, fn, args, kwargs, frame):
         if proxies:
             future = _submit_after(engine, w, args, kwargs, proxies)
         else:
-            future = engine.submit(w, args, kwargs)
+            future = engine.submit(w, args, kwargs, None, _LazyFuture())
     else:
         future = _pool(kind).submit(w, *args, **kwargs)
     _track(future)
     p = ResultProxy._leaf(future, site)
-    forks = getattr(_local, "forks", None)
+    forks = _local.forks
     if forks is not None:
         forks.append(p)
     return p

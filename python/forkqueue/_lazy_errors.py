@@ -28,20 +28,22 @@ class ResultEvaluationError(Exception):
         return (ResultEvaluationError, (self.frames, self.exc_line, None))
 
 
-_site_cache = (None, 0, ())
+_site_cache = (None, -1, ())
 
 
 def _site(frame):
-    """The call stack from `frame` outwards, as (file, line, function),
-    outermost first, without this package's own frames. Cheap: no source
-    lines are read until the site is formatted, and the outer part is
-    reused while the caller's caller stays where it was (a loop of
-    operators or forks pays for one frame, not for the whole stack)."""
+    """The call stack from `frame` outwards, outermost first, without this
+    package's own frames: (file, line, function) for the outer frames and
+    (code, instruction offset) for `frame` itself. Cheap: line numbers of
+    the innermost frame and source lines are looked up only when the site
+    is formatted, and the outer part is reused while the caller's caller
+    stays where it was (a loop of operators or forks pays for one frame,
+    not for the whole stack)."""
     global _site_cache
     back = frame.f_back
-    cached_back, cached_line, outer = _site_cache
+    cached_back, cached_lasti, outer = _site_cache
     if back is None or cached_back is not back or \
-            cached_line != back.f_lineno:
+            cached_lasti != back.f_lasti:
         rest = []
         f = back
         while f is not None:
@@ -52,18 +54,32 @@ def _site(frame):
         rest.reverse()
         outer = tuple(rest)
         if back is not None:
-            _site_cache = (back, back.f_lineno, outer)
+            _site_cache = (back, back.f_lasti, outer)
     code = frame.f_code
     if code.co_filename.startswith(_PKG_DIR):
         return outer
-    return outer + ((code.co_filename, frame.f_lineno, code.co_name),)
+    return outer + ((code, frame.f_lasti),)
+
+
+def _line_of(code, lasti):
+    """The line of the instruction at byte offset lasti (f_lineno)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line
+    return code.co_firstlineno
 
 
 def _format_site(site):
     parts = []
-    for filename, lineno, name in site:
+    for entry in site:
+        if len(entry) == 2:
+            code, lasti = entry
+            filename, lineno, name = (code.co_filename,
+                                      _line_of(code, lasti), code.co_name)
+        else:
+            filename, lineno, name = entry
         parts.append(f'  File "{filename}", line {lineno}, in {name}\n')
-        line = linecache.getline(filename, lineno).strip()
+        line = linecache.getline(filename, lineno).strip() if lineno else ""
         if line:
             parts.append(f"    {line}\n")
     return "".join(parts)

@@ -13,6 +13,7 @@ import time
 
 from ._lazy_errors import (ResultEvaluationError, _Failed, _error_of,
                            _format_site, _site)
+from ._lazy_future import _LazyFuture
 
 _builtin_map = map
 
@@ -26,36 +27,42 @@ class ResultProxy:
     __slots__ = ("_fq_kind", "_fq_a", "_fq_b", "_fq_op", "_fq_site",
                  "__weakref__")
 
+    # (The slots are written through their descriptors, bound once below:
+    # __setattr__ is the value's, and object.__setattr__ costs twice as
+    # much per proxy.)
+
     @classmethod
     def _leaf(cls, future, site):
-        p = object.__new__(cls)
-        object.__setattr__(p, "_fq_kind", _LEAF)
-        object.__setattr__(p, "_fq_a", future)
-        object.__setattr__(p, "_fq_b", None)
-        object.__setattr__(p, "_fq_op", None)
-        object.__setattr__(p, "_fq_site", site)
+        p = _new(cls)
+        _set_kind(p, _LEAF)
+        _set_a(p, future)
+        _set_b(p, None)
+        _set_op(p, None)
+        _set_site(p, site)
         return p
 
     @classmethod
     def _node(cls, op, a, b, frame):
-        p = object.__new__(cls)
-        object.__setattr__(p, "_fq_kind", _OP)
-        object.__setattr__(p, "_fq_a", a)
-        object.__setattr__(p, "_fq_b", b)
-        object.__setattr__(p, "_fq_op", op)
-        object.__setattr__(p, "_fq_site", _site(frame))
+        p = _new(cls)
+        _set_kind(p, _OP)
+        _set_a(p, a)
+        _set_b(p, b)
+        _set_op(p, op)
+        _set_site(p, _site(frame))
         return p
 
     # -- evaluation ---------------------------------------------------------
 
     def _fq_set(self, kind, value):
-        object.__setattr__(self, "_fq_a", value)
-        object.__setattr__(self, "_fq_b", None)
-        object.__setattr__(self, "_fq_op", None)
-        object.__setattr__(self, "_fq_kind", kind)
+        _set_a(self, value)
+        if self._fq_b is not None:
+            _set_b(self, None)
+        _set_kind(self, kind)
 
     def _fq_evaluate(self, deadline):
         """The value (iteratively: a chain of any length is fine)."""
+        if self._fq_kind == _OP:
+            self._fq_wait_last(deadline)
         stack = [self]
         while stack:
             node = stack[-1]
@@ -79,6 +86,28 @@ class ResultProxy:
         if self._fq_kind == _FAILED:
             raise self._fq_a
         return self._fq_a
+
+    def _fq_wait_last(self, deadline):
+        """Waits for the last submitted process job of the tree first: the
+        others are then mostly done, so that evaluating the tree in order
+        wakes this thread about once instead of once per job."""
+        last = None
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            kind = node._fq_kind
+            if kind == _LEAF:
+                f = node._fq_a
+                if type(f) is _LazyFuture and not f.done() and (
+                        last is None or f._seq > last._seq):
+                    last = f
+            elif kind == _OP:
+                for child in (node._fq_a, node._fq_b):
+                    if type(child) is ResultProxy:
+                        stack.append(child)
+        if last is not None:
+            last._wait(None if deadline is None
+                       else max(0.0, deadline - time.monotonic()))
 
     def _fq_wait_leaf(self, deadline):
         future = self._fq_a
@@ -184,6 +213,14 @@ class ResultProxy:
 
     def __reduce_ex__(self, protocol):
         return self.__reduce__()
+
+
+_new = object.__new__
+_set_kind = ResultProxy._fq_kind.__set__
+_set_a = ResultProxy._fq_a.__set__
+_set_b = ResultProxy._fq_b.__set__
+_set_op = ResultProxy._fq_op.__set__
+_set_site = ResultProxy._fq_site.__set__
 
 
 def _identity(x):

@@ -387,3 +387,11 @@ class ManagedCallable:
 
 
 from ._channels_exchange import Exchange, Map, Queue, pmap  # noqa: E402
+
+# They are this module's names (tracebacks and reprs say so): pickled by
+# reference (a class sent to a fresh interpreter), they must be found here,
+# since the private modules that define them cannot be imported before this
+# one (a cycle).
+for _name in ("Exchange", "Map", "Queue", "pmap"):
+    globals()[_name].__module__ = __name__
+del _name

@@ -1,7 +1,26 @@
 # Stubs for forkqueue.channels (the pprocess face).
 from typing import Any, Callable, Iterable, Iterator, NoReturn, overload
 
-__all__: list[str]
+__all__ = [
+    "AcknowledgementError",
+    "ChildError",
+    "Channel",
+    "Exchange",
+    "Map",
+    "Queue",
+    "MakeParallel",
+    "MakeReusable",
+    "ManagedCallable",
+    "create",
+    "start",
+    "exit",
+    "waitall",
+    "pmap",
+    "get_number_of_cores",
+    "RemoteTraceback",
+    "RemoteError",
+    "describe_exit",
+]
 
 class AcknowledgementError(Exception): ...
 
@@ -25,6 +44,8 @@ class RemoteError(Exception):
 def describe_exit(pid: int, returncode: int | None) -> str: ...
 
 class Channel:
+    """Made by start()/create(), not by user code."""
+    def __init__(self, raw: Any) -> None: ...
     pid: int
     closed: int
     @property

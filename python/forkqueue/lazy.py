@@ -23,6 +23,9 @@ from ._lazy_dispatch import (_pool, _shutdown, _state, _submit,  # noqa: F401
 from ._lazy_errors import ResultEvaluationError
 from ._lazy_proxy import ResultProxy
 
+# Tracebacks and type() name the public module: forkqueue.lazy.ResultProxy.
+ResultProxy.__module__ = ResultEvaluationError.__module__ = __name__
+
 __all__ = [
     "fork", "submit", "go", "process", "thread",
     "map", "map_process", "map_thread",

@@ -59,7 +59,7 @@ PyObject *fqpy_channel_error(fqpy_channel *self, int rc, const char *what)
     case FQ_ENOMEM:
         return PyErr_NoMemory();
     case FQ_ECLOSED:
-        if (self->closed)
+        if (self && self->closed) /* self: NULL for calls of no channel */
             PyErr_Format(PyExc_ValueError, "%s: the channel is closed", what);
         else
             PyErr_Format(PyExc_BrokenPipeError,

@@ -136,8 +136,8 @@ void fq__request_encode(unsigned char out[FQ__REQ_LEN]);
 int fq__request_classify(const unsigned char *buf, size_t len);
 
 /* Writes the C server's answer into out (FQ__REPLY_HDR + strlen(msg), msg
- * cut at FQ__REQ_MSG_MAX): an acceptance when msg is NULL. Returns its
- * length. */
+ * cut at FQ__REQ_MSG_MAX and at cap): an acceptance when msg is NULL.
+ * Returns its length, 0 (nothing written) if cap cannot hold a header. */
 size_t fq__reply_encode(unsigned char *out, size_t cap, const char *msg);
 
 /* Decodes the answer's header: returns 0 (accepted), the length n > 0 of

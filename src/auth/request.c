@@ -61,9 +61,11 @@ int fq__request_classify(const unsigned char *buf, size_t len)
 size_t fq__reply_encode(unsigned char *out, size_t cap, const char *msg)
 {
     size_t n = msg ? strlen(msg) : 0;
+    if (cap < FQ__REPLY_HDR)
+        return 0; /* (cap - FQ__REPLY_HDR below would wrap) */
     if (n > FQ__REQ_MSG_MAX)
         n = FQ__REQ_MSG_MAX;
-    if (FQ__REPLY_HDR + n > cap)
+    if (n > cap - FQ__REPLY_HDR)
         n = cap - FQ__REPLY_HDR;
     memcpy(out, msg ? "FQER" : "FQOK", 4);
     put32(out + 4, (uint32_t)n);

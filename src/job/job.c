@@ -40,10 +40,16 @@ void fq__job_free(fq__job *j)
  * see a handle used after fq_job_free().
  */
 #define SMALL_ROOM (sizeof(fq__job) + FQ__JOB_SMALL_ARG)
-#if defined(__SANITIZE_ADDRESS__)
-#define CACHE_MAX 0u
-#else
 #define CACHE_MAX 512u
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define CACHE_ON 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define CACHE_ON 0
+#endif
+#endif
+#ifndef CACHE_ON
+#define CACHE_ON 1
 #endif
 
 typedef struct hcache {
@@ -86,7 +92,7 @@ static fq_job *cache_get(void)
  * will be drained at the thread's exit. */
 static int cache_put(fq_job *h)
 {
-    if (h->room != SMALL_ROOM || cache.n >= CACHE_MAX)
+    if (!CACHE_ON || h->room != SMALL_ROOM || cache.n >= CACHE_MAX)
         return 0;
     if (cache.n == 0) {
         pthread_once(&cache_once, cache_setup);

@@ -60,6 +60,17 @@ typedef struct fq__job {
     unsigned char arg[];
 } fq__job;
 
+_Static_assert(offsetof(fq__job, arg) == offsetof(fq__job, hdr) + FQ__WIRE_HDR,
+               "a job's argument follows its frame header with no gap");
+
+/* The byte `off` of j's frame (header, then argument), addressed from the
+ * record: `j->hdr + off` past the header would index hdr[] out of its
+ * bounds (undefined, and flagged by UBSan's bounds check). */
+static inline unsigned char *fq__job_frame(fq__job *j, size_t off)
+{
+    return (unsigned char *)j + offsetof(fq__job, hdr) + off;
+}
+
 /* fq__job.cancel. STOP: fq_job_cancel() stops the job's worker for it (it
  * was running). GHOST: the record stands in a worker's FIFO for a job that
  * was cancelled after it was written to a worker without a shared page,

@@ -140,8 +140,13 @@ void fq__dispatch(fq__queue *q)
         }
         best->nunsent++;
         best->inflight++;
-        if (j->timeout_ms > 0)
+        if (j->timeout_ms > 0) {
             best->ntimed++;
+            if (!best->tmin_ms || j->timeout_ms < best->tmin_ms) {
+                best->tmin_ms = j->timeout_ms;
+                best->tcheck_at = 0; /* it may expire sooner */
+            }
+        }
         /* (A remote worker is not replaced: it is not retired either.) */
         if (q->opts.max_jobs_per_worker &&
             best->next_wseq >= q->opts.max_jobs_per_worker &&
@@ -198,8 +203,15 @@ static int revoke_after(fq__queue *q, fq__worker *w, fq__job *keep, int all)
              * the worker has may already run. */
             take = 0;
         } else {
-            uint64_t prev = atomic_exchange(&w->stat->claim[j->wseq % FQ__RING],
-                                            FQ__CLAIM_REVOKED(j->wseq));
+            /* A claim that says started stays as it is: a second look
+             * (fq_job_cancel() takes back a job, then what is behind it)
+             * must see it started again. */
+            _Atomic uint64_t *claim = &w->stat->claim[j->wseq % FQ__RING];
+            uint64_t prev = atomic_load(claim);
+            while (prev != FQ__CLAIM_STARTED(j->wseq) &&
+                   !atomic_compare_exchange_weak(claim, &prev,
+                                                 FQ__CLAIM_REVOKED(j->wseq)))
+                ;
             take = prev != FQ__CLAIM_STARTED(j->wseq);
             if (take && !w->unread_revoked)
                 w->unread_revoked = j->wseq + 1;

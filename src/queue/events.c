@@ -92,7 +92,7 @@ void fq__flush_worker(fq__worker *w)
      * whole first (alone), then them. */
     if (w->ctl_len && !(w->flags & (FQ__W_SHUT | FQ__W_EOF))) {
         if (w->unsent && w->unsent_off > 0 && w->ctl_off == 0) {
-            struct iovec iov = {w->unsent->hdr + w->unsent_off,
+            struct iovec iov = {fq__job_frame(w->unsent, w->unsent_off),
                                 FQ__WIRE_HDR + w->unsent->arg_len -
                                     w->unsent_off};
             ssize_t r = fq__send_iov(w->fd, &iov, 1);
@@ -123,7 +123,7 @@ void fq__flush_worker(fq__worker *w)
         int n = 0, in_stage = 0; /* iov[n - 1] ends the buffer */
         size_t off = w->unsent_off;
         for (fq__job *j = w->unsent; j; j = j->next) {
-            const unsigned char *p = j->hdr + off;
+            const unsigned char *p = fq__job_frame(j, off);
             size_t len = FQ__WIRE_HDR + j->arg_len - off;
             int small = len <= STAGE_SMALL;
             off = 0;
@@ -409,10 +409,14 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Kills the worker of a job past its time limit; returns the next time a
- * limit could expire for this worker. */
+ * limit could expire for this worker. Only the FIFO up to the job started
+ * last is walked (finished jobs not collected yet come before it), not the
+ * jobs queued behind it: those have not started, so none of them can
+ * expire before now + tmin_ms, the smallest limit sent to this worker (a
+ * FIFO of hundreds of tiny jobs was walked on every pass). */
 static int64_t check_timeouts(fq__worker *w, int64_t now)
 {
-    int64_t next = INT64_MAX;
+    int64_t next = now + (int64_t)w->tmin_ms * 1000000;
     uint64_t started =
         atomic_load_explicit(&w->stat->started, memory_order_acquire);
     uint64_t done = atomic_load_explicit(&w->stat->done, memory_order_acquire);
@@ -420,10 +424,10 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
         atomic_load_explicit(&w->stat->start_ns, memory_order_relaxed);
 
     for (fq__job *j = w->head; j; j = j->next) {
-        if (j->timeout_ms <= 0 || j->wseq + 1 < started)
-            continue;
-        int64_t limit = (int64_t)j->timeout_ms * 1000000;
-        if (j->wseq + 1 == started && done < started) {
+        if (j->wseq + 1 < started)
+            continue; /* finished */
+        if (j->wseq + 1 == started && done < started && j->timeout_ms > 0) {
+            int64_t limit = (int64_t)j->timeout_ms * 1000000;
             if (now - start_ns >= limit) {
                 w->timedout_wseq = started;
                 /* The job may end, and the next one start, from the
@@ -433,10 +437,8 @@ static int64_t check_timeouts(fq__worker *w, int64_t now)
                 return INT64_MAX;
             }
             next = min64(next, start_ns + limit);
-        } else {
-            /* Not started: it cannot expire before `limit` from now. */
-            next = min64(next, now + limit);
         }
+        break; /* the rest have not started */
     }
     return next;
 }
@@ -529,8 +531,18 @@ int64_t fq__queue_maintain(fq__queue *q)
                 next = min64(next, w->hard_kill_at);
             continue;
         }
-        if (w->ntimed)
-            next = min64(next, check_timeouts(w, now));
+        /* Until tcheck_at, no job of w can be over its limit: the one
+         * running was not, and one starting later has at least tmin_ms. */
+        if (w->ntimed && now >= w->tcheck_at) {
+            int64_t t = check_timeouts(w, now);
+            w->tcheck_at = t == INT64_MAX ? 0 : t; /* killed: look again */
+            next = min64(next, t);
+        } else if (w->ntimed) {
+            next = min64(next, w->tcheck_at);
+        } else {
+            w->tmin_ms = 0;
+            w->tcheck_at = 0;
+        }
         /* A second job sent behind the head: results may be held back,
          * unless the worker sends them after every job. */
         if (w->head && w->head != w->unsent && w->head->next &&
@@ -554,6 +566,11 @@ int64_t fq__queue_maintain(fq__queue *q)
             else
                 next = min64(next, w->eof_deadline);
         }
+        /* A kill sent in this pass (above, or for a time limit) asks the
+         * worker to end itself; if it cannot (a job that blocks signals),
+         * the loop must be awake at hard_kill_at to end it. */
+        if ((w->flags & FQ__W_KILLED) && w->hard_kill_at)
+            next = min64(next, w->hard_kill_at);
     }
     /* Without pidfds, exits are noticed by polling every millisecond. */
     for (int i = 0; i < q->nw; i++)

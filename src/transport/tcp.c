@@ -139,7 +139,7 @@ int fq__tcp_listen(const char *host, int port, int backlog, int *fd)
 
 int fq__tcp_local_port(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
 
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)

@@ -111,6 +111,11 @@ typedef struct fq__worker {
     unsigned nunsent; /* jobs from `unsent` to the tail */
     unsigned inflight;
     unsigned ntimed; /* in-flight jobs with a time limit */
+    /* At most the smallest limit of those, in ms (0 when there are none):
+     * set by dispatch, reset once none is left (queue/events.c). */
+    int tmin_ms;
+    /* No limit of those expires before this (0: look at the next pass). */
+    int64_t tcheck_at;
     uint64_t next_wseq;
     uint64_t timedout_wseq; /* wseq+1 of the job we killed it for */
     uint64_t rx;            /* stream offset of the next frame to read */

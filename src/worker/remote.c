@@ -11,11 +11,15 @@
  * The worker's process is the server's to start and end. Stopping it here
  * (a time limit, fq_cancel(), fq_queue_free()) closes the connection: the
  * server then ends the worker's process group (SIGTERM, SIGKILL a second
- * later). The worker has ended, for the loop, once its connection is closed
- * (end of stream, reset, or closed by us): a dead server, a killed worker
- * or a dropped connection all end it at once, and the job it was running
+ * later). The worker has ended, for the loop, once the server has closed its
+ * side of the connection (end of stream or reset): a dead server, a killed
+ * worker or a dropped connection all end it, and the job it was running
  * ends with FQ_ECRASHED saying so, while jobs it had not started go to
- * other workers. A remote worker is not replaced when it ends: the queue
+ * other workers. After we close (shut for writing), the worker has not
+ * ended yet: jobs written to it may still run there, and their results
+ * still come. Its end is awaited, so that no job runs here while it still
+ * runs there, for at most REMOTE_END_NS (a server that does not answer is
+ * then given up on). A remote worker is not replaced when it ends: the queue
  * goes on with its other workers (or, if it took the place of a local
  * worker, the queue's count of workers brings a local one back).
  */
@@ -34,9 +38,15 @@
 #include "worker/remote.h"
 #include "worker/worker.h"
 
+/* How long a remote worker's end is awaited after we closed its
+ * connection: the server's grace (a second) and its SIGKILL, with room for
+ * the network. */
+#define REMOTE_END_NS (5 * INT64_C(1000000000))
+
 typedef struct rshared {
     char where[300]; /* host:port, for messages */
     int closed;      /* we closed the connection (stop, kill) */
+    int given_up;    /* closed, and the server did not end it in time */
     int *nworkers;   /* the queue's worker target, one less when freed (NULL:
                         it took a local worker's place, which comes back) */
     fq__tls_relay *relay; /* with TLS: w->fd is its plain end */
@@ -159,7 +169,7 @@ int fq__remote_connect(const char *addr, const fq_remote_options *o,
 }
 
 /* Every way to stop a remote worker closes its connection; the server ends
- * the process. */
+ * the process, then closes its side: that is the worker's end. */
 static void remote_close(fq__worker *w)
 {
     rshared *sh = w->kind_data;
@@ -167,7 +177,8 @@ static void remote_close(fq__worker *w)
         return;
     sh->closed = 1;
     w->flags |= FQ__W_KILLED;
-    w->hard_kill_at = 0;
+    /* The loop calls kill_all then, if the server has not answered. */
+    w->hard_kill_at = fq__now_ns() + REMOTE_END_NS;
     /* The server sees the end of stream; what the worker sent until then
      * can still be read. */
     shutdown(w->fd, SHUT_WR);
@@ -194,10 +205,11 @@ static int remote_exit_fd(const fq__worker *w)
 static int remote_exited(fq__worker *w)
 {
     rshared *sh = w->kind_data;
-    if (sh->closed || (w->flags & FQ__W_EOF))
+    if (sh->given_up || (w->flags & FQ__W_EOF))
         return 1;
-    /* The loop asks now and then while jobs run: a reset or an end of
-     * stream that the loop has not read yet ends it too. */
+    /* The loop asks now and then while jobs run, and after we closed: a
+     * reset or an end of stream that the loop has not read yet ends it
+     * (what is still unread is collected before the worker is settled). */
     struct pollfd p = {w->fd, POLLRDHUP, 0};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
                ? 1
@@ -222,9 +234,13 @@ static void remote_await_exit(fq__worker *w, int64_t until)
     }
 }
 
+/* Last resort: closes the connection if it was not, and stops waiting for
+ * the server to end the worker. */
 static void remote_kill_all(fq__worker *w)
 {
+    rshared *sh = w->kind_data;
     remote_close(w);
+    sh->given_up = 1;
 }
 
 static size_t remote_held_output(fq__worker *w, const unsigned char **p)
@@ -239,7 +255,7 @@ static void remote_describe_exit(const fq__worker *w, char *buf, size_t n,
     const rshared *sh = w->kind_data;
     (void)signo;
     (void)exit_status;
-    if (sh->closed && !(w->flags & FQ__W_EOF))
+    if (sh->closed)
         snprintf(buf, n, "remote worker %ld on %s stopped (connection closed)",
                  (long)w->peer_pid, sh->where);
     else

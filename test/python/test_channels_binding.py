@@ -229,8 +229,8 @@ print(ch.wait())
         assert wait_until(lambda: in_poll(p.pid))
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=10)
-        assert time.monotonic() - t0 < 2
+        out, _ = p.communicate(timeout=30)
+        assert time.monotonic() - t0 < 10  # interrupted, not blocked for ever
         assert out.split() == ["interrupted", str(-signal.SIGKILL)]
     finally:
         p.kill()

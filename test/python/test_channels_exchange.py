@@ -8,7 +8,7 @@ import time
 import pytest
 
 import forkqueue.channels as pprocess
-from helpers import child_pids
+from helpers import child_pids, wait_for_file
 
 
 def square(x):
@@ -16,8 +16,21 @@ def square(x):
 
 
 def sender(ch, value, delay=0.0):
-    time.sleep(delay)
+    time.sleep(delay)  # the child's own work: it takes that long
     ch.send(value)
+
+
+def gated_sender(ch, value, gate):
+    """Sends `value` once the test opens `gate` (a file): the order in which
+    children send is the order the test opens their gates, whatever the
+    load of the machine."""
+    wait_for_file(gate)
+    ch.send(value)
+
+
+def open_gate(gate):
+    with open(gate, "w"):
+        pass
 
 
 class Collect(pprocess.Exchange):
@@ -43,24 +56,33 @@ def open_sockets():
     return found
 
 
-def test_exchange_add_active_ready_remove():
-    chans = [pprocess.start(sender, i, 0.05 * i) for i in range(3)]
+def test_exchange_add_active_ready_remove(tmp_path):
+    # Child i sends once the test received from child i - 1.
+    gates = [str(tmp_path / f"gate{i}") for i in range(3)]
+    chans = [pprocess.start(gated_sender, i, gates[i]) for i in range(3)]
     ex = pprocess.Exchange(chans)
     assert set(ex.active()) == set(chans)
+    assert ex.ready(0) == []  # no gate open: nothing to read yet
     got = []
+    open_gate(gates[0])
     while ex.active():
-        for ch in ex.ready():
+        for ch in ex.ready(10):
             got.append(ch.receive())
+            if len(got) < len(gates):
+                open_gate(gates[len(got)])
     assert got == [0, 1, 2]
     assert all(ch.closed and ch.returncode == 0 for ch in chans)
 
 
-def test_ready_timeout_is_in_seconds():
-    ch = pprocess.start(sender, "late", 0.5)
+def test_ready_timeout_is_in_seconds(tmp_path):
+    gate = str(tmp_path / "gate")
+    ch = pprocess.start(gated_sender, "late", gate)
     ex = pprocess.Exchange([ch])
     t0 = time.monotonic()
-    assert ex.ready(0.1) == []
-    assert 0.09 <= time.monotonic() - t0 < 0.4
+    assert ex.ready(0.1) == []  # the child sends nothing before its gate
+    # 0.1 s, not 0.1 ms nor 100 s (room above for a loaded machine).
+    assert 0.09 <= time.monotonic() - t0 < 5
+    open_gate(gate)
     assert ex.ready(10) == [ch]
     assert ch.receive() == "late"
     ex.finish_channels = None
@@ -99,21 +121,30 @@ def test_store_data_must_be_overridden():
     pprocess.waitall()
 
 
-def test_start_queues_fifo_beyond_limit_and_never_blocks():
+def test_start_queues_fifo_beyond_limit_and_never_blocks(tmp_path):
+    # The children send only once the test opens their gates: a start()
+    # that waited for a running child would wait for ever (20 s).
+    gates = [str(tmp_path / f"gate{i}") for i in range(8)]
     ex = collector(limit=2)
     t0 = time.monotonic()
     for i in range(8):
-        ex.start(sender, i, 0.2)
-    assert time.monotonic() - t0 < 1.0  # 8 x 0.2 s not waited for
+        ex.start(gated_sender, i, gates[i])
+    assert time.monotonic() - t0 < 10  # no child was waited for
     assert len(ex.active()) == 2 and len(ex.waiting) == 6
     assert ex.busy() and ex.unfinished()
     seen_active = []
+    opened = 0
     while ex.unfinished():
+        # Child i may send once i values arrived: only a first-in,
+        # first-out start of the waiting children gives every gate's child
+        # a slot (else two children hold the slots behind closed gates).
+        while opened < min(len(gates), len(ex.got) + 1):
+            open_gate(gates[opened])
+            opened += 1
         seen_active.append(len(ex.active()))
         ex.store()
     assert max(seen_active) <= 2
-    assert ex.got[:2] in ([0, 1], [1, 0])
-    assert sorted(ex.got) == list(range(8))
+    assert ex.got == list(range(8))
     assert not ex.busy() and not ex.unfinished()
 
 
@@ -149,10 +180,10 @@ def test_manage():
 
 def test_add_wait_and_wait():
     ex = collector(limit=1)
+    t0 = time.monotonic()  # before "a" starts its 0.1 s of work
     ex.add_wait(pprocess.start(sender, "a", 0.1))
-    t0 = time.monotonic()
     ex.add_wait(pprocess.start(sender, "b"))  # waits for "a" first
-    assert ex.got == ["a"] and time.monotonic() - t0 >= 0.05
+    assert ex.got == ["a"] and time.monotonic() - t0 >= 0.1
     ex.finish()
     assert ex.got == ["a", "b"]
 
@@ -323,12 +354,22 @@ def test_map_reusable():
     assert len({p for _, p in values}) <= 3
 
 
-def test_queue_arrival_order_and_end():
+def test_queue_arrival_order_and_end(tmp_path):
+    # Started slow, fast, middle; they send in the order fast, middle, slow
+    # (each gate opened once the previous value arrived).
+    gates = {name: str(tmp_path / name) for name in ("slow", "fast",
+                                                      "middle")}
     q = pprocess.Queue(limit=3)
-    q.start(sender, "slow", 0.4)
-    q.start(sender, "fast", 0.0)
-    q.start(sender, "middle", 0.2)
-    assert list(q) == ["fast", "middle", "slow"]
+    for name in ("slow", "fast", "middle"):
+        q.start(gated_sender, name, gates[name])
+    order = ["fast", "middle", "slow"]
+    open_gate(gates[order[0]])
+    got = []
+    for value in q:
+        got.append(value)
+        if len(got) < len(order):
+            open_gate(gates[order[len(got)]])
+    assert got == order
     assert list(q) == []  # nothing unfinished: iteration ends at once
 
 

@@ -275,11 +275,11 @@ def test_exception_in_with_body_cancels_and_stops_quickly(tmp_path):
 def test_cancel_method():
     q = ForkQueue(numforks=2)
     for _ in range(10):
-        q.add(sleeper, (5,))
+        q.add(sleeper, (60,))
     pids = q._worker_pids()
     t0 = time.monotonic()
     q.cancel()
-    assert time.monotonic() - t0 < 4  # SIGTERM at once, SIGKILL after 1 s
+    assert time.monotonic() - t0 < 10  # SIGTERM at once, SIGKILL after 1 s
     assert all(not is_running(p) for p in pids)
     with pytest.raises(RuntimeError, match="finished"):
         q.add(ident, (1,))
@@ -365,7 +365,9 @@ CTRL_C = _script("""
     q = ForkQueue(numforks=2)
     for _ in range(4):
         q.add(time.sleep, (60,))
-    q.poll(0.1)
+    deadline = time.monotonic() + 20  # both workers up, any old one reaped
+    while len(q._worker_pids()) != 2 and time.monotonic() < deadline:
+        q.poll(0.01)
     pids = q._worker_pids()
     print("ready", flush=True)
     t0 = time.monotonic()
@@ -417,7 +419,9 @@ def test_uncaught_ctrl_c_exits_quietly_without_workers():
         from forkqueue import ForkQueue
         with ForkQueue(numforks=2) as q:
             q.add(time.sleep, (60,))
-            q.poll(0.1)
+            deadline = time.monotonic() + 20
+            while len(q._worker_pids()) != 2 and time.monotonic() < deadline:
+                q.poll(0.01)
             print(*q._worker_pids(), flush=True)
             q.wait()
         """)
@@ -516,8 +520,11 @@ def test_queue_dropped_without_finish_reaps_workers():
     import gc
     q = ForkQueue(numforks=2)
     q.add(sleeper, (30,))
-    q.poll(0.05)
+    deadline = time.monotonic() + 20
+    while len(q._worker_pids()) < 2 and time.monotonic() < deadline:
+        q.poll(0.01)
     pids = q._worker_pids()
+    assert len(pids) >= 2
     del q
     gc.collect()
     assert wait_until(lambda: not any(is_running(p) for p in pids),
@@ -530,7 +537,9 @@ def test_queue_left_open_at_exit_leaves_no_worker():
         from forkqueue import ForkQueue
         q = ForkQueue(numforks=2)
         q.add(time.sleep, (30,))
-        q.poll(0.05)
+        deadline = time.monotonic() + 20
+        while len(q._worker_pids()) < 2 and time.monotonic() < deadline:
+            q.poll(0.01)
         print(*q._worker_pids(), flush=True)
         GLOBAL_REF = q  # still referenced when the interpreter exits
         """)

@@ -7,6 +7,7 @@ import pytest
 
 import forkqueue
 from forkqueue import ForkQueue, _forkqueue
+from helpers import wait_for_file
 
 Py_TPFLAGS_HEAPTYPE = 1 << 9
 
@@ -55,23 +56,24 @@ def test_uninitialised_queue_is_rejected():
         q.add(abs, (1,))
 
 
-def test_other_signal_exceptions_do_not_cancel():
+def test_other_signal_exceptions_do_not_cancel(barrier):
     def on_alarm(signo, frame):
         raise TimeoutError("alarm")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     try:
         with ForkQueue(numforks=1) as q:
-            q.add(time.sleep, (2,))
+            q.add(wait_for_file, (barrier.path,))  # ends when we say so
             signal.setitimer(signal.ITIMER_REAL, 0.1)
             t0 = time.monotonic()
             with pytest.raises(TimeoutError):
                 q.wait()
-            assert time.monotonic() - t0 < 1.5
+            assert time.monotonic() - t0 < 10  # the alarm, not the job
             # Only KeyboardInterrupt cancels: the queue goes on.
             assert not q.finished
+            barrier.open()
             q.wait()
-            assert list(q.yield_results()) == [None]
+            assert list(q.yield_results()) == [barrier.path]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)

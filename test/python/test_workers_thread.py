@@ -79,18 +79,19 @@ def test_create_factories():
 
 def test_user_state_only_changes_inside_and_comes_back_at_the_end():
     gate = threading.Event()
+    changed = threading.Event()
     seen = []
 
     class W(ThreadWorker):
         def run(self):
             seen.append(self.user_state)
             self.user_state = "new"
+            changed.set()
             gate.wait()
             return 1
 
     w = W(None, run=True, init_state="old")
-    while not seen:
-        time.sleep(0.001)
+    assert changed.wait(30)  # changed inside, not seen outside yet
     assert w.user_state == "old" and w.is_alive()
     with pytest.raises(RuntimeError):
         w.user_state = "parent"

@@ -34,6 +34,7 @@ struct waiter {
     fq_queue q;
     int use_poll;
     _Atomic int entered;
+    _Atomic pid_t tid; /* the waiting thread */
     _Atomic int rc;
     _Atomic int done;
     int64_t ms; /* how long the wait lasted */
@@ -43,6 +44,7 @@ static void *wait_thread(void *arg)
 {
     struct waiter *w = arg;
     int64_t t0 = fqp_now_ms();
+    w->tid = gettid();
     w->entered = 1;
     w->rc = w->use_poll ? fq_poll(w->q, 20000) : fq_wait(w->q, 20000);
     w->ms = fqp_now_ms() - t0;
@@ -68,8 +70,14 @@ static void free_while_waiting(int use_poll)
     while (!w.entered)
         fqp_sleep_ms(1);
     /* Whether the waiter is already inside its wait or about to enter it,
-     * the outcome is the same: FQ_ECLOSED, at once. */
-    fqp_sleep_ms(50);
+     * the outcome is the same: FQ_ECLOSED, at once. Aim at the harder case:
+     * free once the waiting thread sleeps in the kernel (in its poll), or
+     * after 2 s if the machine never shows it there. */
+    char state = 'R';
+    for (int64_t until = fqp_now_ms() + 2000;
+         fqp_now_ms() < until &&
+         !(fqp_proc_stat(w.tid, &state, NULL, NULL) == 0 && state == 'S');)
+        fqp_sleep_ms(1);
     assert_int_equal(fq_queue_free(w.q), 0);
     int64_t end = fqp_now_ms() + 5000;
     while (!w.done && fqp_now_ms() < end)

@@ -1,4 +1,5 @@
 # Stubs for forkqueue.futures (see docs/python-futures.md).
+import abc
 import builtins
 import multiprocessing.context
 import multiprocessing.managers
@@ -13,6 +14,61 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from concurrent.futures import (ALL_COMPLETED as ALL_COMPLETED,
                                 FIRST_COMPLETED as FIRST_COMPLETED,
                                 FIRST_EXCEPTION as FIRST_EXCEPTION)
+
+__all__ = [
+    "Process",
+    "SpawnProcess",
+    "Thread",
+    "wait",
+    "as_completed",
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "TimeoutError",
+    "InvalidStateError",
+    "ProcessKilledError",
+    "RemoteException",
+    "RemoteTraceback",
+    "RemoteError",
+    "is_remote_exception",
+    "get_remote_traceback",
+    "Pool",
+    "Executor",
+    "MemoryBlock",
+    "MemoryBlockProxy",
+    "ServerProcess",
+    "managed",
+    "managed_list",
+    "managed_dict",
+    "managed_value",
+    "managed_array",
+    "managed_namespace",
+    "managed_iterator",
+    "managed_memoryblock",
+    "ProcessRunner",
+    "ProcessRunnee",
+    "IterableQueue",
+    "StopRequested",
+    "Queue",
+    "SimpleQueue",
+    "JoinableQueue",
+    "Manager",
+    "SyncManager",
+    "Event",
+    "Lock",
+    "RLock",
+    "Condition",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Barrier",
+    "Value",
+    "Array",
+    "RawValue",
+    "RawArray",
+    "cpu_count",
+    "MP_SPAWN_CTX",
+    "SpawnContext",
+]
 
 _T = TypeVar("_T")
 _W = TypeVar("_W")  # started Process, SpawnProcess or Thread objects, mixed
@@ -130,7 +186,7 @@ class ServerProcess(multiprocessing.managers.BaseManager):
     def dict(self, *args: Any, **kwargs: Any) -> Any: ...
     def Value(self, typecode: Any, value: Any, lock: bool = ...) -> Any: ...
     def Array(self, typecode: Any, sequence: Any, lock: bool = ...) -> Any: ...
-    def Namespace(self, **kwds: Any) -> Any: ...
+    def Namespace(self, *args: Any, **kwds: Any) -> Any: ...
     def __enter__(self) -> "ServerProcess": ...
 
 def managed(obj: _T, typeid: str | None = None) -> _T: ...
@@ -142,9 +198,10 @@ def managed_namespace(obj: Any, *, typeid: str = ...) -> Any: ...
 def managed_iterator(obj: Iterator[Any], *, typeid: str = ...) -> Any: ...
 def managed_memoryblock(obj: MemoryBlock, *, typeid: str = ...) -> MemoryBlockProxy: ...
 
-class ProcessRunnee:
+class ProcessRunnee(abc.ABC):
     def __enter__(self) -> "ProcessRunnee": ...
     def __exit__(self, *args: object) -> None: ...
+    @abc.abstractmethod
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 class ProcessRunner:

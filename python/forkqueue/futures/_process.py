@@ -132,15 +132,25 @@ class _FutureProcess:
         its exception, on every call."""
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
+        if self._future_ is None and self._fq_interrupted:
+            # Ctrl-C cut a SpawnProcess's start() short: no future to wait
+            # for; multiprocessing's exit-time join waits for the process.
+            return _mpp.BaseProcess.join(self, timeout)
         self._fq_check()
         done, _ = concurrent.futures.wait([self._future_], timeout)
         if not done:
             return None
         _mpp._children.discard(self)
         exc = self._future_.exception()
-        if exc is not None:
+        if exc is not None and not self._fq_interrupted:
             raise exc
         return None
+
+    # Set by _interrupt_children_at_exit: the program is ending on Ctrl-C and
+    # passed the interrupt on; multiprocessing's exit handler then joins the
+    # child, which must not raise (no "Exception ignored in atexit callback"
+    # after the program's own KeyboardInterrupt traceback).
+    _fq_interrupted = False
 
     def done(self) -> bool:
         """True once the process has ended and its outcome is in; False
@@ -480,14 +490,41 @@ def _interrupt_children_at_exit():
         if isinstance(p, _FutureProcess) and popen is not None and popen.poll() is None:
             try:
                 p._popen.requested = True
+                p._fq_interrupted = True
                 if isinstance(popen, _ChannelPopen):
                     popen._signal(signal.SIGINT)
                 else:
                     os.kill(popen.pid, signal.SIGINT)
             except Exception:
                 pass
+            # The interrupt may have cut start() short, before the collector
+            # (which completes the future join() waits for) had the child.
+            try:
+                entry = popen if isinstance(popen, _ChannelPopen) else \
+                    getattr(p, "_fq_watch", None)
+                if entry is not None and p._future_ is None:
+                    p._fq_started(entry)
+                elif entry is not None:
+                    _pump.ensure(entry)
+            except Exception:
+                pass
+
+
+def _daemons_terminated_at_exit():
+    """multiprocessing's exit handler (which runs after this one) ends the
+    daemonic children still running with SIGTERM, then joins them: that is
+    a requested end, as with ``terminate()`` (exit code -15, ``join()`` does
+    not raise), not a child killed from outside."""
+    for p in list(_mpp._children):
+        if not (isinstance(p, _FutureProcess) and p.daemon):
+            continue
+        entry = p._popen if isinstance(p._popen, _ChannelPopen) else \
+            getattr(p, "_fq_watch", None)
+        if entry is not None:
+            entry.requested = True
 
 
 import atexit  # noqa: E402  (registered after multiprocessing's: runs first)
 
 atexit.register(_interrupt_children_at_exit)
+atexit.register(_daemons_terminated_at_exit)

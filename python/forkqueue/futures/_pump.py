@@ -15,7 +15,7 @@ import os
 import select
 import threading
 
-__all__ = ["add"]
+__all__ = ["add", "ensure"]
 
 
 class Entry:
@@ -58,6 +58,31 @@ class _Collector:
                     os.write(self.wake_w, b"x")
                 except BlockingIOError:
                     pass  # a wake-up is already pending
+
+    def ensure(self, entry):
+        """Collects ``entry`` if an ``add()`` of it was cut short (Ctrl-C in
+        the middle of ``start()``), and makes sure the thread runs: used at
+        exit, when the program ends on KeyboardInterrupt and joins its
+        children, whose futures only the collector completes."""
+        with self.lock:
+            if getattr(entry, "finishing", False):
+                return
+            if entry not in self.entries:
+                if self.wake_r < 0:
+                    self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC |
+                                                        os.O_NONBLOCK)
+                self.entries.add(entry)
+                self.new.append(entry)
+            if self.thread is None or not self.thread.is_alive():
+                # (None, or made but never started)
+                self.thread = threading.Thread(target=self._run, daemon=True,
+                                               name="forkqueue-futures-collector")
+                self.thread.start()
+            else:
+                try:
+                    os.write(self.wake_w, b"x")
+                except BlockingIOError:
+                    pass
 
     def _run(self):
         poller = select.poll()
@@ -123,6 +148,7 @@ class _Collector:
             rc = -9
         with self.lock:
             self.entries.discard(entry)
+            entry.finishing = True
         entry.complete(rc)
 
     def after_fork_in_child(self):
@@ -151,3 +177,8 @@ os.register_at_fork(after_in_child=_collector.after_fork_in_child)
 def add(entry) -> None:
     """Starts collecting ``entry`` (a started child)."""
     _collector.add(entry)
+
+
+def ensure(entry) -> None:
+    """Collects ``entry`` whatever an interrupted ``add()`` left undone."""
+    _collector.ensure(entry)

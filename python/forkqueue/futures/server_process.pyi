@@ -12,6 +12,22 @@ from forkqueue.futures import (MemoryBlock as MemoryBlock,
                                managed_namespace as managed_namespace,
                                managed_value as managed_value)
 
+__all__ = [
+    "ServerProcess",
+    "BaseProxy",
+    "AutoProxy",
+    "MemoryBlock",
+    "MemoryBlockProxy",
+    "managed",
+    "managed_list",
+    "managed_dict",
+    "managed_value",
+    "managed_array",
+    "managed_namespace",
+    "managed_iterator",
+    "managed_memoryblock",
+]
+
 BaseProxy = _BaseProxy
 
 def AutoProxy(token: Any, serializer: str, manager: Any = None, authkey: bytes | None = None,

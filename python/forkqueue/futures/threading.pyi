@@ -5,3 +5,14 @@ from forkqueue.futures import (ALL_COMPLETED as ALL_COMPLETED,
                                InvalidStateError as InvalidStateError,
                                Thread as Thread, TimeoutError as TimeoutError,
                                as_completed as as_completed, wait as wait)
+
+__all__ = [
+    "InvalidStateError",
+    "TimeoutError",
+    "Thread",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ALL_COMPLETED",
+    "wait",
+    "as_completed",
+]

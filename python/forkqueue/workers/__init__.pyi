@@ -68,3 +68,27 @@ from .utils import setproctitle as setproctitle
 from .utils import setthreadtitle as setthreadtitle
 from .utils import staticproperty as staticproperty
 from .utils import typename as typename
+
+__all__ = [
+    "Worker",
+    "WorkerType",
+    "WorkerTerminatedError",
+    "ThreadWorker",
+    "ProcessWorker",
+    "RemoteWorker",
+    "PersistentWorker",
+    "PersistentThreadWorker",
+    "PersistentProcessWorker",
+    "PersistentRemoteWorker",
+    "WorkerClosedError",
+    "Pool",
+    "PoolError",
+    "RemoteServer",
+    "RemoteServerProcess",
+    "spawn_server",
+    "RemoteContext",
+    "remote_pickle",
+    "AuthenticationError",
+    "WorkerError",
+    "RemoteTraceback",
+]

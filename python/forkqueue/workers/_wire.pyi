@@ -1,3 +1,15 @@
+
+__all__ = [
+    "SocketLink",
+    "ChannelLink",
+    "WorkerError",
+    "RemoteTraceback",
+    "encode_final",
+    "decode_final",
+    "dumps",
+    "loads",
+]
+
 class RemoteTraceback(Exception):
     tb: str
     def __init__(self, tb: str) -> None: ...

@@ -3,7 +3,13 @@ from typing import Any, Iterator
 from .worker import Worker, WorkerType
 from .worker import classproperty as classproperty
 
+__all__ = [
+    "PersistentWorker",
+    "WorkerClosedError",
+]
+
 class _ResultsEndpoint:
+    def __init__(self, worker: Any) -> None: ...
     def get(self, block: bool = ...,
             timeout: float | None = ...) -> tuple[int, bool, Any, Any]: ...
     def get_nowait(self) -> tuple[int, bool, Any, Any]: ...

@@ -6,6 +6,10 @@ from .process import ProcessWorker
 from .utils import BraceStyleAdapter
 from .utils import Pipe as Pipe
 
+__all__ = [
+    "PersistentProcessWorker",
+]
+
 class PersistentProcessWorker(PersistentWorker, ProcessWorker):
     def __init__(self, target: Any, results_pipe: Any = ...,
                  **kwargs: Any) -> None: ...

@@ -11,6 +11,10 @@ from .utils import LocalPipe as LocalPipe
 from .utils import get_logger as get_logger
 from .utils import is_windows as is_windows
 
+__all__ = [
+    "PersistentRemoteWorker",
+]
+
 class PersistentRemoteWorker(PersistentWorker, RemoteWorker):
     def __init__(self, target: Any, results_pipe: Any = ...,
                  **kwargs: Any) -> None: ...

@@ -203,10 +203,13 @@ class Pool:
         sources = [s if callable(s) or isinstance(s, cabc.Iterator)
                    else iter(s) for s in input_sources]
         self._running = True
+        run = _Run(self, sources, worker_callback, enqueue_fn,
+                   worker_extra_pending_inputs, return_results)
         try:
-            ok, ret = _Run(self, sources, worker_callback, enqueue_fn,
-                           worker_extra_pending_inputs,
-                           return_results).go()
+            ok, ret = run.go()
+        except Exception:
+            run.abandon()  # (an input source or a callback raised)
+            raise
         finally:
             self._running = False
         if not ok:
@@ -336,6 +339,23 @@ class _Run:
                 self.service(w)
         ok = self.depleted and not self.npending and not self.retries
         return ok, self.ret
+
+    def abandon(self):
+        """An exception is leaving ``run``: no more input, and the inputs
+        the workers already have are waited for and their results dropped,
+        so that none comes out of a later ``run``."""
+        self.depleted = True
+        self.callback = None
+        self.enqueue_fn = None
+        self.return_results = False
+        self.ret = []
+        try:
+            while self.npending and self.live():
+                self.retries.clear()
+                for w in self.wait_ready():
+                    self.service(w)
+        except Exception:  # noqa: BLE001 (the first exception is the one)
+            pass
 
     def has_room(self, w):
         n = len(self.pending[id(w)])
@@ -712,8 +732,9 @@ class _Run:
         ret = self.ret if self.return_results else None
         nb = 0
         done = 0
+        it = iter(results)
         try:
-            for r in results:
+            for r in it:
                 if not q:
                     break
                 nb += q.popleft()[1]
@@ -722,6 +743,16 @@ class _Run:
                     cb(w, "finished", r)
                 if ret is not None:
                     ret.append(r)
+        except BaseException:
+            # The callback raised: the rest of the batch was read from the
+            # worker already, so its inputs are done too (else a later
+            # wait for them would never end).
+            for r in it:
+                if not q:
+                    break
+                nb += q.popleft()[1]
+                done += 1
+            raise
         finally:
             self.npending -= done
             self.nbytes[k] -= nb

@@ -8,6 +8,11 @@ from .utils import get_logger as get_logger
 from .worker import Worker as Worker
 from .worker import WorkerType as WorkerType
 
+__all__ = [
+    "Pool",
+    "PoolError",
+]
+
 logger: BraceStyleAdapter
 
 WINDOW: int

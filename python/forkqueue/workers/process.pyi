@@ -12,6 +12,10 @@ from .worker import Worker as Worker
 from .worker import WorkerTerminatedError as WorkerTerminatedError
 from .worker import WorkerType as WorkerType
 
+__all__ = [
+    "ProcessWorker",
+]
+
 class ProcessWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...
     @property

@@ -17,6 +17,20 @@ from .worker import Worker as Worker
 from .worker import WorkerTerminatedError as WorkerTerminatedError
 from .worker import WorkerType as WorkerType
 
+__all__ = [
+    "RemoteWorker",
+    "RemoteWorkerMeta",
+    "default_port",
+    "sanitize_target_host",
+    "client_main_path",
+    "ConnectionClosedError",
+    "GracefulExitError",
+    "send_msg",
+    "recv_msg",
+    "set_linger",
+    "set_keepalive",
+]
+
 default_port: int
 logger: BraceStyleAdapter
 

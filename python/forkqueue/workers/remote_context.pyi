@@ -12,6 +12,10 @@ from .remote_pickle import loads as loads
 from .utils import BraceStyleAdapter
 from .utils import get_logger as get_logger
 
+__all__ = [
+    "RemoteContext",
+]
+
 logger: BraceStyleAdapter
 
 class RemoteContext:

@@ -13,6 +13,13 @@ from .utils import get_logger as get_logger
 from .utils import is_windows as is_windows
 from .worker import WorkerTerminatedError as WorkerTerminatedError
 
+__all__ = [
+    "RemoteServer",
+    "RemoteServerProcess",
+    "spawn_server",
+    "run_server",
+]
+
 logger: BraceStyleAdapter
 SERVER_STOP_GRACE: float
 
@@ -38,6 +45,7 @@ class RemoteServerProcess(ProcessWorker):
                  close_on_none: bool = ..., *,
                  authkey: str | bytes | None = ...,
                  **server_kwargs: Any) -> None: ...
+    def run(self) -> Any: ...
     @property
     def addr(self) -> tuple[str, int] | None: ...
     def terminate(self, timeout: float = ..., force: bool = ...) -> bool: ...

@@ -8,6 +8,10 @@ from .worker import Worker as Worker
 from .worker import WorkerTerminatedError as WorkerTerminatedError
 from .worker import WorkerType as WorkerType
 
+__all__ = [
+    "ThreadWorker",
+]
+
 class ThreadWorker(Worker):
     def terminate(self, timeout: float = ..., force: bool = ...) -> bool: ...
 

@@ -6,6 +6,36 @@ from inspect import getfullargspec as getfullargspec
 from types import ModuleType
 from typing import Any, Callable, Generic, TypeVar
 
+__all__ = [
+    "classproperty",
+    "staticproperty",
+    "SupportClassPropertiesMeta",
+    "get_hostname",
+    "gettid",
+    "foreign_raise",
+    "cancel_foreign_raise",
+    "STATUS",
+    "DETAILS",
+    "ABUSIVE",
+    "BraceMessage",
+    "BraceStyleAdapter",
+    "get_logger",
+    "PipeEndpoint",
+    "Pipe",
+    "Queue",
+    "LocalPipe",
+    "python_is_at_least",
+    "python_is_exactly",
+    "is_windows",
+    "active_sleep",
+    "active_wait",
+    "LazyModule",
+    "add_module_properties",
+    "typename",
+    "setproctitle",
+    "setthreadtitle",
+]
+
 STATUS: int
 DETAILS: int
 ABUSIVE: int

@@ -9,6 +9,13 @@ from .utils import classproperty as classproperty
 from .utils import get_hostname as get_hostname
 from .utils import gettid as gettid
 
+__all__ = [
+    "WorkerType",
+    "WorkerTerminatedError",
+    "Worker",
+    "autoclose_active_children",
+]
+
 FAILURE_MESSAGE: str
 
 class WorkerType(enum.Enum):

@@ -549,12 +549,13 @@ static void iter_dealloc(fqpy_iter *it)
 
 static PyMethodDef iter_methods[] = {
     {"close", (PyCFunction)iter_close, METH_NOARGS,
-     "close()\n--\n\nStop: the call's jobs not yet started are cancelled and "
-     "its\nremaining results discarded."},
+     "close($self)\n--\n\nStop: the call's jobs not yet started are "
+     "cancelled and its\nremaining results discarded."},
     {"send", (PyCFunction)iter_send, METH_O,
-     "send(value)\n--\n\nSame as next() (the value is ignored)."},
+     "send($self, value, /)\n--\n\nSame as next() (the value is ignored)."},
     {"throw", (PyCFunction)iter_throw, METH_VARARGS,
-     "throw(exc)\n--\n\nClose, then raise exc here."},
+     "throw($self, typ, val=None, tb=None, /)\n--\n\nClose, then raise typ (an "
+     "exception or its class) here."},
     {NULL, NULL, 0, NULL}};
 
 static PyType_Slot iter_slots[] = {

@@ -473,29 +473,32 @@ static void job_dealloc(fqpy_job *self)
 static PyMethodDef job_methods[] = {
     {"result", (PyCFunction)(void (*)(void))job_result,
      METH_VARARGS | METH_KEYWORDS,
-     "result(timeout=None)\n--\n\nWaits up to timeout seconds (None: no "
+     "result($self, timeout=None)\n--\n\nWaits up to timeout seconds (None: no "
      "limit) and returns the job's result, or raises its exception; "
      "TimeoutError if it is not done by then, "
      "concurrent.futures.CancelledError if it was cancelled."},
     {"exception", (PyCFunction)(void (*)(void))job_exception,
      METH_VARARGS | METH_KEYWORDS,
-     "exception(timeout=None)\n--\n\nWaits as result() does and returns the "
+     "exception($self, timeout=None)\n--\n\nWaits as result() does and returns "
+     "the "
      "job's exception, or None if it returned a result."},
     {"done", (PyCFunction)job_done, METH_NOARGS,
-     "done()\n--\n\nTrue once the job has its outcome (a result, an "
+     "done($self)\n--\n\nTrue once the job has its outcome (a result, an "
      "exception, or a cancellation). Moves the queue's I/O once without "
      "waiting, so a loop of done() calls makes progress."},
     {"cancel", (PyCFunction)job_cancel, METH_NOARGS,
-     "cancel()\n--\n\nCancels the job: a queued job is dropped, a running "
+     "cancel($self)\n--\n\nCancels the job: a queued job is dropped, a running "
      "job's worker is stopped (SIGTERM, then SIGKILL after the grace "
      "period) and replaced. Returns True if the job is cancelled (by this "
      "call or before), False if it had already finished."},
     {"cancelled", (PyCFunction)job_cancelled, METH_NOARGS,
-     "cancelled()\n--\n\nTrue if the job was cancelled."},
+     "cancelled($self)\n--\n\nTrue if the job was cancelled."},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      "Job[T] in annotations."},
     {"add_done_callback", (PyCFunction)job_add_done_callback, METH_O,
-     "add_done_callback(fn)\n--\n\nCalls fn(job) once the job is done (at "
+     "add_done_callback($self, fn, /)\n--\n\nCalls fn(job) once the job is "
+     "done "
+     "(at "
      "once if it already is), in the thread of the call that noticed it."},
     {NULL, NULL, 0, NULL},
 };

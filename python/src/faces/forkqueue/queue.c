@@ -638,47 +638,50 @@ static PyObject *get_finished(fqpy_queue *self, void *closure)
 static PyMethodDef queue_methods[] = {
     {"add", (PyCFunction)(void (*)(void))queue_add,
      METH_VARARGS | METH_KEYWORDS,
-     "add(func, args, argsv=None, jobid=None, timeout=None)\n--\n\n"
+     "add($self, func, args, argsv=None, jobid=None, timeout=None)\n--\n\n"
      "Queue the call func(*args, **argsv) with the given id (default: the\n"
      "next integer of a counter starting at 0). Raises ValueError if the id\n"
      "belongs to a job whose result has not been yielded yet. timeout: the\n"
      "job's time limit in seconds (default: the queue's)."},
     {"poll", (PyCFunction)(void (*)(void))queue_poll,
      METH_VARARGS | METH_KEYWORDS,
-     "poll(timeout=0)\n--\n\n"
+     "poll($self, timeout=0)\n--\n\n"
      "Collect results arriving within timeout seconds (0: do not wait,\n"
      "None: until one arrives). Returns True if any arrived."},
     {"wait", (PyCFunction)queue_wait, METH_NOARGS,
-     "wait()\n--\n\nRun until every added job has finished; results stay "
+     "wait($self)\n--\n\nRun until every added job has finished; results stay "
      "stored."},
     {"yield_results", (PyCFunction)queue_yield_results, METH_NOARGS,
-     "yield_results()\n--\n\nIterate over the results available now, "
+     "yield_results($self)\n--\n\nIterate over the results available now, "
      "without blocking."},
     {"results", (PyCFunction)(void (*)(void))queue_results,
      METH_VARARGS | METH_KEYWORDS,
-     "results(poll=False, interval=None)\n--\n\n"
+     "results($self, poll=False, interval=None)\n--\n\n"
      "Iterate over the remaining results, waiting for them (poll=False) or\n"
      "only over those available now (poll=True)."},
     {"process", (PyCFunction)(void (*)(void))queue_process,
      METH_VARARGS | METH_KEYWORDS,
-     "process(func, iterable, argsv=None, interval=None, *, progress=None)"
+     "process($self, func, iterable, argsv=None, interval=None, *, "
+     "progress=None)"
      "\n--\n\n"
      "Lazily run func(*item, **argsv) for each item of iterable, yielding\n"
      "results as they become available, then the rest. progress: a\n"
      "callable (done, total_or_None), or True for a bar on stderr."},
     {"map", (PyCFunction)(void (*)(void))queue_map,
      METH_VARARGS | METH_KEYWORDS,
-     "map(func, *iterables, progress=None)\n--\n\nSame as process(func, "
+     "map($self, func, *iterables, progress=None)\n--\n\nSame as process(func, "
      "zip(*iterables)): a lazy generator of the results."},
     {"finish", (PyCFunction)queue_finish, METH_NOARGS,
-     "finish()\n--\n\nRun every queued job, then stop and reap the workers.\n"
+     "finish($self)\n--\n\nRun every queued job, then stop and reap the "
+     "workers.\n"
      "Results not yet taken are dropped. Harmless when called again."},
     {"cancel", (PyCFunction)queue_cancel, METH_NOARGS,
-     "cancel()\n--\n\nDrop queued jobs, stop the workers now (SIGTERM, then\n"
+     "cancel($self)\n--\n\nDrop queued jobs, stop the workers now (SIGTERM, "
+     "then\n"
      "SIGKILL) and reap them. The queue is finished afterwards."},
     {"submit_job", (PyCFunction)(void (*)(void))fqpy_queue_submit_job,
      METH_VARARGS | METH_KEYWORDS,
-     "submit_job(func, /, *args, **kwargs)\n--\n\nRuns func(*args, "
+     "submit_job($self, func, /, *args, **kwargs)\n--\n\nRuns func(*args, "
      "**kwargs) in a worker and returns a Job, a future for its outcome "
      "(since 0.2.0). Its result never appears in results() or "
      "yield_results()."},
@@ -689,11 +692,11 @@ static PyMethodDef queue_methods[] = {
     {"_stats", (PyCFunction)queue_stats, METH_NOARGS,
      "Counters of the core queue (for tests and monitoring)."},
     {"stats", (PyCFunction)queue_stats, METH_NOARGS,
-     "stats()\n--\n\nThe queue's counters as a dict (see the docs)."},
+     "stats($self)\n--\n\nThe queue's counters as a dict (see the docs)."},
     /* Engine methods (thread-safe, for other faces and event loops) go
      * below this line. */
     {"_wakeup", (PyCFunction)queue_wakeup, METH_NOARGS,
-     "_wakeup()\n--\n\nThread-safe: makes a poll() or wait() running in "
+     "_wakeup($self)\n--\n\nThread-safe: makes a poll() or wait() running in "
      "another thread return early (or the next one, if none runs)."},
     {NULL, NULL, 0, NULL}};
 
