@@ -4,6 +4,11 @@
 wait at exit for jobs never evaluated."""
 
 import concurrent.futures as _cf
+# Imported now, not on the first thread job: importing it registers fork
+# hooks (one releases a lock its before-hook took). Registered by this
+# thread while the engine thread forks (between the before-hooks and the
+# after-hooks), the after-hook would release the lock a submit() here holds.
+import concurrent.futures.thread  # noqa: F401
 import os
 import sys
 import threading
