@@ -236,13 +236,15 @@ static inline int fqt_poll_step(int64_t end_ms)
     return 1;
 }
 
-/* Waits until cond holds, testing it every 2 ms, at most deadline_ms. A
+/* Waits until cond holds, testing it every 2 ms, at most deadline_ms
+ * (times FQT_TIME_SCALE: the valgrind copies run slower). A
  * statement: assert the condition after it (with its values in the
  * message), e.g. FQT_WAIT_UNTIL(n_workers() == 0, 5000);
  * assert_int_equal(n_workers(), 0); */
 #define FQT_WAIT_UNTIL(cond, deadline_ms)                                      \
     do {                                                                       \
-        int64_t fqt_end_ = fqp_now_ms() + (deadline_ms);                       \
+        int64_t fqt_end_ =                                                     \
+            fqp_now_ms() + fqp_time_scale() * (int64_t)(deadline_ms);          \
         while (!(cond) && fqt_poll_step(fqt_end_)) {                           \
         }                                                                      \
     } while (0)

@@ -497,7 +497,7 @@ static PyGetSetDef ring_getset[] = {
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyType_Slot ring_slots[] = {
-    {Py_tp_doc, "ResultRing(capacity=1 << 20)\n--\n\nA ring of messages in "
+    {Py_tp_doc, "ResultRing(capacity=1048576)\n--\n\nA ring of messages in "
                 "memory shared with the children forked after it was made: "
                 "one writer, one reader (see python/src/ring.c)."},
     {Py_tp_new, ring_new},

@@ -43,10 +43,9 @@ def test_constructor_signature_positional_order_and_defaults():
     ("results", ["poll", "interval"]),
 ])
 def test_method_parameter_names(name, expected):
+    # On the class, as for a method of a Python class: self comes first.
     params = list(inspect.signature(getattr(ForkQueue, name)).parameters)
-    if params[:1] == ["self"]:
-        params = params[1:]
-    assert params[:len(expected)] == expected
+    assert params[:len(expected) + 1] == ["self"] + expected
 
 
 def test_all_arguments_positionally():

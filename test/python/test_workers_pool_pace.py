@@ -120,3 +120,22 @@ def test_the_policy_never_sleeps_when_a_queue_could_run_dry(monkeypatch):
     assert run3.coalesce_delay(ws) == 0
     run4, ws = make_run(enqueue_fn=lambda w, *a: True)
     assert run4.coalesce_delay(ws) == 0
+
+
+def test_remote_results_are_read_in_groups_too(counted, monkeypatch):
+    # a remote worker sends each result as a message: the pool's pause must
+    # not wake for each (it sleeps; process workers' rings are quiet)
+    from forkqueue.workers import spawn_server
+    monkeypatch.setenv("FORKQUEUE_AUTHKEY", "forkqueue-workers-pace")
+    srv = spawn_server(("127.0.0.1", 0))
+    assert srv.addr is not None, srv.error
+    try:
+        n = 2000
+        with Pool(short) as pool:
+            pool.add_worker(WorkerType.REMOTE, host=srv.addr)
+            pool.add_worker(WorkerType.REMOTE, host=srv.addr)
+            assert sorted(pool.run(range(n))) == list(range(n))
+        assert counted["sleeps"]
+        assert counted["service"] < n / 2, counted["service"]
+    finally:
+        assert srv.terminate()

@@ -187,6 +187,14 @@ def medium(x):
     return (x, bytes(100_000))  # ten fill the ring
 
 
+def _wait_for_full_ring(w):
+    """Waits until worker ``w`` has said its ring is full: past its
+    "started" message, the only message it sends here is that W."""
+    while not w._seen_started:
+        assert w._read(30)
+    assert wait_until(lambda: w._link.ready(), timeout=30)
+
+
 def test_a_full_ring_makes_the_worker_wait():
     w = PersistentProcessWorker(medium)
     try:
@@ -194,7 +202,7 @@ def test_a_full_ring_makes_the_worker_wait():
         for i in range(n):
             w.enqueue(i)
         # the worker stops at a full ring (and tells the parent)
-        assert wait_until(lambda: w._link.ready(), timeout=30)
+        _wait_for_full_ring(w)
         out = [w.next_result(timeout=30) for _ in range(n)]
         assert [x for x, _ in out] == list(range(n))
     finally:
@@ -207,8 +215,7 @@ def test_terminating_a_worker_that_waits_for_room():
     w = PersistentProcessWorker(medium)
     for i in range(40):
         w.enqueue(i)
-    # the ring is full and the worker waits (it said so on the link)
-    assert wait_until(lambda: w._link.ready(), timeout=30)
+    _wait_for_full_ring(w)
     assert w.terminate(timeout=10)
     got = [x for x, _ in w.results_iter()]
     # what it finished is delivered, in order; it stopped before the end

@@ -473,7 +473,8 @@ class LinkedWorker(Worker):
             self._ring_wait(ring.put_marker, then_send=True)
             self._send_now(_R_TAG + data)
         elif rc == -1:
-            self._ring_wait(lambda: ring.put(data))
+            if self._ring_wait(lambda: ring.put(data)) > 0:
+                self._send_now(_W_MSG)  # stored, and the parent waits
         else:
             self._send_now(_W_MSG)
 

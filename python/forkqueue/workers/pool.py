@@ -636,12 +636,12 @@ class _Run:
             d = min(d, len(pending[id(w)]) * p / 2)
         return d if d >= COALESCE_MIN_S else 0
 
-    def pause(self, d, poller, threads):
+    def pause(self, d, poller, noisy):
         """Lets results gather for ``d`` seconds; returns the poll events
         that cut it short (a message: a process worker idle or ended).
-        Thread workers wake the pool per result: with them, a plain
-        sleep."""
-        if threads:
+        Thread and remote workers (``noisy``) wake the pool per result:
+        with them, a plain sleep."""
+        if noisy:
             time.sleep(d)
             return ()
         return poller.poll(d * 1000)
@@ -673,7 +673,10 @@ class _Run:
             d = self.coalesce_delay([w for ws in fds.values() for w in ws] +
                                     threads)
             if d:
-                events = self.pause(d, poller, threads)
+                # only process workers (rings): their links are quiet
+                noisy = bool(threads) or len(rings) < sum(map(len,
+                                                              fds.values()))
+                events = self.pause(d, poller, noisy)
         ready = [w for w, ring in rings if ring.unread()]
         if not ready and not events:
             # Once the input is exhausted, a worker tells when it is idle
