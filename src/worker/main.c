@@ -337,8 +337,11 @@ FQ__EXPORT int fq_log(fq_ctx *ctx, int level, const char *msg)
 /* Whether the job about to start was cancelled: a CANCEL for it was seen
  * already, or, for a worker without a page (whose parent cannot revoke a
  * job it wrote), is among what the parent sent since. The channel is looked
- * at every FQ__AHEAD_CHECK_NS at most (a job that follows a long one is
- * always checked); a CANCEL that comes later finds the job running. */
+ * at every FQ__AHEAD_CHECK_NS at most: a job that starts FQ__AHEAD_CHECK_NS
+ * or more after the last look (as one behind a job that ran that long) is
+ * always checked; one that starts sooner is not, whatever the job before
+ * it did meanwhile (a CANCEL sent while a job of 100 us blocked is not seen
+ * before the next job starts). A CANCEL not seen finds the job running. */
 static int cancelled_before_start(fq_ctx *c)
 {
     if (!c->cancelled && c->start_ns >= c->ahead_check_ns) {
