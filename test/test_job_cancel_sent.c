@@ -8,8 +8,7 @@
  */
 #include "fq_remote_test.h"
 #include "job_test.h"
-#include "queue/queue.h"   /* white box: the queue's workers */
-#include "worker/worker.h" /* FQ__AHEAD_CHECK_NS */
+#include "queue/queue.h" /* white box: the queue's workers */
 
 /* ---- White box: what the parent holds for its workers ------------------ */
 
@@ -134,7 +133,6 @@ static void skip_scenario(fq_queue q, fqt_gate *g, int mark[2])
         b[i] = submit_mark(q, mark[1], (uint32_t)i, &rec[i]);
     fq_job *after = submit_square(q, 4, NULL);
     pid_t pid = fqt_gate_started(q, g);
-    int64_t gate_seen = fq__now_ns(); /* the gate job started before */
     drive_until_written(q);
 
     for (int i = 1; i < NB; i += 2) {
@@ -150,14 +148,6 @@ static void skip_scenario(fq_queue q, fqt_gate *g, int mark[2])
     /* The worker is still blocked in the gate: nothing answered yet. */
     assert_int_equal(ghosts(q), NB / 2);
 
-    /* Before a job, a worker without a page reads its channel only if it
-     * last did FQ__AHEAD_CHECK_NS ago or more (worker/main.c); it last did
-     * at the gate's start at the latest. Opened sooner, the gate can let
-     * the marking jobs start unchecked: the CANCELs come too late, a
-     * cancelled job runs and its worker is stopped (the race that
-     * test_wire_kind_race covers). rel_cancel_window widens the window. */
-    while (fq__now_ns() - gate_seen < FQ__AHEAD_CHECK_NS)
-        (void)fq_poll(q, 1);
     fqt_gate_open(g, 1);
     FQT_OK(fq_job_wait(after, 20000));
     fq_result r;

@@ -70,7 +70,6 @@ struct fq_ctx {
      * where the frames in it begin. */
     int cancelled;
     int64_t cancel_check_ns;
-    int64_t ahead_check_ns; /* no page: next look for CANCELs before a job */
     int scanning; /* the bytes behind the running job were fed to scan */
     int side_eof;
     struct {
@@ -336,18 +335,15 @@ FQ__EXPORT int fq_log(fq_ctx *ctx, int level, const char *msg)
 
 /* Whether the job about to start was cancelled: a CANCEL for it was seen
  * already, or, for a worker without a page (whose parent cannot revoke a
- * job it wrote), is among what the parent sent since. The channel is looked
- * at every FQ__AHEAD_CHECK_NS at most: a job that starts FQ__AHEAD_CHECK_NS
- * or more after the last look (as one behind a job that ran that long) is
- * always checked; one that starts sooner is not, whatever the job before
- * it did meanwhile (a CANCEL sent while a job of 100 us blocked is not seen
- * before the next job starts). A CANCEL not seen finds the job running. */
+ * job it wrote), is among what the parent sent since: the channel is
+ * looked at before every job (one read that does not block). Only a CANCEL
+ * sent as the job starts finds it running; its worker is then stopped, and
+ * for a remote worker that is the end of the connection, so the window is
+ * kept as small as a read. */
 static int cancelled_before_start(fq_ctx *c)
 {
-    if (!c->cancelled && c->start_ns >= c->ahead_check_ns) {
-        c->ahead_check_ns = c->start_ns + FQ__AHEAD_CHECK_NS;
+    if (!c->cancelled)
         check_cancel(c);
-    }
     return c->cancelled;
 }
 

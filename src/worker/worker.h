@@ -42,15 +42,6 @@ extern unsigned long fq__test_cancel_reads;
  * cancelled jobs not yet started a worker remembers. */
 #define FQ__CANCEL_CHECK_NS (2 * 1000 * 1000)
 #define FQ__CANCEL_AHEAD 64u
-/* A worker without a page looks for CANCELs of the job it is about to
- * start this often at most (worker/main.c). A test copy of the library
- * (FQ_FAULT_INJECTION) may widen it, so that a test meets the window
- * whatever the machine's speed. */
-#if defined(FQ_FAULT_INJECTION) && defined(FQ_TEST_AHEAD_CHECK_NS)
-#define FQ__AHEAD_CHECK_NS (FQ_TEST_AHEAD_CHECK_NS)
-#else
-#define FQ__AHEAD_CHECK_NS (200 * 1000)
-#endif
 
 /* recycle.c: after a job (that started at job_start_ns) and before
  * blocking for more work: measures the worker's memory when due and raises
