@@ -164,7 +164,7 @@ def test_results_finished_before_an_abrupt_death_are_kept():
 def test_a_windowed_worker_is_topped_up_in_batches(monkeypatch):
     # one input message per REFILL_AT results, not one per result: the
     # parent's CPU per call (issue 9's 100 us target) depends on it
-    from forkqueue.workers import pool as pool_mod
+    from forkqueue.workers import _pool_run as run_mod
     from forkqueue.workers._linked import LinkedWorker
     sends = []
     real = LinkedWorker._uncork
@@ -179,4 +179,4 @@ def test_a_windowed_worker_is_topped_up_in_batches(monkeypatch):
         out = pool.run(iter(range(2000)))
     assert sorted(out) == [x * x for x in range(2000)]
     assert sum(sends) == 2000
-    assert len(sends) <= 2000 // (pool_mod.WINDOW - pool_mod.REFILL_AT) + 2
+    assert len(sends) <= 2000 // (run_mod.WINDOW - run_mod.REFILL_AT) + 2

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from forkqueue.workers import PersistentProcessWorker, Pool, WorkerType
-from forkqueue.workers import pool as pool_mod
+from forkqueue.workers import _pool_run as run_mod
 
 
 def logged_killer(log, marker, kill_at):
@@ -81,7 +81,7 @@ def test_callbacks_and_results_on_the_batched_path():
     assert kinds["died"] == 0
 
 
-@pytest.mark.parametrize("at", [2, pool_mod.WINDOW + 50])
+@pytest.mark.parametrize("at", [2, run_mod.WINDOW + 50])
 def test_an_input_that_cannot_be_pickled_is_logged_and_skipped(at):
     # in the first round (one input at a time) and in a top-up (a batch)
     items = list(range(at + 20))
@@ -110,13 +110,13 @@ class FakePool:
 
 
 def make_run(n_workers, source, extra=0):
-    run = pool_mod._Run(FakePool(n_workers), [source], None, None, extra,
+    run = run_mod._Run(FakePool(n_workers), [source], None, None, extra,
                         True)
     return run, [id(w) for w in run.pool._workers]
 
 
 def test_share_policy():
-    W, Q, E = pool_mod.WINDOW, pool_mod.QUEUE_S, pool_mod.END_S
+    W, Q, E = run_mod.WINDOW, run_mod.QUEUE_S, run_mod.END_S
     # an input of unknown length: the window, then what QUEUE_S holds
     run, (a, b) = make_run(2, (x for x in range(10_000)))
     assert run.share(a) == (W, False)
@@ -167,7 +167,7 @@ class Resumable:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_input_ends_at_its_first_stop_iteration(workers):
-    n = pool_mod.WINDOW * 2 + 7  # ends in a top-up, not the first round
+    n = run_mod.WINDOW * 2 + 7  # ends in a top-up, not the first round
     with Pool(lambda x: x) as pool:
         for _ in range(workers):
             pool.add_worker(WorkerType.PROCESS)
@@ -249,7 +249,7 @@ def test_first_round_goes_out_in_two_messages_per_worker(monkeypatch):
                        first.append(w.userid) if ev == "enqueued" and
                        len(first) < 4 else None)
     assert sorted(out) == list(range(1000))
-    f, w = pool_mod.FIRST_ROUND, pool_mod.WINDOW
+    f, w = run_mod.FIRST_ROUND, run_mod.WINDOW
     assert sends[:4] == [(0, f), (1, f), (0, w - f), (1, w - f)]
     assert first == [0, 1, 0, 1]  # one input per worker per turn
 
@@ -260,7 +260,7 @@ def test_refill_point():
     # 100 us calls: the longest sleep runs `slept` of them; a queue of
     # cap is refilled once down to cap - slept (more than half of it)
     run.pace[a] = 100e-6
-    slept = math.ceil(pool_mod.COALESCE_MAX_S / 100e-6)
+    slept = math.ceil(run_mod.COALESCE_MAX_S / 100e-6)
     cap = 3 * slept
     assert run.refill_at(a, cap) == cap - slept
     run.pace[a] = 2e-6  # tiny calls: half

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from forkqueue.workers import Pool, WorkerType
-from forkqueue.workers import pool as pool_mod
+from forkqueue.workers import _pool_run as run_mod
 
 
 def short(x):
@@ -19,20 +19,20 @@ def short(x):
 def counted(monkeypatch):
     """Counts the pool's wake-ups (reads of its workers) and pauses."""
     seen = {"service": 0, "sleeps": []}
-    service = pool_mod._Run.service
+    service = run_mod._Run.service
 
     def counting(self, w):
         seen["service"] += 1
         return service(self, w)
 
-    pause = pool_mod._Run.pause
+    pause = run_mod._Run.pause
 
     def pausing(self, d, *args):
         seen["sleeps"].append(d)
         return pause(self, d, *args)
 
-    monkeypatch.setattr(pool_mod._Run, "service", counting)
-    monkeypatch.setattr(pool_mod._Run, "pause", pausing)
+    monkeypatch.setattr(run_mod._Run, "service", counting)
+    monkeypatch.setattr(run_mod._Run, "pause", pausing)
     return seen
 
 
@@ -45,7 +45,7 @@ def test_results_of_short_calls_are_read_in_groups(counted):
     # one read per result without coalescing; far fewer with it
     assert counted["service"] < n / 2, counted["service"]
     assert counted["sleeps"]
-    assert max(counted["sleeps"]) <= pool_mod.COALESCE_MAX_S
+    assert max(counted["sleeps"]) <= run_mod.COALESCE_MAX_S
 
 
 def test_no_gathering_without_a_queue_ahead(counted):
@@ -64,7 +64,7 @@ class FakePool:
 
 
 def make_run(n=2, retry=True, enqueue_fn=None):
-    run = pool_mod._Run(FakePool(n, retry), [iter(())], None, enqueue_fn, 0,
+    run = run_mod._Run(FakePool(n, retry), [iter(())], None, enqueue_fn, 0,
                         True)
     return run, run.pool._workers
 
@@ -75,10 +75,10 @@ def test_the_policy_never_sleeps_when_a_queue_could_run_dry(monkeypatch):
     class Clock:
         monotonic = staticmethod(lambda: now[0])
 
-    monkeypatch.setattr(pool_mod, "time", Clock)
+    monkeypatch.setattr(run_mod, "time", Clock)
     run, (a, b) = make_run()
     # queues that last more than twice the longest sleep at 100 us a call
-    full = int(2 * pool_mod.COALESCE_MAX_S / 100e-6) + 10
+    full = int(2 * run_mod.COALESCE_MAX_S / 100e-6) + 10
     for w in (a, b):
         run.pending[id(w)].extend([((0,), 10)] * full)
     # not measured yet: read as results come
@@ -89,7 +89,7 @@ def test_the_policy_never_sleeps_when_a_queue_could_run_dry(monkeypatch):
     run.measure(id(a), 10)
     run.measure(id(b), 10)
     assert run.pace[id(a)] == pytest.approx(100e-6)
-    assert run.coalesce_delay([a, b]) == pool_mod.COALESCE_MAX_S
+    assert run.coalesce_delay([a, b]) == run_mod.COALESCE_MAX_S
     run.pending[id(b)].clear()
     run.pending[id(b)].extend([((0,), 10)] * 10)
     assert run.coalesce_delay([a, b]) == pytest.approx(10 * 100e-6 / 2)
