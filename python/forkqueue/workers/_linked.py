@@ -452,14 +452,18 @@ class LinkedWorker(Worker):
         if self._ring is not None:
             # into the ring, which outlives this process: the same promise
             # without a system call
-            if type(self)._dumps is LinkedWorker._dumps:
-                more = self._ring.put_obj(value)
-            else:
-                more = self._put_dumped(value)
+            more = self._ring_put()(value)
             if more is not None:
                 self._ring_slow(*more)
             return
         self._send_now(_R_TAG + self._dumps(value))
+
+    def _ring_put(self):
+        """The function that stores a result in the ring: the ring pickles
+        it itself unless this worker has its own ``_dumps``."""
+        if type(self)._dumps is LinkedWorker._dumps:
+            return self._ring.put_obj
+        return self._put_dumped
 
     def _ring_slow(self, rc, data):
         """Worker side: what `ResultRing.put` answering ``rc`` (not 0)
@@ -532,14 +536,14 @@ class LinkedWorker(Worker):
                 cls._c_send_result is not LinkedWorker._c_send_result or
                 self._held):
             return None
+        if self._ring is not None:
+            return self._c_run_ring()
         target = self._target
         q = self._in_q
         next_input = self._c_next_input
-        send = self._link.send
+        send_now = self._send_now
         dumps = self._dumps
         tag = _R_TAG
-        if self._ring is not None:
-            return self._c_run_ring()
         while not self._stop:
             if q:
                 item = q.popleft()
@@ -550,15 +554,7 @@ class LinkedWorker(Worker):
             args, kwargs = item
             value = target(*args, **kwargs)
             self._counter += 1
-            data = tag + dumps(value)
-            self._sending = True
-            try:
-                send(data)
-            finally:
-                self._sending = False
-            if self._term_pending:
-                self._term_pending = False
-                raise WorkerTerminatedError()
+            send_now(tag + dumps(value))
         return self._counter
 
     def _c_run_ring(self):
@@ -568,9 +564,7 @@ class LinkedWorker(Worker):
         target = self._target
         q = self._in_q
         next_input = self._c_next_input
-        put = self._ring.put_obj  # pickles as _dumps does
-        if type(self)._dumps is not LinkedWorker._dumps:
-            put = self._put_dumped
+        put = self._ring_put()
         none = _NO_KWARGS
         while not self._stop:
             if q:
