@@ -45,19 +45,8 @@ class _Collector:
 
     def add(self, entry):
         with self.lock:
-            if self.wake_r < 0:
-                self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            self.entries.add(entry)
-            self.new.append(entry)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, daemon=True,
-                                               name="forkqueue-futures-collector")
-                self.thread.start()
-            else:
-                try:
-                    os.write(self.wake_w, b"x")
-                except BlockingIOError:
-                    pass  # a wake-up is already pending
+            self._enlist(entry)
+            self._kick()
 
     def ensure(self, entry):
         """Collects ``entry`` if an ``add()`` of it was cut short (Ctrl-C in
@@ -68,21 +57,28 @@ class _Collector:
             if getattr(entry, "finishing", False):
                 return
             if entry not in self.entries:
-                if self.wake_r < 0:
-                    self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC |
-                                                        os.O_NONBLOCK)
-                self.entries.add(entry)
-                self.new.append(entry)
-            if self.thread is None or not self.thread.is_alive():
-                # (None, or made but never started)
-                self.thread = threading.Thread(target=self._run, daemon=True,
-                                               name="forkqueue-futures-collector")
-                self.thread.start()
-            else:
-                try:
-                    os.write(self.wake_w, b"x")
-                except BlockingIOError:
-                    pass
+                self._enlist(entry)
+            self._kick()
+
+    def _enlist(self, entry):
+        """With the lock: ``entry`` is watched from the thread's next turn."""
+        if self.wake_r < 0:
+            self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.entries.add(entry)
+        self.new.append(entry)
+
+    def _kick(self):
+        """With the lock: starts the thread if none runs (None, ended, or
+        made but never started), else wakes it for the new entries."""
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._run, daemon=True,
+                                           name="forkqueue-futures-collector")
+            self.thread.start()
+        else:
+            try:
+                os.write(self.wake_w, b"x")
+            except BlockingIOError:
+                pass  # a wake-up is already pending
 
     def _run(self):
         poller = select.poll()
