@@ -122,3 +122,31 @@ def tls_contexts(directory):
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     return server_ctx, ssl.create_default_context(cafile=cert)
+
+
+# mypy, for the typing tests.
+
+
+def have_mypy():
+    """True if mypy can be imported, installing it into this interpreter
+    (as setup.sh and CI do) if needed."""
+    try:
+        import mypy  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mypy"],
+                       capture_output=True, text=True, timeout=300)
+    return r.returncode == 0
+
+
+def mypy_env():
+    """The environment in which mypy finds this forkqueue: the build tree's,
+    or the installed package as is."""
+    env = dict(os.environ)
+    import forkqueue
+    root = os.path.dirname(os.path.dirname(forkqueue.__file__))
+    if "site-packages" not in root:  # an installed package is found as is
+        env["MYPYPATH"] = root
+        env["PYTHONPATH"] = root  # absolute: the checks run elsewhere
+    return env

@@ -8,21 +8,10 @@ import sys
 import pytest
 
 import forkqueue
+from helpers import have_mypy, mypy_env
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "..", "..", "examples", "python")
-
-
-def have_mypy():
-    try:
-        import mypy  # noqa: F401
-        return True
-    except ImportError:
-        pass
-    # Install it into this interpreter (what setup.sh and CI do too).
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mypy"],
-                       capture_output=True, text=True, timeout=300)
-    return r.returncode == 0
 
 
 def test_package_is_typed():
@@ -45,10 +34,7 @@ def test_mypy_strict_on_the_examples():
     files = sorted(glob.glob(os.path.join(EXAMPLES, "**", "*.py"),
                              recursive=True))
     assert files
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(forkqueue.__file__))
-    if "site-packages" not in root:   # an installed package is found as is
-        env["MYPYPATH"] = root
+    env = mypy_env()
     r = subprocess.run([sys.executable, "-m", "mypy", "--strict",
                         "--no-incremental", "--cache-dir", os.devnull, *files],
                        capture_output=True, text=True, env=env, timeout=300)

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import forkqueue
+from helpers import have_mypy, mypy_env
 
 FACES = ["forkqueue", "forkqueue.workers", "forkqueue.channels",
          "forkqueue.futures", "forkqueue.lazy"]
@@ -35,26 +36,6 @@ ALLOWLIST = textwrap.dedent(r"""
     forkqueue\.workers\.(_kinds|_linked|__main__)(\..*)?
     forkqueue\.workers\._wire\.\w+
     """)
-
-
-def have_mypy():
-    try:
-        import mypy  # noqa: F401
-        return True
-    except ImportError:
-        pass
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mypy"],
-                       capture_output=True, text=True, timeout=300)
-    return r.returncode == 0
-
-
-def mypy_env():
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(forkqueue.__file__))
-    if "site-packages" not in root:  # an installed package is found as is
-        env["MYPYPATH"] = root
-        env["PYTHONPATH"] = root  # absolute: the checks run elsewhere
-    return env
 
 
 @pytest.fixture(scope="module")
