@@ -38,10 +38,6 @@ def sys_exit(code):
     sys.exit(code)
 
 
-def interrupt():
-    raise KeyboardInterrupt
-
-
 def nap(seconds):
     time.sleep(seconds)
     return seconds
@@ -124,16 +120,6 @@ def test_system_exit_codes(code, exitcode):
         with pytest.raises(SystemExit):
             p.join()
     assert p.exitcode == exitcode
-
-
-def test_keyboard_interrupt_comes_back_as_itself():
-    p = Process(target=interrupt)
-    p.start()
-    with pytest.raises(KeyboardInterrupt):
-        p.join()
-    with pytest.raises(KeyboardInterrupt):
-        p.result()
-    assert isinstance(p.exception(), KeyboardInterrupt)
 
 
 def test_timeouts_raise_the_futures_timeout_error():
