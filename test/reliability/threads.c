@@ -290,10 +290,20 @@ static void *churn_queues(void *arg)
             continue;
         }
         fq_result r;
-        if (fq_submit(q, count_sockets_job, NULL, 0, NULL, NULL) != 0 ||
-            fq_wait(q, 60000) != 0 || fq_take(q, &r) != 1 || r.status != 0)
+        int rs = fq_submit(q, count_sockets_job, NULL, 0, NULL, NULL), rw = 0,
+            rt = 0;
+        if (rs == 0)
+            rw = fq_wait(q, 60000);
+        if (rs == 0 && rw == 0)
+            rt = fq_take(q, &r);
+        if (rs != 0 || rw != 0 || rt != 1 || r.status != 0) {
+            /* Which step, for the log of a failed run. */
+            print_message("    queue round %d: submit %d, wait %d, take %d, "
+                          "status %s: %s\n",
+                          i, rs, rw, rt, rt == 1 ? fq_err_name(r.status) : "-",
+                          rt == 1 && r.data ? (const char *)r.data : "");
             c->errors++;
-        else if (*(const int *)r.data != 1)
+        } else if (*(const int *)r.data != 1)
             c->bad++;
         fq_queue_free(q);
     }
@@ -349,14 +359,22 @@ static void *churn_channels(void *arg)
         fq_channel ch;
         fq_msg m = {0};
         int status = -1;
-        if (fq_channel_start(&ch, count_sockets_child, NULL, NULL) != 0) {
+        int rs = fq_channel_start(&ch, count_sockets_child, NULL, NULL);
+        if (rs != 0) {
+            print_message("    channel round %d: start %d\n", i, rs);
             c->errors++;
             continue;
         }
-        if (fq_channel_recv(ch, &m, 60000) != 1 || m.len != sizeof(int) ||
-            fq_channel_wait(ch, &status, 60000) != 0 || status != 0)
+        int rr = fq_channel_recv(ch, &m, 60000), rw = 0;
+        if (rr == 1 && m.len == sizeof(int))
+            rw = fq_channel_wait(ch, &status, 60000);
+        if (rr != 1 || m.len != sizeof(int) || rw != 0 || status != 0) {
+            /* Which step, for the log of a failed run. */
+            print_message("    channel round %d: recv %d (%zu bytes), wait %d, "
+                          "status %d\n",
+                          i, rr, (size_t)m.len, rw, status);
             c->errors++;
-        else if (*(const int *)m.data != 1)
+        } else if (*(const int *)m.data != 1)
             c->bad++;
         fq_msg_free(&m);
         fq_channel_free(ch);
