@@ -238,6 +238,19 @@ FQ__EXPORT int fq_channel_cleanup(int sig, int timeout_ms)
 
 /* ---- life cycle --------------------------------------------------------- */
 
+/* Closes the child's pidfd under the fds lock, which a thread forking a
+ * child holds from its socketpair to the fork: a child forked meanwhile
+ * must not find the number still in this channel (its hygiene would close
+ * it, and the number may be its own channel's by then). */
+static void close_pidfd(fq__chan *c)
+{
+    fq__fds_lock();
+    if (c->pidfd >= 0)
+        close(c->pidfd);
+    c->pidfd = -1;
+    fq__fds_unlock();
+}
+
 static void chan_release(fq__chan *c)
 {
     if (c->fd >= 0)
@@ -480,9 +493,7 @@ FQ__EXPORT int fq_channel_wait(fq_channel h, int *status, int timeout_ms)
         if (r == c->pid || (r < 0 && errno == ECHILD)) {
             c->wstatus = r == c->pid ? st : -1;
             c->reaped = 1;
-            if (c->pidfd >= 0)
-                close(c->pidfd);
-            c->pidfd = -1;
+            close_pidfd(c);
             break;
         }
         if (r < 0)
@@ -494,10 +505,8 @@ FQ__EXPORT int fq_channel_wait(fq_channel h, int *status, int timeout_ms)
             rc = fq__wait_fd(c->pidfd, POLLIN, deadline, c->eintr);
             if (rc == FQ_EINTR)
                 return rc;
-            if (rc == FQ_ESYS) { /* fall back to polling */
-                close(c->pidfd);
-                c->pidfd = -1;
-            }
+            if (rc == FQ_ESYS) /* fall back to polling */
+                close_pidfd(c);
             continue;
         }
         /* No pidfd: a bounded polling sleep (1 ms doubling to 50 ms). */

@@ -366,8 +366,7 @@ static void *churn_channels(void *arg)
             continue;
         }
         int rr = fq_channel_recv(ch, &m, 60000), rw = 0;
-        if (rr == 1 && m.len == sizeof(int))
-            rw = fq_channel_wait(ch, &status, 60000);
+        rw = fq_channel_wait(ch, &status, 60000);
         if (rr != 1 || m.len != sizeof(int) || rw != 0 || status != 0) {
             /* Which step, for the log of a failed run. */
             print_message("    channel round %d: recv %d (%zu bytes), wait %d, "
